@@ -1,0 +1,39 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Session cookie; the `__Host-` prefix makes browsers require Secure, Path=/ and no Domain. */
+export const SESSION_COOKIE = '__Host-wardgate_session';
+/** Binds a login attempt to the browser that started it. */
+export const BINDING_COOKIE = '__Host-wardgate_login';
+
+/**
+ * Reads one cookie from the Cookie header. Returns undefined when the cookie is absent
+ * or appears more than once, because a duplicate may be a cookie injected by a sibling domain.
+ */
+export function readCookie(req: IncomingMessage, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (header === undefined) {
+    return undefined;
+  }
+
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const separator = pair.indexOf('=');
+    if (separator !== -1 && pair.slice(0, separator).trim() === name) {
+      values.push(pair.slice(separator + 1).trim());
+    }
+  }
+
+  return values.length === 1 ? values[0] : undefined;
+}
+
+/** Serializes a `__Host-` cookie: Secure, HttpOnly, SameSite=Lax, Path=/. `maxAgeS` 0 deletes it. */
+export function hostCookie(name: string, value: string, maxAgeS: number): string {
+  return `${name}=${value}; Max-Age=${maxAgeS}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+}
+
+/** Adds a Set-Cookie header without dropping ones already set on the response. */
+export function appendSetCookie(res: { getHeader(name: string): unknown; setHeader(name: string, value: string[]): unknown }, cookie: string): void {
+  const existing = res.getHeader('set-cookie');
+  const list = existing === undefined ? [] : Array.isArray(existing) ? existing.map(String) : [String(existing)];
+  res.setHeader('set-cookie', [...list, cookie]);
+}
