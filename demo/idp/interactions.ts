@@ -11,7 +11,7 @@ const MAX_FORM_BYTES = 4096;
 /**
  * Serves the demo IdP's own sign-in pages under `/interaction/<uid>`: GET shows the form,
  * POST checks it. A second factor is asked for when the client sent
- * `acr_values=urn:wardgate:acr:mfa` or `max_age=0`.
+ * `acr_values=urn:wardgate:acr:mfa`, `max_age=0` or `prompt=login`.
  */
 export async function handleInteraction(provider: Provider, accounts: readonly DemoAccount[], req: IncomingMessage, res: ServerResponse, now: () => number): Promise<void> {
   let details: InteractionDetails;
@@ -59,9 +59,14 @@ export async function handleInteraction(provider: Provider, accounts: readonly D
   }, { mergeWithLastSubmission: false });
 }
 
+/**
+ * Asks for the code when MFA is requested or a fresh sign-in is forced. oidc-provider turns
+ * `max_age=0` into `prompt=login` before the interaction starts, so `prompt=login` counts too.
+ */
 function requiresSecondFactor(details: InteractionDetails): boolean {
   const acrValues = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
-  return acrValues.includes(ACR_MFA) || details.params.max_age === 0 || details.params.max_age === '0';
+  const prompts = typeof details.params.prompt === 'string' ? details.params.prompt.split(' ') : [];
+  return acrValues.includes(ACR_MFA) || prompts.includes('login');
 }
 
 function prefilledUsername(accounts: readonly DemoAccount[], details: InteractionDetails): string {
