@@ -1,0 +1,242 @@
+import { isMap, isScalar, Scalar, type Node } from 'yaml';
+
+import type { Action, StepUpRequirement } from '../decision.ts';
+import type { CelSource, ConditionDefinition, PolicyDefinition, RuleDefinition, RuleMatchDefinition } from '../definition.ts';
+import { NodeReader, type MapEntry, type SourcePosition } from './node-reader.ts';
+import { didYouMean } from './suggest.ts';
+
+const TOP_LEVEL_KEYS = ['version', 'conditions', 'rules'] as const;
+const RULE_KEYS = ['id', 'description', 'match', 'when', 'action', 'reason', 'step_up'] as const;
+const MATCH_KEYS = ['routes', 'hosts', 'paths', 'methods', 'groups', 'sensitivity', 'authenticated'] as const;
+const STEP_UP_KEYS = ['acr', 'max_age', 'ttl'] as const;
+const ACTIONS: readonly Action[] = ['allow', 'step_up', 'block'];
+const SENSITIVITIES = ['low', 'normal', 'high'] as const;
+
+/** Step-up lifetime used when a rule's `step_up` block leaves out `ttl`, in seconds. */
+export const DEFAULT_STEP_UP_TTL = 900;
+
+const RULE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+const CONDITION_ID = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+const METHOD = /^[A-Z]{1,20}$/;
+const ROUTE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Options for {@link readPolicyDefinition}. */
+export interface ReadPolicyOptions {
+  /** Route ids the proxy knows; when given, a rule naming another route is an error. */
+  readonly routeIds?: readonly string[];
+}
+
+/**
+ * Checks the structure of a parsed policy document and returns its definition. Every
+ * problem is added to `reader.issues`; the result is only usable when none were added.
+ */
+export function readPolicyDefinition(reader: NodeReader, options: ReadPolicyOptions): PolicyDefinition | undefined {
+  const contents = reader.source.document.contents as Node | null;
+  if (contents === null || (isScalar(contents) && contents.value === null)) {
+    return reader.report('WG_POLICY_MISSING_KEY', { line: 1, column: 1 }, 'a mapping with the keys version and rules', 'an empty document');
+  }
+
+  const top = reader.map(contents, 'the policy file', TOP_LEVEL_KEYS, ['version', 'rules']);
+  if (top === undefined) return undefined;
+
+  const versionEntry = top.get('version');
+  if (versionEntry !== undefined) {
+    const version = reader.integer(versionEntry.value, 'version', 1, Number.MAX_SAFE_INTEGER);
+    if (version !== undefined && version !== 1) reader.report('WG_POLICY_INVALID_VALUE', versionEntry.value, 'version 1, the only policy format version this Wardgate reads', String(version));
+  }
+
+  const conditions = readConditions(reader, top.get('conditions'));
+  const { rules, unusedWhens } = readRules(reader, top.get('rules'), options);
+
+  return { version: 1, conditions, rules, unusedWhens };
+}
+
+function readConditions(reader: NodeReader, entry: MapEntry | undefined): ConditionDefinition[] {
+  if (entry === undefined || entry.value === null) return [];
+  if (isScalar(entry.value) && entry.value.value === null) return [];
+
+  const pairs = reader.pairs(entry.value, 'conditions');
+  if (pairs === undefined) return [];
+
+  const conditions: ConditionDefinition[] = [];
+  for (const { key, name: id, value } of pairs) {
+    if (!CONDITION_ID.test(id)) {
+      reader.report('WG_POLICY_INVALID_VALUE', key, 'a condition name of letters, digits and underscores, not starting with a digit (at most 64 characters)', `"${id}"`);
+      continue;
+    }
+
+    reader.ruleId = `conditions.${id}`;
+    const cel = readCel(reader, value, `condition ${id}`);
+    reader.ruleId = undefined;
+    if (cel !== undefined) conditions.push({ id, cel });
+  }
+
+  return conditions;
+}
+
+function readRules(reader: NodeReader, entry: MapEntry | undefined, options: ReadPolicyOptions): Pick<PolicyDefinition, 'rules' | 'unusedWhens'> {
+  const rules: RuleDefinition[] = [];
+  const unusedWhens: { ruleId: string; cel: CelSource }[] = [];
+  if (entry === undefined) return { rules, unusedWhens };
+
+  const items = reader.list(entry.value, 'rules', false);
+  if (items === undefined) return { rules, unusedWhens };
+
+  const seen = new Map<string, SourcePosition>();
+  items.forEach((item, index) => {
+    reader.ruleId = peekRuleId(reader, item) ?? `#${index + 1}`;
+    const issuesBefore = reader.issues.length;
+    const { rule, id, when } = readRule(reader, item, index, options);
+
+    const first = id === undefined ? undefined : seen.get(id);
+    if (id !== undefined && first !== undefined) {
+      reader.report('WG_POLICY_DUPLICATE_ID', reader.position(item), `a rule id not used before (first used at line ${first.line})`, `"${id}" again`);
+    } else if (id !== undefined) {
+      seen.set(id, reader.position(item));
+    }
+
+    if (rule !== undefined && reader.issues.length === issuesBefore) rules.push(rule);
+    else if (when !== undefined) unusedWhens.push({ ruleId: reader.ruleId, cel: when });
+  });
+  reader.ruleId = undefined;
+
+  return { rules, unusedWhens };
+}
+
+/** Returns a rule's id before validation, so that issues about its other keys can name it. */
+function peekRuleId(reader: NodeReader, item: Node | null): string | undefined {
+  const node = reader.resolve(item);
+  if (!isMap(node)) return undefined;
+
+  const value = node.get('id');
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function readRule(reader: NodeReader, item: Node | null, index: number, options: ReadPolicyOptions): { rule?: RuleDefinition; id?: string; when?: CelSource } {
+  const issuesBefore = reader.issues.length;
+  const entries = reader.map(item, `rule #${index + 1}`, RULE_KEYS, ['id', 'action']);
+  if (entries === undefined) return {};
+
+  const idNode = entries.get('id')?.value;
+  const id = idNode === undefined ? undefined : reader.string(idNode, 'id');
+  if (id !== undefined && (!RULE_ID.test(id) || id === 'default')) {
+    reader.report('WG_POLICY_INVALID_VALUE', idNode, 'a rule id of letters, digits, ".", "_", ":" or "-" (at most 100 characters, not "default")', `"${id}"`);
+  }
+
+  const description = optional(entries, 'description', (node) => reader.string(node, 'description'));
+  const reason = optional(entries, 'reason', (node) => reader.string(node, 'reason'));
+  const match = optional(entries, 'match', (node) => readMatch(reader, node, options)) ?? {};
+  const when = optional(entries, 'when', (node) => readCel(reader, node, 'when'));
+  const action = optional(entries, 'action', (node) => readAction(reader, node));
+  const stepUp = optional(entries, 'step_up', (node) => readStepUp(reader, node));
+
+  if (action === 'step_up' && !entries.has('step_up')) {
+    reader.report('WG_POLICY_MISSING_KEY', entries.get('action')!.value, 'a step_up block (acr, max_age, ttl) next to action: step_up', 'no step_up key');
+  }
+  if (action !== undefined && action !== 'step_up' && entries.has('step_up')) {
+    reader.report('WG_POLICY_INVALID_VALUE', entries.get('step_up')!.key, 'a step_up block only in rules with action: step_up', `a step_up block in a rule with action: ${action}`);
+  }
+
+  const position = reader.position(item);
+  if (reader.issues.length > issuesBefore || id === undefined || action === undefined) return { id, when };
+
+  return { rule: { id, description, match, when, action, reason, stepUp, position }, id, when };
+}
+
+function optional<T>(entries: Map<string, MapEntry>, key: string, read: (node: Node | null) => T | undefined): T | undefined {
+  const entry = entries.get(key);
+
+  return entry === undefined ? undefined : read(entry.value);
+}
+
+function readAction(reader: NodeReader, node: Node | null): Action | undefined {
+  const value = reader.string(node, 'action');
+  if (value === undefined) return undefined;
+  if (!(ACTIONS as readonly string[]).includes(value)) {
+    return reader.report('WG_POLICY_INVALID_VALUE', node, `action allow, step_up or block${didYouMean(value, ACTIONS)}`, `"${value}"`);
+  }
+
+  return value as Action;
+}
+
+function readStepUp(reader: NodeReader, node: Node | null): StepUpRequirement | undefined {
+  const entries = reader.map(node, 'step_up', STEP_UP_KEYS, ['acr']);
+  if (entries === undefined) return undefined;
+
+  const acr = optional(entries, 'acr', (value) => reader.string(value, 'step_up.acr'));
+  const maxAge = optional(entries, 'max_age', (value) => reader.integer(value, 'step_up.max_age (seconds)', 0, 86_400 * 366)) ?? 0;
+  const ttl = optional(entries, 'ttl', (value) => reader.integer(value, 'step_up.ttl (seconds)', 1, 86_400)) ?? DEFAULT_STEP_UP_TTL;
+  if (acr === undefined) return undefined;
+
+  return Object.freeze({ acr_values: acr, max_age: maxAge, ttl });
+}
+
+function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOptions): RuleMatchDefinition | undefined {
+  const entries = reader.map(node, 'match', MATCH_KEYS);
+  if (entries === undefined) return undefined;
+
+  const list = (key: string, what: string, valid: (value: string) => string | undefined): string[] | undefined => {
+    const entry = entries.get(key);
+    if (entry === undefined) return undefined;
+
+    const values = reader.stringList(entry.value, `match.${key}`);
+    if (values === undefined) return undefined;
+
+    const items = reader.list(entry.value, key, true) ?? [];
+    const result: string[] = [];
+    values.forEach((value, i) => {
+      const problem = valid(value);
+      if (problem === undefined) result.push(value);
+      else reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? entry.value, `${what}${problem}`, `"${value}"`);
+    });
+
+    return result;
+  };
+
+  const routeIds = options.routeIds;
+  const routes = list('routes', 'a route id', (value) => {
+    if (!ROUTE_ID.test(value)) return ' of letters, digits, ".", "_" or "-"';
+    if (routeIds !== undefined && !routeIds.includes(value)) return ` from the route configuration (${routeIds.join(', ')})${didYouMean(value, routeIds)}`;
+    return undefined;
+  });
+  const hosts = list('hosts', 'a lowercase host name without port or scheme', (value) => (HOST.test(value) ? undefined : ''));
+  const paths = list('paths', 'a path glob starting with "/"', (value) => (value.startsWith('/') && !value.includes('?') ? undefined : ' (no query string)'));
+  const methods = list('methods', 'an HTTP method in capitals, such as GET', (value) => (METHOD.test(value) ? undefined : ''));
+  const groups = list('groups', 'a group name', () => undefined);
+  const sensitivity = list('sensitivity', 'a sensitivity of low, normal or high', (value) => ((SENSITIVITIES as readonly string[]).includes(value) ? undefined : didYouMean(value, SENSITIVITIES)));
+  const authenticatedEntry = entries.get('authenticated');
+  const authenticated = authenticatedEntry === undefined ? undefined : reader.boolean(authenticatedEntry.value, 'match.authenticated');
+
+  return {
+    ...(routes && { routes }),
+    ...(hosts && { hosts }),
+    ...(paths && { paths }),
+    ...(methods && { methods }),
+    ...(groups && { groups }),
+    ...(sensitivity && { sensitivity: sensitivity as ('low' | 'normal' | 'high')[] }),
+    ...(authenticated !== undefined && { authenticated }),
+  };
+}
+
+/** Reads a CEL expression string and works out how its character offsets map to file positions. */
+function readCel(reader: NodeReader, raw: Node | null, what: string): CelSource | undefined {
+  const node = reader.resolve(raw);
+  const expression = reader.string(node, `${what} (a CEL expression)`);
+  if (expression === undefined || node === null || node === undefined) return undefined;
+
+  const start = node.range?.[0] ?? 0;
+  const scalarType = (node as Scalar).type;
+  const contentStart = scalarType === Scalar.QUOTE_DOUBLE || scalarType === Scalar.QUOTE_SINGLE ? start + 1 : start;
+  const verbatim = reader.source.text.slice(contentStart, contentStart + expression.length) === expression;
+  const lineCounter = reader.source.lineCounter;
+
+  // Escapes and folding make offsets in the value differ from offsets in the file; then
+  // errors point at the start of the value instead of the exact character.
+  const locate = (offset: number): SourcePosition => {
+    const { line, col } = lineCounter.linePos(verbatim ? contentStart + Math.min(offset, expression.length) : start);
+    return { line, column: col };
+  };
+
+  return { expression, locate };
+}
