@@ -1,0 +1,123 @@
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+
+import { ScorerError } from '../errors.ts';
+
+/** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
+const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/** Search parameters whose value references the patient a request is about. */
+const PATIENT_PARAMETERS = Object.freeze(['patient', 'subject']);
+
+/** Maximum patient ids one request may name; more is treated as malformed input. */
+export const MAX_PATIENTS_PER_REQUEST = 50;
+
+/** Maximum path length, query included, that the extractor parses. */
+export const MAX_PATH_LENGTH = 8192;
+
+/** Minimum length in bytes of the key that turns patient ids into pseudonyms. */
+export const MIN_PATIENT_KEY_BYTES = 32;
+
+/**
+ * Extracts the FHIR patient ids a request names, in order of appearance and without
+ * duplicates. Recognised forms: `/fhir/Patient/{id}`, `/fhir/Patient/{id}/...` (for example
+ * `$everything`), and the search parameters `patient` and `subject` with a bare id or
+ * `Patient/{id}`, repeated or comma-separated (FHIR search OR).
+ *
+ * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for an oversized path, an invalid id or
+ *   more than {@link MAX_PATIENTS_PER_REQUEST} ids.
+ */
+export function extractPatientIds(path: string): string[] {
+  if (typeof path !== 'string') {
+    throwInvalidPath(`expected a string, received ${typeof path}`);
+  }
+
+  if (path.length > MAX_PATH_LENGTH) {
+    throwInvalidPath(`expected at most ${MAX_PATH_LENGTH} characters, received ${path.length}`);
+  }
+
+  const queryStart = path.indexOf('?');
+  const pathname = queryStart === -1 ? path : path.slice(0, queryStart);
+  const query = queryStart === -1 ? '' : path.slice(queryStart + 1);
+  const ids = new Set<string>();
+
+  const segments = pathname.split('/');
+  const fhirIndex = segments.indexOf('fhir');
+  if (fhirIndex !== -1 && segments[fhirIndex + 1] === 'Patient' && segments.length > fhirIndex + 2) {
+    const id = segments[fhirIndex + 2]!;
+    if (id !== '' && !id.startsWith('$') && !id.startsWith('_')) {
+      ids.add(assertPatientId(id, 'path segment after /fhir/Patient/'));
+    }
+  }
+
+  if (fhirIndex !== -1 && query !== '') {
+    const parameters = new URLSearchParams(query);
+    for (const name of PATIENT_PARAMETERS) {
+      for (const value of parameters.getAll(name)) {
+        for (const reference of value.split(',')) {
+          const id = reference.startsWith('Patient/') ? reference.slice('Patient/'.length) : reference;
+          ids.add(assertPatientId(id, `search parameter ${name}`));
+        }
+      }
+    }
+  }
+
+  if (ids.size > MAX_PATIENTS_PER_REQUEST) {
+    throwInvalidPath(`expected at most ${MAX_PATIENTS_PER_REQUEST} patient ids, received ${ids.size}`);
+  }
+
+  return [...ids];
+}
+
+/** Returns whether the request is a FHIR bulk export (`$everything` or `$export`). */
+export function isBulkExport(path: string): boolean {
+  const queryStart = path.indexOf('?');
+  const pathname = queryStart === -1 ? path : path.slice(0, queryStart);
+  const last = pathname.slice(pathname.lastIndexOf('/') + 1);
+
+  return last === '$everything' || last === '$export';
+}
+
+/**
+ * Turns patient ids into keyed pseudonyms (HMAC-SHA256, first 128 bits in hex), so baselines
+ * can count distinct patients without storing a clear id.
+ */
+export class PatientPseudonymizer {
+  readonly #key: KeyObject;
+
+  constructor(key: Uint8Array) {
+    if (!(key instanceof Uint8Array) || key.byteLength < MIN_PATIENT_KEY_BYTES) {
+      const received = key instanceof Uint8Array ? `${key.byteLength} bytes` : typeof key;
+      throw new ScorerError(
+        'WG_SCORER_INVALID_OPTION',
+        `Invalid option patientKey: expected at least ${MIN_PATIENT_KEY_BYTES} random bytes, received ${received}. ` +
+          'Generate a key with crypto.randomBytes(32) and keep it outside the repository.',
+        { detail: { option: 'patientKey' } },
+      );
+    }
+
+    this.#key = createSecretKey(Buffer.from(key));
+  }
+
+  pseudonymize(patientId: string): string {
+    return createHmac('sha256', this.#key).update(patientId, 'utf8').digest('hex').slice(0, 32);
+  }
+}
+
+function assertPatientId(id: string, source: string): string {
+  if (!FHIR_ID.test(id)) {
+    throw new ScorerError(
+      'WG_SCORER_INVALID_INPUT',
+      `Invalid patient id in the ${source}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', ` +
+        `received ${id.length} characters. Fix the client request.`,
+      { detail: { field: 'path', source } },
+    );
+  }
+
+  return id;
+}
+
+function throwInvalidPath(received: string): never {
+  throw new ScorerError('WG_SCORER_INVALID_INPUT', `Invalid request path for the scorer: ${received}.`, {
+    detail: { field: 'path' },
+  });
+}

@@ -1,0 +1,12 @@
+export { createScorer, type Scorer, type ScorerOptions } from './scorer.ts';
+export { ScorerError, isScorerError, type ScorerErrorCode } from './errors.ts';
+export { FEATURE_SCHEMA, WARM_UP_DAYS, type FeatureName } from './features/schema.ts';
+export { extractPatientIds, PatientPseudonymizer } from './features/patient.ts';
+export { buildFeatureVector, namedFeatures } from './features/extract.ts';
+export type { BaselineStore, RawBaseline, SubjectBaseline } from './baselines/store.ts';
+export { RedisBaselineStore, type RedisBaselineStoreOptions } from './baselines/redis-store.ts';
+export { MemoryBaselineStore } from './baselines/memory-store.ts';
+export { createRedisClient, BASELINE_REDIS_OPTIONS } from './baselines/redis-client.ts';
+export { loadRiskModel, createRiskModel, type RiskModel } from './model/risk-model.ts';
+export { decodeModelMetadata, assertFeatureNames, type ModelMetadata } from './model/metadata.ts';
+export type { ScoreInput, ScoreResult, Contribution } from './types.ts';

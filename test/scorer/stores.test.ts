@@ -1,0 +1,142 @@
+import t from 'tap';
+
+import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
+import { RedisBaselineStore } from '../../scorer/baselines/redis-store.ts';
+import type { RawBaseline } from '../../scorer/baselines/store.ts';
+import type { ScoreInput } from '../../scorer/types.ts';
+import { MONDAY, connectTestRedis, deleteKeysUnder, keysUnder, request, testPrefix } from './helpers.ts';
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+
+/** Events and the patient pseudonyms they carry, replayed against both stores in this order. */
+const EVENTS: [ScoreInput, string[]][] = [
+  [request({ time: MONDAY + 9 * HOUR }), []],
+  [request({ time: MONDAY + 9 * HOUR + 5_000, path: '/fhir/Patient/a' }), ['pa']],
+  [request({ time: MONDAY + 9 * HOUR + 9_000, path: '/fhir/Observation?patient=a' }), ['pa']],
+  [request({ time: MONDAY + 9 * HOUR + MINUTE }), ['pb', 'pc']],
+  [request({ time: MONDAY + 10 * HOUR, ip: '10.20.2.9' }), ['pb']],
+  [request({ time: MONDAY + 10 * HOUR + 1, user: 'nurse.joy@hospital.test', groups: ['team-w1', 'staff', 'physicians'] }), ['pd']],
+  [request({ time: MONDAY + 10 * HOUR + 2, user: 'nurse.joy@hospital.test', groups: ['staff'], ip: '2001:db8:1:2::5' }), []],
+  [request({ time: MONDAY + DAY + 2 * HOUR, ip: '203.0.113.7', userAgent: 'curl/8.5.0' }), ['pe']],
+  [request({ time: MONDAY + DAY + 2 * HOUR + 1_000, ip: '203.0.113.99', userAgent: 'curl/8.5.0' }), ['pf', 'pf']],
+  [request({ time: MONDAY + 8 * DAY + 9 * HOUR, ip: '::ffff:10.20.1.200' }), ['pa']],
+];
+
+async function replay(store: { observe(input: ScoreInput, patients?: readonly string[]): Promise<RawBaseline> }): Promise<RawBaseline[]> {
+  const results: RawBaseline[] = [];
+  for (const [input, patients] of EVENTS) {
+    results.push(await store.observe(input, patients));
+  }
+
+  return results;
+}
+
+t.test('memory and Redis stores agree on an event table', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('stores');
+  t.teardown(async () => {
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+
+  const fromMemory = await replay(new MemoryBaselineStore());
+  const fromRedis = await replay(new RedisBaselineStore(redis, { prefix }));
+
+  t.same(fromRedis, fromMemory);
+  t.equal(fromMemory[0]!.user.requests, 1);
+  t.equal(fromMemory[2]!.user.minuteRequests, 3);
+  t.equal(fromMemory[2]!.user.hourPatients, 1);
+  t.equal(fromMemory[3]!.user.hourPatients, 3);
+  t.equal(fromMemory[3]!.user.activeMinutes, 2);
+  t.equal(fromMemory[4]!.user.networkRequests, 0, 'second /24 is new for the user');
+  t.equal(fromMemory[4]!.user.networkCount, 2);
+  t.equal(fromMemory[4]!.user.dayPatients, 3);
+  t.equal(fromMemory[4]!.user.hourPatients, 1);
+  t.equal(fromMemory[5]!.peer.networkRequests, 4, 'the same groups in another order share one peer baseline');
+  t.equal(fromMemory[5]!.user.historyDays, 1);
+  t.equal(fromMemory[6]!.user.networkRequests, 0);
+  t.equal(fromMemory[7]!.user.deviceRequests, 0);
+  t.equal(fromMemory[7]!.user.historyDays, 2);
+  t.equal(fromMemory[8]!.user.networkRequests, 1, 'both addresses are in 203.0.113.0/24');
+  t.equal(fromMemory[8]!.user.hourPatients, 2, 'a duplicated pseudonym counts once');
+  t.equal(fromMemory[9]!.user.networkRequests, 4, 'IPv4-mapped IPv6 maps to the IPv4 /24');
+  t.equal(fromMemory[9]!.user.historyDays, 3);
+});
+
+t.test('Redis keys are hash-tagged and expire', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('ttl');
+  t.teardown(async () => {
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+
+  await replay(new RedisBaselineStore(redis, { prefix }));
+  const keys = await keysUnder(redis, prefix);
+
+  t.ok(keys.length >= 20, `expected the table to create keys, found ${keys.length}`);
+  for (const key of keys) {
+    t.match(key.slice(prefix.length), /^\{[ug]:[0-9a-f]{16}\}:[a-z]+(:\d+)?$/, `${key} is hash-tagged`);
+    const ttl = await redis.pttl(key);
+    t.ok(ttl > 0 && ttl <= 30 * DAY, `${key} has a TTL (${ttl} ms)`);
+  }
+});
+
+t.test('Redis holds no clear patient id', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('privacy');
+  const { createScorer } = await import('../../scorer/scorer.ts');
+  const store = new RedisBaselineStore(redis, { prefix });
+  const scorer = await createScorer({
+    store,
+    modelPath: new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname,
+    patientKey: Buffer.alloc(32, 9),
+  });
+  t.teardown(async () => {
+    await scorer.close();
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+
+  const patientIds = ['clear-patient-4711', 'clear-patient-0815'];
+  await scorer.score(request({ path: `/fhir/Patient/${patientIds[0]}` }));
+  await scorer.score(request({ path: `/fhir/Observation?patient=Patient/${patientIds[1]}` }));
+
+  const keys = await keysUnder(redis, prefix);
+  let dump = keys.join('\n');
+  for (const key of keys) {
+    const type = await redis.type(key);
+    if (type === 'hash') dump += JSON.stringify(await redis.hgetall(key));
+    if (type === 'set') dump += JSON.stringify(await redis.smembers(key));
+  }
+
+  t.ok(keys.some((key) => key.includes(':ph:')), 'patient sets exist');
+  for (const id of patientIds) {
+    t.notOk(dump.includes(id), `${id} is not stored in clear`);
+    t.notOk(dump.includes(id.slice('clear-'.length)), `${id} is not stored without its prefix either`);
+  }
+});
+
+t.test('dead Redis fails fast with a coded error', async (t) => {
+  const { Redis } = await import('ioredis');
+  const { BASELINE_REDIS_OPTIONS } = await import('../../scorer/baselines/redis-client.ts');
+  const redis = new Redis('redis://127.0.0.1:1', { ...BASELINE_REDIS_OPTIONS, lazyConnect: true, retryStrategy: () => null });
+  t.teardown(() => redis.disconnect());
+
+  const store = new RedisBaselineStore(redis, { prefix: testPrefix('dead') });
+
+  await t.rejects(store.observe(request()), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
+});
+
+t.test('store option and input errors are coded', async (t) => {
+  const redis = await connectTestRedis();
+  t.teardown(() => redis.disconnect());
+
+  t.throws(() => new RedisBaselineStore(redis, { prefix: 'bad{prefix}' }), { code: 'WG_SCORER_INVALID_OPTION' });
+  t.throws(() => new RedisBaselineStore(redis, { prefix: '' }), { code: 'WG_SCORER_INVALID_OPTION' });
+  await t.rejects(new MemoryBaselineStore().observe(request({ ip: 'not-an-ip' })), { code: 'WG_SCORER_INVALID_INPUT', status: 400 });
+  await t.rejects(new MemoryBaselineStore().observe(request({ time: Number.NaN })), { code: 'WG_SCORER_INVALID_INPUT' });
+  await t.rejects(new MemoryBaselineStore().observe(request({ time: 1.5 })), { code: 'WG_SCORER_INVALID_INPUT' });
+});
