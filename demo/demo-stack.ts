@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { Logger } from 'pino';
+import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
+import type { WardgateConfig } from '../proxy/config/config.ts';
+import { decodeKey } from '../proxy/config/config.ts';
+import type { RouteConfig } from '../proxy/routing/router.ts';
+import { startWardgate, type RunningWardgate } from '../proxy/runtime.ts';
+import { startDemoApp } from './app/index.ts';
+import { startDemoIdp, type DemoIdp } from './idp/idp.ts';
+
+const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface DemoStackOptions {
+  /** Wardgate's port; 0 picks a free one. Default 8443. */
+  readonly port?: number;
+  /** The IdP's port; 0 picks a free one. Default 8444. */
+  readonly idpPort?: number;
+  /** Folder for generated certificates and keys. Default `.wardgate` in the repository. */
+  readonly stateDir?: string;
+  readonly redisUrl?: string;
+  readonly redisKeyPrefix?: string;
+  readonly policyFile?: string;
+  readonly routes?: (upstream: string) => RouteConfig[];
+  readonly now?: () => number;
+  readonly logger?: Logger;
+  readonly spanProcessors?: SpanProcessor[];
+}
+
+export interface DemoStack {
+  readonly url: string;
+  readonly idp: DemoIdp;
+  readonly appUrl: string;
+  readonly certificates: DevCertificates;
+  readonly wardgate: RunningWardgate;
+  readonly config: WardgateConfig;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the whole demo: development certificates, the demo clinical app (upstream), the
+ * demo IdP on HTTPS, and Wardgate in front, with embedded defaults. Tests start the same
+ * stack on free ports.
+ */
+export async function startDemoStack(options: DemoStackOptions = {}): Promise<DemoStack> {
+  const stateDir = options.stateDir ?? path.join(REPOSITORY, '.wardgate');
+  const certificates = await ensureDevCertificates(path.join(stateDir, 'certs'), DEFAULT_HOSTNAMES);
+  const patientKey = await loadOrCreateKey(path.join(stateDir, 'demo-patient.key'));
+  const closers: Array<() => Promise<void>> = [];
+
+  try {
+    const app = await startDemoApp({ port: 0, host: '127.0.0.1' });
+    closers.push(() => app.close());
+
+    // The IdP must know Wardgate's redirect URIs before Wardgate starts, so Wardgate's port
+    // is fixed first: a requested port 0 is resolved by the listener, then registered.
+    const port = options.port ?? 8443;
+    const clientSecret = randomBytes(24).toString('base64url');
+    const redirectHosts = ['localhost', 'ehr.localhost', '127.0.0.1'];
+    const wardgatePort = port === 0 ? await freePort() : port;
+    const idp = await startDemoIdp({
+      port: options.idpPort ?? 8444,
+      host: '127.0.0.1',
+      tls: { key: certificates.server.key, cert: certificates.server.cert },
+      issuer: options.idpPort === 0 ? undefined : `https://localhost:${options.idpPort ?? 8444}`,
+      clients: [{ client_id: 'wardgate-demo', client_secret: clientSecret, redirect_uris: redirectHosts.map((host) => `https://${host}:${wardgatePort}/.wardgate/callback`) }],
+    });
+    closers.push(() => idp.close());
+
+    const issuer = idp.issuer.replace('://127.0.0.1:', '://localhost:');
+    const config: WardgateConfig = {
+      listen: { host: '127.0.0.1', port: wardgatePort },
+      tls: { cert: certificates.paths.serverCert, key: certificates.paths.serverKey, groups: 'X25519MLKEM768:X25519:P-256' },
+      redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? 'wg:demo:' },
+      oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
+      session: { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
+      policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),
+      model: path.join(REPOSITORY, 'scorer/models/risk-v1.onnx'),
+      patient_key: patientKey,
+      assertion: { header: 'x-wardgate-assertion', ttl: 60 },
+      routes: options.routes?.(app.url) ?? demoRoutes(app.url),
+    };
+    const wardgate = await startWardgate(config, {
+      allowMemoryFallback: true,
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
+    });
+    closers.push(() => wardgate.close());
+
+    return {
+      url: `https://localhost:${wardgate.address.port}`,
+      idp,
+      appUrl: app.url,
+      certificates,
+      wardgate,
+      config,
+      close: async () => {
+        for (const close of closers.reverse()) await close().catch(() => {});
+      },
+    };
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    throw error;
+  }
+}
+
+/** The demo's routes: the clinical app on every host, with the bulk export marked as highly sensitive. */
+export function demoRoutes(upstream: string): RouteConfig[] {
+  const failClosed = { redis: 'closed', scorer: 'closed', idp: 'closed' } as const;
+  return [{ id: 'ehr', host: '*', path_prefix: '/', upstream, sensitivity: 'normal', fail_mode: failClosed }];
+}
+
+/** Keeps the demo's patient pseudonym key across restarts, so pseudonyms in Redis stay stable. */
+async function loadOrCreateKey(file: string): Promise<Buffer> {
+  const existing = decodeKey(await readFile(file, 'utf8').catch(() => undefined));
+  if (existing) return existing;
+  const key = randomBytes(32);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, key.toString('hex'), { mode: 0o600 });
+  await chmod(temporary, 0o600);
+  await rename(temporary, file);
+  return key;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,83 @@
+const USAGE = `Usage: wardgate <command> [options]
+
+Commands:
+  demo                         Run the demo: IdP, clinical app and Wardgate on https://localhost:8443
+  start --config FILE          Run Wardgate with a configuration file
+  certs dev [--dir DIR]        Create a local CA and a server certificate for development
+  policy validate FILE...      Check policy files and print every error with file:line:column
+
+Run "wardgate <command> --help" for a command's options.
+`;
+
+type Output = NodeJS.WritableStream;
+type Command = (argv: string[], out: Output, err: Output) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  demo: async (argv, out, err) => (await import('./demo-command.ts')).runDemoCommand(argv, out, err),
+  start: async (argv, out, err) => (await import('./start-command.ts')).runStartCommand(argv, out, err),
+  certs: async (argv, out, err) => {
+    if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev"`);
+    return (await import('../../certs/cli.ts')).runCertsDev(argv.slice(1), out, err);
+  },
+  policy: async (argv, out, err) => {
+    if (argv[0] === '--help' || argv[0] === '-h') {
+      out.write('Usage: wardgate policy validate FILE...\n');
+      return 0;
+    }
+    if (argv[0] !== 'validate') return usageError(err, `unknown policy subcommand ${JSON.stringify(argv[0] ?? '')}; expected "policy validate FILE..."`);
+    const files = argv.slice(1);
+    if (files.includes('--help') || files.includes('-h')) {
+      out.write('Usage: wardgate policy validate FILE...\n\nValidates each policy file and prints every error as file:line:column. Exits 1 when any file is invalid.\n');
+      return 0;
+    }
+    if (files.length === 0) return usageError(err, 'missing policy file; usage: wardgate policy validate FILE...');
+    return (await import('../../policy/index.ts')).runPolicyValidate(files, out, err);
+  },
+};
+
+/** Runs one CLI invocation and returns its exit code: 0 success, 1 failure, 2 usage error. */
+export async function runCli(argv: string[], out: Output, err: Output): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    out.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) return usageError(err, `unknown command ${JSON.stringify(name)}; run "wardgate --help" for the list`);
+  return command(rest, out, err);
+}
+
+export function usageError(err: Output, reason: string): number {
+  err.write(`wardgate: ${reason}\n`);
+  return 2;
+}
+
+/**
+ * Parses `--name value` and `--flag` options. Unknown options and missing values are
+ * reported as a one-line reason.
+ */
+export function parseOptions(
+  argv: string[],
+  spec: Record<string, 'string' | 'boolean'>,
+): { options: Record<string, string | boolean>; positional: string[] } | { error: string } {
+  const options: Record<string, string | boolean> = {};
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const [flag, inlineValue] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const kind = spec[flag];
+    if (!kind) return { error: `unknown option --${flag}` };
+    if (kind === 'boolean') {
+      options[flag] = true;
+      continue;
+    }
+    const value = inlineValue ?? argv[++i];
+    if (value === undefined || value === '') return { error: `option --${flag} needs a value` };
+    options[flag] = value;
+  }
+  return { options, positional };
+}

@@ -1,0 +1,59 @@
+import { startDemoStack } from '../../demo/demo-stack.ts';
+import { parseOptions, usageError } from './commands.ts';
+
+const USAGE = `Usage: wardgate demo [--port N] [--idp-port N]
+
+Starts the demo clinical app, a demo OIDC provider and Wardgate in front of the app, with
+development certificates in .wardgate/. Uses Redis at REDIS_URL (default
+redis://127.0.0.1:6379), or an in-process store when Redis does not answer.
+
+Options:
+  --port N        Wardgate's HTTPS port (default 8443)
+  --idp-port N    the demo IdP's HTTPS port (default 8444)
+`;
+
+export async function runDemoCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const parsed = parseOptions(argv, { port: 'string', 'idp-port': 'string', help: 'boolean' });
+  if ('error' in parsed) return usageError(err, `${parsed.error}; run "wardgate demo --help"`);
+  if (parsed.options.help) {
+    out.write(USAGE);
+    return 0;
+  }
+  if (parsed.positional.length > 0) return usageError(err, `unexpected argument ${JSON.stringify(parsed.positional[0])}; run "wardgate demo --help"`);
+  const port = parsePort(parsed.options.port, 8443);
+  const idpPort = parsePort(parsed.options['idp-port'], 8444);
+  if (port === null) return usageError(err, `invalid --port ${JSON.stringify(parsed.options.port)}; expected a port number from 1 to 65535`);
+  if (idpPort === null) return usageError(err, `invalid --idp-port ${JSON.stringify(parsed.options['idp-port'])}; expected a port number from 1 to 65535`);
+
+  const stack = await startDemoStack({ port, idpPort });
+  const accounts = stack.idp.accounts
+    .map((account) => `  ${account.username.padEnd(10)} password ${account.password.padEnd(18)} groups ${account.groups.join(', ').padEnd(24)} TOTP secret ${account.totp_secret}`)
+    .join('\n');
+  out.write(`
+Wardgate demo is running.
+
+  Clinical app through Wardgate:  ${stack.url}/   (also https://ehr.localhost:${stack.wardgate.address.port}/)
+  Demo IdP:                       ${stack.idp.issuer}
+  Upstream app (direct, no auth): ${stack.appUrl}
+  Store:                          ${stack.wardgate.storeKind === 'redis' ? `Redis at ${stack.config.redis.url}` : 'in-process (Redis did not answer; one instance only)'}
+  Development CA (trust it or accept the warning): ${stack.certificates.paths.caCert}
+
+Demo accounts (step-up asks for a TOTP code: add the secret to an authenticator app):
+${accounts}
+
+Press Ctrl+C to stop.
+`);
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await stack.close();
+  return 0;
+}
+
+function parsePort(value: string | boolean | undefined, fallback: number): number | null {
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : null;
+}

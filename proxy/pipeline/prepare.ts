@@ -1,0 +1,58 @@
+import type { IncomingMessage } from 'node:http';
+import { checkFraming, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../http/index.ts';
+import type { RouteConfig } from '../routing/router.ts';
+import type { RouterPort } from '../ports.ts';
+
+export type PreparedRequest =
+  | {
+      readonly ok: true;
+      /** Normalized path and query; this is what policy sees and what is forwarded. */
+      readonly url: URL;
+      /** Host name without port, lowercased. */
+      readonly host: string;
+      readonly route: RouteConfig | null;
+      readonly clientIp: string;
+    }
+  | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string };
+
+/**
+ * Checks framing, normalizes the path once, selects the route, and replaces the headers a
+ * client must not control (identity headers, X-Forwarded-*). Rewrites `req.url` to the
+ * normalized form so the forwarder sends exactly what the policy saw.
+ */
+export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string): PreparedRequest {
+  const framingError = checkFraming(req);
+  if (framingError) return { ok: false, status: framingError.status, code: framingError.code, message: framingError.message };
+
+  const host = parseHost(req.headers.host);
+  if (!host) return { ok: false, status: 400, code: 'WG_HTTP_BAD_HOST', message: `Invalid or missing Host header ${JSON.stringify(req.headers.host ?? '')}.` };
+
+  let normalized: { path: string; query: string };
+  try {
+    normalized = normalizePath(req.url ?? '', req.method ?? 'GET');
+  } catch (error) {
+    const coded = error as { status?: number; code?: string; message: string };
+    return { ok: false, status: coded.status ?? 400, code: coded.code ?? 'WG_HTTP_BAD_PATH', message: coded.message };
+  }
+  req.url = normalized.path + normalized.query;
+
+  // The socket address is the client; X-Forwarded-For is ignored until trusted proxies are configured.
+  const clientIp = stripIpv4Mapping(req.socket.remoteAddress ?? '');
+  stripIdentityHeaders(req.headers, assertionHeader);
+  setForwardedHeaders(req.headers, { clientIp, proto: 'https', host: req.headers.host ?? host });
+
+  const url = new URL(`https://${host}${normalized.path}${normalized.query}`);
+  return { ok: true, url, host, route: router.match(host, normalized.path) ?? null, clientIp };
+}
+
+/** Returns the host name of a Host header without its port, lowercased, or null when invalid. */
+function parseHost(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9.-]+)(?::(\d{1,5}))?$/.exec(header);
+  if (!match) return null;
+  return match[1]!.toLowerCase().replace(/^\[|\]$/g, '');
+}
+
+function stripIpv4Mapping(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

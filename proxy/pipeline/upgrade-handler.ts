@@ -1,0 +1,51 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { SpanKind } from '@opentelemetry/api';
+import { prepareRequest } from './prepare.ts';
+import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
+
+/**
+ * Builds the handler for HTTP upgrade requests (WebSockets). They go through the same
+ * authentication, scoring and policy as other requests; only an `allow` decision is
+ * forwarded, since a WebSocket handshake cannot follow a login or step-up redirect.
+ */
+export function createUpgradeHandler(deps: PipelineDependencies) {
+  return function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const span = deps.tracer.startSpan('wardgate.upgrade', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } });
+    const incidentId = span.spanContext().traceId;
+    const log = deps.logger.child({ trace_id: incidentId });
+    socket.on('error', (error) => log.debug({ err: error }, 'upgrade socket error'));
+    socket.once('close', () => span.end());
+
+    const refuse = (status: number, code: string): void => {
+      span.setAttribute('http.response.status_code', status);
+      const body = JSON.stringify({ error: code, incident_id: incidentId });
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    };
+
+    (async () => {
+      const tls = deps.tlsFacts(req.socket as TLSSocket);
+      const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
+      if (!prepared.ok) return refuse(prepared.status, prepared.code);
+      if (!prepared.route) return refuse(404, 'WG_ROUTE_NOT_FOUND');
+
+      const auth = await deps.identity.authenticate(req);
+      if (auth.kind === 'rejected') return refuse(auth.status, auth.code);
+      if (auth.kind === 'anonymous' && !prepared.route.public) return refuse(401, 'WG_AUTH_REQUIRED');
+
+      const now = deps.now();
+      const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
+      const principal = auth.kind === 'authenticated' ? auth.principal : null;
+      record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
+      if (decision.action !== 'allow') return refuse(403, 'WG_ACCESS_BLOCKED');
+
+      const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
+      if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, prepared.route.id, now);
+      deps.forwarder.ws(req, socket, head, prepared.route, headers);
+    })().catch((error: unknown) => {
+      log.error({ err: error }, 'upgrade failed with an unexpected error');
+      refuse(500, 'WG_INTERNAL_ERROR');
+    });
+  };
+}

@@ -1,0 +1,40 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Decision, DecisionContext, StepUpRequirement } from '../policy/decision.ts';
+import type { ScoreInput, ScoreResult } from '../scorer/types.ts';
+import type { RouteConfig } from './routing/router.ts';
+import type { Principal } from './identity/principal.ts';
+
+/** What the request pipeline needs from the identity layer. */
+export interface IdentityPort {
+  handleWardgateRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  authenticate(req: IncomingMessage): Promise<AuthResult>;
+  sendLoginRedirect(req: IncomingMessage, res: ServerResponse, returnTo: string): Promise<void> | void;
+  sendStepUp(req: IncomingMessage, res: ServerResponse, requirement: StepUpRequirement, returnTo: string): Promise<void> | void;
+}
+
+export type AuthResult =
+  | { readonly kind: 'authenticated'; readonly principal: Principal; readonly elevatedAcr: readonly string[] }
+  | { readonly kind: 'anonymous' }
+  | { readonly kind: 'rejected'; readonly status: number; readonly code: string; readonly message: string; readonly wwwAuthenticate?: string };
+
+export interface ScorerPort {
+  score(input: ScoreInput): Promise<ScoreResult>;
+}
+
+export interface PolicyPort {
+  readonly hash: string;
+  decide(context: DecisionContext): Decision;
+}
+
+export interface RouterPort {
+  match(host: string, path: string): RouteConfig | undefined;
+}
+
+export interface ForwarderPort {
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headers: Record<string, string>): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headers: Record<string, string>): void;
+}
+
+/** Which dependency failed when a fail mode decided a request. */
+export type Dependency = 'redis' | 'scorer' | 'idp';
