@@ -7,7 +7,7 @@ import { createHttpsFetch } from './https-fetch.ts';
 import type { BearerIssuerOptions } from './options.ts';
 import type { Principal } from './principal.ts';
 
-const MAX_TOKEN_LENGTH = 16 * 1024;
+const MAX_TOKEN_LENGTH = 8 * 1024;
 const CLOCK_SKEW_S = 30;
 
 interface IssuerVerifier {
