@@ -1,0 +1,50 @@
+import t from 'tap';
+
+import { PatientPseudonymizer, extractPatientIds, isBulkExport } from '../../scorer/features/patient.ts';
+
+t.test('patient ids come from FHIR paths', async (t) => {
+  t.same(extractPatientIds('/fhir/Patient/123'), ['123']);
+  t.same(extractPatientIds('/fhir/Patient/abc-1.2/$everything'), ['abc-1.2']);
+  t.same(extractPatientIds('/fhir/Observation?patient=42'), ['42']);
+  t.same(extractPatientIds('/fhir/Observation?patient=Patient/42&category=laboratory'), ['42']);
+  t.same(extractPatientIds('/fhir/Observation?subject=Patient%2F43'), ['43']);
+  t.same(extractPatientIds('/fhir/Observation?patient=1,2&patient=2'), ['1', '2']);
+  t.same(extractPatientIds('/ehr/api/fhir/Patient/7'), ['7']);
+  t.same(extractPatientIds('/fhir/Patient?name=smith'), []);
+  t.same(extractPatientIds('/fhir/Patient/$match'), []);
+  t.same(extractPatientIds('/app/main.js?patient=9'), [], 'only FHIR paths name patients');
+  t.same(extractPatientIds('/fhir/Encounter?location=w1'), []);
+});
+
+t.test('bulk export is recognised', async (t) => {
+  t.equal(isBulkExport('/fhir/Patient/1/$everything'), true);
+  t.equal(isBulkExport('/fhir/Group/g1/$export?_type=Patient'), true);
+  t.equal(isBulkExport('/fhir/Patient/1'), false);
+  t.equal(isBulkExport('/fhir/Observation?code=$everything'), false);
+});
+
+t.test('patient extraction rejects hostile paths', async (t) => {
+  const cases: [string, unknown][] = [
+    ['oversized path', `/fhir/Patient/1?x=${'a'.repeat(9000)}`],
+    ['id too long', `/fhir/Patient/${'a'.repeat(65)}`],
+    ['id with a quote', "/fhir/Patient/1'or'1"],
+    ['empty search value', '/fhir/Observation?patient='],
+    ['truncated reference', '/fhir/Observation?patient=Patient/'],
+    ['too many ids', `/fhir/Observation?patient=${Array.from({ length: 51 }, (_, i) => i).join(',')}`],
+    ['wrongly typed path', 42],
+  ];
+
+  for (const [name, path] of cases) {
+    t.throws(() => extractPatientIds(path as string), { code: 'WG_SCORER_INVALID_INPUT', status: 400 }, name);
+  }
+});
+
+t.test('pseudonyms are keyed and stable', async (t) => {
+  const first = new PatientPseudonymizer(Buffer.alloc(32, 1));
+  const second = new PatientPseudonymizer(Buffer.alloc(32, 2));
+
+  t.equal(first.pseudonymize('123'), first.pseudonymize('123'));
+  t.not(first.pseudonymize('123'), second.pseudonymize('123'));
+  t.match(first.pseudonymize('123'), /^[0-9a-f]{32}$/);
+  t.throws(() => new PatientPseudonymizer(Buffer.alloc(16)), { code: 'WG_SCORER_INVALID_OPTION', detail: { option: 'patientKey' } });
+});

@@ -1,0 +1,133 @@
+import t from 'tap';
+
+import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
+import { FEATURE_SCHEMA } from '../../scorer/features/schema.ts';
+import { createScorer, type Scorer } from '../../scorer/scorer.ts';
+import type { ScoreInput } from '../../scorer/types.ts';
+import { MONDAY, request } from './helpers.ts';
+
+const MODEL_PATH = new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const WARD = Array.from({ length: 20 }, (_, i) => `w1-${i}`);
+
+/** An ordinary physician day: worklist, then 12 ward patients with their observations. */
+function physicianDay(day: number): ScoreInput[] {
+  const requests: ScoreInput[] = [];
+  let time = MONDAY + day * DAY + 7.5 * HOUR;
+
+  for (let visit = 0; visit < 12; visit += 1) {
+    const patient = WARD[(visit * 7 + day * 3) % WARD.length];
+    requests.push(request({ time, path: '/fhir/Encounter?location=w1&status=in-progress' }));
+    requests.push(request({ time: time + 20_000, path: `/fhir/Patient/${patient}` }));
+    requests.push(request({ time: time + 45_000, path: `/fhir/Observation?patient=${patient}&category=vital-signs` }));
+    requests.push(request({ time: time + 70_000, path: `/fhir/Observation?patient=${patient}&category=laboratory` }));
+    time += 30 * 60_000;
+  }
+
+  return requests;
+}
+
+/** A stolen account at 03:00 from an unknown network: 40 distinct patients in a few minutes. */
+function stolenAccountBurst(day: number): ScoreInput[] {
+  const requests: ScoreInput[] = [];
+  const start = MONDAY + day * DAY + 3 * HOUR;
+
+  for (let i = 0; i < 40; i += 1) {
+    const time = start + i * 6_000;
+    requests.push(request({ time, ip: '203.0.113.66', userAgent: 'curl/8.5.0', path: `/fhir/Patient/archive-${i}` }));
+    requests.push(request({ time: time + 2_000, ip: '203.0.113.66', userAgent: 'curl/8.5.0', path: `/fhir/Observation?patient=archive-${i}` }));
+  }
+
+  return requests;
+}
+
+async function scoreAll(scorer: Scorer, inputs: ScoreInput[]): Promise<number[]> {
+  const risks: number[] = [];
+  for (const input of inputs) {
+    risks.push((await scorer.score(input)).risk);
+  }
+
+  return risks;
+}
+
+t.test('shipped model separates a normal day from a stolen account', async (t) => {
+  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  for (let day = 0; day < 8; day += 1) {
+    await scoreAll(scorer, physicianDay(day));
+  }
+  const ordinary = await scoreAll(scorer, physicianDay(8));
+  const burst = await scoreAll(scorer, stolenAccountBurst(9));
+  const burstSorted = [...burst].sort((a, b) => a - b);
+
+  t.ok(Math.max(...ordinary) < 0.3, `ordinary day stays low (max ${Math.max(...ordinary).toFixed(3)})`);
+  t.ok(burstSorted[Math.floor(burst.length / 2)]! > 0.9, `burst median is high (${burstSorted[Math.floor(burst.length / 2)]!.toFixed(3)})`);
+  t.ok(Math.max(...burst) > 0.99, `burst reaches near 1 (${Math.max(...burst).toFixed(3)})`);
+});
+
+t.test('score result names features and top contributions', async (t) => {
+  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  const result = await scorer.score(request({ time: MONDAY + 3 * HOUR, path: '/fhir/Patient/1/$everything' }));
+
+  t.same(Object.keys(result.features), [...FEATURE_SCHEMA.names]);
+  t.equal(result.features.bulk_export, 1);
+  t.equal(result.features.night_time, 1);
+  t.equal(result.features.patient_access, 1);
+  t.equal(result.features.network_new_for_user, 1);
+  t.equal(result.top.length, 3);
+  t.ok(result.top[0]!.contribution >= result.top[1]!.contribution && result.top[1]!.contribution >= result.top[2]!.contribution, 'top is sorted');
+  t.ok(result.risk >= 0 && result.risk <= 1, 'risk in [0, 1]');
+  t.equal(result.modelVersion, scorer.modelVersion);
+  t.match(result.modelVersion, /^risk-v1@sha256:/);
+});
+
+t.test('night time follows the configured UTC offset', async (t) => {
+  const scorer = await createScorer({
+    store: new MemoryBaselineStore(),
+    modelPath: MODEL_PATH,
+    patientKey: Buffer.alloc(32, 3),
+    utcOffsetMinutes: 120,
+  });
+  t.teardown(() => scorer.close());
+
+  const at2100Utc = await scorer.score(request({ time: MONDAY + 21 * HOUR }));
+  const at1900Utc = await scorer.score(request({ time: MONDAY + 19 * HOUR }));
+
+  t.equal(at2100Utc.features.night_time, 1, '23:00 local');
+  t.equal(at1900Utc.features.night_time, 0, '21:00 local');
+});
+
+t.test('scorer options are checked at start-up', async (t) => {
+  const store = new MemoryBaselineStore();
+
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(8) }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    detail: { option: 'patientKey' },
+  });
+  await t.rejects(createScorer({ store, modelPath: '', patientKey: Buffer.alloc(32) }), { code: 'WG_SCORER_INVALID_OPTION', detail: { option: 'modelPath' } });
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), utcOffsetMinutes: 1.5 }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    detail: { option: 'utcOffsetMinutes' },
+  });
+  await t.rejects(createScorer({ store: {} as never, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32) }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    detail: { option: 'store' },
+  });
+});
+
+t.test('store failures surface as store unavailable', async (t) => {
+  const failing = {
+    observe: async () => {
+      throw new Error('connection reset');
+    },
+    close: async () => {},
+  };
+  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  await t.rejects(scorer.score(request()), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
+});
