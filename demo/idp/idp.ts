@@ -40,8 +40,8 @@ export interface DemoIdp {
 /**
  * Starts an in-memory OpenID Provider (oidc-provider 9) with three demo accounts, for
  * local demos and tests only. It issues `groups`, `acr`, `amr` and `auth_time` in ID tokens,
- * requires PKCE, and asks for a TOTP code when the client requests
- * `acr_values=urn:wardgate:acr:mfa` or `max_age=0`.
+ * requires PKCE, and requires a TOTP code as well as the password when the client
+ * requests `acr_values=urn:wardgate:acr:mfa`, `max_age=0` or `prompt=login`.
  */
 export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
   const accounts = createDemoAccounts();

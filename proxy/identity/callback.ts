@@ -19,10 +19,10 @@ export interface CallbackContext {
 
 /**
  * Completes a sign-in or step-up at `/.wardgate/callback` (OpenID Connect Core 1.0
- * section 3.1.2.5): takes the attempt for `state`, checks the browser binding and the
- * `iss` response parameter (RFC 9207), exchanges the code with the PKCE verifier, verifies
- * the ID token, then stores a session under a new id and redirects to the saved target.
- * Throws an {@link IdentityError} for every rejected callback.
+ * section 3.1.2.5). It takes the attempt for `state` and checks the browser binding and
+ * the `iss` response parameter (RFC 9207). Then it exchanges the code with the PKCE
+ * verifier, verifies the ID token, stores the session under a new id and redirects to the
+ * saved target. Throws an {@link IdentityError} for every rejected callback.
  */
 export async function completeSignIn(context: CallbackContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const params = readCallbackParams(url);

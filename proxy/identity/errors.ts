@@ -1,6 +1,6 @@
 /**
  * Coded errors of the identity layer. Each code has one HTTP status, listed in
- * {@link IDENTITY_ERROR_STATUS}, so the pipeline can answer without a lookup of its own.
+ * {@link IDENTITY_ERROR_STATUS}, so the pipeline can respond without a table of its own.
  */
 export type IdentityErrorCode =
   | 'WG_AUTH_INVALID_OPTION'
@@ -16,6 +16,7 @@ export type IdentityErrorCode =
   | 'WG_AUTH_ID_TOKEN_INVALID'
   | 'WG_AUTH_NONCE_MISMATCH'
   | 'WG_AUTH_STEP_UP_FAILED'
+  | 'WG_AUTH_STEP_UP_REQUIRED'
   | 'WG_AUTH_CSRF_REJECTED'
   | 'WG_AUTH_METHOD_NOT_ALLOWED'
   | 'WG_AUTH_TOKEN_MISSING'
@@ -37,6 +38,7 @@ export const IDENTITY_ERROR_STATUS: Readonly<Record<IdentityErrorCode, number>> 
   WG_AUTH_ID_TOKEN_INVALID: 403,
   WG_AUTH_NONCE_MISMATCH: 403,
   WG_AUTH_STEP_UP_FAILED: 403,
+  WG_AUTH_STEP_UP_REQUIRED: 401,
   WG_AUTH_CSRF_REJECTED: 403,
   WG_AUTH_METHOD_NOT_ALLOWED: 405,
   WG_AUTH_TOKEN_MISSING: 401,

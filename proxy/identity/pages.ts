@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
 
+import type { IdentityErrorCode } from './errors.ts';
+
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -26,7 +28,7 @@ export function sendPage(res: ServerResponse, status: number, title: string, par
 }
 
 /** Sends a JSON error `{ error, message }` for API clients. */
-export function sendJsonError(res: ServerResponse, status: number, code: string, message: string, wwwAuthenticate?: string): void {
+export function sendJsonError(res: ServerResponse, status: number, code: IdentityErrorCode, message: string, wwwAuthenticate?: string): void {
   res.statusCode = status;
   res.setHeader('content-type', 'application/json');
   res.setHeader('cache-control', 'no-store');

@@ -23,7 +23,7 @@ export function assertReturnTo(raw: unknown): string {
   if (/[\\\u0000-\u001f\u007f\s]/.test(raw)) {
     return reject(raw, 'a path without backslashes, whitespace or control characters');
   }
-  // The query may carry encoded slashes (a search for "a/b"); only the path could be decoded into a new origin.
+  // The query may carry encoded slashes, as in a search for "a/b". Only the path could be decoded into a new origin.
   const path = raw.split(/[?#]/, 1)[0];
   if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25|20)/i.test(path)) {
     return reject(raw, 'a path without percent-encoded "/", "\\", "%", spaces or control characters');
@@ -41,6 +41,6 @@ export function assertReturnTo(raw: unknown): string {
 }
 
 function reject(raw: unknown, expected: string): never {
-  const shown = typeof raw === 'string' ? JSON.stringify(raw.slice(0, 100)) : typeof raw;
-  throw new IdentityError('WG_AUTH_INVALID_RETURN_TO', `Query parameter "return_to" must be ${expected}, received ${shown}. Link to the sign-in page with a path on this site.`);
+  const received = typeof raw === 'string' ? JSON.stringify(raw.slice(0, 100)) : typeof raw;
+  throw new IdentityError('WG_AUTH_INVALID_RETURN_TO', `Query parameter "return_to" must be ${expected}, received ${received}. Link to the sign-in page with a path on this site.`);
 }

@@ -10,7 +10,7 @@ export interface Elevation {
   readonly until: number;
 }
 
-/** What the store keeps for one signed-in browser. Times are in milliseconds unless named `_s`. */
+/** Stored state of one signed-in browser. Times are in milliseconds unless the name ends in `_s`. */
 export interface SessionRecord {
   readonly subject: string;
   readonly email?: string;

@@ -245,7 +245,7 @@ export async function countKeys(prefix: string, pattern: string): Promise<number
 
 /**
  * The relying-party app used by the flow tests: `/whoami` returns the authentication result,
- * `/protected` sends anonymous callers to sign in, `/sensitive` asks for an MFA step-up with
+ * `/protected` sends anonymous callers to sign in, `/sensitive` requests an MFA step-up with
  * `max_age` from the query unless the session holds that elevation.
  */
 export const testApp: AppHandler = async (identity, req, res, url) => {

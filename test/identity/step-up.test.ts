@@ -63,7 +63,7 @@ t.test('step-up with wrong TOTP code stays at the IdP', async (t) => {
 
 t.test('step-up with wrong acr fails', async (t) => {
   const browser = await signedInBrowser('nurse');
-  // The demo IdP only knows pwd and mfa, so a request for another acr comes back with acr mfa.
+  // The demo IdP supports only pwd and mfa, so a request for another acr returns acr mfa.
   const account = stack.idp.accounts.find((a) => a.username === 'nurse')!;
   const form = await browser.follow(await browser.request(`${stack.rpOrigin}/sensitive?max_age=0&acr=urn:wardgate:acr:hardware-key`));
   t.match(form.body, /name="code"/, 'max_age=0 makes the IdP ask for the second factor');
@@ -81,13 +81,13 @@ t.test('step-up with wrong acr fails', async (t) => {
 t.test('step-up with stale auth_time fails', async (t) => {
   const browser = await signedInBrowser('clerk');
   const account = stack.idp.accounts.find((a) => a.username === 'clerk')!;
-  // First elevation gives the IdP session acr mfa; the second step-up's IdP sees a fresh enough
-  // session (max_age 3600) and answers without prompting, so auth_time predates the second step-up.
+  // After a first step-up the IdP session has acr mfa. A second request for acr mfa without
+  // max_age is then answered without a prompt, so its auth_time is that of the first step-up.
   const first = await browser.follow(await browser.request(`${stack.rpOrigin}/sensitive?max_age=0`));
   await browser.follow(await browser.submitForm(first, { username: 'clerk', password: account.password, code: stack.idp.totp(account.totp_secret, Date.now()) }));
 
   const start = await browser.request(`${stack.rpOrigin}/.wardgate/login?return_to=%2Fhome`);
-  // Swap the plain sign-in for a step-up request with max_age=3600 at the IdP but max_age=0 in the stored attempt.
+  // Turn the stored attempt into a max_age=0 step-up that started 10 minutes from now, so the reused auth_time is stale.
   const state = new URL(String(start.headers.location)).searchParams.get('state')!;
   await stack.store.set(`login:${state}`, JSON.stringify({
     ...JSON.parse((await stack.store.get(`login:${state}`))!),
