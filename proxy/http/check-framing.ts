@@ -1,0 +1,57 @@
+import type { IncomingMessage } from 'node:http';
+
+import { HttpError } from './errors.ts';
+
+/**
+ * Rejects requests whose framing or host two HTTP implementations could read differently
+ * (request smuggling). It inspects `req.rawHeaders`, so it sees every copy of a header.
+ *
+ * - Content-Length together with Transfer-Encoding (RFC 9112 section 6.1 lets a server
+ *   reject it; a proxy that forwards it invites desynchronization).
+ * - More than one Content-Length, or one that is not a plain decimal number.
+ * - More than one Host, or none on HTTP/1.1 (RFC 9112 section 3.2).
+ * - A header value that still contains CR or LF (obs-fold, RFC 9112 section 5.2).
+ *
+ * Node's parser (llhttp in Node 24) already answers 400 to most of these before a request
+ * object exists. This check covers what it lets through, such as a second Host header.
+ *
+ * @throws {HttpError} `WG_HTTP_AMBIGUOUS_FRAMING`, `WG_HTTP_BAD_HOST` or `WG_HTTP_OBS_FOLD`, all 400.
+ */
+export function checkFraming(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>): void {
+  const contentLengths: string[] = [];
+  const hosts: string[] = [];
+  let transferEncodingCount = 0;
+
+  for (let index = 0; index < req.rawHeaders.length; index += 2) {
+    const name = req.rawHeaders[index]!.toLowerCase();
+    const value = req.rawHeaders[index + 1] ?? '';
+
+    if (/[\r\n]/.test(value)) {
+      throw new HttpError('WG_HTTP_OBS_FOLD', `Header ${req.rawHeaders[index]} is folded over several lines (obs-fold); send each header value on one line.`);
+    }
+
+    if (name === 'content-length') contentLengths.push(value);
+    else if (name === 'transfer-encoding') transferEncodingCount++;
+    else if (name === 'host') hosts.push(value);
+  }
+
+  if (contentLengths.length > 0 && transferEncodingCount > 0) {
+    throw new HttpError('WG_HTTP_AMBIGUOUS_FRAMING', 'Request framing is ambiguous: it has both Content-Length and Transfer-Encoding. Send only one of them.');
+  }
+
+  if (contentLengths.length > 1) {
+    throw new HttpError('WG_HTTP_AMBIGUOUS_FRAMING', `Request framing is ambiguous: expected one Content-Length header, received ${contentLengths.length} (${contentLengths.map((value) => JSON.stringify(value)).join(', ')}).`);
+  }
+
+  if (contentLengths.length === 1 && !/^[0-9]{1,15}$/.test(contentLengths[0]!.trim())) {
+    throw new HttpError('WG_HTTP_AMBIGUOUS_FRAMING', `Content-Length is invalid: expected a decimal number of bytes, received ${JSON.stringify(contentLengths[0])}.`);
+  }
+
+  if (hosts.length > 1) {
+    throw new HttpError('WG_HTTP_BAD_HOST', `Host is ambiguous: expected one Host header, received ${hosts.length} (${hosts.map((value) => JSON.stringify(value)).join(', ')}).`);
+  }
+
+  if (hosts.length === 0 && req.httpVersion === '1.1') {
+    throw new HttpError('WG_HTTP_BAD_HOST', 'Host is missing: HTTP/1.1 requests must carry exactly one Host header.');
+  }
+}

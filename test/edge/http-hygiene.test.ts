@@ -1,0 +1,187 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+
+import t from 'tap';
+
+import { HttpError, checkFraming, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../../proxy/http/index.ts';
+
+t.test('normalizePath normalizes paths', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['/', '/', ''],
+    ['/fhir/Patient', '/fhir/Patient', ''],
+    ['/fhir/Patient?name=test&_count=5', '/fhir/Patient', 'name=test&_count=5'],
+    ['/a//b///c', '/a/b/c', ''],
+    ['//a', '/a', ''],
+    ['/a/./b', '/a/b', ''],
+    ['/a/../b', '/b', ''],
+    ['/a/b/..', '/a/', ''],
+    ['/a/b/.', '/a/b/', ''],
+    ['/../../etc/passwd', '/etc/passwd', ''],
+    ['/a/%2e%2e/b', '/b', ''],
+    ['/a/%2E%2e/%2e/b', '/b', ''],
+    ['/a/.%2e/b', '/b', ''],
+    ['/%66hir/%50atient', '/fhir/Patient', ''],
+    ['/a%7eb', '/a~b', ''],
+    ['/a%20b', '/a%20b', ''],
+    ['/a%c3%a9', '/a%C3%A9', ''],
+    ['/fhir/Patient/p-0001/$everything', '/fhir/Patient/p-0001/$everything', ''],
+    ['/a/..//b', '/b', ''],
+    ['/a?x=/../y', '/a', 'x=/../y'],
+    ['/a/', '/a/', ''],
+    ['/a%252e%252e/', '/a%252e%252e/', ''],
+  ];
+
+  for (const [raw, path, query] of cases) {
+    t.same(normalizePath(raw), { path, query }, raw);
+  }
+
+  t.same(normalizePath('*', 'OPTIONS'), { path: '*', query: '' });
+});
+
+t.test('normalizePath rejects hostile targets', async (t) => {
+  const cases: Array<[string, string, string?]> = [
+    ['http://ehr.localhost/fhir', 'WG_HTTP_BAD_TARGET'],
+    ['ehr.localhost:443', 'WG_HTTP_BAD_TARGET'],
+    ['fhir/Patient', 'WG_HTTP_BAD_TARGET'],
+    ['', 'WG_HTTP_BAD_TARGET'],
+    ['*', 'WG_HTTP_BAD_TARGET', 'GET'],
+    [`/${'a'.repeat(8192)}`, 'WG_HTTP_BAD_TARGET'],
+    ['/a%2Fb', 'WG_HTTP_BAD_PATH'],
+    ['/a%2fb', 'WG_HTTP_BAD_PATH'],
+    ['/a%5cb', 'WG_HTTP_BAD_PATH'],
+    ['/a\\b', 'WG_HTTP_BAD_PATH'],
+    ['/a%00b', 'WG_HTTP_BAD_PATH'],
+    ['/a\u0000b', 'WG_HTTP_BAD_PATH'],
+    ['/a%0d%0aSet-Cookie:x', 'WG_HTTP_BAD_PATH'],
+    ['/a%7f', 'WG_HTTP_BAD_PATH'],
+    ['/a\tb', 'WG_HTTP_BAD_PATH'],
+    ['/a b', 'WG_HTTP_BAD_PATH'],
+    ['/a%', 'WG_HTTP_BAD_PATH'],
+    ['/a%2', 'WG_HTTP_BAD_PATH'],
+    ['/a%zz', 'WG_HTTP_BAD_PATH'],
+    ['/a#frag', 'WG_HTTP_BAD_PATH'],
+    ['/caf\u00e9', 'WG_HTTP_BAD_PATH'],
+    ['/a?q=\u0001', 'WG_HTTP_BAD_PATH'],
+  ];
+
+  for (const [raw, code, method] of cases) {
+    t.throws(() => normalizePath(raw, method), { code, status: 400 }, JSON.stringify(raw.slice(0, 40)));
+  }
+
+  t.throws(() => normalizePath(42 as unknown as string), { code: 'WG_HTTP_BAD_TARGET' });
+  t.throws(() => normalizePath('/a%2Fb'), {
+    message: 'Request path "/a%2Fb" is invalid: it contains an encoded slash (%2F). Send the path without it.',
+  });
+});
+
+t.test('normalizePath is idempotent', async (t) => {
+  for (const raw of ['/a/%2e%2e/b//c/./d', '/%41%42%43/x%20y', '/a/b/../..', '/x/y/']) {
+    const once = normalizePath(raw);
+    t.same(normalizePath(once.path), once, raw);
+  }
+});
+
+/** Sends raw request bytes to a server that runs checkFraming and returns the status line. */
+async function sendRaw(port: number, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1').split('\r\n')[0] ?? ''));
+  });
+}
+
+t.test('framing rejections over raw sockets', async (t) => {
+  const server = createServer((req: IncomingMessage, res) => {
+    try {
+      checkFraming(req);
+      res.writeHead(200, { connection: 'close' }).end('ok');
+    } catch (error) {
+      const httpError = error as HttpError;
+      res.writeHead(httpError.status, { connection: 'close', 'x-error': httpError.code }).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  const cases: Array<[string, string, string]> = [
+    ['plain GET', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 'HTTP/1.1 200 OK'],
+    ['Content-Length with Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['duplicate equal Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok', 'HTTP/1.1 400 Bad Request'],
+    ['conflicting Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk', 'HTTP/1.1 400 Bad Request'],
+    ['duplicate Host', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['missing Host', 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX-Note: one\r\n two\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['space before colon', 'GET / HTTP/1.1\r\nHost : a\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['chunked not last', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+  ];
+
+  for (const [name, request, statusLine] of cases) {
+    t.equal(await sendRaw(port, request), statusLine, name);
+  }
+});
+
+t.test('checkFraming codes on raw headers', async (t) => {
+  const request = (rawHeaders: string[], httpVersion = '1.1') => ({ rawHeaders, httpVersion });
+  const cases: Array<[string, string[], string]> = [
+    ['both framings', ['Host', 'a', 'Content-Length', '1', 'Transfer-Encoding', 'chunked'], 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['two lengths', ['Host', 'a', 'content-length', '1', 'Content-Length', '1'], 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['length with sign', ['Host', 'a', 'Content-Length', '+1'], 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['list length', ['Host', 'a', 'Content-Length', '1, 1'], 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['two hosts', ['Host', 'a', 'HOST', 'a'], 'WG_HTTP_BAD_HOST'],
+    ['no host', ['Accept', '*/*'], 'WG_HTTP_BAD_HOST'],
+    ['folded value', ['Host', 'a', 'X-Note', 'one\r\n two'], 'WG_HTTP_OBS_FOLD'],
+  ];
+
+  for (const [name, rawHeaders, code] of cases) {
+    t.throws(() => checkFraming(request(rawHeaders)), { code, status: 400 }, name);
+  }
+
+  t.doesNotThrow(() => checkFraming(request(['Host', 'a', 'Content-Length', '12'])));
+  t.doesNotThrow(() => checkFraming(request([], '1.0')));
+});
+
+t.test('stripIdentityHeaders removes every spelling', async (t) => {
+  const spellings = [
+    'x-wardgate-assertion', 'X-Wardgate-Assertion', 'X_WARDGATE_ASSERTION', 'x-wardgate_assertion',
+    'x-wardgate-user', 'X-Wardgate-Trace',
+    'x-forwarded-user', 'X_Forwarded_User', 'x-forwarded-email', 'X-FORWARDED-GROUPS', 'x_forwarded_preferred_username',
+    'x-auth-request-user', 'X-Auth-Request-Email', 'x_auth_request_access_token',
+    'remote-user', 'REMOTE_USER', 'x-remote-user', 'X_Remote_User',
+    'x-clinic-identity',
+  ];
+  const kept = ['accept', 'x-request-id', 'x-forwarded-for', 'cookie', 'x-remote-address', 'remote-user-agent'];
+  const headers: Record<string, string> = {};
+  for (const name of [...spellings, ...kept]) headers[name] = 'forged';
+
+  const removed = stripIdentityHeaders(headers, 'X-Clinic-Identity');
+
+  t.same(removed.sort(), [...spellings].sort());
+  t.same(Object.keys(headers).sort(), [...kept].sort());
+});
+
+t.test('setForwardedHeaders replaces client values', async (t) => {
+  const headers: Record<string, string | string[]> = {
+    'x-forwarded-for': '10.0.0.1, 10.0.0.2',
+    'X_Forwarded_Proto': 'http',
+    'x-forwarded-host': 'evil.example',
+    forwarded: 'for=10.0.0.1;proto=http',
+    'x-real-ip': '10.0.0.9',
+    accept: 'application/json',
+  };
+
+  setForwardedHeaders(headers, { clientIp: '127.0.0.1', proto: 'https', host: 'ehr.localhost:8443' });
+
+  t.same(headers, {
+    accept: 'application/json',
+    'x-forwarded-for': '127.0.0.1',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'ehr.localhost:8443',
+  });
+});
