@@ -1,5 +1,5 @@
 /**
- * Coded errors of the scorer. Each code maps to the HTTP status the proxy answers with when
+ * Coded errors of the scorer. Each code maps to the HTTP status the proxy sends when
  * the route's fail mode does not override it.
  *
  * | code | status | when |

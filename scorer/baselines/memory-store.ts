@@ -47,7 +47,7 @@ export class MemoryBaselineStore implements BaselineStore {
     this.#entries.clear();
   }
 
-  /** Number of live keys, for tests of memory bounds. */
+  /** Number of live keys, including expired ones not yet swept. */
   get size(): number {
     return this.#entries.size;
   }

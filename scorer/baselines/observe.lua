@@ -60,7 +60,7 @@ end
 local networkRequests = remember(networks, ARGV[3], networkCap)
 local deviceRequests = remember(devices, ARGV[4], deviceCap)
 
--- Integer halving keeps the ratios and forgets old behaviour; 'hist' is never halved.
+-- Integer halving keeps the ratios and lets old behaviour fade. 'hist' is never halved.
 if tonumber(redis.call('HGET', stats, 'min')) > decayAt then
   local fields = redis.call('HGETALL', stats)
   for i = 1, #fields, 2 do

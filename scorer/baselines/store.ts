@@ -40,7 +40,7 @@ export interface SubjectBaseline {
   readonly dayPatients: number;
 }
 
-/** What one observation returns: the user's baseline and their peer group's. */
+/** Result of one observation: the user's baseline and their peer group's. */
 export interface RawBaseline {
   readonly user: SubjectBaseline;
   readonly peer: SubjectBaseline;

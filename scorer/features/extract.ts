@@ -17,8 +17,8 @@ export interface FeatureContext {
 }
 
 /**
- * Builds the feature vector of one request in {@link FEATURE_SCHEMA} order. Live scoring,
- * the training simulator and replay all call this function, so a model sees the same
+ * Builds the feature vector of one request in {@link FEATURE_SCHEMA} order. Live scoring
+ * and the training simulator both call this function, so the model reads the same
  * features in training as in production.
  */
 export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context: FeatureContext): Float32Array {

@@ -144,7 +144,12 @@ function createUsers(random: Prng, scale: number): User[] {
         : role === 'radiologist'
           ? random.pick<Shift>(['day', 'evening'])
           : 'office';
-      const subnet = clinical ? 20 + WARDS.indexOf(ward) : role === 'radiologist' ? 31 : 30;
+      let subnet = 30;
+      if (clinical) {
+        subnet = 20 + WARDS.indexOf(ward);
+      } else if (role === 'radiologist') {
+        subnet = 31;
+      }
 
       users.push({
         id: `${role}-${i}@hospital.test`,
