@@ -76,7 +76,7 @@ export class NodeReader {
   map(raw: Node | null | undefined, what: string, allowed: readonly string[], required: readonly string[] = []): Map<string, MapEntry> | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as a mapping`, describeNode(node));
+    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a mapping`, describeNode(node));
 
     const entries = new Map<string, MapEntry>();
     for (const pair of (node as YAMLMap<unknown, unknown>).items as Pair<Node, Node | null>[]) {
@@ -104,7 +104,7 @@ export class NodeReader {
   pairs(raw: Node | null | undefined, what: string): { key: Node; name: string; value: Node | null }[] | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as a mapping`, describeNode(node));
+    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a mapping`, describeNode(node));
 
     const pairs: { key: Node; name: string; value: Node | null }[] = [];
     for (const pair of (node as YAMLMap<unknown, unknown>).items as Pair<Node, Node | null>[]) {
@@ -123,13 +123,13 @@ export class NodeReader {
     if (isSeq(node)) return node.items as (Node | null)[];
     if (acceptSingle && node !== null && isScalar(node)) return [node];
 
-    return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as a list`, describeNode(node));
+    return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a list`, describeNode(node));
   }
 
   string(raw: Node | null | undefined, what: string): string | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isScalar(node) || typeof node.value !== 'string') return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as a string`, describeNode(node));
+    if (!isScalar(node) || typeof node.value !== 'string') return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a string`, describeNode(node));
     if (node.value.length === 0) return this.report('WG_POLICY_INVALID_VALUE', node, `${what} as a non-empty string`, 'an empty string');
 
     return node.value;
@@ -154,7 +154,7 @@ export class NodeReader {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
     if (!isScalar(node) || typeof node.value !== 'number' || !Number.isInteger(node.value)) {
-      return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as an integer`, describeNode(node));
+      return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as an integer`, describeNode(node));
     }
     if (node.value < min || node.value > max) return this.report('WG_POLICY_INVALID_VALUE', node, `${what} from ${min} to ${max}`, String(node.value));
 
@@ -165,7 +165,7 @@ export class NodeReader {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
     if (!isScalar(node) || typeof node.value !== 'number' || !Number.isFinite(node.value)) {
-      return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as a finite number`, describeNode(node));
+      return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a finite number`, describeNode(node));
     }
 
     return node.value;
@@ -174,10 +174,15 @@ export class NodeReader {
   boolean(raw: Node | null | undefined, what: string): boolean | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isScalar(node) || typeof node.value !== 'boolean') return this.report('WG_POLICY_WRONG_TYPE', node ?? raw, `${what} as true or false`, describeNode(node));
+    if (!isScalar(node) || typeof node.value !== 'boolean') return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as true or false`, describeNode(node));
 
     return node.value;
   }
+}
+
+/** Returns where to report a problem with a value: at the alias that refers to it when there is one, so that the issue points into the rule. */
+function site(raw: Node | null | undefined, resolved: Node | null | undefined): Node | null | undefined {
+  return isAlias(raw) ? raw : (resolved ?? raw);
 }
 
 /** Describes a YAML value for the "got" part of an issue. */
