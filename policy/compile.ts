@@ -18,7 +18,7 @@ export interface CompilePolicyOptions {
   readonly maxBytes?: number;
 }
 
-/** How one rule fared for one request, as {@link CompiledPolicy.explain} reports it. */
+/** Outcome of one rule for one request, as {@link CompiledPolicy.explain} reports it. */
 export interface RuleTrace {
   readonly rule: string;
   readonly outcome: 'matched' | 'no-match' | 'condition-false' | 'condition-error' | 'already-elevated';
@@ -35,8 +35,8 @@ export interface CompiledPolicy {
   /**
    * Decides one request: the first rule whose `match` and `when` hold decides, and with no
    * such rule the action is `block` by rule `default`. A `step_up` rule is passed over when
-   * `context.elevatedAcr` contains its acr. Never throws; a `when` that fails to evaluate
-   * counts as not matched and adds a reason.
+   * `context.elevatedAcr` contains its acr. Does not throw for a context of the declared
+   * type: a `when` that fails to evaluate counts as not matched and adds a reason.
    */
   decide(context: DecisionContext): Decision;
   /** Decides like {@link decide} and also reports how every rule up to the deciding one fared. */

@@ -31,9 +31,9 @@ export interface PolicyIssue {
   readonly column: number;
   /** Id of the rule (or named condition) the problem is in, when it is inside one. */
   readonly ruleId?: string;
-  /** What the file should contain at this position, including a "did you mean" hint when one applies. */
+  /** Expected content at this position, with a "did you mean" hint when one applies. */
   readonly expected: string;
-  /** What the file contains at this position. */
+  /** Actual content at this position. */
   readonly got: string;
 }
 

@@ -26,8 +26,8 @@ export interface CheckResult {
 /**
  * Type-checks a parsed CEL expression against the declared variables.
  *
- * NOTE: `@bufbuild/cel` 0.6.1 does not export a checker (its internal one handles only
- * constants and identifiers), so this one covers the subset of CEL that policies use:
+ * NOTE: `@bufbuild/cel` 0.6.1 does not export a checker, and its internal one handles
+ * only constants and identifiers. This one covers the subset of CEL that policies use:
  * literals, variables, field selection, indexing, `has()`, the logical, comparison,
  * arithmetic and `in` operators, the conditional operator, the standard macros (`all`,
  * `exists`, `exists_one`, `map`, `filter`), `size`, the string methods `contains`,
@@ -193,7 +193,10 @@ class Checker {
     // The `all` macro expands to a loop whose condition calls this internal function.
     if (name === '@not_strictly_false') return BOOL;
     if (name === '!_') return a!.kind === 'bool' || a!.kind === 'dyn' ? BOOL : mismatch('on a bool operand');
-    if (name === '-_') return isNumeric(a!) && a!.kind !== 'uint' ? a! : a!.kind === 'dyn' ? DYN : mismatch('on an int or double operand');
+    if (name === '-_') {
+      if (a!.kind === 'int' || a!.kind === 'double' || a!.kind === 'dyn') return a!;
+      return mismatch('on an int or double operand');
+    }
     if (name === '_?_:_') {
       if (a!.kind !== 'bool' && a!.kind !== 'dyn') return mismatch('with a bool condition');
       return joinTypes(b!, c!);

@@ -15,7 +15,7 @@ export interface CompiledCondition {
   readonly expression: string;
   /** Whether it runs as a JavaScript closure instead of through the CEL interpreter. */
   readonly native: boolean;
-  /** Returns true or false, or a message when evaluation failed; never throws. */
+  /** Returns true or false, or a message when evaluation failed. Exceptions are caught and returned as messages. */
   evaluate(bindings: PolicyBindings): ConditionOutcome;
 }
 
@@ -126,7 +126,16 @@ function parseSource(reader: NodeReader, cel: CelSource): ParsedSource | undefin
 
 function buildCondition(expression: string, expr: CelExpr): CompiledCondition {
   const native = compileNative(expr);
-  if (native !== undefined) return { expression, native: true, evaluate: native };
+  if (native !== undefined) {
+    const evaluate = (bindings: PolicyBindings): ConditionOutcome => {
+      try {
+        return native(bindings);
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
+    };
+    return { expression, native: true, evaluate };
+  }
 
   const program = plan(ENVIRONMENT, expr);
   const evaluate = (bindings: PolicyBindings): ConditionOutcome => {

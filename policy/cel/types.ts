@@ -3,12 +3,12 @@ import type { parse } from '@bufbuild/cel';
 /** A parsed CEL expression node, as `@bufbuild/cel` returns it. */
 export type CelExpr = ReturnType<typeof parse>['expr'];
 
-/** Static type of a CEL expression as the policy checker sees it. */
+/** Static type of a CEL expression in the policy checker. */
 export type CelCheckType =
   | { readonly kind: 'int' | 'uint' | 'double' | 'string' | 'bool' | 'bytes' | 'null' | 'dyn' }
   | { readonly kind: 'list'; readonly element: CelCheckType }
   | { readonly kind: 'map'; readonly key: CelCheckType; readonly value: CelCheckType }
-  /** A map with a fixed set of string keys, each with its own type (CEL has no such type; the checker uses it for the context variables). */
+  /** A map with a fixed set of string keys, each with its own type. CEL has no such type, but the context variables have this shape. */
   | { readonly kind: 'record'; readonly name: string; readonly fields: ReadonlyMap<string, CelCheckType> };
 
 export const INT: CelCheckType = { kind: 'int' };
@@ -52,7 +52,7 @@ export function isNumeric(type: CelCheckType): boolean {
   return type.kind === 'int' || type.kind === 'uint' || type.kind === 'double';
 }
 
-/** Whether values of the two types can be compared with `==` (CEL compares numbers across int, uint and double). */
+/** Returns whether values of the two types can be compared with `==`. CEL compares numbers across int, uint and double. */
 export function isComparable(a: CelCheckType, b: CelCheckType): boolean {
   if (a.kind === 'dyn' || b.kind === 'dyn') return true;
   if (a.kind === 'null' || b.kind === 'null') return true;

@@ -24,10 +24,10 @@ export interface CompiledRule {
 
 export function compileRule(rule: RuleDefinition, condition: CompiledCondition | undefined): CompiledRule {
   const match = rule.match;
-  const why = rule.reason ?? rule.description ?? 'no reason given';
+  const reasonText = rule.reason ?? rule.description ?? 'no reason given';
   const when = rule.when === undefined ? '' : ` (when ${rule.when.expression})`;
   const stepUp = rule.stepUp === undefined ? '' : `; step-up to acr ${rule.stepUp.acr_values} with max_age ${rule.stepUp.max_age}, valid for ${rule.stepUp.ttl} s`;
-  const matchedReason = `rule ${rule.id} matched${when}: ${why}${stepUp}`;
+  const matchedReason = `rule ${rule.id} matched${when}: ${reasonText}${stepUp}`;
   const paths = match.paths === undefined ? undefined : new RegExp(match.paths.map((glob) => `(?:${compilePathGlob(glob).source})`).join('|'), 'u');
 
   return Object.freeze({
@@ -47,7 +47,7 @@ export function compileRule(rule: RuleDefinition, condition: CompiledCondition |
   });
 }
 
-/** Whether the request passes the rule's `match:` block; `host` is the request host, lowercased, without port. */
+/** Checks the request against the rule's `match:` block. `host` is the request host, lowercased, without port. */
 export function matchesRequest(rule: CompiledRule, context: DecisionContext, host: string): boolean {
   if (rule.authenticated !== undefined && rule.authenticated !== (context.principal !== null)) return false;
   if (rule.routes !== undefined && !rule.routes.has(context.route.id)) return false;

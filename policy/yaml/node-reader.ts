@@ -73,108 +73,108 @@ export class NodeReader {
    * Reads a mapping whose keys must come from `allowed`. Unknown keys are reported with a
    * "did you mean" hint and left out, missing `required` keys are reported at the mapping.
    */
-  map(raw: Node | null | undefined, what: string, allowed: readonly string[], required: readonly string[] = []): Map<string, MapEntry> | undefined {
+  map(raw: Node | null | undefined, label: string, allowed: readonly string[], required: readonly string[] = []): Map<string, MapEntry> | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a mapping`, describeNode(node));
+    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as a mapping`, describeNode(node));
 
     const entries = new Map<string, MapEntry>();
     for (const pair of (node as YAMLMap<unknown, unknown>).items as Pair<Node, Node | null>[]) {
       const keyNode = pair.key;
       const key = isScalar(keyNode) ? keyNode.value : undefined;
       if (typeof key !== 'string') {
-        this.report('WG_POLICY_WRONG_TYPE', keyNode, `a string key in ${what}`, describeNode(keyNode));
+        this.report('WG_POLICY_WRONG_TYPE', keyNode, `a string key in ${label}`, describeNode(keyNode));
         continue;
       }
       if (!allowed.includes(key)) {
-        this.report('WG_POLICY_UNKNOWN_KEY', keyNode, `one of the keys ${allowed.join(', ')} in ${what}${didYouMean(key, allowed)}`, `"${key}"`);
+        this.report('WG_POLICY_UNKNOWN_KEY', keyNode, `one of the keys ${allowed.join(', ')} in ${label}${didYouMean(key, allowed)}`, `"${key}"`);
         continue;
       }
       entries.set(key, { key: keyNode, value: pair.value });
     }
 
     for (const key of required) {
-      if (!entries.has(key)) this.report('WG_POLICY_MISSING_KEY', node, `the key "${key}" in ${what}`, 'no such key');
+      if (!entries.has(key)) this.report('WG_POLICY_MISSING_KEY', node, `the key "${key}" in ${label}`, 'no such key');
     }
 
     return entries;
   }
 
   /** Reads a mapping with free-form keys and returns its pairs, keys resolved to strings. */
-  pairs(raw: Node | null | undefined, what: string): { key: Node; name: string; value: Node | null }[] | undefined {
+  pairs(raw: Node | null | undefined, label: string): { key: Node; name: string; value: Node | null }[] | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a mapping`, describeNode(node));
+    if (!isMap(node)) return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as a mapping`, describeNode(node));
 
     const pairs: { key: Node; name: string; value: Node | null }[] = [];
     for (const pair of (node as YAMLMap<unknown, unknown>).items as Pair<Node, Node | null>[]) {
       const name = isScalar(pair.key) ? pair.key.value : undefined;
       if (typeof name === 'string') pairs.push({ key: pair.key, name, value: pair.value });
-      else this.report('WG_POLICY_WRONG_TYPE', pair.key, `a string key in ${what}`, describeNode(pair.key));
+      else this.report('WG_POLICY_WRONG_TYPE', pair.key, `a string key in ${label}`, describeNode(pair.key));
     }
 
     return pairs;
   }
 
   /** Reads a list, or a single item standing for a list of one when `acceptSingle` is set. */
-  list(raw: Node | null | undefined, what: string, acceptSingle: boolean): (Node | null)[] | undefined {
+  list(raw: Node | null | undefined, label: string, acceptSingle: boolean): (Node | null)[] | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
     if (isSeq(node)) return node.items as (Node | null)[];
     if (acceptSingle && node !== null && isScalar(node)) return [node];
 
-    return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a list`, describeNode(node));
+    return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as a list`, describeNode(node));
   }
 
-  string(raw: Node | null | undefined, what: string): string | undefined {
+  string(raw: Node | null | undefined, label: string): string | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isScalar(node) || typeof node.value !== 'string') return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a string`, describeNode(node));
-    if (node.value.length === 0) return this.report('WG_POLICY_INVALID_VALUE', node, `${what} as a non-empty string`, 'an empty string');
+    if (!isScalar(node) || typeof node.value !== 'string') return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as a string`, describeNode(node));
+    if (node.value.length === 0) return this.report('WG_POLICY_INVALID_VALUE', node, `${label} as a non-empty string`, 'an empty string');
 
     return node.value;
   }
 
   /** Reads a list of non-empty strings; a single string counts as a list of one. */
-  stringList(raw: Node | null | undefined, what: string): string[] | undefined {
-    const items = this.list(raw, what, true);
+  stringList(raw: Node | null | undefined, label: string): string[] | undefined {
+    const items = this.list(raw, label, true);
     if (items === undefined) return undefined;
-    if (items.length === 0) return this.report('WG_POLICY_INVALID_VALUE', raw, `${what} with at least one entry`, 'an empty list');
+    if (items.length === 0) return this.report('WG_POLICY_INVALID_VALUE', raw, `${label} with at least one entry`, 'an empty list');
 
     const values: string[] = [];
     for (const item of items) {
-      const value = this.string(item, `each entry of ${what}`);
+      const value = this.string(item, `each entry of ${label}`);
       if (value !== undefined) values.push(value);
     }
 
     return values.length === items.length ? values : undefined;
   }
 
-  integer(raw: Node | null | undefined, what: string, min: number, max: number): number | undefined {
+  integer(raw: Node | null | undefined, label: string, min: number, max: number): number | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
     if (!isScalar(node) || typeof node.value !== 'number' || !Number.isInteger(node.value)) {
-      return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as an integer`, describeNode(node));
+      return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as an integer`, describeNode(node));
     }
-    if (node.value < min || node.value > max) return this.report('WG_POLICY_INVALID_VALUE', node, `${what} from ${min} to ${max}`, String(node.value));
+    if (node.value < min || node.value > max) return this.report('WG_POLICY_INVALID_VALUE', node, `${label} from ${min} to ${max}`, String(node.value));
 
     return node.value;
   }
 
-  number(raw: Node | null | undefined, what: string): number | undefined {
+  number(raw: Node | null | undefined, label: string): number | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
     if (!isScalar(node) || typeof node.value !== 'number' || !Number.isFinite(node.value)) {
-      return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as a finite number`, describeNode(node));
+      return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as a finite number`, describeNode(node));
     }
 
     return node.value;
   }
 
-  boolean(raw: Node | null | undefined, what: string): boolean | undefined {
+  boolean(raw: Node | null | undefined, label: string): boolean | undefined {
     const node = this.resolve(raw);
     if (node === undefined) return undefined;
-    if (!isScalar(node) || typeof node.value !== 'boolean') return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${what} as true or false`, describeNode(node));
+    if (!isScalar(node) || typeof node.value !== 'boolean') return this.report('WG_POLICY_WRONG_TYPE', site(raw, node), `${label} as true or false`, describeNode(node));
 
     return node.value;
   }

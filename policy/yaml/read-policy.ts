@@ -23,7 +23,7 @@ const ROUTE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** Options for {@link readPolicyDefinition}. */
 export interface ReadPolicyOptions {
-  /** Route ids the proxy knows; when given, a rule naming another route is an error. */
+  /** Route ids from the route configuration. When given, a rule naming another route is an error. */
   readonly routeIds?: readonly string[];
 }
 
@@ -176,7 +176,7 @@ function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOpt
   const entries = reader.map(node, 'match', MATCH_KEYS);
   if (entries === undefined) return undefined;
 
-  const list = (key: string, what: string, valid: (value: string) => string | undefined): string[] | undefined => {
+  const list = (key: string, label: string, valid: (value: string) => string | undefined): string[] | undefined => {
     const entry = entries.get(key);
     if (entry === undefined) return undefined;
 
@@ -188,7 +188,7 @@ function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOpt
     values.forEach((value, i) => {
       const problem = valid(value);
       if (problem === undefined) result.push(value);
-      else reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? entry.value, `${what}${problem}`, `"${value}"`);
+      else reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? entry.value, `${label}${problem}`, `"${value}"`);
     });
 
     return result;
@@ -220,9 +220,9 @@ function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOpt
 }
 
 /** Reads a CEL expression string and works out how its character offsets map to file positions. */
-function readCel(reader: NodeReader, raw: Node | null, what: string): CelSource | undefined {
+function readCel(reader: NodeReader, raw: Node | null, label: string): CelSource | undefined {
   const node = reader.resolve(raw);
-  const expression = reader.string(node, `${what} (a CEL expression)`);
+  const expression = reader.string(node, `${label} (a CEL expression)`);
   if (expression === undefined || node === null || node === undefined) return undefined;
 
   const start = node.range?.[0] ?? 0;
@@ -231,8 +231,8 @@ function readCel(reader: NodeReader, raw: Node | null, what: string): CelSource 
   const verbatim = reader.source.text.slice(contentStart, contentStart + expression.length) === expression;
   const lineCounter = reader.source.lineCounter;
 
-  // Escapes and folding make offsets in the value differ from offsets in the file; then
-  // errors point at the start of the value instead of the exact character.
+  // Escapes and line folding make offsets in the value differ from offsets in the file.
+  // For such values, errors point at the start of the value instead of the exact character.
   const locate = (offset: number): SourcePosition => {
     const { line, col } = lineCounter.linePos(verbatim ? contentStart + Math.min(offset, expression.length) : start);
     return { line, column: col };
