@@ -10,7 +10,7 @@ import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
 import { startWardgate, type RunningWardgate } from '../proxy/runtime.ts';
-import { startDemoApp } from './app/index.ts';
+import { startDemoApp } from './app/server.ts';
 import { startDemoIdp, type DemoIdp } from './idp/idp.ts';
 
 const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,6 +26,7 @@ export interface DemoStackOptions {
   readonly redisKeyPrefix?: string;
   readonly policyFile?: string;
   readonly routes?: (upstream: string) => RouteConfig[];
+  readonly session?: WardgateConfig['session'];
   readonly now?: () => number;
   readonly logger?: Logger;
   readonly spanProcessors?: SpanProcessor[];
@@ -71,13 +72,13 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     });
     closers.push(() => idp.close());
 
-    const issuer = idp.issuer.replace('://127.0.0.1:', '://localhost:');
+    const issuer = idp.issuer;
     const config: WardgateConfig = {
       listen: { host: '127.0.0.1', port: wardgatePort },
       tls: { cert: certificates.paths.serverCert, key: certificates.paths.serverKey, groups: 'X25519MLKEM768:X25519:P-256' },
       redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? 'wg:demo:' },
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
-      session: { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
+      session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),
       model: path.join(REPOSITORY, 'scorer/models/risk-v1.onnx'),
       patient_key: patientKey,

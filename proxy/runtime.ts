@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { createScorer, createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
 import type { WardgateConfig } from './config/config.ts';
-import { createForwarder } from './forward/index.ts';
+import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
 import { createRequestHandler } from './pipeline/request-handler.ts';
 import { createUpgradeHandler } from './pipeline/upgrade-handler.ts';

@@ -31,7 +31,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     }
     if (files.length === 0) return usageError(err, 'missing policy file; usage: wardgate policy validate FILE...');
-    return (await import('../../policy/index.ts')).runPolicyValidate(files, out, err);
+    return (await import('../../policy/cli/validate.ts')).runPolicyValidate(files, out, err);
   },
 };
 

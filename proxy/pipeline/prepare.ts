@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { checkFraming, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../http/index.ts';
+import { checkFraming, HttpError, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../http/index.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import type { RouterPort } from '../ports.ts';
 
@@ -21,27 +21,25 @@ export type PreparedRequest =
  * normalized form so the forwarder sends exactly what the policy saw.
  */
 export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string): PreparedRequest {
-  const framingError = checkFraming(req);
-  if (framingError) return { ok: false, status: framingError.status, code: framingError.code, message: framingError.message };
-
   const host = parseHost(req.headers.host);
-  if (!host) return { ok: false, status: 400, code: 'WG_HTTP_BAD_HOST', message: `Invalid or missing Host header ${JSON.stringify(req.headers.host ?? '')}.` };
-
   let normalized: { path: string; query: string };
   try {
+    checkFraming(req);
+    if (!host) throw new HttpError('WG_HTTP_BAD_HOST', `Invalid or missing Host header ${JSON.stringify(req.headers.host ?? '')}; send the host name of the application.`);
     normalized = normalizePath(req.url ?? '', req.method ?? 'GET');
   } catch (error) {
-    const coded = error as { status?: number; code?: string; message: string };
-    return { ok: false, status: coded.status ?? 400, code: coded.code ?? 'WG_HTTP_BAD_PATH', message: coded.message };
+    if (!(error instanceof HttpError)) throw error;
+    return { ok: false, status: error.status, code: error.code, message: error.message };
   }
-  req.url = normalized.path + normalized.query;
+  const search = normalized.query === '' ? '' : `?${normalized.query}`;
+  req.url = normalized.path + search;
 
   // The socket address is the client; X-Forwarded-For is ignored until trusted proxies are configured.
   const clientIp = stripIpv4Mapping(req.socket.remoteAddress ?? '');
   stripIdentityHeaders(req.headers, assertionHeader);
   setForwardedHeaders(req.headers, { clientIp, proto: 'https', host: req.headers.host ?? host });
 
-  const url = new URL(`https://${host}${normalized.path}${normalized.query}`);
+  const url = new URL(`https://${host}${normalized.path}${search}`);
   return { ok: true, url, host, route: router.match(host, normalized.path) ?? null, clientIp };
 }
 

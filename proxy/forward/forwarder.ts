@@ -1,0 +1,184 @@
+import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Duplex } from 'node:stream';
+
+import httpProxy from 'http-proxy';
+
+import { HttpError } from '../http/errors.ts';
+import { normalizePath } from '../http/normalize-path.ts';
+import type { RouteConfig } from '../routing/router.ts';
+import { removeWardgateCookies, removeWardgateSetCookies } from './cookies.ts';
+import { ForwardError } from './errors.ts';
+
+/** Options of `createForwarder`. */
+export interface ForwarderOptions {
+  /** CA certificates (PEM) trusted for `https:` upstreams, in addition to none: only these are trusted when set. */
+  readonly upstreamCa?: string;
+  /** OpenSSL group list offered to `https:` upstreams (default `X25519MLKEM768:X25519:P-256`). */
+  readonly groups?: string;
+  /** Time in milliseconds an upstream may stay silent before the request fails with 502 (default 60000). */
+  readonly upstreamTimeoutMs?: number;
+  /** Called with every upstream failure, so the pipeline can log it; the client has already been answered. */
+  readonly onError?: (error: ForwardError, req: IncomingMessage) => void;
+}
+
+/** Sends allowed requests to their route's upstream. */
+export interface Forwarder {
+  /**
+   * Forwards an HTTP request. The path sent upstream is `normalizePath(req.url)`; the
+   * headers in `headersToSet` replace any the request carries. Answers 502 when the upstream fails.
+   */
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>): void;
+  /** Forwards a WebSocket upgrade request the same way. */
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>): void;
+  /** Closes idle upstream connections. */
+  close(): void;
+}
+
+const DEFAULT_GROUPS = 'X25519MLKEM768:X25519:P-256';
+const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
+
+/**
+ * Creates a forwarder over `http-proxy` with keep-alive agents. Wardgate sets X-Forwarded-*
+ * itself (`xfwd` is off), Wardgate's cookies are removed from the Cookie header sent upstream,
+ * and upstream Set-Cookie headers for `__Host-wardgate*` names are dropped.
+ *
+ * @throws {ForwardError} `WG_FORWARD_INVALID_OPTION` naming the option.
+ */
+export function createForwarder(options: ForwarderOptions = {}): Forwarder {
+  const timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new ForwardError('WG_FORWARD_INVALID_OPTION', `Option forward.upstreamTimeoutMs is invalid: expected a positive integer number of milliseconds, received ${JSON.stringify(timeoutMs)}.`);
+  }
+  if (options.upstreamCa !== undefined && (typeof options.upstreamCa !== 'string' || !options.upstreamCa.includes('-----BEGIN CERTIFICATE-----'))) {
+    throw new ForwardError('WG_FORWARD_INVALID_OPTION', 'Option forward.upstreamCa is invalid: expected PEM certificates ("-----BEGIN CERTIFICATE-----").');
+  }
+
+  const httpAgent = new HttpAgent({ keepAlive: true });
+  const httpsAgent = new HttpsAgent({
+    keepAlive: true,
+    ecdhCurve: options.groups ?? DEFAULT_GROUPS,
+    minVersion: 'TLSv1.2',
+    ...(options.upstreamCa === undefined ? {} : { ca: options.upstreamCa }),
+  });
+
+  const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, changeOrigin: true, proxyTimeout: timeoutMs });
+
+  proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
+    rewriteCookieHeader(proxyReq);
+
+    // http-proxy leaves the upstream request running when the client goes away mid-response.
+    res.once('close', () => {
+      if (!res.writableFinished) proxyReq.destroy();
+    });
+  });
+
+  proxy.on('proxyReqWs', (proxyReq: ClientRequest) => {
+    rewriteCookieHeader(proxyReq);
+    proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
+    proxyReq.prependListener('response', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
+  });
+
+  proxy.on('proxyRes', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
+
+  // Client resets are reported here instead of the callback; nothing is left to answer.
+  proxy.on('econnreset', () => {});
+  proxy.on('error', () => {});
+
+  const report = (cause: unknown, req: IncomingMessage, route: RouteConfig): ForwardError => {
+    const error = new ForwardError('WG_UPSTREAM_UNAVAILABLE', `Upstream ${route.upstream} of route ${route.id} is unavailable: ${(cause as Error).message ?? String(cause)}.`, { routeId: route.id, cause });
+    options.onError?.(error, req);
+    return error;
+  };
+
+  const targetFor = (route: RouteConfig) => ({
+    target: route.upstream,
+    agent: route.upstream.startsWith('https:') ? httpsAgent : httpAgent,
+  });
+
+  return {
+    web(req, res, route, headersToSet) {
+      try {
+        req.url = normalizedTarget(req);
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        sendBadRequest(res, error);
+        return;
+      }
+
+      proxy.web(req, res, { ...targetFor(route), headers: lowercaseKeys(headersToSet) }, (cause) => {
+        const error = report(cause, req, route);
+        if (res.headersSent || res.destroyed) {
+          res.destroy();
+          return;
+        }
+        sendUnavailable(req, res, error);
+      });
+    },
+
+    ws(req, socket, head, route, headersToSet) {
+      socket.on('error', () => socket.destroy());
+      try {
+        req.url = normalizedTarget(req);
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        socket.end(`HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\nx-wardgate-error: ${error.code}\r\n\r\n`);
+        return;
+      }
+
+      proxy.ws(req, socket, head, { ...targetFor(route), headers: lowercaseKeys(headersToSet) }, (cause) => {
+        report(cause, req, route);
+        if (socket.writable) socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 35\r\n\r\n{"error":"WG_UPSTREAM_UNAVAILABLE"}');
+        else socket.destroy();
+      });
+    },
+
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+      proxy.close();
+    },
+  };
+}
+
+/** The request target sent upstream; the pipeline has already rejected targets that do not normalize. */
+function normalizedTarget(req: IncomingMessage): string {
+  const { path, query } = normalizePath(req.url ?? '', req.method);
+  return query === '' ? path : `${path}?${query}`;
+}
+
+function rewriteCookieHeader(proxyReq: ClientRequest): void {
+  const cookie = removeWardgateCookies(proxyReq.getHeader('cookie') as string | string[] | undefined);
+  if (cookie === undefined) proxyReq.removeHeader('cookie');
+  else proxyReq.setHeader('cookie', cookie);
+}
+
+function filterSetCookie(proxyRes: IncomingMessage): void {
+  const kept = removeWardgateSetCookies(proxyRes.headers['set-cookie']);
+  if (kept === undefined) delete proxyRes.headers['set-cookie'];
+  else proxyRes.headers['set-cookie'] = kept;
+}
+
+function lowercaseKeys(headers: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
+function sendBadRequest(res: ServerResponse, error: HttpError): void {
+  const body = JSON.stringify({ error: error.code, message: error.message });
+  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendUnavailable(req: IncomingMessage, res: ServerResponse, error: ForwardError): void {
+  const wantsHtml = (req.headers.accept ?? '').includes('text/html');
+  const body = wantsHtml
+    ? '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Application unavailable</title></head><body><h1>Application unavailable</h1><p>The clinical application behind Wardgate is not responding. Try again in a minute; if it persists, call the service desk.</p></body></html>'
+    : JSON.stringify({ error: error.code, message: `The upstream of route ${error.routeId} is unavailable. Try again later.`, route: error.routeId });
+
+  res.writeHead(502, {
+    'content-type': wantsHtml ? 'text/html; charset=utf-8' : 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
