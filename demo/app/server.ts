@@ -36,7 +36,11 @@ export async function startDemoApp(options: { port?: number; host?: string } = {
     }
   });
 
+  // server.closeAllConnections() does not reach upgraded sockets, so close() destroys these.
+  const upgradedSockets = new Set<import('node:stream').Duplex>();
   server.on('upgrade', (req, socket, head) => {
+    upgradedSockets.add(socket);
+    socket.once('close', () => upgradedSockets.delete(socket));
     if (req.url?.split('?')[0] === '/ws') acceptWebSocketEcho(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
   });
@@ -82,6 +86,7 @@ export async function startDemoApp(options: { port?: number; host?: string } = {
     close: () => new Promise((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+      for (const socket of upgradedSockets) socket.destroy();
     }),
   };
 }
