@@ -1,7 +1,7 @@
 /** Coded errors of forwarding to upstreams (`proxy/forward/`). */
 
 export type ForwardErrorCode =
-  /** The upstream refused, reset, timed out or closed the connection; answered with 502. */
+  /** The upstream refused, reset, timed out or closed the connection. The HTTP status is 502. */
   | 'WG_UPSTREAM_UNAVAILABLE'
   /** A forwarder option is invalid; raised at start-up. */
   | 'WG_FORWARD_INVALID_OPTION';

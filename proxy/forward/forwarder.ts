@@ -12,13 +12,13 @@ import { ForwardError } from './errors.ts';
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions {
-  /** CA certificates (PEM) trusted for `https:` upstreams, in addition to none: only these are trusted when set. */
+  /** CA certificates (PEM) trusted for `https:` upstreams; when set they replace the default trust store. */
   readonly upstreamCa?: string;
   /** OpenSSL group list offered to `https:` upstreams (default `X25519MLKEM768:X25519:P-256`). */
   readonly groups?: string;
   /** Time in milliseconds an upstream may stay silent before the request fails with 502 (default 60000). */
   readonly upstreamTimeoutMs?: number;
-  /** Called with every upstream failure, so the pipeline can log it; the client has already been answered. */
+  /** Called with every upstream failure so the pipeline can log it. The client has already received its 502 by then. */
   readonly onError?: (error: ForwardError, req: IncomingMessage) => void;
 }
 
@@ -26,7 +26,7 @@ export interface ForwarderOptions {
 export interface Forwarder {
   /**
    * Forwards an HTTP request. The path sent upstream is `normalizePath(req.url)`; the
-   * headers in `headersToSet` replace any the request carries. Answers 502 when the upstream fails.
+   * headers in `headersToSet` replace any the request carries. Sends a 502 response when the upstream fails.
    */
   web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>): void;
   /** Forwards a WebSocket upgrade request the same way. */
@@ -81,7 +81,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   proxy.on('proxyRes', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
 
-  // Client resets are reported here instead of the callback; nothing is left to answer.
+  // http-proxy emits client resets here instead of calling the callback, and no response is possible then.
   proxy.on('econnreset', () => {});
   proxy.on('error', () => {});
 
@@ -141,7 +141,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   };
 }
 
-/** The request target sent upstream; the pipeline has already rejected targets that do not normalize. */
+/** Builds the request target sent upstream from the normalized path and the unchanged query. */
 function normalizedTarget(req: IncomingMessage): string {
   const { path, query } = normalizePath(req.url ?? '', req.method);
   return query === '' ? path : `${path}?${query}`;

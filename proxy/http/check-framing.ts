@@ -4,7 +4,7 @@ import { HttpError } from './errors.ts';
 
 /**
  * Rejects requests whose framing or host two HTTP implementations could read differently
- * (request smuggling). It inspects `req.rawHeaders`, so it sees every copy of a header.
+ * (request smuggling). It reads `req.rawHeaders`, which contains every copy of a header.
  *
  * - Content-Length together with Transfer-Encoding (RFC 9112 section 6.1 lets a server
  *   reject it; a proxy that forwards it invites desynchronization).
@@ -12,8 +12,10 @@ import { HttpError } from './errors.ts';
  * - More than one Host, or none on HTTP/1.1 (RFC 9112 section 3.2).
  * - A header value that still contains CR or LF (obs-fold, RFC 9112 section 5.2).
  *
- * Node's parser (llhttp in Node 24) already answers 400 to most of these before a request
- * object exists. This check covers what it lets through, such as a second Host header.
+ * Node 24.21's parser (llhttp) already answers 400 to Content-Length with Transfer-Encoding,
+ * duplicate Content-Length, obs-fold and a missing Host before a request object exists; it
+ * lets a second Host header through. This check covers all cases, so the result does not
+ * depend on parser options such as `insecureHTTPParser`.
  *
  * @throws {HttpError} `WG_HTTP_AMBIGUOUS_FRAMING`, `WG_HTTP_BAD_HOST` or `WG_HTTP_OBS_FOLD`, all 400.
  */

@@ -20,7 +20,7 @@ const STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = Object.freeze({
   WG_HTTP_OBS_FOLD: 400,
 });
 
-/** A request rejected before routing; `status` is the HTTP status to answer with. */
+/** A request rejected before routing; `status` is the HTTP status of the error response. */
 export class HttpError extends Error {
   readonly code: HttpErrorCode;
   readonly status: number;

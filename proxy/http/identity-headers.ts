@@ -45,7 +45,7 @@ export function stripIdentityHeaders(headers: Headers, assertionHeaderName: stri
   return removed;
 }
 
-/** What Wardgate tells the upstream about the original request. */
+/** Facts about the original request that Wardgate sends upstream in X-Forwarded-* headers. */
 export interface ForwardedFacts {
   /** Address of the client as Wardgate saw it (socket peer), without port. */
   readonly clientIp: string;

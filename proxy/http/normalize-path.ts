@@ -1,6 +1,6 @@
 import { HttpError } from './errors.ts';
 
-/** A normalized request target: what policy sees and what is forwarded. */
+/** A normalized request target: the form policy evaluates and the form forwarded upstream. */
 export interface NormalizedTarget {
   /** Normalized path; `*` only for `OPTIONS *`. */
   readonly path: string;

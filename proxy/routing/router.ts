@@ -12,7 +12,7 @@ export interface RouteConfig {
   /** Upstream origin (and optional base path) as an `http:` or `https:` URL. */
   readonly upstream: string;
   readonly sensitivity: 'low' | 'normal' | 'high';
-  /** What happens when Redis, the scorer or the IdP is unavailable; each defaults to `closed`. */
+  /** Behaviour when Redis, the scorer or the IdP is unavailable; each entry defaults to `closed`. */
   readonly fail_mode: { readonly redis: FailMode; readonly scorer: FailMode; readonly idp: FailMode };
   /** Requests pass without authentication (health checks, static assets). */
   readonly public?: boolean;

@@ -81,14 +81,21 @@ t.test('normalizePath is idempotent', async (t) => {
   }
 });
 
-/** Sends raw request bytes to a server that runs checkFraming and returns the status line. */
-async function sendRaw(port: number, request: string): Promise<string> {
+/**
+ * Sends raw request bytes to a server that runs checkFraming. Returns the status line and the
+ * `x-error` code, which is `node` when Node's parser rejected the request before checkFraming ran.
+ */
+async function sendRaw(port: number, request: string): Promise<[string, string]> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(request));
     const chunks: Buffer[] = [];
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('error', () => {});
-    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1').split('\r\n')[0] ?? ''));
+    socket.on('close', () => {
+      const response = Buffer.concat(chunks).toString('latin1');
+      const code = /\r\nx-error: ([A-Z_]+)\r\n/i.exec(response)?.[1] ?? 'node';
+      resolve([response.split('\r\n')[0] ?? '', code]);
+    });
   });
 }
 
@@ -109,21 +116,27 @@ t.test('framing rejections over raw sockets', async (t) => {
   });
   const port = (server.address() as AddressInfo).port;
 
-  const cases: Array<[string, string, string]> = [
-    ['plain GET', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 'HTTP/1.1 200 OK'],
-    ['Content-Length with Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
-    ['duplicate equal Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok', 'HTTP/1.1 400 Bad Request'],
-    ['conflicting Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk', 'HTTP/1.1 400 Bad Request'],
-    ['duplicate Host', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
-    ['missing Host', 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
-    ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX-Note: one\r\n two\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
-    ['space before colon', 'GET / HTTP/1.1\r\nHost : a\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
-    ['negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
-    ['chunked not last', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+  const ok = 'HTTP/1.1 200 OK';
+  const bad = 'HTTP/1.1 400 Bad Request';
+  // The last column records which layer rejects the request in Node 24.21: `node` is llhttp.
+  const cases: Array<[string, string, string, string]> = [
+    ['plain GET', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', ok, 'node'],
+    ['Content-Length with Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', bad, 'node'],
+    ['duplicate equal Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok', bad, 'node'],
+    ['conflicting Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk', bad, 'node'],
+    ['duplicate Host', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', bad, 'WG_HTTP_BAD_HOST'],
+    ['duplicate equal Host', 'GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n', bad, 'WG_HTTP_BAD_HOST'],
+    ['missing Host', 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', bad, 'node'],
+    ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX-Note: one\r\n two\r\n\r\n', bad, 'node'],
+    ['space before colon', 'GET / HTTP/1.1\r\nHost : a\r\n\r\n', bad, 'node'],
+    ['negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', bad, 'node'],
+    ['chunked not last', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', bad, 'node'],
   ];
 
-  for (const [name, request, statusLine] of cases) {
-    t.equal(await sendRaw(port, request), statusLine, name);
+  for (const [name, request, statusLine, layer] of cases) {
+    const [status, code] = await sendRaw(port, request);
+    t.equal(status, statusLine, `${name}: status`);
+    t.equal(code, layer, `${name}: rejected by`);
   }
 });
 
