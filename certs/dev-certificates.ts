@@ -1,4 +1,5 @@
-import './reflect-shim.ts';
+// @peculiar/x509 depends on tsyringe, which needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
 
 import { X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
