@@ -16,14 +16,14 @@ export interface PolicyWatcher {
  *
  * @throws the load error at start-up, when there is no good policy to keep.
  */
-export async function watchPolicy(file: string, logger: Logger, pollMs: number): Promise<PolicyWatcher> {
-  let active = await loadPolicyFile(file);
+export async function watchPolicy(file: string, routeIds: readonly string[], logger: Logger, pollMs: number): Promise<PolicyWatcher> {
+  let active = await loadPolicyFile(file, { routeIds });
   let lastError: string | null = null;
   let reloading = Promise.resolve();
 
   const reload = async () => {
     try {
-      const candidate = await loadPolicyFile(file);
+      const candidate = await loadPolicyFile(file, { routeIds });
       if (candidate.hash === active.hash) return;
       active = candidate;
       lastError = null;

@@ -55,7 +55,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const stores = await openStores(config, options, logger);
     closers.push(() => stores.close());
 
-    const policy = await watchPolicy(config.policy, logger, options.policyPollMs ?? 1000);
+    const policy = await watchPolicy(config.policy, config.routes.map((route) => route.id), logger, options.policyPollMs ?? 1000);
     closers.push(() => policy.close());
 
     const scorer: Scorer = await createScorer({ store: stores.baselines, modelPath: config.model, patientKey: config.patient_key });

@@ -4,7 +4,7 @@ import { loadPolicyFile, type DecisionContext } from '../../policy/index.ts';
 import { makeContext } from './helpers.ts';
 
 const MFA = 'urn:wardgate:acr:mfa';
-const EXPORT = { id: 'ehr-export', host: 'ehr.localhost', pathPrefix: '/fhir/Patient/', sensitivity: 'high' as const };
+const EXPORT = { id: 'ehr', host: '*', pathPrefix: '/', sensitivity: 'normal' as const };
 const EXPORT_PATH = '/fhir/Patient/17/$everything';
 
 const physician = { groups: ['physicians', 'clinicians'] };
@@ -28,7 +28,7 @@ const cases: [string, DecisionContext, string, string][] = [
 ];
 
 t.test('demo policy decisions', async (t) => {
-  const policy = await loadPolicyFile('policy/examples/demo.yaml', { routeIds: ['ehr', 'ehr-export'] });
+  const policy = await loadPolicyFile('policy/examples/demo.yaml', { routeIds: ['ehr'] });
 
   for (const [name, context, action, rule] of cases) {
     const decision = policy.decide(context);
