@@ -57,8 +57,8 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     const app = await startDemoApp({ port: 0, host: '127.0.0.1' });
     closers.push(() => app.close());
 
-    // The IdP must know Wardgate's redirect URIs before Wardgate starts, so Wardgate's port
-    // is fixed first: a requested port 0 is resolved by the listener, then registered.
+    // The IdP must know Wardgate's redirect URIs before Wardgate starts, so a requested
+    // port 0 is replaced by a free port picked here.
     const port = options.port ?? 8443;
     const clientSecret = randomBytes(24).toString('base64url');
     const redirectHosts = ['localhost', 'ehr.localhost', '127.0.0.1'];
@@ -110,7 +110,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
   }
 }
 
-/** The demo's routes: the clinical app on every host, with the bulk export marked as highly sensitive. */
+/** Returns the demo's single route: the clinical app on every host, failing closed on every dependency. */
 export function demoRoutes(upstream: string): RouteConfig[] {
   const failClosed = { redis: 'closed', scorer: 'closed', idp: 'closed' } as const;
   return [{ id: 'ehr', host: '*', path_prefix: '/', upstream, sensitivity: 'normal', fail_mode: failClosed }];

@@ -22,7 +22,7 @@ import { startTracing } from './telemetry/tracing.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
 
 export interface StartOptions {
-  /** Use the in-process store, with a warning, when Redis does not answer at start-up (demo only). */
+  /** Use the in-process store, with a warning, when Redis does not respond at start-up (demo only). */
   readonly allowMemoryFallback?: boolean;
   /** Clock in milliseconds since the epoch; tests replace it to replay a day. */
   readonly now?: () => number;

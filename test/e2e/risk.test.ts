@@ -6,7 +6,7 @@ const HOUR = 60 * MINUTE;
 
 type Outcome = 'allow' | 'step_up' | 'block' | 'other';
 
-/** Maps Wardgate's answer to a browser request onto the decision it enforced. */
+/** Maps Wardgate's response to a browser request onto the decision it enforced. */
 function outcomeOf(status: number, location: string | undefined, idpIssuer: string): Outcome {
   if (status === 200) return 'allow';
   if (status === 302 && location?.startsWith(idpIssuer) && location.includes('acr_values=')) return 'step_up';
