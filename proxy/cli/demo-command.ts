@@ -25,7 +25,16 @@ export async function runDemoCommand(argv: string[], out: NodeJS.WritableStream,
   if (port === null) return usageError(err, `invalid --port ${JSON.stringify(parsed.options.port)}; expected a port number from 1 to 65535`);
   if (idpPort === null) return usageError(err, `invalid --idp-port ${JSON.stringify(parsed.options['idp-port'])}; expected a port number from 1 to 65535`);
 
-  const stack = await startDemoStack({ port, idpPort });
+  let stack;
+  try {
+    stack = await startDemoStack({ port, idpPort });
+  } catch (error) {
+    const { code, port: busyPort } = error as { code?: string; port?: number };
+    if (code !== 'EADDRINUSE') throw error;
+    const option = busyPort === idpPort ? '--idp-port' : '--port';
+    err.write(`wardgate: port ${busyPort} is already in use; stop the program using it or pick another port with ${option} (with npm: npm start -- ${option} N)\n`);
+    return 1;
+  }
   const accounts = stack.idp.accounts
     .map((account) => `  ${account.username.padEnd(10)} password ${account.password.padEnd(18)} groups ${account.groups.join(', ').padEnd(24)} TOTP secret ${account.totp_secret}`)
     .join('\n');

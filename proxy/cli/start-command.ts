@@ -34,6 +34,10 @@ export async function runStartCommand(argv: string[], out: NodeJS.WritableStream
       return 1;
     }
     const code = (error as { code?: string }).code;
+    if (code === 'EADDRINUSE') {
+      err.write(`wardgate: port ${(error as { port?: number }).port} is already in use; stop the program using it or change listen.port in the configuration\n`);
+      return 1;
+    }
     err.write(`wardgate: failed to start${code ? ` (${code})` : ''}: ${(error as Error).message}\n`);
     return 1;
   }

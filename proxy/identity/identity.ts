@@ -143,7 +143,9 @@ export class Identity {
         acr_values: requirement.acr_values,
         max_age: requirement.max_age,
       });
-      sendJsonError(res, 401, 'WG_AUTH_STEP_UP_REQUIRED', `This request requires authentication with acr ${requirement.acr_values} no older than ${requirement.max_age} seconds.`, challenge);
+      sendJsonError(res, 401, 'WG_AUTH_STEP_UP_REQUIRED', requirement.max_age === 0
+        ? `This request requires a fresh authentication with acr ${requirement.acr_values}; sign in again with that method.`
+        : `This request requires authentication with acr ${requirement.acr_values} no older than ${requirement.max_age} seconds.`, challenge);
       return;
     }
 
