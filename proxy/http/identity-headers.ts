@@ -8,8 +8,17 @@ const IDENTITY_HEADERS: ReadonlySet<string> = new Set([
   'x-forwarded-email',
   'x-forwarded-groups',
   'x-forwarded-preferred-username',
+  'x-forwarded-access-token',
   'remote-user',
+  'remote-groups',
+  'remote-email',
+  'remote-name',
   'x-remote-user',
+  'x-remote-groups',
+  'x-remote-email',
+  'x-user',
+  'x-auth-user',
+  'x-email',
 ]);
 const IDENTITY_PREFIXES = ['x-auth-request-', 'x-wardgate-'];
 
@@ -21,7 +30,8 @@ function canonicalName(name: string): string {
 /**
  * Removes from `headers` (in place) every header a client could use to claim an identity:
  * the assertion header `assertionHeaderName`, X-Forwarded-User, -Email, -Groups and
- * -Preferred-Username, X-Auth-Request-*, Remote-User, X-Remote-User and X-Wardgate-*, in any
+ * -Preferred-Username and -Access-Token, X-Auth-Request-*, Remote-User, -Groups, -Email and
+ * -Name (also with X-), X-User, X-Auth-User, X-Email and X-Wardgate-*, in any
  * spelling of case, `-` or `_`.
  *
  * @returns the names removed, as they were spelled, for logging.

@@ -11,15 +11,20 @@ export interface NormalizedTarget {
 /** Maximum request target length accepted, in characters. */
 export const MAX_TARGET_LENGTH = 8192;
 
-/** RFC 3986 section 2.3 unreserved characters: decoding them never changes the meaning. */
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+/**
+ * Characters allowed unencoded in a path segment (RFC 3986 section 3.3 `pchar`: unreserved,
+ * sub-delims, ":" and "@"). Their escapes are decoded because upstream frameworks decode them
+ * anyway: left encoded, `/%24everything` would slip past a policy rule on `$everything` and
+ * still reach the upstream's `$everything` handler.
+ */
+const PATH_CHARACTER = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;
 
 /**
  * Normalizes an origin-form request target (RFC 9112 section 3.2.1) once, so that the path
  * policy matches is the path the upstream receives:
  *
- * 1. `%XX` escapes of unreserved characters are decoded (`%41` to `A`, `%2e` to `.`); other
- *    escapes stay encoded with uppercase hex digits.
+ * 1. `%XX` escapes of characters allowed in a path segment are decoded (`%41` to `A`, `%2e` to
+ *    `.`, `%24` to `$`); other escapes stay encoded with uppercase hex digits.
  * 2. Duplicate slashes collapse to one.
  * 3. Dot segments, literal or encoded, are resolved (RFC 3986 section 5.2.4); `..` never
  *    climbs above `/`.
@@ -54,14 +59,14 @@ export function normalizePath(rawTarget: string, method = 'GET'): NormalizedTarg
   const query = queryStart === -1 ? '' : rawTarget.slice(queryStart + 1);
   assertNoControlCharacters(rawTarget);
 
-  const decoded = decodeUnreserved(rawPath);
+  const decoded = decodePathCharacters(rawPath);
   const path = removeDotSegments(decoded.replace(/\/{2,}/g, '/'));
 
   return Object.freeze({ path, query });
 }
 
-/** Decodes escapes of unreserved characters and uppercases the others; rejects forbidden characters. */
-function decodeUnreserved(rawPath: string): string {
+/** Decodes escapes of path-segment characters and uppercases the others; rejects forbidden characters. */
+function decodePathCharacters(rawPath: string): string {
   let result = '';
 
   for (let index = 0; index < rawPath.length; index++) {
@@ -83,7 +88,7 @@ function decodeUnreserved(rawPath: string): string {
     if (code < 0x20 || code === 0x7f) badPath(rawPath, `an encoded control character (%${hex.toUpperCase()})`);
 
     const decodedCharacter = String.fromCharCode(code);
-    result += UNRESERVED.test(decodedCharacter) ? decodedCharacter : `%${hex.toUpperCase()}`;
+    result += PATH_CHARACTER.test(decodedCharacter) ? decodedCharacter : `%${hex.toUpperCase()}`;
     index += 2;
   }
 

@@ -29,6 +29,18 @@ t.test('blocked API request carries the trace id', async (t) => {
   t.equal(span?.attributes['wardgate.decision'], 'block');
 });
 
+t.test('encoded dollar cannot bypass the export rule', async (t) => {
+  const cookie = await sessionCookie('clerk');
+  stack.spans.reset();
+  const response = await rawRequest(stack, '/fhir/Patient/p-0001/%24everything', { headers: { cookie, accept: 'application/json' } });
+
+  t.equal(response.status, 403);
+  const body = JSON.parse(response.body) as { incident_id: string };
+  const span = stack.spans.getFinishedSpans().find((candidate) => candidate.spanContext().traceId === body.incident_id);
+  t.equal(span?.attributes['url.path'], '/fhir/Patient/p-0001/$everything');
+  t.equal(span?.attributes['wardgate.rule'], 'export-others-block');
+});
+
 t.test('blocked browser request gets an HTML page', async (t) => {
   const cookie = await sessionCookie('clerk');
   const response = await rawRequest(stack, '/fhir/Observation?patient=p-0001', { headers: { cookie, accept: 'text/html' } });

@@ -64,6 +64,8 @@ t.test('forged identity headers never reach the upstream', async (t) => {
     'x_forwarded_email': 'chief@example.org',
     'X-Auth-Request-User': 'chief-of-medicine',
     'Remote-User': 'chief-of-medicine',
+    'Remote-Groups': 'admins',
+    'X-Auth-User': 'chief-of-medicine',
     'remote_user': 'chief-of-medicine',
     'X-Wardgate-Assertion': 'forged.jwt.value',
     'x_wardgate_assertion': 'forged.jwt.value',
@@ -75,7 +77,7 @@ t.test('forged identity headers never reach the upstream', async (t) => {
 
   t.equal(response.status, 200);
   const received = (JSON.parse(response.body) as { headers: Record<string, string> }).headers;
-  for (const name of ['x-forwarded-user', 'x_forwarded_email', 'x-auth-request-user', 'remote-user', 'remote_user', 'x_wardgate_assertion']) {
+  for (const name of ['remote-groups', 'x-auth-user', 'x-forwarded-user', 'x_forwarded_email', 'x-auth-request-user', 'remote-user', 'remote_user', 'x_wardgate_assertion']) {
     t.equal(received[name], undefined, `${name} is removed`);
   }
   t.equal(received['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For is the socket address');
