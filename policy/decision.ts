@@ -1,6 +1,11 @@
 import type { Principal } from '../proxy/identity/principal.ts';
 
-export type Action = 'allow' | 'step_up' | 'block';
+/**
+ * `notify` allows and tells the user the access is recorded and may be reviewed.
+ * `break_glass` blocks, but lets the clinician claim emergency access with a written
+ * justification and a reason code (see `Decision.breakGlass`).
+ */
+export type Action = 'allow' | 'notify' | 'step_up' | 'block' | 'break_glass';
 
 /** Step-up requirement sent to the IdP (`acr_values`, `max_age`) and how long the elevation lasts. */
 export interface StepUpRequirement {
@@ -19,6 +24,14 @@ export interface Decision {
   readonly reasons: readonly string[];
   readonly risk: number;
   readonly stepUp?: StepUpRequirement;
+  /** Present when `action` is `break_glass`: how long a claimed emergency access lasts and which reason codes are accepted. */
+  readonly breakGlass?: BreakGlassOffer;
+}
+
+export interface BreakGlassOffer {
+  /** Seconds the emergency access lasts once claimed. */
+  readonly ttl: number;
+  readonly reason_codes: readonly string[];
 }
 
 /** A route as the policy sees it. */
@@ -47,4 +60,8 @@ export interface DecisionContext {
   readonly elevatedAcr?: readonly string[];
   /** Request time in milliseconds since the epoch; never read from the clock inside policy. */
   readonly time: number;
+  /** Session facts for browser sessions: seconds since sign-in. */
+  readonly session?: { readonly age_s: number };
+  /** Whether an emergency (break-glass) access claimed by this user is active on this route. */
+  readonly breakGlassActive?: boolean;
 }

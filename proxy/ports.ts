@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Decision, DecisionContext, StepUpRequirement } from '../policy/decision.ts';
-import type { ScoreInput, ScoreResult } from '../scorer/types.ts';
+import type { ResponseObservation, ScoreInput, ScoreResult } from '../scorer/types.ts';
 import type { RouteConfig } from './routing/router.ts';
 import type { Principal } from './identity/principal.ts';
 
@@ -20,6 +20,23 @@ export type AuthResult =
 
 export interface ScorerPort {
   score(input: ScoreInput): Promise<ScoreResult>;
+  /** Records the response side (status, bytes) after the response is sent; never awaited on the request path. */
+  observeResponse?(observation: ResponseObservation): void;
+}
+
+/**
+ * The audit trail as the pipeline sees it: one entry per decision, plus events such as
+ * break-glass claims, review labels and gaps. `append` never throws and never waits for disk.
+ */
+export interface AuditPort {
+  append(entry: AuditEntry): void;
+}
+
+export interface AuditEntry {
+  /** `decision`, `break_glass`, `review_label`, `gap`, ... */
+  readonly kind: string;
+  readonly trace_id?: string;
+  readonly [field: string]: unknown;
 }
 
 export interface PolicyPort {

@@ -9,4 +9,5 @@ export { MemoryBaselineStore } from './baselines/memory-store.ts';
 export { createRedisClient, BASELINE_REDIS_OPTIONS } from './baselines/redis-client.ts';
 export { loadRiskModel, createRiskModel, type RiskModel } from './model/risk-model.ts';
 export { decodeModelMetadata, assertFeatureNames, type ModelMetadata } from './model/metadata.ts';
-export type { ScoreInput, ScoreResult, Contribution } from './types.ts';
+export type { ScoreInput, ScoreResult, Contribution, ResponseObservation } from './types.ts';
+export { NO_CARE_SOURCE, type CareRelationshipSource, type PatientFlags } from './care/source.ts';

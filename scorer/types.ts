@@ -12,6 +12,23 @@ export interface ScoreInput {
   readonly path: string;
   readonly routeId: string;
   readonly sensitivity: 'low' | 'normal' | 'high';
+  /** Device identity (client certificate SAN or device cookie), when known. */
+  readonly device?: string;
+  /** Seconds since the session signed in; absent for bearer and certificate callers. */
+  readonly sessionAgeSeconds?: number;
+}
+
+/**
+ * What the upstream answered, recorded after the response has gone out so that response-side
+ * features (bytes, 403/404 probing) never add latency to the request that produced them.
+ */
+export interface ResponseObservation {
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly time: number;
+  readonly routeId: string;
+  readonly status: number;
+  readonly bytes: number;
 }
 
 /** One feature's share in a risk score, for explanations in spans and audit records. */

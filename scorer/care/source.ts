@@ -1,0 +1,28 @@
+/**
+ * Where the scorer learns which patients are in a clinician's care and which patients are
+ * flagged (VIP, employee). Implementations fetch from the upstream's FHIR API (CareTeam,
+ * Encounter, Appointment) or read a panel file; both cache. Patient identifiers cross this
+ * interface only as keyed pseudonyms (see `PatientPseudonymizer`).
+ */
+export interface CareRelationshipSource {
+  /**
+   * Pseudonyms of the patients in the user's care at `time`, or null when the source cannot
+   * tell (unknown practitioner, source unreachable); the scorer then treats the relationship
+   * as unknown rather than absent.
+   */
+  careSet(user: string, time: number): Promise<ReadonlySet<string> | null>;
+  /** Flags of one patient, by pseudonym. */
+  patientFlags(pseudonym: string): Promise<PatientFlags>;
+  close?(): Promise<void>;
+}
+
+export interface PatientFlags {
+  readonly vip: boolean;
+  readonly employee: boolean;
+}
+
+/** Used when no source is configured: relationship unknown, no flags. */
+export const NO_CARE_SOURCE: CareRelationshipSource = {
+  careSet: async () => null,
+  patientFlags: async () => ({ vip: false, employee: false }),
+};
