@@ -1,0 +1,106 @@
+import type { Action } from '../../policy/decision.ts';
+
+/** One decided record of a labelled access log, as `wardgate replay` and `npm run eval` see it. */
+export interface LabelledDecision {
+  /** Milliseconds since the epoch. */
+  readonly time: number;
+  readonly user: string;
+  readonly action: Action;
+  readonly label?: 'benign' | 'misuse';
+  /** Shared by the records of one misuse episode. */
+  readonly episode?: string;
+}
+
+export interface EvaluationSummary {
+  readonly records: number;
+  readonly episodes: number;
+  readonly episode_recall: number;
+  readonly benign_flag_rate: number;
+  readonly benign_stepups_per_100_user_days: number;
+  readonly precision: number;
+  readonly recall: number;
+  readonly f1: number;
+  readonly accuracy: number;
+}
+
+/** An episode counts as caught when one of its first this many records is flagged. */
+export const EPISODE_CATCH_WINDOW = 5;
+
+/** Actions that interrupt a clinician's work; `notify` lets the request through. */
+const INTERRUPTING: ReadonlySet<Action> = new Set(['step_up', 'block', 'break_glass']);
+
+/**
+ * Scores decisions against their labels. A record is flagged when its action is not
+ * `allow`; an episode is caught when one of its first five records (in time order) is
+ * flagged; a user-day is a user with at least one benign record on a UTC calendar day.
+ * `benign_stepups_per_100_user_days` counts benign records that interrupted the user
+ * (step_up, block or break_glass). Records without a label are counted in `records` only.
+ */
+export function summarize(decisions: readonly LabelledDecision[]): EvaluationSummary {
+  let truePositive = 0;
+  let falsePositive = 0;
+  let trueNegative = 0;
+  let falseNegative = 0;
+  let benignInterruptions = 0;
+  const userDays = new Set<string>();
+  const episodes = new Map<string, LabelledDecision[]>();
+
+  for (const decision of decisions) {
+    if (decision.label === undefined) continue;
+    const flagged = decision.action !== 'allow';
+    if (decision.label === 'misuse') {
+      if (flagged) truePositive++;
+      else falseNegative++;
+      if (decision.episode !== undefined) {
+        const records = episodes.get(decision.episode) ?? [];
+        records.push(decision);
+        episodes.set(decision.episode, records);
+      }
+    } else {
+      if (flagged) falsePositive++;
+      else trueNegative++;
+      if (INTERRUPTING.has(decision.action)) benignInterruptions++;
+      userDays.add(`${decision.user}\u0000${new Date(decision.time).toISOString().slice(0, 10)}`);
+    }
+  }
+
+  let caught = 0;
+  for (const records of episodes.values()) {
+    const first = [...records].sort((a, b) => a.time - b.time).slice(0, EPISODE_CATCH_WINDOW);
+    if (first.some((record) => record.action !== 'allow')) caught++;
+  }
+
+  const precision = ratio(truePositive, truePositive + falsePositive);
+  const recall = ratio(truePositive, truePositive + falseNegative);
+  return {
+    records: decisions.length,
+    episodes: episodes.size,
+    episode_recall: ratio(caught, episodes.size),
+    benign_flag_rate: ratio(falsePositive, falsePositive + trueNegative),
+    benign_stepups_per_100_user_days: userDays.size === 0 ? 0 : (100 * benignInterruptions) / userDays.size,
+    precision,
+    recall,
+    f1: precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall),
+    accuracy: ratio(truePositive + trueNegative, truePositive + trueNegative + falsePositive + falseNegative),
+  };
+}
+
+/** The one-line form printed by `wardgate replay` and `npm run eval`. */
+export function formatSummary(summary: EvaluationSummary): string {
+  const fixed = (value: number) => value.toFixed(4);
+  return [
+    `records=${summary.records}`,
+    `episodes=${summary.episodes}`,
+    `episode_recall=${fixed(summary.episode_recall)}`,
+    `benign_flag_rate=${fixed(summary.benign_flag_rate)}`,
+    `benign_stepups_per_100_user_days=${summary.benign_stepups_per_100_user_days.toFixed(3)}`,
+    `precision=${fixed(summary.precision)}`,
+    `recall=${fixed(summary.recall)}`,
+    `f1=${fixed(summary.f1)}`,
+    `accuracy=${fixed(summary.accuracy)}`,
+  ].join(' ');
+}
+
+function ratio(numerator: number, denominator: number): number {
+  return denominator === 0 ? 0 : numerator / denominator;
+}
