@@ -100,7 +100,7 @@ function sendHtml(res: ServerResponse, status: number, html: string): void {
   res.statusCode = status;
   res.setHeader('content-type', 'text/html; charset=utf-8');
   res.setHeader('cache-control', 'no-store');
-  res.setHeader('content-security-policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+  res.setHeader('content-security-policy', "default-src 'none'; form-action 'self' https:; frame-ancestors 'none'");
   res.end(html);
 }
 
