@@ -11,18 +11,20 @@ import { HttpError } from './errors.ts';
  * - More than one Content-Length, or one that is not a plain decimal number.
  * - More than one Host, or none on HTTP/1.1 (RFC 9112 section 3.2).
  * - A header value that still contains CR or LF (obs-fold, RFC 9112 section 5.2).
+ * - Transfer-Encoding other than a single `chunked` (RFC 9112 section 6.1: codings such as
+ *   `gzip, chunked` are read differently by upstreams; Wardgate forwards only plain chunked).
  *
  * Node 24.21's parser (llhttp) already answers 400 to Content-Length with Transfer-Encoding,
  * duplicate Content-Length, obs-fold and a missing Host before a request object exists; it
  * lets a second Host header through. This check covers all cases, so the result does not
  * depend on parser options such as `insecureHTTPParser`.
  *
- * @throws {HttpError} `WG_HTTP_AMBIGUOUS_FRAMING`, `WG_HTTP_BAD_HOST` or `WG_HTTP_OBS_FOLD`, all 400.
+ * @throws {HttpError} `WG_HTTP_AMBIGUOUS_FRAMING` (also for transfer codings other than chunked), `WG_HTTP_BAD_HOST` or `WG_HTTP_OBS_FOLD`, all 400.
  */
 export function checkFraming(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>): void {
   const contentLengths: string[] = [];
   const hosts: string[] = [];
-  let transferEncodingCount = 0;
+  const transferEncodings: string[] = [];
 
   for (let index = 0; index < req.rawHeaders.length; index += 2) {
     const name = req.rawHeaders[index]!.toLowerCase();
@@ -33,12 +35,16 @@ export function checkFraming(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVers
     }
 
     if (name === 'content-length') contentLengths.push(value);
-    else if (name === 'transfer-encoding') transferEncodingCount++;
+    else if (name === 'transfer-encoding') transferEncodings.push(value);
     else if (name === 'host') hosts.push(value);
   }
 
-  if (contentLengths.length > 0 && transferEncodingCount > 0) {
+  if (contentLengths.length > 0 && transferEncodings.length > 0) {
     throw new HttpError('WG_HTTP_AMBIGUOUS_FRAMING', 'Request framing is ambiguous: it has both Content-Length and Transfer-Encoding. Send only one of them.');
+  }
+
+  if (transferEncodings.length > 1 || (transferEncodings.length === 1 && transferEncodings[0]!.trim().toLowerCase() !== 'chunked')) {
+    throw new HttpError('WG_HTTP_AMBIGUOUS_FRAMING', `Transfer-Encoding ${transferEncodings.map((value) => JSON.stringify(value)).join(', ')} is not accepted; send the body with Content-Length or with Transfer-Encoding: chunked alone.`);
   }
 
   if (contentLengths.length > 1) {
@@ -55,5 +61,16 @@ export function checkFraming(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVers
 
   if (hosts.length === 0 && req.httpVersion === '1.1') {
     throw new HttpError('WG_HTTP_BAD_HOST', 'Host is missing: HTTP/1.1 requests must carry exactly one Host header.');
+  }
+}
+
+/** Methods never forwarded: TRACE and TRACK echo the request (cookies included), CONNECT opens a tunnel. */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+
+/** @throws {HttpError} `WG_HTTP_METHOD_NOT_ALLOWED` (405) for TRACE, TRACK and CONNECT. */
+export function checkMethod(method: string | undefined): void {
+  const upper = (method ?? '').toUpperCase();
+  if (REFUSED_METHODS.has(upper)) {
+    throw new HttpError('WG_HTTP_METHOD_NOT_ALLOWED', `Method ${upper} is not accepted by Wardgate; use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS.`);
   }
 }

@@ -10,7 +10,9 @@ export type HttpErrorCode =
   /** More than one Host header, or a missing one. */
   | 'WG_HTTP_BAD_HOST'
   /** A header line folded onto the next line (obs-fold, RFC 9112 section 5.2). */
-  | 'WG_HTTP_OBS_FOLD';
+  | 'WG_HTTP_OBS_FOLD'
+  /** TRACE, TRACK or CONNECT: methods that echo requests or open tunnels past the policy. */
+  | 'WG_HTTP_METHOD_NOT_ALLOWED';
 
 const STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = Object.freeze({
   WG_HTTP_BAD_TARGET: 400,
@@ -18,6 +20,7 @@ const STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = Object.freeze({
   WG_HTTP_AMBIGUOUS_FRAMING: 400,
   WG_HTTP_BAD_HOST: 400,
   WG_HTTP_OBS_FOLD: 400,
+  WG_HTTP_METHOD_NOT_ALLOWED: 405,
 });
 
 /** A request rejected before routing; `status` is the HTTP status of the error response. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { checkFraming, HttpError, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../http/index.ts';
+import { checkFraming, checkMethod, HttpError, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../http/index.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import type { RouterPort } from '../ports.ts';
 
@@ -25,6 +25,7 @@ export function prepareRequest(req: IncomingMessage, router: RouterPort, asserti
   let normalized: { path: string; query: string };
   try {
     checkFraming(req);
+    checkMethod(req.method);
     if (!host) throw new HttpError('WG_HTTP_BAD_HOST', `Invalid or missing Host header ${JSON.stringify(req.headers.host ?? '')}; send the host name of the application.`);
     normalized = normalizePath(req.url ?? '', req.method ?? 'GET');
   } catch (error) {

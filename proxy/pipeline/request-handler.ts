@@ -68,7 +68,9 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
   if (!prepared.ok) {
     log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
-    sendError(req, res, prepared.status, prepared.code, prepared.message, incidentId);
+    // A request whose framing was in doubt leaves the connection unusable for another request.
+    const headers: Record<string, string> = prepared.status === 405 ? { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } : { connection: 'close' };
+    sendError(req, res, prepared.status, prepared.code, prepared.message, incidentId, headers);
     return;
   }
   const { url, route } = prepared;

@@ -131,6 +131,9 @@ t.test('framing rejections over raw sockets', async (t) => {
     ['space before colon', 'GET / HTTP/1.1\r\nHost : a\r\n\r\n', bad, 'node'],
     ['negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', bad, 'node'],
     ['chunked not last', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', bad, 'node'],
+    ['gzip before chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', bad, 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['two Transfer-Encoding headers', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', bad, 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['plain chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n', ok, 'node'],
   ];
 
   for (const [name, request, statusLine, layer] of cases) {
@@ -150,6 +153,8 @@ t.test('checkFraming codes on raw headers', async (t) => {
     ['two hosts', ['Host', 'a', 'HOST', 'a'], 'WG_HTTP_BAD_HOST'],
     ['no host', ['Accept', '*/*'], 'WG_HTTP_BAD_HOST'],
     ['folded value', ['Host', 'a', 'X-Note', 'one\r\n two'], 'WG_HTTP_OBS_FOLD'],
+    ['coding before chunked', ['Host', 'a', 'Transfer-Encoding', 'gzip, chunked'], 'WG_HTTP_AMBIGUOUS_FRAMING'],
+    ['identity coding', ['Host', 'a', 'Transfer-Encoding', 'identity'], 'WG_HTTP_AMBIGUOUS_FRAMING'],
   ];
 
   for (const [name, rawHeaders, code] of cases) {
@@ -157,6 +162,7 @@ t.test('checkFraming codes on raw headers', async (t) => {
   }
 
   t.doesNotThrow(() => checkFraming(request(['Host', 'a', 'Content-Length', '12'])));
+  t.doesNotThrow(() => checkFraming(request(['Host', 'a', 'Transfer-Encoding', 'Chunked'])));
   t.doesNotThrow(() => checkFraming(request([], '1.0')));
 });
 

@@ -1,0 +1,42 @@
+import { connect } from 'node:tls';
+import t from 'tap';
+import { rawRequest, startTestStack } from './support.ts';
+
+// Request hygiene through the whole listener: methods that echo or tunnel are refused, and a
+// request with doubtful framing closes its connection.
+const stack = await startTestStack();
+t.teardown(() => stack.close());
+
+t.test('TRACE is refused before routing', async (t) => {
+  const response = await rawRequest(stack, '/debug/headers', { method: 'TRACE', headers: { accept: 'application/json', cookie: 'app_session=secret' } });
+  t.equal(response.status, 405);
+  t.match(JSON.parse(response.body), { error: 'WG_HTTP_METHOD_NOT_ALLOWED' });
+  t.match(String(response.headers.allow), /GET/);
+  t.notMatch(response.body, /secret/, 'the cookie is not echoed');
+});
+
+t.test('TRACK and CONNECT never reach the upstream', async (t) => {
+  // Node's parser answers TRACK with 400 itself and hands CONNECT to a "connect" listener,
+  // which Wardgate does not install, so the connection is closed.
+  const track = await rawRequest(stack, '/debug/headers', { method: 'TRACK', headers: { accept: 'application/json' } });
+  t.equal(track.status, 400);
+  t.notMatch(track.body, /rawHeaders/, 'the upstream did not answer');
+  await t.rejects(rawRequest(stack, '/', { method: 'CONNECT' }), { message: /socket hang up/ }, 'CONNECT gets no tunnel');
+});
+
+t.test('a request with a transfer coding before chunked gets 400 and the connection closes', async (t) => {
+  const port = new URL(stack.url).port;
+  const reply = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert }, () => {
+      socket.write(`POST /notes HTTP/1.1\r\nHost: localhost:${port}\r\nAccept: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: localhost:${port}\r\n\r\n`);
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  t.match(reply, /^HTTP\/1\.1 400 /);
+  t.match(reply, /\r\nconnection: close\r\n/i);
+  t.match(reply, /WG_HTTP_AMBIGUOUS_FRAMING/);
+  t.equal(reply.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, 'the request smuggled behind it got no response');
+});
