@@ -175,7 +175,12 @@ function readHelloThenHandOver(raw: Socket, timeoutMs: number, callbacks: HelloC
 
   const fail = (error: TlsError): void => {
     finish();
-    raw.destroy();
+    if (looksLikePlainHttp(buffered)) {
+      // Someone typed http:// for an https:// address; tell them instead of resetting silently.
+      raw.end(PLAIN_HTTP_REPLY, () => raw.destroy());
+    } else {
+      raw.destroy();
+    }
     callbacks.onError(error);
   };
 
@@ -215,6 +220,14 @@ function readHelloThenHandOver(raw: Socket, timeoutMs: number, callbacks: HelloC
   });
   raw.on('data', onData);
   raw.on('end', onEnd);
+}
+
+const PLAIN_HTTP_BODY = 'This port speaks HTTPS only. Use the https:// address of the application.\n';
+const PLAIN_HTTP_REPLY = `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(PLAIN_HTTP_BODY)}\r\nconnection: close\r\n\r\n${PLAIN_HTTP_BODY}`;
+
+/** True when the first bytes are an HTTP/1.x request line rather than a TLS record. */
+function looksLikePlainHttp(bytes: Buffer): boolean {
+  return /^[A-Z]{3,7} \S/.test(bytes.subarray(0, 16).toString('latin1'));
 }
 
 function buildFacts(socket: TLSSocket, hello: ClientHello | undefined, preference: ReturnType<typeof parseGroupList>): TlsFacts {

@@ -150,7 +150,9 @@ t.test('listener closes hostile connections and keeps serving', async (t) => {
     socket.on('close', () => resolve(Buffer.concat(received).toString('latin1')));
   });
 
-  t.equal(await closedBy(Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'), false), '');
+  const plain = await closedBy(Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'), false);
+  t.match(plain, /^HTTP\/1\.1 400 Bad Request\r\n/, 'plain HTTP gets a plain-text answer');
+  t.match(plain, /speaks HTTPS only/);
   t.equal(await closedBy(randomBytes(2048), false), '');
   t.equal(await closedBy(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]), true), '');
   t.equal(await closedBy(Buffer.from([0x16, 0x03, 0x01, 0x7f, 0xff]), false), '');
