@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
@@ -49,7 +50,68 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   if (bytes.length > MAX_CONFIG_BYTES) {
     throw new ConfigError([{ file, line: 1, column: 1, option: '(file)', message: `file is ${bytes.length} bytes, above the limit of ${MAX_CONFIG_BYTES}` }]);
   }
-  return parseConfig(bytes.toString('utf8'), file, env);
+  const text = decodeUtf8(bytes, file);
+  const config = parseConfig(text, file, env);
+  await checkFilesExist(config, text, file);
+  return config;
+}
+
+/** Rejects bytes that are not UTF-8 with the line and column of the first bad byte. */
+function decodeUtf8(bytes: Buffer, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const offset = firstInvalidUtf8(bytes);
+    const before = bytes.subarray(0, offset);
+    const line = before.filter((byte) => byte === 0x0a).length + 1;
+    const column = offset - before.lastIndexOf(0x0a);
+    const value = bytes[offset] ?? 0;
+    throw new ConfigError([{ file, line, column, option: '(file)', message: `byte 0x${value.toString(16).padStart(2, '0')} is not valid UTF-8; save the file as UTF-8` }]);
+  }
+}
+
+/** Offset of the first byte that does not start a well-formed UTF-8 sequence. */
+function firstInvalidUtf8(bytes: Buffer): number {
+  let index = 0;
+  while (index < bytes.length) {
+    const lead = bytes[index]!;
+    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length === 0 || index + length > bytes.length) return index;
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(index, index + length));
+    } catch {
+      return index;
+    }
+    index += length;
+  }
+  return bytes.length;
+}
+
+/** Reports every configured file that cannot be read, with the option that names it. */
+async function checkFilesExist(config: WardgateConfig, text: string, file: string): Promise<void> {
+  const files: Array<[string, string | undefined]> = [
+    ['tls.cert', config.tls.cert],
+    ['tls.key', config.tls.key],
+    ['tls.client_ca', config.tls.client_ca],
+    ['oidc.ca', config.oidc.ca],
+    ['policy', config.policy],
+    ['model', config.model],
+  ];
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines });
+  const issues = [];
+  for (const [option, target] of files) {
+    if (target === undefined) continue;
+    try {
+      await access(target, constants.R_OK);
+    } catch (error) {
+      const node = document.getIn(option.split('.'), true) as Node | undefined;
+      const position = node?.range ? lines.linePos(node.range[0]) : { line: 1, col: 1 };
+      const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      issues.push({ file, line: position.line, column: position.col, option, message: `cannot read ${target} (${reason}); fix the path (relative paths start at the configuration file's folder)` });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): WardgateConfig {
@@ -58,7 +120,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const reader = new OptionReader(file, lines);
   for (const error of document.errors) {
     const { line, col } = lines.linePos(error.pos[0]);
-    reader.issues.push({ file, line, column: col, option: '(yaml)', message: error.message.split('\n')[0]! });
+    let message = error.message.split('\n')[0]!;
+    if (error.code === 'DUPLICATE_KEY') {
+      const key = /^[^:\n]*/.exec(text.slice(error.pos[0]))?.[0].trim() ?? '';
+      message = `key ${JSON.stringify(key)} appears twice in the same section; keep one`;
+    }
+    reader.issues.push({ file, line, column: col, option: '(yaml)', message });
   }
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);
 

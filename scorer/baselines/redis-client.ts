@@ -35,17 +35,22 @@ export async function createRedisClient(url: string, overrides: RedisOptions = {
   }
 
   const client = new Redis(url, { ...BASELINE_REDIS_OPTIONS, ...overrides, lazyConnect: true });
+  // The failed connect below is reported once as an error; without a listener ioredis would
+  // also print every failed attempt with a stack trace.
+  const quiet = (): void => {};
+  client.on('error', quiet);
   try {
     await client.connect();
   } catch (error) {
     client.disconnect();
     throw new ScorerError(
       'WG_SCORER_STORE_UNAVAILABLE',
-      `Redis at ${parsed.host} is not reachable: ${(error as Error).message}. Check REDIS_URL and that Redis is running.`,
+      `Redis at ${parsed.host} is not reachable: ${(error as Error).message}. Check redis.url in the configuration (REDIS_URL for the demo) and that Redis is running.`,
       { cause: error },
     );
   }
 
+  client.removeListener('error', quiet);
   return client;
 }
 
