@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
@@ -96,12 +98,15 @@ t.test('forged identity headers never reach the upstream', async (t) => {
 t.test('misspelled policy key fails start-up with line and column', async (t) => {
   const dir = t.testdir({
     'policy.yaml': 'version: 1\nrules:\n  - id: allow-all\n    acton: allow\n',
+    // Start-up reads the policy before the certificates; these only need to exist.
+    'server.crt': 'placeholder',
+    'server.key': 'placeholder',
     'wardgate.yaml': [
       'tls: { cert: server.crt, key: server.key }',
       'oidc: { issuer: "https://localhost:1", client_id: wardgate }',
       'redis: { url: memory }',
       'policy: policy.yaml',
-      'model: ../../../../scorer/models/risk-v1.onnx',
+      `model: ${shippedModel()}`,
       'routes:',
       '  - { id: ehr, host: "*", upstream: "http://127.0.0.1:9" }',
       '',
@@ -138,4 +143,10 @@ function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr:
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
+}
+
+/** The model file shipped in scorer/models, whatever its version. */
+function shippedModel(): string {
+  const folder = fileURLToPath(new URL('../../scorer/models/', import.meta.url));
+  return folder + readdirSync(folder).find((name) => name.endsWith('.onnx'))!;
 }
