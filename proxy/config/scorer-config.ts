@@ -24,7 +24,7 @@ export interface CareConfig {
   readonly ttl: number;
 }
 
-export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({ batch_max: 32, batch_wait_us: 200, deadline_ms: 50, reload_poll_ms: 1000 });
+export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({ batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
 export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300 });
 
 /** Reads the optional `scorer:` and `care:` sections, reporting every invalid option. */

@@ -12,7 +12,7 @@ export interface ModelRunnerOptions {
   readonly batchMax?: number;
   /** How long the first queued row waits for more rows before the batch runs, in microseconds; default 200. */
   readonly batchWaitUs?: number;
-  /** Maximum time one `run` call may take, queueing included, in milliseconds; default 50. */
+  /** Maximum time one `run` call may take, queueing included, in milliseconds; default 200. */
   readonly deadlineMs?: number;
   /** Interval in milliseconds at which the model file is checked for changes; 0 turns watching off. Default 1000. */
   readonly pollMs?: number;
@@ -54,7 +54,7 @@ type RunnerSettings = { readonly [K in keyof typeof LIMITS]: number };
 const LIMITS = {
   batchMax: { min: 1, max: 4096, fallback: 32 },
   batchWaitUs: { min: 0, max: 1_000_000, fallback: 200 },
-  deadlineMs: { min: 1, max: 60_000, fallback: 50 },
+  deadlineMs: { min: 1, max: 60_000, fallback: 200 },
   pollMs: { min: 0, max: 3_600_000, fallback: 1000 },
 } as const;
 

@@ -14,7 +14,7 @@ routes:
 
 t.test('scorer and care sections default when absent', async (t) => {
   const config = parseConfig(BASE, '/etc/wardgate/wardgate.yaml', ENV);
-  t.same(config.scorer, { batch_max: 32, batch_wait_us: 200, deadline_ms: 50, reload_poll_ms: 1000 });
+  t.same(config.scorer, { batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
   t.same(config.care, { source: 'none', ttl: 300 });
 });
 
