@@ -73,7 +73,7 @@ async function openCareSource(config: WardgateConfig, cache: CareCache, logger: 
       pseudonymizer,
       ttlSeconds: care.ttl,
       cache,
-      onOutage: (error) => logger.error({ err: error, fhir_base: care.fhir_base }, 'care source unreachable; care relationships are unknown until it answers'),
+      onOutage: (error) => logger.error({ err: error, fhir_base: care.fhir_base }, 'care source unreachable; care relationships are unknown until it responds again'),
       onRecovered: () => logger.info({ fhir_base: care.fhir_base }, 'care source reachable again'),
     });
   }

@@ -15,7 +15,7 @@ export interface ScoreOutcome {
   readonly failedDependency?: Dependency;
 }
 
-/** What the decision core needs to know about one request, whether live or replayed. */
+/** Facts about one request that the decision core reads, whether live or replayed. */
 export interface RequestFacts {
   readonly route: RouteConfig;
   readonly principal: Principal | null;
@@ -67,7 +67,7 @@ export function scoreInputOf(facts: RequestFacts): ScoreInput | null {
   };
 }
 
-/** Runs the scorer; a failure is returned as the dependency that failed, never thrown. */
+/** Runs the scorer. A scorer failure is caught and returned as the dependency that failed. */
 export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts, log: Pick<Logger, 'warn'>): Promise<ScoreOutcome> {
   const input = scoreInputOf(facts);
   if (!input) return { result: null };
@@ -82,7 +82,7 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
   }
 }
 
-/** Applies the route's fail modes and `require_pq`, then asks the policy. */
+/** Applies the route's fail modes and `require_pq`, then calls the policy. */
 export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: ScoreOutcome): Decision {
   const route = facts.route;
   if (scored.failedDependency && route.fail_mode[scored.failedDependency] === 'closed') {

@@ -7,7 +7,7 @@
  * | `WG_CARE_INVALID_OPTION` | a source option (file, base URL, TTL) is missing or invalid |
  * | `WG_CARE_PANEL_NOT_FOUND` | the panel file cannot be read |
  * | `WG_CARE_PANEL_INVALID` | the panel file is not YAML or JSON of the documented shape |
- * | `WG_CARE_FETCH_FAILED` | the FHIR server did not answer, answered with an error status or sent an invalid Bundle |
+ * | `WG_CARE_FETCH_FAILED` | the FHIR server did not respond, returned an error status or sent an invalid Bundle |
  */
 export type CareErrorCode = 'WG_CARE_INVALID_OPTION' | 'WG_CARE_PANEL_NOT_FOUND' | 'WG_CARE_PANEL_INVALID' | 'WG_CARE_FETCH_FAILED';
 

@@ -34,7 +34,7 @@ export interface FhirCareSourceOptions {
   readonly localTtlMs?: number;
   /** Timeout of one FHIR request in milliseconds; default 2000. */
   readonly timeoutMs?: number;
-  /** After a failed fetch, how long the source answers "unknown" without asking again, in milliseconds; default 5000. */
+  /** After a failed fetch, how long the source returns "unknown" without sending requests, in milliseconds; default 5000. */
   readonly retryAfterMs?: number;
   /** How far back Encounter and Appointment searches look, in days; default 30. */
   readonly lookbackDays?: number;
@@ -49,7 +49,7 @@ export interface FhirCareSourceOptions {
 }
 
 /**
- * Creates a care source that asks the FHIR API which patients a practitioner cares for:
+ * Creates a care source that queries the FHIR API for the patients a practitioner cares for:
  * `CareTeam?participant=Practitioner/{user}`, `Encounter?participant=Practitioner/{user}` and
  * `Appointment?practitioner=Practitioner/{user}` (the last two within `lookbackDays` before the
  * request time). The user's subject is used as the Practitioner id; a user without a Practitioner
@@ -208,7 +208,7 @@ class FhirCareSource implements CareRelationshipSource {
     try {
       return (await this.#options.cache?.get(key)) ?? null;
     } catch {
-      // The shared cache is an optimisation: when Redis is down the source asks FHIR directly.
+      // The shared cache is an optimisation, so when Redis is down the source queries FHIR directly.
       return null;
     }
   }

@@ -41,7 +41,7 @@ export interface PanelCareSource extends CareRelationshipSource {
 /**
  * Parses a panel in YAML or JSON:
  * `{ practitioners: { <user>: [<patientId>, ...] }, patients: { <patientId>: { vip, employee } } }`.
- * Both sections are optional. Patient ids are pseudonymised here, so the panel in memory holds no
+ * Both sections are optional. Patient ids are pseudonymised here, so the panel in memory contains no
  * clear patient identifier.
  *
  * @throws {CareSourceError} `WG_CARE_PANEL_INVALID` naming the file, the entry and the fix.

@@ -45,7 +45,7 @@ interface PendingRow {
   readonly row: Float32Array;
   readonly resolve: (risk: number) => void;
   readonly reject: (error: Error) => void;
-  /** Set when the call's deadline passed, so a batch does not run the row for nobody. */
+  /** Set when the call's deadline passed, so that a batch skips a row whose caller has given up. */
   cancelled: boolean;
 }
 

@@ -180,3 +180,48 @@ t.test('replay usage errors', async (t) => {
   t.equal(noKey.code, 1);
   t.match(noKey.err, /--redis needs a stable patient key/);
 });
+
+t.test('replay reads --config without the OIDC secret', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 5));
+  const policy = new URL('../../policy/examples/demo.yaml', import.meta.url).pathname;
+  const model = new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname;
+  const config = join(dir, 'wardgate.yaml');
+  writeFileSync(config, [
+    'tls: { cert: cert.pem, key: key.pem }',
+    'oidc: { issuer: https://idp.test, client_id: wardgate, client_secret_env: REPLAY_TEST_UNSET_SECRET }',
+    `policy: ${policy}`,
+    `model: ${model}`,
+    'patient_key_env: REPLAY_TEST_KEY',
+    'routes:',
+    '  - { id: ehr, host: ehr.localhost, upstream: "http://127.0.0.1:9" }',
+  ].join('\n'));
+  const panel = join(dir, 'panel.yaml');
+  writeFileSync(panel, 'practitioners:\n  demo-physician: [p-0001]\n');
+
+  const result = await run(['replay', file, '--config', config, '--care-panel', panel], { REPLAY_TEST_KEY: KEY, WARDGATE_PATIENT_KEY: undefined });
+  t.equal(result.code, 0, result.err);
+  t.equal(result.err, '');
+  const decisions = result.out.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line));
+  t.equal(decisions.length, 5);
+  t.ok(decisions.every((decision) => decision.route === 'ehr'));
+
+  const badPanel = join(dir, 'bad-panel.yaml');
+  writeFileSync(badPanel, 'practitioners: [x]\n');
+  const failed = await run(['replay', file, '--config', config, '--care-panel', badPanel], { REPLAY_TEST_KEY: KEY });
+  t.equal(failed.code, 1);
+  t.match(failed.err, /wardgate replay: WG_CARE_PANEL_INVALID: Invalid care panel .*bad-panel\.yaml: practitioners: expected a mapping/);
+});
+
+t.test('replay with a custom --policy', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, 'version: 1\nrules:\n  - id: allow-all\n    match: { authenticated: true }\n    action: allow\n');
+  const file = writeLog(dir, [record(MONDAY, '/fhir/Patient/p-0001')]);
+
+  const result = await run(['replay', file, '--policy', policy]);
+  t.equal(result.code, 0, result.err);
+  t.match(JSON.parse(result.out.split('\n')[0]!), { action: 'allow', rule: 'allow-all', route: 'ehr' });
+});
