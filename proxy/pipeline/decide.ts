@@ -43,10 +43,10 @@ export async function scoreAndDecide(
   policy: PolicyPort,
   facts: RequestFacts,
   log: Pick<Logger, 'warn'>,
-): Promise<{ decision: Decision; scored: ScoreOutcome }> {
+): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext }> {
   const scored = await scoreWithFailMode(scorer, facts, log);
 
-  return { decision: decideScored(policy, facts, scored), scored };
+  return { ...decideScored(policy, facts, scored), scored };
 }
 
 /** Builds the scorer's input from the request facts; null for anonymous callers, who are not scored. */
@@ -82,16 +82,19 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
   }
 }
 
-/** Applies the route's fail modes and `require_pq`, then calls the policy. */
-export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: ScoreOutcome): Decision {
+/**
+ * Applies the route's fail modes and `require_pq`, then calls the policy. `context` is the
+ * policy's input, present only when the policy decided (for shadow comparison).
+ */
+export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: ScoreOutcome): { decision: Decision; context?: DecisionContext } {
   const route = facts.route;
   if (scored.failedDependency && route.fail_mode[scored.failedDependency] === 'closed') {
-    return failModeDecision(scored.failedDependency, 'closed', 0);
+    return { decision: failModeDecision(scored.failedDependency, 'closed', 0) };
   }
 
   if (route.require_pq && !POST_QUANTUM_GROUPS.has(facts.tls.group)) {
     const reason = `route ${route.id} requires a hybrid post-quantum TLS group (X25519MLKEM768); this connection negotiated ${facts.tls.group}`;
-    return { action: 'block', rule: 'route.require_pq', reasons: [reason], risk: scored.result?.risk ?? 0 };
+    return { decision: { action: 'block', rule: 'route.require_pq', reasons: [reason], risk: scored.result?.risk ?? 0 } };
   }
 
   const context: DecisionContext = {
@@ -105,5 +108,5 @@ export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: Sc
     time: facts.time,
   };
 
-  return policy.decide(context);
+  return { decision: policy.decide(context), context };
 }

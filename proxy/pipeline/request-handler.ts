@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { Decision } from '../../policy/decision.ts';
+import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
 import type { AssertionSigner } from '../assertion/signer.ts';
 import type { RouteConfig } from '../routing/router.ts';
@@ -128,7 +128,7 @@ export async function evaluate(
   tls: { protocol: string; group: string },
   now: number,
   log: Logger,
-): Promise<{ decision: Decision; scored: ScoreOutcome }> {
+): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext }> {
   const facts: RequestFacts = {
     route: prepared.route!,
     principal: auth.kind === 'authenticated' ? auth.principal : null,
