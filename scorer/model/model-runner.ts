@@ -143,6 +143,7 @@ class BatchingModelRunner implements ModelRunner {
   }
 
   explain(row: Float32Array): Contribution[] {
+    // NOTE: a reload between `run` and `explain` gives a risk and an explanation from two models.
     return this.#current.explain(row);
   }
 
