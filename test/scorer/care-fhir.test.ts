@@ -20,7 +20,7 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** The demo FHIR API behind a switch that makes it answer 503, hang or work. */
+/** Serves the demo FHIR API behind a switch that makes it return 503, hang or work. */
 async function switchableFhir(t: Test) {
   const dataset = generateDemoDataset();
   const state = { mode: 'up' as 'up' | 'down' | 'hang', requests: 0 };

@@ -32,7 +32,7 @@ function otherModel(bias: number): Uint8Array {
   });
 }
 
-/** A model that keeps the real model's metadata but whose run is replaced, to inject faults. */
+/** Builds a model with the real model's metadata and a replaced run, to inject faults. */
 async function faultyModel(run: RiskModel['run']): Promise<RiskModel> {
   const real = await loadRiskModel(MODEL_PATH);
   return { version: real.version, metadata: real.metadata, run, explain: (row) => real.explain(row), close: () => real.close() };
