@@ -22,7 +22,7 @@ export interface ReplayedDecision {
   readonly action: Action;
   readonly rule: string;
   readonly reasons: readonly string[];
-  /** Risk rounded to 4 decimals; 0 when scoring failed and the route's fail mode is open. */
+  /** Risk rounded to 4 decimals; 0 when scoring failed and the route's fail mode is open. Top values are rounded likewise. */
   readonly risk: number;
   readonly top: readonly Contribution[];
   readonly label?: 'benign' | 'misuse';
@@ -84,8 +84,8 @@ export async function replayRecords(
       action: decision.action,
       rule: decision.rule,
       reasons: decision.reasons,
-      risk: Math.round(decision.risk * 10_000) / 10_000,
-      top: scored.result?.top ?? [],
+      risk: round(decision.risk),
+      top: (scored.result?.top ?? []).map((item) => ({ name: item.name, value: round(item.value), contribution: round(item.contribution) })),
       ...labels,
     });
   }
@@ -122,4 +122,8 @@ function requestFacts(record: AccessRecord, router: RouterPort): RequestFacts | 
     elevatedAcr: [],
     time: record.time,
   };
+}
+
+function round(value: number): number {
+  return Math.round(value * 10_000) / 10_000;
 }
