@@ -25,6 +25,10 @@ export interface DemoStackOptions {
   readonly redisUrl?: string;
   readonly redisKeyPrefix?: string;
   readonly policyFile?: string;
+  /** ONNX model file; default `scorer/models/risk-v1.onnx`. */
+  readonly modelFile?: string;
+  /** Scorer batching, deadline and model reload settings; defaults apply when absent. */
+  readonly scorer?: WardgateConfig['scorer'];
   readonly routes?: (upstream: string) => RouteConfig[];
   readonly session?: WardgateConfig['session'];
   readonly now?: () => number;
@@ -80,10 +84,13 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
       session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),
-      model: path.join(REPOSITORY, 'scorer/models/risk-v1.onnx'),
+      model: options.modelFile ?? path.join(REPOSITORY, 'scorer/models/risk-v1.onnx'),
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),
+      // The demo app serves Practitioner, CareTeam, Encounter, Appointment and flagged patients.
+      care: { source: 'fhir', fhir_base: `${app.url}/fhir`, ttl: 300 },
+      ...(options.scorer ? { scorer: options.scorer } : {}),
     };
     const wardgate = await startWardgate(config, {
       allowMemoryFallback: true,

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
-import { createScorer, createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
+import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
@@ -20,6 +20,7 @@ import { RedisKeyValueStore } from './state/redis-key-value-store.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { startTracing } from './telemetry/tracing.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
+import { openScorerRuntime } from './scorer-runtime.ts';
 
 export interface StartOptions {
   /** Use the in-process store, with a warning, when Redis does not respond at start-up (demo only). */
@@ -58,8 +59,9 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const policy = await watchPolicy(config.policy, config.routes.map((route) => route.id), logger, options.policyPollMs ?? 1000);
     closers.push(() => policy.close());
 
-    const scorer: Scorer = await createScorer({ store: stores.baselines, modelPath: config.model, patientKey: config.patient_key });
-    closers.push(() => scorer.close());
+    const scoring = await openScorerRuntime(config, stores.baselines, stores.keyValue, logger);
+    closers.push(() => scoring.close());
+    const scorer: Scorer = scoring.scorer;
 
     const identity = await createIdentity({
       oidc: {
@@ -95,7 +97,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         status: 'ok',
         store: stores.kind,
         policy: { hash: policy.current().hash, last_reload_error: policy.lastError() },
-        model: { version: scorer.modelVersion },
+        model: scoring.modelHealth(),
       }),
     };
     const listener = createTlsListener(

@@ -4,6 +4,7 @@ import { buildFeatureVector, namedFeatures } from './features/extract.ts';
 import { PatientPseudonymizer, extractPatientIds } from './features/patient.ts';
 import { loadRiskModel, type RiskModel } from './model/risk-model.ts';
 import type { ScoreInput, ScoreResult } from './types.ts';
+import type { CareRelationshipSource } from './care/source.ts';
 
 export interface ScorerOptions {
   /** Baseline store: `RedisBaselineStore`, or `MemoryBaselineStore` for one instance without Redis. */
@@ -14,6 +15,13 @@ export interface ScorerOptions {
   readonly patientKey: Uint8Array;
   /** Offset of the hospital's local time from UTC in minutes, for `night_time`; default 0. */
   readonly utcOffsetMinutes?: number;
+  /**
+   * Care relationships and patient flags, for features that read them; default `NO_CARE_SOURCE`.
+   * NOTE: no feature of the v1 schema reads it yet, so the scorer does not consult it.
+   */
+  readonly careSource?: CareRelationshipSource;
+  /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
+  readonly model?: RiskModel;
 }
 
 export interface Scorer {
@@ -58,13 +66,12 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
   }
 
   const pseudonymizer = new PatientPseudonymizer(options.patientKey);
-  const model = await loadRiskModel(options.modelPath);
+  const model = options.model ?? (await loadRiskModel(options.modelPath));
 
   return new BehaviouralScorer(options.store, model, pseudonymizer, utcOffsetMinutes);
 }
 
 class BehaviouralScorer implements Scorer {
-  readonly modelVersion: string;
   readonly #store: BaselineStore;
   readonly #model: RiskModel;
   readonly #pseudonymizer: PatientPseudonymizer;
@@ -75,7 +82,11 @@ class BehaviouralScorer implements Scorer {
     this.#model = model;
     this.#pseudonymizer = pseudonymizer;
     this.#utcOffsetMinutes = utcOffsetMinutes;
-    this.modelVersion = model.version;
+  }
+
+  /** Read on every call, because a hot-reloading model changes its version. */
+  get modelVersion(): string {
+    return this.#model.version;
   }
 
   async score(input: ScoreInput): Promise<ScoreResult> {
@@ -98,7 +109,7 @@ class BehaviouralScorer implements Scorer {
       risk: risk!,
       features: namedFeatures(vector),
       top: Object.freeze(this.#model.explain(vector)),
-      modelVersion: this.modelVersion,
+      modelVersion: this.#model.version,
     });
   }
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import { demoCareData, type DemoAppointment, type DemoEncounter } from './care.ts';
 import type { DemoDataset, DemoObservation, DemoPatient } from './patients.ts';
 
 const DEFAULT_PAGE_SIZE = 20;
@@ -19,10 +20,15 @@ export function handleFhirRequest(dataset: DemoDataset, req: IncomingMessage, re
 
   const segments = url.pathname.split('/').slice(2).map(decodeURIComponent);
   const [resourceType, id, operation] = segments;
+  const care = demoCareData(dataset);
+  const toPatientResource = (patient: DemoPatient) => patientResource(patient, care.securityLabels.get(patient.id) ?? []);
 
   if (resourceType === 'Patient' && id === undefined) {
     const name = url.searchParams.get('name')?.toLowerCase();
-    const matches = dataset.patients.filter((patient) => name === undefined || `${patient.given} ${patient.family}`.toLowerCase().includes(name));
+    const security = securityCodes(url.searchParams.get('_security'));
+    const matches = dataset.patients
+      .filter((patient) => name === undefined || `${patient.given} ${patient.family}`.toLowerCase().includes(name))
+      .filter((patient) => security === null || (care.securityLabels.get(patient.id) ?? []).some((code) => security.has(code)));
     sendSearchPage(res, url, matches.map(toPatientResource));
   } else if (resourceType === 'Patient' && id !== undefined && segments.length <= 3) {
     const patient = dataset.patients.find((candidate) => candidate.id === id);
@@ -48,8 +54,27 @@ export function handleFhirRequest(dataset: DemoDataset, req: IncomingMessage, re
     if (participant === undefined) {
       sendOutcome(res, 400, 'required', 'CareTeam search requires the participant parameter, such as ?participant=dr-001.');
     } else {
-      const patients = dataset.patients.filter((patient) => patient.careTeam.includes(participant));
-      sendSearchPage(res, url, patients.map(toCareTeamResource));
+      const patients = dataset.patients.filter((patient) => care.careTeams.get(patient.id)?.includes(participant));
+      sendSearchPage(res, url, patients.map((patient) => toCareTeamResource(patient, care.careTeams.get(patient.id) ?? [])));
+    }
+  } else if (resourceType === 'Practitioner' && id !== undefined && segments.length === 2) {
+    if (care.practitioners.includes(id)) sendJson(res, 200, { resourceType: 'Practitioner', id, active: true });
+    else sendOutcome(res, 404, 'not-found', `Practitioner/${id} was not found.`);
+  } else if (resourceType === 'Encounter' && id === undefined) {
+    // Demo encounters are in progress with no end, so every `date=ge...` filter matches them.
+    const participant = (url.searchParams.get('participant') ?? url.searchParams.get('practitioner'))?.replace(/^Practitioner\//, '');
+    if (participant === undefined) {
+      sendOutcome(res, 400, 'required', 'Encounter search requires the participant parameter, such as ?participant=Practitioner/dr-001.');
+    } else {
+      sendSearchPage(res, url, care.encounters.filter((encounter) => encounter.practitioner === participant).map(toEncounterResource));
+    }
+  } else if (resourceType === 'Appointment' && id === undefined) {
+    // NOTE: the demo ignores the date parameter and returns every appointment of the practitioner.
+    const practitioner = (url.searchParams.get('practitioner') ?? url.searchParams.get('actor'))?.replace(/^Practitioner\//, '');
+    if (practitioner === undefined) {
+      sendOutcome(res, 400, 'required', 'Appointment search requires the practitioner parameter, such as ?practitioner=Practitioner/dr-001.');
+    } else {
+      sendSearchPage(res, url, care.appointments.filter((appointment) => appointment.practitioner === practitioner).map(toAppointmentResource));
     }
   } else {
     sendOutcome(res, 404, 'not-found', `No FHIR endpoint at ${url.pathname}.`);
@@ -82,11 +107,15 @@ function bundle(resources: readonly object[], total: number): object {
   return { resourceType: 'Bundle', type: 'searchset', total, entry: resources.map((resource) => ({ resource })) };
 }
 
-function toPatientResource(patient: DemoPatient): object {
+/** HL7 v3 ActCode system of the `CELEB` (VIP) and `EMP` (employee) security labels. */
+const ACT_CODE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+
+function patientResource(patient: DemoPatient, securityLabels: readonly string[]): object {
+  const security = securityLabels.map((code) => ({ system: ACT_CODE_SYSTEM, code }));
   return {
     resourceType: 'Patient',
     id: patient.id,
-    meta: { tag: [{ system: 'urn:wardgate:demo', code: 'synthetic' }] },
+    meta: { tag: [{ system: 'urn:wardgate:demo', code: 'synthetic' }], ...(security.length > 0 ? { security } : {}) },
     name: [{ family: patient.family, given: [patient.given] }],
     gender: patient.gender,
     birthDate: patient.birthDate,
@@ -105,14 +134,46 @@ function toObservationResource(observation: DemoObservation): object {
   };
 }
 
-function toCareTeamResource(patient: DemoPatient): object {
+function toCareTeamResource(patient: DemoPatient, careTeam: readonly string[]): object {
   return {
     resourceType: 'CareTeam',
     id: `ct-${patient.id}`,
     status: 'active',
     subject: { reference: `Patient/${patient.id}` },
-    participant: patient.careTeam.map((practitioner) => ({ member: { reference: `Practitioner/${practitioner}` } })),
+    participant: careTeam.map((practitioner) => ({ member: { reference: `Practitioner/${practitioner}` } })),
   };
+}
+
+function toEncounterResource(encounter: DemoEncounter): object {
+  return {
+    resourceType: 'Encounter',
+    id: encounter.id,
+    status: 'in-progress',
+    class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP', display: 'inpatient encounter' },
+    subject: { reference: `Patient/${encounter.patientId}` },
+    participant: [{ individual: { reference: `Practitioner/${encounter.practitioner}` } }],
+    period: { start: encounter.start },
+  };
+}
+
+function toAppointmentResource(appointment: DemoAppointment): object {
+  return {
+    resourceType: 'Appointment',
+    id: appointment.id,
+    status: 'booked',
+    start: appointment.start,
+    participant: [
+      { actor: { reference: `Patient/${appointment.patientId}` }, status: 'accepted' },
+      { actor: { reference: `Practitioner/${appointment.practitioner}` }, status: 'accepted' },
+    ],
+  };
+}
+
+/** Parses a `_security` search value (`system|code`, comma-separated); null when absent. */
+function securityCodes(value: string | null): Set<string> | null {
+  if (value === null) return null;
+
+  return new Set(value.split(',').map((token) => token.slice(token.lastIndexOf('|') + 1)).filter((code) => code !== ''));
 }
 
 function sendJson(res: ServerResponse, status: number, body: object): void {

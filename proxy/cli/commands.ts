@@ -5,6 +5,7 @@ Commands:
   start --config FILE          Run Wardgate with a configuration file
   certs dev [--dir DIR]        Create a local CA and a server certificate for development
   policy validate FILE...      Check policy files and print every error with file:line:column
+  replay FILE [options]        Decide a recorded access log through the live decision path
 
 Run "wardgate <command> --help" for a command's options.
 `;
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
     if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev"`);
     return (await import('../../certs/cli.ts')).runCertsDev(argv.slice(1), out, err);
   },
+  replay: async (argv, out, err) => (await import('./replay-command.ts')).runReplayCommand(argv, out, err),
   policy: async (argv, out, err) => {
     if (argv[0] === '--help' || argv[0] === '-h') {
       out.write('Usage: wardgate policy validate FILE...\n');

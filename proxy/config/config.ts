@@ -5,6 +5,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import type { RouteConfig } from '../routing/router.ts';
+import { readScorerSections, type CareConfig, type ScorerRuntimeConfig } from './scorer-config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -27,9 +28,13 @@ export interface WardgateConfig {
   readonly patient_key: Buffer;
   readonly assertion: { readonly header: string; readonly ttl: number };
   readonly routes: readonly RouteConfig[];
+  /** Inference batching, deadline and model reload; defaults apply when absent. */
+  readonly scorer?: ScorerRuntimeConfig;
+  /** Care-relationship source; `none` when absent. */
+  readonly care?: CareConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -184,6 +189,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       ttl: reader.integer(assertion.get('ttl'), 'assertion.ttl', 10, 600, 60),
     },
     routes: readRoutes(reader, top.get('routes')),
+    ...readScorerSections(reader, top.get('scorer'), top.get('care'), resolve),
   };
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);

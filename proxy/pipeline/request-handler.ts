@@ -9,7 +9,8 @@ import type { RouteConfig } from '../routing/router.ts';
 import { sendError } from '../enforce/responses.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
-import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
+import { failModeDecision } from './fail-modes.ts';
+import { scoreAndDecide, type RequestFacts, type ScoreOutcome } from './decide.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 
 export interface PipelineDependencies {
@@ -27,9 +28,6 @@ export interface PipelineDependencies {
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
 }
-
-/** Hybrid post-quantum groups that satisfy a route's `require_pq`. */
-const POST_QUANTUM_GROUPS = new Set(['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024']);
 
 /**
  * Builds the handler for every HTTP request on the listener: normalize, route, authenticate,
@@ -132,30 +130,21 @@ export async function evaluate(
   tls: { protocol: string; group: string },
   now: number,
   log: Logger,
-): Promise<{ decision: Decision; scored: ScoreOutcome }> {
-  const route = prepared.route!;
-  const principal = auth.kind === 'authenticated' ? auth.principal : null;
-  const scored = await scoreWithFailMode(deps, req, prepared, principal, now, log);
-
-  if (scored.failedDependency && route.fail_mode[scored.failedDependency] === 'closed') {
-    return { decision: failModeDecision(scored.failedDependency, 'closed', 0), scored };
-  }
-  if (route.require_pq && !POST_QUANTUM_GROUPS.has(tls.group)) {
-    const reason = `route ${route.id} requires a hybrid post-quantum TLS group (X25519MLKEM768); this connection negotiated ${tls.group}`;
-    return { decision: { action: 'block', rule: 'route.require_pq', reasons: [reason], risk: scored.result?.risk ?? 0 }, scored };
-  }
-
-  const context: DecisionContext = {
-    principal,
-    route: { id: route.id, host: route.host, pathPrefix: route.path_prefix, sensitivity: route.sensitivity },
-    request: { method: req.method ?? 'GET', host: prepared.host, path: prepared.url.pathname, ip: prepared.clientIp },
-    risk: scored.result?.risk ?? 0,
-    features: scored.result?.features ?? {},
+): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext }> {
+  const facts: RequestFacts = {
+    route: prepared.route!,
+    principal: auth.kind === 'authenticated' ? auth.principal : null,
+    method: req.method ?? 'GET',
+    host: prepared.host,
+    path: prepared.url.pathname,
+    query: prepared.url.search.slice(1),
+    ip: prepared.clientIp,
+    userAgent: req.headers['user-agent'] ?? '',
     tls,
     elevatedAcr: auth.kind === 'authenticated' ? auth.elevatedAcr : [],
     time: now,
   };
-  return { decision: deps.policy().decide(context), scored };
+  return scoreAndDecide(deps.scorer, deps.policy(), facts, log);
 }
 
 async function enforce(
@@ -200,42 +189,6 @@ async function authenticateWithFailMode(deps: PipelineDependencies, req: Incomin
     // The session store is what tells who the caller is, so there is no fail-open path here.
     log.error({ err: error, route: route.id }, 'authentication failed because a dependency is unavailable');
     return 'unavailable';
-  }
-}
-
-interface ScoreOutcome {
-  readonly result: ScoreResult | null;
-  readonly failedDependency?: Dependency;
-}
-
-async function scoreWithFailMode(
-  deps: PipelineDependencies,
-  req: IncomingMessage,
-  prepared: PreparedRequest & { ok: true },
-  principal: Principal | null,
-  now: number,
-  log: Logger,
-): Promise<ScoreOutcome> {
-  if (!principal) return { result: null };
-  const route = prepared.route!;
-  try {
-    const result = await deps.scorer.score({
-      user: principal.subject,
-      groups: principal.groups,
-      time: now,
-      ip: prepared.clientIp,
-      userAgent: req.headers['user-agent'] ?? '',
-      method: req.method ?? 'GET',
-      host: prepared.host,
-      path: prepared.url.pathname + prepared.url.search,
-      routeId: route.id,
-      sensitivity: route.sensitivity,
-    });
-    return { result };
-  } catch (error) {
-    const failedDependency = dependencyOfScorerError(error);
-    log.warn({ err: error, route: route.id, dependency: failedDependency, fail_mode: route.fail_mode[failedDependency] }, 'scoring failed; applying the route fail mode');
-    return { result: null, failedDependency };
   }
 }
 

@@ -1,6 +1,7 @@
 // `npm run bench`: the same load, side by side in one run, against the demo upstream
 // directly, through a bare http-proxy over TLS, and through Wardgate's full path
-// (TLS, session, scoring with Redis, policy, signed assertion, forwarding).
+// (TLS, session, scoring with Redis, policy, signed assertion, forwarding). Then the scorer's
+// own cost per request, without Redis, one call at a time and with 32 calls in flight.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -12,6 +13,7 @@ import { pino } from 'pino';
 import { startDemoStack } from '../../demo/demo-stack.ts';
 import { Browser } from '../identity/helpers.ts';
 import { deleteKeys, signIn } from '../e2e/support.ts';
+import { formatScorerCosts, measureScorerCosts } from './scorer-cost.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -77,6 +79,9 @@ for (const name of Object.keys(results)) {
 const wardgate = best('wardgate');
 const proxy = best('bare http-proxy');
 console.log(`ratio wardgate / bare http-proxy: throughput ${(wardgate.rps / proxy.rps).toFixed(2)}, p50 latency ${(wardgate.p50 / proxy.p50).toFixed(2)}, p99 latency ${(wardgate.p99 / proxy.p99).toFixed(2)}`);
+// Measured after the stack has closed, so the HTTP load does not share the CPU with it.
+console.log('');
+console.log(formatScorerCosts(await measureScorerCosts()));
 if (Object.keys(wardgate.statuses).some((status) => status !== '200')) {
   console.log('WARNING: Wardgate answered with statuses other than 200; the figures do not measure the allowed path alone.');
   process.exitCode = 1;

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import { loadPolicyFile, PolicyValidationError, formatIssue } from '../../policy/index.ts';
+import { MemoryBaselineStore, RedisBaselineStore, createRedisClient, createScorer, type Scorer } from '../../scorer/index.ts';
+import { formatSummary, summarize } from '../../scorer/evaluation/metrics.ts';
+import { watchPanelFile } from '../../scorer/care/panel-source.ts';
+import type { CareRelationshipSource } from '../../scorer/care/source.ts';
+import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
+import { ConfigError } from '../config/errors.ts';
+import { decodeKey, loadConfigFile } from '../config/config.ts';
+import type { RouteConfig } from '../routing/router.ts';
+import { createRouter } from '../routing/router.ts';
+import { readAccessLog } from '../replay/access-log.ts';
+import { replayRecords, type ReplayedDecision } from '../replay/replay.ts';
+import { parseOptions, usageError } from './commands.ts';
+
+const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DEFAULT_MAX_ERRORS = 100;
+
+const USAGE = `Usage: wardgate replay FILE [options]
+
+Runs a recorded access log (JSON Lines) through Wardgate's live decision path: path
+normalization, routing, features and baselines, the model, fail modes and the policy.
+Records are decided in time order. Prints one JSON decision per record and, when records
+carry labels, one summary line.
+
+Options:
+  --config FILE        take routes, policy, model and patient key from a Wardgate configuration
+  --policy FILE        policy file (default policy/examples/demo.yaml); ignored with --config
+  --model FILE         ONNX model (default scorer/models/risk-v1.onnx); ignored with --config
+  --care-panel FILE    care-relationship panel file (YAML or JSON) for care features
+  --redis URL          keep baselines in this Redis instead of in process
+  --redis-prefix P     key prefix of the replay's baselines in Redis (default wg:replay:)
+  --out FILE           write decisions to FILE instead of standard output
+  --max-errors N       stop before deciding anything when more than N lines are invalid (default ${DEFAULT_MAX_ERRORS})
+
+Invalid lines are reported on standard error with their line number and field and are
+skipped. The exit status is 1 when any line was skipped, 0 otherwise.
+
+The patient pseudonym key comes from the configuration, or from WARDGATE_PATIENT_KEY
+(hex or base64, at least 32 bytes). Without either, a random key is used for the run;
+--redis requires a key so that pseudonyms in Redis stay comparable between runs.
+`;
+
+type Output = NodeJS.WritableStream;
+
+interface ReplaySetup {
+  readonly routes: readonly RouteConfig[];
+  readonly policyFile: string;
+  readonly modelPath: string;
+  readonly patientKey: Uint8Array | null;
+}
+
+/** Runs `wardgate replay`; returns 0 on success, 1 when lines were skipped or the run failed, 2 on a usage error. */
+export async function runReplayCommand(argv: string[], out: Output, err: Output): Promise<number> {
+  const parsed = parseOptions(argv, {
+    config: 'string', policy: 'string', model: 'string', 'care-panel': 'string', redis: 'string',
+    'redis-prefix': 'string', out: 'string', 'max-errors': 'string', help: 'boolean',
+  });
+  if ('error' in parsed) return usageError(err, `${parsed.error}; run "wardgate replay --help"`);
+  if (parsed.options.help) {
+    out.write(USAGE);
+    return 0;
+  }
+
+  const options = parsed.options as Record<string, string | undefined>;
+  if (parsed.positional.length === 0) return usageError(err, 'missing access log FILE; usage: wardgate replay FILE [options]');
+  if (parsed.positional.length > 1) return usageError(err, `unexpected argument ${JSON.stringify(parsed.positional[1])}; replay reads one FILE`);
+  const maxErrors = options['max-errors'] === undefined ? DEFAULT_MAX_ERRORS : Number(options['max-errors']);
+  if (!Number.isInteger(maxErrors) || maxErrors < 0) return usageError(err, `invalid --max-errors ${JSON.stringify(options['max-errors'])}; expected a whole number of 0 or more`);
+
+  const closers: Array<() => Promise<unknown>> = [];
+  try {
+    const setup = await loadSetup(options, err);
+    if (setup === null) return 1;
+
+    if (options.redis !== undefined && setup.patientKey === null) {
+      err.write('wardgate replay: --redis needs a stable patient key; set WARDGATE_PATIENT_KEY (openssl rand -hex 32) or use --config\n');
+      return 1;
+    }
+    const patientKey = setup.patientKey ?? randomBytes(32);
+    if (setup.patientKey === null) err.write('wardgate replay: WARDGATE_PATIENT_KEY is not set; using a random patient key for this run\n');
+
+    const log = await readAccessLog(parsed.positional[0]!);
+    for (const error of log.errors) err.write(`wardgate replay: ${error.message}\n`);
+    if (log.errors.length > maxErrors) {
+      err.write(`wardgate replay: ${log.errors.length} invalid lines, more than --max-errors ${maxErrors}; nothing was decided. Check that FILE is a Wardgate access log.\n`);
+      return 1;
+    }
+
+    const policy = await loadPolicyFile(setup.policyFile, { routeIds: setup.routes.map((route) => route.id) });
+    const careSource = options['care-panel'] === undefined ? undefined : await openPanel(options['care-panel'], patientKey);
+    if (careSource) closers.push(() => careSource.close?.() ?? Promise.resolve());
+    const store = await openBaselines(options, closers);
+    const scorer: Scorer = await createScorer({ store, modelPath: setup.modelPath, patientKey, ...(careSource ? { careSource } : {}) });
+    closers.push(() => scorer.close());
+
+    const lines: string[] = [];
+    const emit = (decision: ReplayedDecision) => {
+      const text = `${JSON.stringify(decision)}\n`;
+      if (options.out === undefined) out.write(text);
+      else lines.push(text);
+    };
+    const outcome = await replayRecords(log.records, { scorer, policy, router: createRouter(setup.routes), log: warnTo(err) }, emit);
+    for (const skipped of outcome.skipped) err.write(`wardgate replay: line ${skipped.line}: skipped: ${skipped.reason}\n`);
+
+    if (outcome.decisions.some((decision) => decision.label !== undefined)) {
+      const summary = `${formatSummary(summarize(outcome.decisions))}\n`;
+      if (options.out === undefined) out.write(summary);
+      else lines.push(summary);
+    }
+    if (options.out !== undefined) await writeAtomically(options.out, lines.join(''));
+
+    return log.errors.length + outcome.skipped.length > 0 ? 1 : 0;
+  } catch (error) {
+    err.write(`wardgate replay: ${describeFailure(error)}\n`);
+    return 1;
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => {});
+  }
+}
+
+async function loadSetup(options: Record<string, string | undefined>, err: Output): Promise<ReplaySetup | null> {
+  if (options.config === undefined) {
+    const { demoRoutes } = await import('../../demo/demo-stack.ts');
+    return {
+      routes: demoRoutes('http://127.0.0.1:1'),
+      policyFile: path.resolve(options.policy ?? path.join(REPOSITORY, 'policy/examples/demo.yaml')),
+      modelPath: path.resolve(options.model ?? path.join(REPOSITORY, 'scorer/models/risk-v1.onnx')),
+      patientKey: decodeKey(process.env.WARDGATE_PATIENT_KEY),
+    };
+  }
+
+  if (options.policy !== undefined || options.model !== undefined) {
+    err.write('wardgate replay: --policy and --model are ignored with --config, which names both\n');
+  }
+  // Replay never contacts the IdP, so the OIDC client secret the configuration names may be unset.
+  const secretVariable = await oidcSecretVariable(options.config);
+  const env = { ...process.env, [secretVariable]: process.env[secretVariable] ?? 'not-used-by-replay' };
+  const config = await loadConfigFile(options.config, env);
+
+  return { routes: config.routes, policyFile: config.policy, modelPath: config.model, patientKey: config.patient_key };
+}
+
+async function oidcSecretVariable(file: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const name = parseDocument(text).getIn(['oidc', 'client_secret_env']);
+
+  return typeof name === 'string' && name !== '' ? name : 'WARDGATE_OIDC_CLIENT_SECRET';
+}
+
+async function openPanel(file: string, patientKey: Uint8Array): Promise<CareRelationshipSource> {
+  return watchPanelFile(file, new PatientPseudonymizer(patientKey), { pollMs: 0 });
+}
+
+async function openBaselines(options: Record<string, string | undefined>, closers: Array<() => Promise<unknown>>): Promise<MemoryBaselineStore | RedisBaselineStore> {
+  if (options.redis === undefined) return new MemoryBaselineStore();
+
+  const redis = await createRedisClient(options.redis);
+  closers.push(() => redis.quit().catch(() => redis.disconnect()));
+
+  return new RedisBaselineStore(redis, { prefix: `${options['redis-prefix'] ?? 'wg:replay:'}bl:` });
+}
+
+/** Writes to a temporary file in the same folder and renames it, so FILE is never half-written. */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`;
+  try {
+    await writeFile(temporary, text);
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+function warnTo(err: Output) {
+  return {
+    warn: (fields: Record<string, unknown>, message?: string) => {
+      const cause = fields.err instanceof Error ? `: ${fields.err.message}` : '';
+      err.write(`wardgate replay: route ${String(fields.route)}: ${message ?? 'warning'}${cause}\n`);
+    },
+  } as unknown as Parameters<typeof replayRecords>[1]['log'];
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof ConfigError) return `invalid configuration:\n${error.message}`;
+  if (error instanceof PolicyValidationError) return `invalid policy:\n${error.issues.map(formatIssue).join('\n')}`;
+  const code = (error as { code?: string }).code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return `cannot read ${(error as { path?: string }).path ?? 'the file'} (${code}); check the path`;
+
+  return `${code ? `${code}: ` : ''}${(error as Error).message}`;
+}

@@ -1,0 +1,71 @@
+import type { Node } from 'yaml';
+import type { OptionReader } from './reader.ts';
+
+/** `scorer:` section: batching and deadline of model inference, and model reload polling. */
+export interface ScorerRuntimeConfig {
+  /** Maximum rows in one inference run. */
+  readonly batch_max: number;
+  /** How long the first queued request waits for others before inference, in microseconds. */
+  readonly batch_wait_us: number;
+  /** Maximum wait for inference per request, in milliseconds; past it the route's scorer fail mode applies. */
+  readonly deadline_ms: number;
+  /** Interval at which the model file is checked for changes, in milliseconds; 0 turns hot reload off. */
+  readonly reload_poll_ms: number;
+}
+
+/** `care:` section: where care relationships and patient flags come from. */
+export interface CareConfig {
+  readonly source: 'none' | 'panel' | 'fhir';
+  /** Panel file (YAML or JSON), for `source: panel`; resolved against the configuration's folder. */
+  readonly panel_file?: string;
+  /** Base URL of the FHIR R4 API, for `source: fhir`, such as `https://ehr.hospital.test/fhir`. */
+  readonly fhir_base?: string;
+  /** Lifetime of a cached care set or flag list, in seconds. */
+  readonly ttl: number;
+}
+
+export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({ batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
+export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300 });
+
+/** Reads the optional `scorer:` and `care:` sections, reporting every invalid option. */
+export function readScorerSections(
+  reader: OptionReader,
+  scorerNode: Node | undefined,
+  careNode: Node | undefined,
+  resolve: (value: string) => string,
+): { scorer: ScorerRuntimeConfig; care: CareConfig } {
+  return { scorer: readScorer(reader, scorerNode), care: readCare(reader, careNode, resolve) };
+}
+
+function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntimeConfig {
+  if (node === undefined) return SCORER_DEFAULTS;
+  const fields = reader.map(node, 'scorer', ['batch_max', 'batch_wait_us', 'deadline_ms', 'reload_poll_ms']) ?? new Map<string, Node>();
+
+  return {
+    batch_max: reader.integer(fields.get('batch_max'), 'scorer.batch_max', 1, 4096, SCORER_DEFAULTS.batch_max),
+    batch_wait_us: reader.integer(fields.get('batch_wait_us'), 'scorer.batch_wait_us', 0, 1_000_000, SCORER_DEFAULTS.batch_wait_us),
+    deadline_ms: reader.integer(fields.get('deadline_ms'), 'scorer.deadline_ms', 1, 60_000, SCORER_DEFAULTS.deadline_ms),
+    reload_poll_ms: reader.integer(fields.get('reload_poll_ms'), 'scorer.reload_poll_ms', 0, 3_600_000, SCORER_DEFAULTS.reload_poll_ms),
+  };
+}
+
+function readCare(reader: OptionReader, node: Node | undefined, resolve: (value: string) => string): CareConfig {
+  if (node === undefined) return CARE_DEFAULTS;
+  const fields = reader.map(node, 'care', ['source', 'panel_file', 'fhir_base', 'ttl']) ?? new Map<string, Node>();
+  const source = reader.oneOf(fields.get('source'), 'care.source', ['none', 'panel', 'fhir'], 'none');
+  const panelFile = reader.optionalString(fields.get('panel_file'), 'care.panel_file');
+  const fhirBase = reader.optionalString(fields.get('fhir_base'), 'care.fhir_base');
+
+  if (source === 'panel' && panelFile === undefined) reader.report(node, 'care.panel_file', 'missing; care.source "panel" needs the path of a panel file');
+  if (source === 'fhir' && fhirBase === undefined) reader.report(node, 'care.fhir_base', 'missing; care.source "fhir" needs the FHIR base URL, such as https://ehr.hospital.test/fhir');
+  if (fhirBase !== undefined && !/^https?:\/\/[^/]+/.test(fhirBase)) {
+    reader.report(fields.get('fhir_base'), 'care.fhir_base', `expected an http:// or https:// URL, got ${JSON.stringify(fhirBase)}`);
+  }
+
+  return {
+    source,
+    ...(panelFile !== undefined ? { panel_file: resolve(panelFile) } : {}),
+    ...(fhirBase !== undefined ? { fhir_base: fhirBase } : {}),
+    ttl: reader.integer(fields.get('ttl'), 'care.ttl', 1, 86_400, CARE_DEFAULTS.ttl),
+  };
+}

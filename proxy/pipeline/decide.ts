@@ -1,0 +1,112 @@
+import type { Logger } from 'pino';
+import type { Decision, DecisionContext } from '../../policy/decision.ts';
+import type { ScoreInput, ScoreResult } from '../../scorer/types.ts';
+import type { Principal } from '../identity/principal.ts';
+import type { Dependency, PolicyPort, ScorerPort } from '../ports.ts';
+import type { RouteConfig } from '../routing/router.ts';
+import { dependencyOfScorerError, failModeDecision } from './fail-modes.ts';
+
+/** Hybrid post-quantum groups that satisfy a route's `require_pq`. */
+export const POST_QUANTUM_GROUPS: ReadonlySet<string> = new Set(['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024']);
+
+/** The scorer's result for one request, or the dependency whose failure left it without one. */
+export interface ScoreOutcome {
+  readonly result: ScoreResult | null;
+  readonly failedDependency?: Dependency;
+}
+
+/** Facts about one request that the decision core reads, whether live or replayed. */
+export interface RequestFacts {
+  readonly route: RouteConfig;
+  readonly principal: Principal | null;
+  readonly method: string;
+  readonly host: string;
+  /** Normalized path without the query string. */
+  readonly path: string;
+  /** Query string without the leading `?`; empty when absent. */
+  readonly query: string;
+  readonly ip: string;
+  readonly userAgent: string;
+  readonly tls: { readonly protocol: string; readonly group: string };
+  readonly elevatedAcr: readonly string[];
+  /** Request time in milliseconds since the epoch. */
+  readonly time: number;
+}
+
+/**
+ * Scores a request and decides it: the core shared by the live request handler and
+ * `wardgate replay`, so that recorded traffic goes through the same fail modes, `require_pq`
+ * check and policy as live traffic.
+ */
+export async function scoreAndDecide(
+  scorer: ScorerPort,
+  policy: PolicyPort,
+  facts: RequestFacts,
+  log: Pick<Logger, 'warn'>,
+): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext }> {
+  const scored = await scoreWithFailMode(scorer, facts, log);
+
+  return { ...decideScored(policy, facts, scored), scored };
+}
+
+/** Builds the scorer's input from the request facts; null for anonymous callers, who are not scored. */
+export function scoreInputOf(facts: RequestFacts): ScoreInput | null {
+  if (!facts.principal) return null;
+
+  return {
+    user: facts.principal.subject,
+    groups: facts.principal.groups,
+    time: facts.time,
+    ip: facts.ip,
+    userAgent: facts.userAgent,
+    method: facts.method,
+    host: facts.host,
+    path: facts.query === '' ? facts.path : `${facts.path}?${facts.query}`,
+    routeId: facts.route.id,
+    sensitivity: facts.route.sensitivity,
+  };
+}
+
+/** Runs the scorer. A scorer failure is caught and returned as the dependency that failed. */
+export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts, log: Pick<Logger, 'warn'>): Promise<ScoreOutcome> {
+  const input = scoreInputOf(facts);
+  if (!input) return { result: null };
+
+  try {
+    return { result: await scorer.score(input) };
+  } catch (error) {
+    const failedDependency = dependencyOfScorerError(error);
+    const route = facts.route;
+    log.warn({ err: error, route: route.id, dependency: failedDependency, fail_mode: route.fail_mode[failedDependency] }, 'scoring failed; applying the route fail mode');
+    return { result: null, failedDependency };
+  }
+}
+
+/**
+ * Applies the route's fail modes and `require_pq`, then calls the policy. `context` is the
+ * policy's input, present only when the policy decided (for shadow comparison).
+ */
+export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: ScoreOutcome): { decision: Decision; context?: DecisionContext } {
+  const route = facts.route;
+  if (scored.failedDependency && route.fail_mode[scored.failedDependency] === 'closed') {
+    return { decision: failModeDecision(scored.failedDependency, 'closed', 0) };
+  }
+
+  if (route.require_pq && !POST_QUANTUM_GROUPS.has(facts.tls.group)) {
+    const reason = `route ${route.id} requires a hybrid post-quantum TLS group (X25519MLKEM768); this connection negotiated ${facts.tls.group}`;
+    return { decision: { action: 'block', rule: 'route.require_pq', reasons: [reason], risk: scored.result?.risk ?? 0 } };
+  }
+
+  const context: DecisionContext = {
+    principal: facts.principal,
+    route: { id: route.id, host: route.host, pathPrefix: route.path_prefix, sensitivity: route.sensitivity },
+    request: { method: facts.method, host: facts.host, path: facts.path, ip: facts.ip },
+    risk: scored.result?.risk ?? 0,
+    features: scored.result?.features ?? {},
+    tls: facts.tls,
+    elevatedAcr: facts.elevatedAcr,
+    time: facts.time,
+  };
+
+  return { decision: policy.decide(context), context };
+}

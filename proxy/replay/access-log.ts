@@ -1,0 +1,206 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+/** One request of a recorded access log, checked and converted. */
+export interface AccessRecord {
+  /** Line number in the file, from 1. */
+  readonly line: number;
+  /** Milliseconds since the epoch. */
+  readonly time: number;
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly ip: string;
+  readonly userAgent: string;
+  readonly method: string;
+  /** Lowercase host name without a port. */
+  readonly host: string;
+  /** Request target as recorded: path and query, not yet normalized. */
+  readonly target: string;
+  readonly status: number;
+  readonly bytes: number;
+  readonly label?: 'benign' | 'misuse';
+  readonly episode?: string;
+  /** TLS key exchange group of the recorded connection; replay assumes X25519MLKEM768 without it. */
+  readonly tlsGroup?: string;
+}
+
+/** A line that cannot be replayed, with the field that is wrong. */
+export class AccessRecordError extends Error {
+  readonly code = 'WG_REPLAY_INVALID_RECORD';
+  readonly line: number;
+  readonly field: string;
+
+  constructor(line: number, field: string, message: string) {
+    super(`line ${line}: field "${field}": ${message}`);
+    this.name = 'AccessRecordError';
+    this.line = line;
+    this.field = field;
+  }
+}
+
+/** Maximum length of one line in characters; longer lines are rejected as invalid. */
+export const MAX_LINE_LENGTH = 64 * 1024;
+
+/** ISO 8601 date-time with a time zone (`Z` or `±hh:mm`), as RFC 3339 profiles it. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+/** HTTP method token (RFC 9110 section 9.1). */
+const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
+
+/**
+ * Parses one JSON Lines record. Fields other than the documented ones are ignored.
+ *
+ * @throws {AccessRecordError} naming the line and the first invalid field.
+ */
+export function parseAccessRecord(text: string, line: number): AccessRecord {
+  if (text.length > MAX_LINE_LENGTH) {
+    throw new AccessRecordError(line, '(line)', `expected at most ${MAX_LINE_LENGTH} characters, received ${text.length}`);
+  }
+
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new AccessRecordError(line, '(line)', `invalid JSON (${(error as Error).message}); each line must be one JSON object`);
+  }
+
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new AccessRecordError(line, '(line)', `expected a JSON object, received ${describe(value)}`);
+  }
+
+  const fields = value as Record<string, unknown>;
+  const time = readTime(fields, line);
+  const host = readString(fields, 'host', line).toLowerCase().replace(/:\d+$/, '');
+  const target = readString(fields, 'path', line);
+  if (!target.startsWith('/')) {
+    throw new AccessRecordError(line, 'path', `expected a path starting with "/", received ${JSON.stringify(target.slice(0, 80))}`);
+  }
+
+  const method = readString(fields, 'method', line).toUpperCase();
+  if (!METHOD.test(method)) {
+    throw new AccessRecordError(line, 'method', `expected an HTTP method such as "GET", received ${JSON.stringify(method.slice(0, 40))}`);
+  }
+
+  const record: AccessRecord = {
+    line,
+    time,
+    user: readString(fields, 'user', line),
+    groups: readGroups(fields, line),
+    ip: readString(fields, 'ip', line),
+    userAgent: readString(fields, 'user_agent', line, true),
+    method,
+    host,
+    target,
+    status: readInteger(fields, 'status', line, 100, 599),
+    bytes: readInteger(fields, 'bytes', line, 0, Number.MAX_SAFE_INTEGER),
+    ...readLabel(fields, line),
+    ...readOptionalString(fields, 'episode', 'episode', line),
+    ...readOptionalString(fields, 'tls_group', 'tlsGroup', line),
+  };
+
+  return record;
+}
+
+/** Result of reading a whole access log: the valid records in file order and every rejected line. */
+export interface AccessLog {
+  readonly records: AccessRecord[];
+  readonly errors: AccessRecordError[];
+}
+
+/**
+ * Reads a JSON Lines access log. Blank lines are skipped; invalid lines are collected in
+ * `errors` and do not stop the reading.
+ *
+ * @throws the file system error when the file cannot be read.
+ */
+export async function readAccessLog(file: string): Promise<AccessLog> {
+  const records: AccessRecord[] = [];
+  const errors: AccessRecordError[] = [];
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let number = 0;
+
+  for await (const text of lines) {
+    number++;
+    if (text.trim() === '') continue;
+
+    try {
+      records.push(parseAccessRecord(text, number));
+    } catch (error) {
+      if (!(error instanceof AccessRecordError)) throw error;
+      errors.push(error);
+    }
+  }
+
+  return { records, errors };
+}
+
+/** Sorts records by time; records with the same time keep their file order. */
+export function inTimeOrder(records: readonly AccessRecord[]): AccessRecord[] {
+  return [...records].sort((a, b) => a.time - b.time || a.line - b.line);
+}
+
+function readTime(fields: Record<string, unknown>, line: number): number {
+  const value = fields.time;
+  const time = typeof value === 'string' && ISO_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(time)) {
+    throw new AccessRecordError(line, 'time', `expected an ISO 8601 time with a zone such as "2025-03-03T09:00:00Z", received ${describe(value)}`);
+  }
+
+  return time;
+}
+
+function readString(fields: Record<string, unknown>, name: string, line: number, allowEmpty = false): string {
+  const value = fields[name];
+  if (typeof value !== 'string' || (!allowEmpty && value === '')) {
+    throw new AccessRecordError(line, name, `expected a ${allowEmpty ? '' : 'non-empty '}string, received ${describe(value)}`);
+  }
+
+  return value;
+}
+
+function readGroups(fields: Record<string, unknown>, line: number): string[] {
+  const value = fields.groups;
+  if (!Array.isArray(value) || value.some((group) => typeof group !== 'string')) {
+    throw new AccessRecordError(line, 'groups', `expected an array of strings such as ["physicians"], received ${describe(value)}`);
+  }
+
+  return value as string[];
+}
+
+function readInteger(fields: Record<string, unknown>, name: string, line: number, min: number, max: number): number {
+  const value = fields[name];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new AccessRecordError(line, name, `expected an integer from ${min} to ${max}, received ${describe(value)}`);
+  }
+
+  return value;
+}
+
+function readLabel(fields: Record<string, unknown>, line: number): { label?: 'benign' | 'misuse' } {
+  const value = fields.label;
+  if (value === undefined || value === null) return {};
+  if (value !== 'benign' && value !== 'misuse') {
+    throw new AccessRecordError(line, 'label', `expected "benign" or "misuse", received ${describe(value)}`);
+  }
+
+  return { label: value };
+}
+
+function readOptionalString<K extends string>(fields: Record<string, unknown>, name: string, key: K, line: number): Partial<Record<K, string>> {
+  const value = fields[name];
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'string' || value === '') {
+    throw new AccessRecordError(line, name, `expected a non-empty string when present, received ${describe(value)}`);
+  }
+
+  return { [key]: value } as Partial<Record<K, string>>;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value);
+
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

@@ -1,0 +1,227 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { runCli } from '../../proxy/cli/commands.ts';
+import { formatSummary, summarize } from '../../scorer/evaluation/metrics.ts';
+
+const KEY = 'ab'.repeat(32);
+const DAY = 86_400_000;
+const MINUTE = 60_000;
+const MONDAY = Date.UTC(2025, 2, 3);
+const WARD_PC = '10.20.1.17';
+const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/133.0';
+
+async function run(argv: string[], env: Record<string, string | undefined> = { WARDGATE_PATIENT_KEY: KEY }) {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete process.env[name];
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const chunks = { out: '', err: '' };
+  out.on('data', (chunk: Buffer) => (chunks.out += chunk.toString()));
+  err.on('data', (chunk: Buffer) => (chunks.err += chunk.toString()));
+  try {
+    const code = await runCli(argv, out, err);
+    return { code, ...chunks };
+  } finally {
+    process.env = saved;
+  }
+}
+
+function record(time: number, path: string, overrides: Record<string, unknown> = {}) {
+  return {
+    time: new Date(time).toISOString(),
+    user: 'demo-physician',
+    groups: ['physicians', 'clinicians'],
+    ip: WARD_PC,
+    user_agent: BROWSER,
+    method: 'GET',
+    host: 'ehr.localhost',
+    path,
+    status: 200,
+    bytes: 1800,
+    label: 'benign',
+    ...overrides,
+  };
+}
+
+/** Nine ordinary ward days of one physician, then a stolen-account burst at 03:00 from outside. */
+function accessLog(): Record<string, unknown>[] {
+  const records: Record<string, unknown>[] = [];
+  for (let day = 0; day < 9; day++) {
+    let time = MONDAY + day * DAY + 8 * 60 * MINUTE;
+    for (let visit = 0; visit < 10; visit++) {
+      const patient = `p-${String(1 + ((visit * 7 + day * 3) % 20)).padStart(4, '0')}`;
+      records.push(record(time, `/fhir/Patient/${patient}`));
+      records.push(record(time + 30_000, `/fhir/Observation?patient=${patient}`));
+      time += 30 * MINUTE;
+    }
+  }
+  const start = MONDAY + 9 * DAY + 3 * 60 * MINUTE;
+  for (let i = 0; i < 30; i++) {
+    records.push(record(start + i * 5_000, `/fhir/Patient/p-${String(100 + i).padStart(4, '0')}`, {
+      ip: '203.0.113.66', user_agent: 'curl/8.5.0', label: 'misuse', episode: 'stolen-1',
+    }));
+  }
+
+  return records;
+}
+
+function writeLog(dir: string, records: Record<string, unknown>[], extraLines: string[] = []): string {
+  const file = join(dir, 'access.jsonl');
+  // Written newest first, so the test also checks that replay sorts by time.
+  const lines = [...records].reverse().map((entry) => JSON.stringify(entry));
+  writeFileSync(file, [...extraLines, ...lines].join('\n') + '\n');
+  return file;
+}
+
+t.test('replay decides a labelled log and prints the summary', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog());
+
+  const result = await run(['replay', file]);
+  t.equal(result.code, 0, result.err);
+  t.equal(result.err, '');
+
+  const lines = result.out.trim().split('\n');
+  const summaryLine = lines.pop()!;
+  const decisions = lines.map((line) => JSON.parse(line));
+  t.equal(decisions.length, 210);
+
+  const times = decisions.map((decision) => Date.parse(decision.time));
+  t.same(times, [...times].sort((a, b) => a - b), 'decisions come in time order');
+  t.same(Object.keys(decisions[0]).sort(), ['action', 'label', 'line', 'reasons', 'risk', 'route', 'rule', 'time', 'top', 'user'].sort());
+  t.equal(decisions[0].route, 'ehr');
+
+  const lastBenignDay = decisions.filter((decision) => decision.label === 'benign' && Date.parse(decision.time) >= MONDAY + 8 * DAY);
+  t.equal(lastBenignDay.length, 20);
+  t.ok(lastBenignDay.every((decision) => decision.action === 'allow'), 'an ordinary day after warm-up is allowed');
+
+  const episode = decisions.filter((decision) => decision.episode === 'stolen-1');
+  t.equal(episode.length, 30);
+  t.ok(episode.slice(0, 5).some((decision) => decision.action !== 'allow'), 'the stolen account is flagged within five requests');
+  t.ok(episode.at(-1).risk >= 0.6, `the burst ends with a high risk (${episode.at(-1).risk})`);
+  t.ok(episode.at(-1).top.length > 0, 'top features are listed');
+
+  const expected = formatSummary(summarize(decisions.map((decision) => ({ ...decision, time: Date.parse(decision.time) }))));
+  t.equal(summaryLine, expected);
+  t.match(summaryLine, /^records=210 episodes=1 episode_recall=1\.0000 /);
+});
+
+t.test('replay reports invalid lines and goes on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const good = accessLog().slice(0, 4);
+  const file = writeLog(dir, good, [
+    '{"time": "yesterday"}',
+    'not json',
+    JSON.stringify({ ...record(MONDAY, '/fhir/Patient/p-0001'), status: 'ok' }),
+    JSON.stringify({ ...record(MONDAY, '/fhir/Patient/p-0001'), groups: 'physicians' }),
+    JSON.stringify({ ...record(MONDAY, '/fhir/Patient/p-0001'), label: 'bad' }),
+    JSON.stringify(record(MONDAY, '/fhir/%2FPatient')),
+    '',
+  ]);
+
+  const result = await run(['replay', file]);
+  t.equal(result.code, 1);
+  const errors = result.err.trim().split('\n');
+  t.match(errors[0], /^wardgate replay: line 1: field "time": expected an ISO 8601 time with a zone/);
+  t.match(errors[1], /^wardgate replay: line 2: field "\(line\)": invalid JSON/);
+  t.match(errors[2], /^wardgate replay: line 3: field "status": expected an integer from 100 to 599, received "ok"/);
+  t.match(errors[3], /^wardgate replay: line 4: field "groups": expected an array of strings/);
+  t.match(errors[4], /^wardgate replay: line 5: field "label": expected "benign" or "misuse", received "bad"/);
+  t.match(errors[5], /^wardgate replay: line 6: skipped: path rejected .* \(WG_HTTP_BAD_PATH\)/);
+  t.equal(errors.length, 6);
+  t.equal(result.out.trim().split('\n').length, 5, 'four decisions and the summary');
+});
+
+t.test('replay stops when too many lines are invalid', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 3), ['x', 'y', 'z']);
+
+  const result = await run(['replay', file, '--max-errors', '2']);
+  t.equal(result.code, 1);
+  t.match(result.err, /3 invalid lines, more than --max-errors 2; nothing was decided/);
+  t.equal(result.out, '');
+});
+
+t.test('replay writes --out atomically and without labels prints no summary', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const unlabelled = accessLog().slice(0, 6).map(({ label: _label, ...rest }) => rest);
+  const file = writeLog(dir, unlabelled);
+  const outFile = join(dir, 'decisions.jsonl');
+
+  const result = await run(['replay', file, '--out', outFile]);
+  t.equal(result.code, 0, result.err);
+  t.equal(result.out, '');
+  const lines = readFileSync(outFile, 'utf8').trim().split('\n');
+  t.equal(lines.length, 6);
+  t.ok(lines.every((line) => !('label' in JSON.parse(line))));
+  t.notOk(existsSync(`${outFile}.${process.pid}.tmp`));
+});
+
+t.test('replay usage errors', async (t) => {
+  t.match((await run(['replay'])).err, /^wardgate: missing access log FILE/);
+  t.equal((await run(['replay'])).code, 2);
+  t.match((await run(['replay', 'a', 'b'])).err, /^wardgate: unexpected argument "b"/);
+  t.match((await run(['replay', 'a', '--max-errors', '-1'])).err, /^wardgate: invalid --max-errors "-1"/);
+  t.match((await run(['replay', '--help'])).out, /^Usage: wardgate replay FILE/);
+
+  const missing = await run(['replay', '/nonexistent/access.jsonl']);
+  t.equal(missing.code, 1);
+  t.match(missing.err, /cannot read \/nonexistent\/access.jsonl \(ENOENT\)/);
+
+  const noKey = await run(['replay', '/nonexistent/access.jsonl', '--redis', 'redis://127.0.0.1:6379'], { WARDGATE_PATIENT_KEY: undefined });
+  t.equal(noKey.code, 1);
+  t.match(noKey.err, /--redis needs a stable patient key/);
+});
+
+t.test('replay reads --config without the OIDC secret', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 5));
+  const policy = new URL('../../policy/examples/demo.yaml', import.meta.url).pathname;
+  const model = new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname;
+  const config = join(dir, 'wardgate.yaml');
+  writeFileSync(config, [
+    'tls: { cert: cert.pem, key: key.pem }',
+    'oidc: { issuer: https://idp.test, client_id: wardgate, client_secret_env: REPLAY_TEST_UNSET_SECRET }',
+    `policy: ${policy}`,
+    `model: ${model}`,
+    'patient_key_env: REPLAY_TEST_KEY',
+    'routes:',
+    '  - { id: ehr, host: ehr.localhost, upstream: "http://127.0.0.1:9" }',
+  ].join('\n'));
+  const panel = join(dir, 'panel.yaml');
+  writeFileSync(panel, 'practitioners:\n  demo-physician: [p-0001]\n');
+
+  const result = await run(['replay', file, '--config', config, '--care-panel', panel], { REPLAY_TEST_KEY: KEY, WARDGATE_PATIENT_KEY: undefined });
+  t.equal(result.code, 0, result.err);
+  t.equal(result.err, '');
+  const decisions = result.out.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line));
+  t.equal(decisions.length, 5);
+  t.ok(decisions.every((decision) => decision.route === 'ehr'));
+
+  const badPanel = join(dir, 'bad-panel.yaml');
+  writeFileSync(badPanel, 'practitioners: [x]\n');
+  const failed = await run(['replay', file, '--config', config, '--care-panel', badPanel], { REPLAY_TEST_KEY: KEY });
+  t.equal(failed.code, 1);
+  t.match(failed.err, /wardgate replay: WG_CARE_PANEL_INVALID: Invalid care panel .*bad-panel\.yaml: practitioners: expected a mapping/);
+});
+
+t.test('replay with a custom --policy', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, 'version: 1\nrules:\n  - id: allow-all\n    match: { authenticated: true }\n    action: allow\n');
+  const file = writeLog(dir, [record(MONDAY, '/fhir/Patient/p-0001')]);
+
+  const result = await run(['replay', file, '--policy', policy]);
+  t.equal(result.code, 0, result.err);
+  t.match(JSON.parse(result.out.split('\n')[0]!), { action: 'allow', rule: 'allow-all', route: 'ehr' });
+});

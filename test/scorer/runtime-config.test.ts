@@ -1,0 +1,42 @@
+import t from 'tap';
+
+import { parseConfig } from '../../proxy/config/config.ts';
+
+const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'cd'.repeat(32) };
+const BASE = `
+tls: { cert: cert.pem, key: key.pem }
+oidc: { issuer: https://idp.test, client_id: wardgate }
+policy: policy.yaml
+model: model.onnx
+routes:
+  - { id: ehr, upstream: http://127.0.0.1:9000 }
+`;
+
+t.test('scorer and care sections default when absent', async (t) => {
+  const config = parseConfig(BASE, '/etc/wardgate/wardgate.yaml', ENV);
+  t.same(config.scorer, { batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
+  t.same(config.care, { source: 'none', ttl: 300 });
+});
+
+t.test('scorer and care sections are read', async (t) => {
+  const text = `${BASE}scorer: { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0 }\ncare: { source: panel, panel_file: panel.yaml, ttl: 60 }\n`;
+  const config = parseConfig(text, '/etc/wardgate/wardgate.yaml', ENV);
+  t.same(config.scorer, { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0 });
+  t.same(config.care, { source: 'panel', panel_file: '/etc/wardgate/panel.yaml', ttl: 60 });
+});
+
+const invalid: [string, RegExp][] = [
+  ['scorer: { batch_max: 0 }', /:\d+:\d+: scorer\.batch_max: expected an integer from 1 to 4096, got 0/],
+  ['scorer: { deadline: 50 }', /scorer\.deadline: unknown option \(allowed: batch_max, batch_wait_us, deadline_ms, reload_poll_ms\)/],
+  ['care: { source: ldap }', /care\.source: expected one of none, panel, fhir, got "ldap"/],
+  ['care: { source: panel }', /care\.panel_file: missing; care\.source "panel" needs the path of a panel file/],
+  ['care: { source: fhir }', /care\.fhir_base: missing; care\.source "fhir" needs the FHIR base URL/],
+  ['care: { source: fhir, fhir_base: "ftp://x/fhir" }', /care\.fhir_base: expected an http:\/\/ or https:\/\/ URL, got "ftp:\/\/x\/fhir"/],
+  ['care: { source: fhir, fhir_base: "http://x/fhir", ttl: 0 }', /care\.ttl: expected an integer from 1 to 86400, got 0/],
+];
+
+for (const [section, message] of invalid) {
+  t.test(`config rejects ${section}`, async (t) => {
+    t.throws(() => parseConfig(`${BASE}${section}\n`, '/etc/wardgate/wardgate.yaml', ENV), { code: 'WG_CONFIG_INVALID', message });
+  });
+}
