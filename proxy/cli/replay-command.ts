@@ -140,7 +140,8 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
   // Replay never contacts the IdP, so the OIDC client secret the configuration names may be unset.
   const secretVariable = await oidcSecretVariable(options.config);
   const env = { ...process.env, [secretVariable]: process.env[secretVariable] ?? 'not-used-by-replay' };
-  const config = await loadConfigFile(options.config, env);
+  // Replay serves nothing, so only the files it reads must exist.
+  const config = await loadConfigFile(options.config, env, { files: ['policy', 'model'] });
 
   return { routes: config.routes, policyFile: config.policy, modelPath: config.model, patientKey: config.patient_key };
 }

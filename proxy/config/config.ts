@@ -44,7 +44,11 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
  *
  * @throws ConfigError listing every problem with `file:line:column`.
  */
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<WardgateConfig> {
+export async function loadConfigFile(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  options: { readonly files?: readonly ConfiguredFile[] } = {},
+): Promise<WardgateConfig> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -57,7 +61,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   }
   const text = decodeUtf8(bytes, file);
   const config = parseConfig(text, file, env);
-  await checkFilesExist(config, text, file);
+  await checkFilesExist(config, text, file, options.files ?? ALL_CONFIGURED_FILES);
   return config;
 }
 
@@ -92,16 +96,21 @@ function firstInvalidUtf8(bytes: Buffer): number {
   return bytes.length;
 }
 
+/** Options naming files that `loadConfigFile` checks are readable. */
+export type ConfiguredFile = 'tls.cert' | 'tls.key' | 'tls.client_ca' | 'oidc.ca' | 'policy' | 'model';
+const ALL_CONFIGURED_FILES: readonly ConfiguredFile[] = ['tls.cert', 'tls.key', 'tls.client_ca', 'oidc.ca', 'policy', 'model'];
+
 /** Reports every configured file that cannot be read, with the option that names it. */
-async function checkFilesExist(config: WardgateConfig, text: string, file: string): Promise<void> {
-  const files: Array<[string, string | undefined]> = [
-    ['tls.cert', config.tls.cert],
-    ['tls.key', config.tls.key],
-    ['tls.client_ca', config.tls.client_ca],
-    ['oidc.ca', config.oidc.ca],
-    ['policy', config.policy],
-    ['model', config.model],
-  ];
+async function checkFilesExist(config: WardgateConfig, text: string, file: string, checked: readonly ConfiguredFile[]): Promise<void> {
+  const paths: Record<ConfiguredFile, string | undefined> = {
+    'tls.cert': config.tls.cert,
+    'tls.key': config.tls.key,
+    'tls.client_ca': config.tls.client_ca,
+    'oidc.ca': config.oidc.ca,
+    policy: config.policy,
+    model: config.model,
+  };
+  const files = checked.map((option) => [option, paths[option]] as const);
   const lines = new LineCounter();
   const document = parseDocument(text, { lineCounter: lines });
   const issues = [];
