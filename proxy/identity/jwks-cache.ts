@@ -18,7 +18,8 @@ const MAX_KEYS = 100;
 /**
  * A cached remote JWKS. Keys are fetched on first use and kept for `maxAgeS`. A token whose
  * `kid` is not in the cache triggers one refetch, but at most one per `cooldownS`, so a
- * stream of tokens with invented key ids cannot make Wardgate hammer the issuer. Concurrent
+ * stream of tokens with invented key ids cannot make Wardgate hammer the issuer. A failed
+ * fetch keeps the cached keys; with none cached, its error is repeated until the cooldown ends. Concurrent
  * callers share one fetch. The clock is the caller's (`nowS`), which keeps tests and replays
  * deterministic.
  */
@@ -28,6 +29,8 @@ export class RemoteKeySet {
   #fetchedAtS = Number.NEGATIVE_INFINITY;
   #pending: Promise<void> | undefined;
   #fetchCount = 0;
+  /** Error of the last fetch while no keys are cached; repeated until the cooldown ends. */
+  #lastError: IdentityError | undefined;
 
   constructor(options: RemoteKeySetOptions) {
     this.#options = options;
@@ -41,6 +44,9 @@ export class RemoteKeySet {
   /** Returns a jose key resolver bound to the request time `nowS` (seconds since the epoch). */
   resolverAt(nowS: number): JWTVerifyGetKey {
     return async (header, token) => {
+      if (this.#keys === undefined && this.#lastError !== undefined && nowS - this.#fetchedAtS < this.#options.cooldownS) {
+        throw this.#lastError;
+      }
       if (this.#keys === undefined || nowS - this.#fetchedAtS >= this.#options.maxAgeS) {
         await this.#refresh(nowS);
       }
@@ -70,6 +76,7 @@ export class RemoteKeySet {
     this.#fetchCount += 1;
     // A failed fetch also starts the cooldown, so an unreachable issuer is not retried per request.
     this.#fetchedAtS = nowS;
+    this.#lastError = undefined;
 
     let jwks: unknown;
     try {
@@ -80,13 +87,15 @@ export class RemoteKeySet {
       jwks = await response.json();
     } catch (cause) {
       if (this.#keys !== undefined) return;
-      throw new IdentityError('WG_AUTH_JWKS_UNAVAILABLE', `JWKS at ${url} could not be fetched (${(cause as Error).message}). Check that the issuer is reachable; requests with its tokens fail until it is.`, { cause });
+      this.#lastError = new IdentityError('WG_AUTH_JWKS_UNAVAILABLE', `JWKS at ${url} could not be fetched (${(cause as Error).message}). Check that the issuer is reachable; requests with its tokens fail until it is.`, { cause });
+      throw this.#lastError;
     }
 
     const keys = (jwks as { keys?: unknown } | null)?.keys;
     if (!Array.isArray(keys) || keys.length > MAX_KEYS) {
       if (this.#keys !== undefined) return;
-      throw new IdentityError('WG_AUTH_JWKS_UNAVAILABLE', `JWKS at ${url} is invalid: expected an object with a "keys" array of at most ${MAX_KEYS} keys. Check the issuer's jwks_uri.`);
+      this.#lastError = new IdentityError('WG_AUTH_JWKS_UNAVAILABLE', `JWKS at ${url} is invalid: expected an object with a "keys" array of at most ${MAX_KEYS} keys. Check the issuer's jwks_uri.`);
+      throw this.#lastError;
     }
 
     this.#keys = createLocalJWKSet(jwks as JSONWebKeySet);
