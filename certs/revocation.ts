@@ -39,5 +39,6 @@ export async function issueCrl(ca: PemKeyPair, revoked: readonly string[] = [], 
     extensions: [await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey)],
   });
 
-  return crl.toString('pem') + '\n';
+  // OpenSSL reads only the "X509 CRL" PEM label (RFC 7468 section 9), not the "CRL" that @peculiar/x509 writes.
+  return x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n';
 }

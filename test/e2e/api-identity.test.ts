@@ -21,7 +21,7 @@ const failClosed = { redis: 'closed', scorer: 'closed', idp: 'closed' } as const
 let stack: TestStack;
 t.before(async () => {
   stack = await startTestStack({
-    policyFile: writeIdentityTestPolicy(dir),
+    policyFile: writeIdentityTestPolicy(dir, ['open']),
     routes: (upstream): RouteConfig[] => [
       { id: 'open', host: 'ehr.localhost', path_prefix: '/', upstream, sensitivity: 'low', fail_mode: failClosed, public: true },
       { id: 'fhir', host: '*', path_prefix: '/fhir', upstream, sensitivity: 'normal', fail_mode: failClosed, required_scopes: ['patient.read'] },

@@ -5,9 +5,14 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 
 /**
  * Policy for identity tests: devices (mTLS) and every authenticated caller are allowed, and so
- * is the public route `open`. Risk is ignored, so a decision depends only on identity.
+ * is everyone on the routes in `publicRoutes`. Risk is ignored, so a decision depends only on identity.
  */
-export const IDENTITY_TEST_POLICY = `version: 1
+export function identityTestPolicy(publicRoutes: readonly string[]): string {
+  const open = publicRoutes.length === 0 ? '' : `  - id: open-allow
+    match: { routes: [${publicRoutes.join(', ')}] }
+    action: allow
+`;
+  return `version: 1
 rules:
   - id: devices-allow
     match: { authenticated: true }
@@ -16,15 +21,13 @@ rules:
   - id: authenticated-allow
     match: { authenticated: true }
     action: allow
-  - id: open-allow
-    match: { routes: [open] }
-    action: allow
-`;
+${open}`;
+}
 
-/** Writes {@link IDENTITY_TEST_POLICY} into `dir` and returns its path. */
-export function writeIdentityTestPolicy(dir: string): string {
+/** Writes {@link identityTestPolicy} into `dir` and returns its path. */
+export function writeIdentityTestPolicy(dir: string, publicRoutes: readonly string[] = []): string {
   const file = join(dir, 'identity-policy.yaml');
-  writeFileSync(file, IDENTITY_TEST_POLICY);
+  writeFileSync(file, identityTestPolicy(publicRoutes));
   return file;
 }
 
