@@ -29,7 +29,11 @@ t.before(async () => {
   stack = await startTestStack({
     policyFile: writeIdentityTestPolicy(dir),
     crlPollMs: 50,
-    configure: (config) => ({ ...config, tls: { ...config.tls, client_ca: deviceCa.paths.caCert, crl: crlFile } }),
+    configure: (config) => ({
+      ...config,
+      tls: { ...config.tls, client_ca: deviceCa.paths.caCert, crl: crlFile },
+      assertion: { ...config.assertion, algorithm: 'ML-DSA-65' },
+    }),
   });
 });
 t.teardown(async () => {
@@ -63,9 +67,16 @@ function deviceRequest(path: string, certificate: PemKeyPair | undefined, header
 async function verifiedAssertion(body: string): Promise<Record<string, unknown>> {
   const assertion = (JSON.parse(body) as { headers: Record<string, string> }).headers['x-wardgate-assertion']!;
   const jwks = createLocalJWKSet(JSON.parse((await rawRequest(stack, '/.well-known/wardgate/jwks.json')).body) as JSONWebKeySet);
-  const { payload } = await jwtVerify(assertion, jwks, { issuer: 'wardgate', audience: 'ehr', currentDate: new Date(stack.clock.now) });
+  const { payload } = await jwtVerify(assertion, jwks, { issuer: 'wardgate', audience: 'ehr', algorithms: ['ML-DSA-65'], currentDate: new Date(stack.clock.now) });
   return payload;
 }
+
+t.test('JWKS serves the ML-DSA-65 assertion key', async (t) => {
+  const jwks = JSON.parse((await rawRequest(stack, '/.well-known/wardgate/jwks.json')).body) as JSONWebKeySet;
+  t.equal(jwks.keys.length, 1);
+  t.equal(jwks.keys[0]!.alg, 'ML-DSA-65');
+  t.equal(jwks.keys[0]!.kty, 'AKP');
+});
 
 t.test('device certificate with a URI SAN is the principal', async (t) => {
   stack.spans.reset();
