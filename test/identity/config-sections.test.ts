@@ -2,6 +2,7 @@ import t from 'tap';
 
 import { parseConfig } from '../../proxy/config/config.ts';
 import { ConfigError, type ConfigIssue } from '../../proxy/config/errors.ts';
+import { createRouter } from '../../proxy/routing/router.ts';
 
 const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'ab'.repeat(32) };
 const FILE = '/etc/wardgate/wardgate.yaml';
@@ -117,4 +118,11 @@ t.test('bad route scopes and a CRL without client CA', async (t) => {
 
   const crl = issues(BASE.replace('tls:\n', 'tls:\n  crl: devices.crl\n'));
   t.match(crl.find((issue) => issue.option === 'tls.crl')?.message, /a CRL applies only to client certificates; set tls.client_ca as well/);
+});
+
+t.test('router validates required_scopes', async (t) => {
+  const route = { id: 'fhir', host: '*', path_prefix: '/fhir', upstream: 'http://127.0.0.1:8080', sensitivity: 'normal', fail_mode: { redis: 'closed', scorer: 'closed', idp: 'closed' } } as const;
+  t.same(createRouter([{ ...route, required_scopes: ['patient.read'] }]).routes[0]!.required_scopes, ['patient.read']);
+  t.throws(() => createRouter([{ ...route, required_scopes: ['patient read'] }]), { code: 'WG_ROUTING_INVALID_ROUTE', message: /Option routes\[0\]\.required_scopes is invalid: expected a list of OAuth scope tokens/ });
+  t.throws(() => createRouter([{ ...route, required_scopes: 'patient.read' as unknown as string[] }]), { code: 'WG_ROUTING_INVALID_ROUTE' });
 });
