@@ -24,7 +24,7 @@ export async function issueCrl(ca: PemKeyPair, revoked: readonly string[] = [], 
   const entries: x509.X509CrlEntryParams[] = [];
   for (const [index, pem] of revoked.entries()) {
     const cert = new x509.X509Certificate(pem);
-    // Development CAs share one subject name, so only the signature tells whose certificate it is.
+    // Development CAs share one subject name, so only the signature identifies the issuing CA.
     if (!(await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true }))) {
       throw new CertsError('WG_CERTS_INVALID_OPTION', `Certificate ${index} to revoke (${cert.subject}) was not signed by this CA (${caCert.subject}). A CRL can revoke only its own CA's certificates.`);
     }

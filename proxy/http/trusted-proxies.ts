@@ -48,7 +48,7 @@ export function createTrustedProxies(ranges: readonly Cidr[]): TrustedProxies {
   });
 }
 
-/** What Wardgate believes about the original request, and the X-Forwarded-For chain to send upstream. */
+/** The original client, scheme and host of a request as Wardgate accepts them, with the X-Forwarded-For chain to send upstream. */
 export interface ForwardedOrigin {
   readonly clientIp: string;
   readonly proto: 'http' | 'https';

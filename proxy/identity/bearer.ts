@@ -64,11 +64,12 @@ export class BearerVerifier {
 
   /**
    * Verifies a token and returns its principal. Throws `WG_AUTH_TOKEN_EXPIRED` for an
-   * expired token, `WG_AUTH_JWKS_UNAVAILABLE` when the issuer's key set cannot be fetched, and
-   * `WG_AUTH_TOKEN_INVALID` for anything else wrong: malformed, a JWE, a header that names its
-   * own key or a critical extension, unknown issuer (compared exactly, so a trailing slash
-   * matters), disallowed algorithm (always including `none` and HS*), bad signature, wrong
-   * audience, no `exp`, `nbf` in the future beyond the issuer's clock skew.
+   * expired token and `WG_AUTH_JWKS_UNAVAILABLE` when the issuer's key set cannot be fetched.
+   * Throws `WG_AUTH_TOKEN_INVALID` for anything else wrong: malformed, a JWE, a header that
+   * names its own key or a critical extension, or an unknown issuer. Issuers are compared
+   * exactly, so a trailing slash matters. The same code covers a disallowed algorithm (always
+   * including `none` and HS*), a bad signature, a wrong audience, no `exp`, and `nbf` in the
+   * future beyond the issuer's clock skew.
    */
   async verify(token: string, nowS: number): Promise<Principal> {
     if (token.length > MAX_TOKEN_LENGTH) {

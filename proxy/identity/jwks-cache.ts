@@ -18,7 +18,7 @@ const MAX_KEYS = 100;
 /**
  * A cached remote JWKS. Keys are fetched on first use and kept for `maxAgeS`. A token whose
  * `kid` is not in the cache triggers one refetch, but at most one per `cooldownS`, so a
- * stream of tokens with invented key ids cannot make Wardgate hammer the issuer. A failed
+ * stream of tokens with invented key ids cannot make Wardgate flood the issuer with requests. A failed
  * fetch keeps the cached keys; with none cached, its error is repeated until the cooldown ends. Concurrent
  * callers share one fetch. The clock is the caller's (`nowS`), which keeps tests and replays
  * deterministic.
@@ -36,7 +36,7 @@ export class RemoteKeySet {
     this.#options = options;
   }
 
-  /** Number of JWKS fetches started so far, for the health endpoint and tests. */
+  /** Number of JWKS fetches started so far, for diagnostics and tests. */
   get fetchCount(): number {
     return this.#fetchCount;
   }

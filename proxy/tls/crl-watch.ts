@@ -17,7 +17,7 @@ export interface CrlWatcher {
  * Watches a PEM CRL file and installs each new version on `listener` with
  * {@link TlsListener.setCrl}, so a revoked client certificate is refused on its next handshake
  * without a restart. The file is polled (`fs.watchFile`, every `intervalMs`) because polling
- * also sees a file replaced by rename, as CRL distribution tools do. A file that cannot be read
+ * also detects a file replaced by rename, as CRL distribution tools do. A file that cannot be read
  * or that OpenSSL rejects leaves the previous CRL in force and is reported to `onReload`.
  */
 export function watchCrl(file: string, listener: Pick<TlsListener, 'setCrl'>, onReload: (event: CrlReloadEvent) => void, intervalMs = 1000): CrlWatcher {
