@@ -50,7 +50,7 @@ export const IDENTITY_ERROR_STATUS: Readonly<Record<IdentityErrorCode, number>> 
   WG_AUTH_STORE_UNAVAILABLE: 503,
   WG_AUTH_INSUFFICIENT_SCOPE: 403,
   WG_AUTH_JWKS_UNAVAILABLE: 502,
-  WG_AUTH_CERTIFICATE_INVALID: 401,
+  WG_AUTH_CERTIFICATE_INVALID: 403,
 });
 
 /** An identity failure with a stable `code` and the HTTP `status` it maps to. */

@@ -19,7 +19,7 @@ export function deviceIdentity(certificate: NonNullable<TlsFacts['clientCertific
  * Adds what the client certificate proves to the authentication result of one request.
  *
  * - A certificate that was presented but failed verification (revoked, expired, unknown CA)
- *   rejects the request with 401 `WG_AUTH_CERTIFICATE_INVALID`, even with a valid token,
+ *   rejects the request with 403 `WG_AUTH_CERTIFICATE_INVALID`, even with a valid token,
  *   because a revoked device must not ride on another credential.
  * - A verified certificate makes an anonymous caller the device: method `mtls`, subject and
  *   `device` set to the SAN. A caller already authenticated by token or session keeps its

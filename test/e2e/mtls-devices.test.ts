@@ -103,7 +103,7 @@ t.test('device certificate with only a DNS SAN uses the DNS name', async (t) => 
 
 t.test('certificate from another CA is rejected', async (t) => {
   const response = await deviceRequest('/debug/headers', stranger);
-  t.equal(response.status, 401);
+  t.equal(response.status, 403);
   t.equal(JSON.parse(response.body).error, 'WG_AUTH_CERTIFICATE_INVALID');
   t.match(JSON.parse(response.body).message, /Client certificate was rejected \(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/);
 });
@@ -127,7 +127,7 @@ t.test('revoked certificate is refused after the CRL reload, without a restart',
     await sleep(50);
     response = await deviceRequest('/debug/headers', pump);
   }
-  t.equal(response.status, 401, 'refused once the CRL is reloaded');
+  t.equal(response.status, 403, 'refused once the CRL is reloaded');
   t.equal(JSON.parse(response.body).error, 'WG_AUTH_CERTIFICATE_INVALID');
   t.match(JSON.parse(response.body).message, /CERT_REVOKED/);
 
@@ -142,5 +142,5 @@ t.test('broken CRL file keeps the previous CRL in force', async (t) => {
 
   t.equal((await deviceRequest('/debug/headers', monitor)).status, 200, 'valid device still accepted');
   const revoked = await deviceRequest('/debug/headers', pump);
-  t.equal(revoked.status, 401, 'revoked device still refused');
+  t.equal(revoked.status, 403, 'revoked device still refused');
 });
