@@ -1,8 +1,15 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import t from 'tap';
 
 import { parseConfig } from '../../proxy/config/config.ts';
 import { ConfigError, type ConfigIssue } from '../../proxy/config/errors.ts';
 import { createRouter } from '../../proxy/routing/router.ts';
+import { bearerOptions } from '../../proxy/identity/bearer-config.ts';
+import { assertIdentityOptions } from '../../proxy/identity/options.ts';
+import { MemoryKeyValueStore } from '../../proxy/state/memory-key-value-store.ts';
 
 const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'ab'.repeat(32) };
 const FILE = '/etc/wardgate/wardgate.yaml';
@@ -125,4 +132,33 @@ t.test('router validates required_scopes', async (t) => {
   t.same(createRouter([{ ...route, required_scopes: ['patient.read'] }]).routes[0]!.required_scopes, ['patient.read']);
   t.throws(() => createRouter([{ ...route, required_scopes: ['patient read'] }]), { code: 'WG_ROUTING_INVALID_ROUTE', message: /Option routes\[0\]\.required_scopes is invalid: expected a list of OAuth scope tokens/ });
   t.throws(() => createRouter([{ ...route, required_scopes: 'patient.read' as unknown as string[] }]), { code: 'WG_ROUTING_INVALID_ROUTE' });
+});
+
+t.test('bearer section becomes identity options', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wgtest-bearer-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  writeFileSync(join(dir, 'idp-ca.pem'), pem);
+
+  const config = parseConfig(BASE + `bearer:
+  jwks_cooldown: 5
+  issuers:
+    - issuer: https://idp.hospital.example
+      audience: wardgate-api
+      jwks_uri: https://idp.hospital.example/jwks
+      ca: idp-ca.pem
+`, join(dir, 'wardgate.yaml'), ENV);
+  const options = await bearerOptions(config.bearer!);
+  t.same(options, {
+    issuers: [{ issuer: 'https://idp.hospital.example', audience: 'wardgate-api', algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'], clock_skew_s: 30, jwks_uri: 'https://idp.hospital.example/jwks', ca: pem }],
+    jwks_cooldown_s: 5,
+    jwks_max_age_s: 3600,
+  });
+
+  const store = new MemoryKeyValueStore();
+  t.teardown(() => store.close());
+  const identity = { oidc: { issuer: 'https://idp.hospital.example', client_id: 'wardgate', client_secret: 'secret' }, session: { idle_timeout_s: 900, absolute_lifetime_s: 3600 }, store };
+  t.doesNotThrow(() => assertIdentityOptions({ ...identity, bearer: options }));
+  t.throws(() => assertIdentityOptions({ ...identity, bearer: { ...options, jwks_cooldown_s: -5 } }), { code: 'WG_AUTH_INVALID_OPTION', message: /Option "bearer\.jwks_cooldown_s" must be an integer number of seconds from 0 to 86400, received number -5/ });
+  t.throws(() => assertIdentityOptions({ ...identity, bearer: { ...options, issuers: [{ ...options.issuers[0]!, clock_skew_s: 301 }] } }), { code: 'WG_AUTH_INVALID_OPTION', message: /bearer\.issuers\[0\]\.clock_skew_s/ });
 });
