@@ -253,6 +253,7 @@ export function record(span: Span, principal: Principal | null, route: RouteConf
   if (principal) {
     span.setAttributes({ 'enduser.id': principal.subject, 'wardgate.auth.method': principal.method });
     if (principal.acr) span.setAttribute('wardgate.auth.acr', principal.acr);
+    if (principal.device) span.setAttribute('wardgate.auth.device', principal.device);
   }
   if (result) {
     span.setAttributes({

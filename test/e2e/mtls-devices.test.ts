@@ -90,6 +90,7 @@ t.test('device certificate with a URI SAN is the principal', async (t) => {
 
   const span = stack.spans.getFinishedSpans().find((candidate) => candidate.attributes['url.path'] === '/debug/headers');
   t.equal(span?.attributes['wardgate.auth.method'], 'mtls');
+  t.equal(span?.attributes['wardgate.auth.device'], DEVICE_URI);
   t.equal(span?.attributes['wardgate.rule'], 'devices-allow', 'the policy saw method mtls and the device');
 });
 
