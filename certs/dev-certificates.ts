@@ -102,21 +102,29 @@ export async function ensureDevCertificates(
 
 /**
  * Issues a client (mTLS) certificate for a device or service named `name`, signed by `ca`.
- * The name is the subject CN and a DNS SAN; the certificate carries the clientAuth EKU and
- * is valid for 90 days.
+ * The name is the subject CN and a DNS SAN; `options.uri` (such as
+ * `urn:hospital:device:pump-17`) adds a URI SAN, which Wardgate prefers as the device
+ * identity. The certificate carries the clientAuth EKU and is valid for 90 days from
+ * `options.now` (milliseconds since the epoch, default now).
  */
-export async function issueClientCertificate(ca: PemKeyPair, name: string): Promise<PemKeyPair> {
+export async function issueClientCertificate(ca: PemKeyPair, name: string, options: { readonly uri?: string; readonly now?: number } = {}): Promise<PemKeyPair> {
   const normalized = typeof name === 'string' ? name.trim().toLowerCase() : '';
   if (!DNS_NAME.test(normalized) || isIP(normalized) !== 0) {
     throw new CertsError('WG_CERTS_INVALID_HOSTNAME', `Client certificate name ${JSON.stringify(name)} is invalid: expected a DNS-style name such as "infusion-pump-17". Use letters, digits, dots and hyphens.`);
   }
+  if (options.uri !== undefined && !/^[a-z][a-z0-9+.-]*:[\x21-\x7e]+$/i.test(options.uri)) {
+    throw new CertsError('WG_CERTS_INVALID_OPTION', `Client certificate URI ${JSON.stringify(options.uri)} is invalid: expected an absolute URI without spaces, such as "urn:hospital:device:pump-17".`);
+  }
+
+  const sanEntries: x509.JsonGeneralName[] = [{ type: 'dns', value: normalized }];
+  if (options.uri !== undefined) sanEntries.unshift({ type: 'url', value: options.uri });
 
   return issueLeafCertificate(ca, {
     commonName: normalized,
-    sanEntries: [{ type: 'dns', value: normalized }],
+    sanEntries,
     extendedKeyUsage: x509.ExtendedKeyUsage.clientAuth,
     lifetimeDays: CLIENT_LIFETIME_DAYS,
-    now: Date.now(),
+    now: options.now ?? Date.now(),
   });
 }
 
@@ -251,7 +259,8 @@ async function issueLeafCertificate(ca: PemKeyPair, request: LeafRequest): Promi
   return { cert: cert.toString('pem') + '\n', key: await exportPrivateKey(keys.privateKey) };
 }
 
-async function importPrivateKey(pem: string): Promise<webcrypto.CryptoKey> {
+/** Imports the CA's PEM private key for signing; throws `WG_CERTS_INVALID_CA` when it is unreadable. */
+export async function importPrivateKey(pem: string): Promise<webcrypto.CryptoKey> {
   try {
     const der = createPrivateKey(pem).export({ format: 'der', type: 'pkcs8' });
     return await webcrypto.subtle.importKey('pkcs8', der, ECDSA_P256, false, ['sign']);

@@ -34,6 +34,10 @@ export interface DemoStackOptions {
   readonly now?: () => number;
   readonly logger?: Logger;
   readonly spanProcessors?: SpanProcessor[];
+  /** Changes the generated configuration before Wardgate starts (tests add bearer issuers, client CAs and similar). */
+  readonly configure?: (config: WardgateConfig) => WardgateConfig;
+  /** Interval in milliseconds at which `tls.crl` is checked for changes; default 1000. */
+  readonly crlPollMs?: number;
 }
 
 export interface DemoStack {
@@ -77,7 +81,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     closers.push(() => idp.close());
 
     const issuer = idp.issuer;
-    const config: WardgateConfig = {
+    const generated: WardgateConfig = {
       listen: { host: '127.0.0.1', port: wardgatePort },
       tls: { cert: certificates.paths.serverCert, key: certificates.paths.serverKey, groups: 'X25519MLKEM768:X25519:P-256' },
       redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? 'wg:demo:' },
@@ -92,11 +96,13 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       care: { source: 'fhir', fhir_base: `${app.url}/fhir`, ttl: 300 },
       ...(options.scorer ? { scorer: options.scorer } : {}),
     };
+    const config = options.configure?.(generated) ?? generated;
     const wardgate = await startWardgate(config, {
       allowMemoryFallback: true,
       ...(options.now ? { now: options.now } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
+      ...(options.crlPollMs ? { crlPollMs: options.crlPollMs } : {}),
     });
     closers.push(() => wardgate.close());
 

@@ -21,6 +21,8 @@ import { createLogger } from './telemetry/logger.ts';
 import { startTracing } from './telemetry/tracing.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
 import { openScorerRuntime } from './scorer-runtime.ts';
+import { watchCrl } from './tls/crl-watch.ts';
+import { bearerOptions } from './identity/bearer-config.ts';
 
 export interface StartOptions {
   /** Use the in-process store, with a warning, when Redis does not respond at start-up (demo only). */
@@ -32,6 +34,8 @@ export interface StartOptions {
   readonly spanProcessors?: SpanProcessor[];
   /** Interval in milliseconds at which the policy file is checked for changes; default 1000. */
   readonly policyPollMs?: number;
+  /** Interval in milliseconds at which the CRL file (`tls.crl`) is checked for changes; default 1000. */
+  readonly crlPollMs?: number;
 }
 
 export interface RunningWardgate {
@@ -73,9 +77,10 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime },
       store: stores.keyValue,
       now,
+      ...(config.bearer ? { bearer: await bearerOptions(config.bearer) } : {}),
     });
 
-    const signer = await createAssertionSigner({ issuer: 'wardgate', ttlSeconds: config.assertion.ttl });
+    const signer = await createAssertionSigner({ issuer: 'wardgate', ttlSeconds: config.assertion.ttl, ...(config.assertion.algorithm ? { algorithm: config.assertion.algorithm } : {}) });
     const router = createRouter(config.routes);
     const forwarder = createForwarder({
       onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
@@ -92,6 +97,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       logger,
       assertionHeader: config.assertion.header,
       tlsFacts: getTlsFacts,
+      ...(config.listen.trusted_proxies ? { trustedProxies: config.listen.trusted_proxies.proxies } : {}),
       now,
       health: () => ({
         status: 'ok',
@@ -106,6 +112,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         cert: await readFile(config.tls.cert, 'utf8'),
         groups: config.tls.groups,
         ...(config.tls.client_ca ? { ca: await readFile(config.tls.client_ca, 'utf8'), requestCert: true } : {}),
+        ...(config.tls.crl ? { crl: await readFile(config.tls.crl, 'utf8') } : {}),
         onConnectionError: (error, remote) => logger.debug({ code: error.code, remote: remote.address }, 'connection closed before the TLS handshake'),
       },
       createRequestHandler(pipeline),
@@ -113,6 +120,13 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     );
     const address = await listener.listen(config.listen.port, config.listen.host);
     closers.push(() => listener.close());
+    if (config.tls.crl) {
+      const crlWatcher = watchCrl(config.tls.crl, listener, (event) => {
+        if (event.ok) logger.info({ file: event.file, bytes: event.bytes }, 'client certificate CRL reloaded');
+        else logger.error({ file: event.file, err: event.error }, 'client certificate CRL reload failed; the previous CRL stays in force');
+      }, options.crlPollMs ?? 1000);
+      closers.push(() => crlWatcher.close());
+    }
     logger.info({ address: address.address, port: address.port, store: stores.kind, policy: policy.current().hash, model: scorer.modelVersion }, 'wardgate started');
 
     return {

@@ -18,15 +18,33 @@ interface CachedAssertion {
 const REFRESH_SHARE = 0.25;
 const MAX_CACHED = 10_000;
 
+/** Signature algorithms of the assertion: ES256, or ML-DSA-65 (FIPS 204, through Node's WebCrypto). */
+export type AssertionAlgorithm = 'ES256' | 'ML-DSA-65';
+
+export interface AssertionSignerOptions {
+  /** `iss` of every assertion. */
+  readonly issuer: string;
+  /** Lifetime of one assertion, in seconds. */
+  readonly ttlSeconds: number;
+  /** Default `ES256`. */
+  readonly algorithm?: AssertionAlgorithm;
+}
+
 /**
- * Creates an ES256 signer whose key pair lives only in memory for this process. A new key id
+ * Creates a signer whose key pair lives only in memory for this process. A new key id
  * per start means upstreams must fetch the JWKS again after a restart (they do on an unknown
- * `kid`).
+ * `kid`). Every assertion states `iss`, `aud` (the route id), `sub`, `groups`, `acr` and
+ * `device` when known, `auth_method`, `iat`, `exp` (`iat` + `ttlSeconds`) and a `jti`.
  */
-export async function createAssertionSigner(options: { issuer: string; ttlSeconds: number }): Promise<AssertionSigner> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+export async function createAssertionSigner(options: AssertionSignerOptions): Promise<AssertionSigner> {
+  const alg = options.algorithm ?? 'ES256';
+  if (alg !== 'ES256' && alg !== 'ML-DSA-65') {
+    throw new TypeError(`Option assertion.algorithm must be ES256 or ML-DSA-65, received ${JSON.stringify(alg)}.`);
+  }
+  // NOTE: Node 24 marks ML-DSA in WebCrypto as experimental and prints one warning when it is first used.
+  const { privateKey, publicKey } = await generateKeyPair(alg);
   const kid = randomUUID();
-  const publicJwk = Object.freeze({ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' });
+  const publicJwk = Object.freeze({ ...(await exportJWK(publicKey)), kid, alg, use: 'sig' });
   const cache = new Map<string, CachedAssertion>();
 
   async function assertionFor(principal: Principal, audience: string, nowMs: number): Promise<string> {
@@ -43,7 +61,7 @@ export async function createAssertionSigner(options: { issuer: string; ttlSecond
       ...(principal.device ? { device: principal.device } : {}),
       auth_method: principal.method,
     })
-      .setProtectedHeader({ alg: 'ES256', kid, typ: 'wardgate-assertion+jwt' })
+      .setProtectedHeader({ alg, kid, typ: 'wardgate-assertion+jwt' })
       .setIssuer(options.issuer)
       .setAudience(audience)
       .setSubject(principal.subject)

@@ -4,6 +4,8 @@ Commands:
   demo                         Run the demo: IdP, clinical app and Wardgate on https://localhost:8443
   start --config FILE          Run Wardgate with a configuration file
   certs dev [--dir DIR]        Create a local CA and a server certificate for development
+  certs client NAME [--uri URI]  Issue a device (mTLS) certificate from the development CA
+  certs crl [--revoke FILE]... Write a CRL of the development CA
   policy validate FILE...      Check policy files and print every error with file:line:column
   replay FILE [options]        Decide a recorded access log through the live decision path
 
@@ -17,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   demo: async (argv, out, err) => (await import('./demo-command.ts')).runDemoCommand(argv, out, err),
   start: async (argv, out, err) => (await import('./start-command.ts')).runStartCommand(argv, out, err),
   certs: async (argv, out, err) => {
+    if (argv[0] === 'client' || argv[0] === 'crl') return (await import('../../certs/device-cli.ts')).runDeviceCertsCommand(argv, out, err);
     if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev"`);
     return (await import('../../certs/cli.ts')).runCertsDev(argv.slice(1), out, err);
   },

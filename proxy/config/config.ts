@@ -6,12 +6,20 @@ import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { readScorerSections, type CareConfig, type ScorerRuntimeConfig } from './scorer-config.ts';
+import type { Cidr, TrustedProxies } from '../http/trusted-proxies.ts';
+import { ASSERTION_ALGORITHMS, readBearer, readRequiredScopes, readTrustedProxies, type AssertionAlgorithm, type BearerConfig } from './identity-sections.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
 export interface WardgateConfig {
-  readonly listen: { readonly host: string; readonly port: number };
-  readonly tls: { readonly cert: string; readonly key: string; readonly client_ca?: string; readonly groups: string };
+  readonly listen: {
+    readonly host: string;
+    readonly port: number;
+    /** CIDR ranges whose X-Forwarded-For, -Host and -Proto are believed; see proxy/http/trusted-proxies.ts. */
+    readonly trusted_proxies?: { readonly ranges: readonly Cidr[]; readonly proxies: TrustedProxies };
+  };
+  /** `crl` is a PEM CRL file for client certificates, reloaded when it changes. */
+  readonly tls: { readonly cert: string; readonly key: string; readonly client_ca?: string; readonly groups: string; readonly crl?: string };
   /** `memory` selects the in-process store, for a single instance only. */
   readonly redis: { readonly url: string; readonly key_prefix: string };
   readonly oidc: {
@@ -26,7 +34,9 @@ export interface WardgateConfig {
   readonly model: string;
   /** HMAC key for patient pseudonyms, base64 or hex; taken from the environment variable named here. */
   readonly patient_key: Buffer;
-  readonly assertion: { readonly header: string; readonly ttl: number };
+  readonly assertion: { readonly header: string; readonly ttl: number; readonly algorithm?: AssertionAlgorithm };
+  /** Trusted issuers of bearer access tokens; absent means bearer tokens are rejected. */
+  readonly bearer?: BearerConfig;
   readonly routes: readonly RouteConfig[];
   /** Inference batching, deadline and model reload; defaults apply when absent. */
   readonly scorer?: ScorerRuntimeConfig;
@@ -34,7 +44,7 @@ export interface WardgateConfig {
   readonly care?: CareConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -97,8 +107,8 @@ function firstInvalidUtf8(bytes: Buffer): number {
 }
 
 /** Options naming files that `loadConfigFile` checks are readable. */
-export type ConfiguredFile = 'tls.cert' | 'tls.key' | 'tls.client_ca' | 'oidc.ca' | 'policy' | 'model';
-const ALL_CONFIGURED_FILES: readonly ConfiguredFile[] = ['tls.cert', 'tls.key', 'tls.client_ca', 'oidc.ca', 'policy', 'model'];
+export type ConfiguredFile = 'tls.cert' | 'tls.key' | 'tls.client_ca' | 'tls.crl' | 'oidc.ca' | 'policy' | 'model';
+const ALL_CONFIGURED_FILES: readonly ConfiguredFile[] = ['tls.cert', 'tls.key', 'tls.client_ca', 'tls.crl', 'oidc.ca', 'policy', 'model'];
 
 /** Reports every configured file that cannot be read, with the option that names it. */
 async function checkFilesExist(config: WardgateConfig, text: string, file: string, checked: readonly ConfiguredFile[]): Promise<void> {
@@ -106,6 +116,7 @@ async function checkFilesExist(config: WardgateConfig, text: string, file: strin
     'tls.cert': config.tls.cert,
     'tls.key': config.tls.key,
     'tls.client_ca': config.tls.client_ca,
+    'tls.crl': config.tls.crl,
     'oidc.ca': config.oidc.ca,
     policy: config.policy,
     model: config.model,
@@ -147,12 +158,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const resolve = (value: string) => path.resolve(base, value);
   const top = reader.map(document.contents as Node, '', TOP_LEVEL) ?? new Map<string, Node>();
 
-  const listen = reader.map(top.get('listen') ?? emptyMap(), 'listen', ['host', 'port']) ?? new Map();
-  const tls = reader.map(top.get('tls'), 'tls', ['cert', 'key', 'client_ca', 'groups']) ?? new Map();
+  const listen = reader.map(top.get('listen') ?? emptyMap(), 'listen', ['host', 'port', 'trusted_proxies']) ?? new Map();
+  const tls = reader.map(top.get('tls'), 'tls', ['cert', 'key', 'client_ca', 'groups', 'crl']) ?? new Map();
   const redis = reader.map(top.get('redis') ?? emptyMap(), 'redis', ['url', 'key_prefix']) ?? new Map();
   const oidc = reader.map(top.get('oidc'), 'oidc', ['issuer', 'client_id', 'client_secret_env', 'ca']) ?? new Map();
   const session = reader.map(top.get('session') ?? emptyMap(), 'session', ['idle_timeout', 'absolute_lifetime']) ?? new Map();
-  const assertion = reader.map(top.get('assertion') ?? emptyMap(), 'assertion', ['header', 'ttl']) ?? new Map();
+  const assertion = reader.map(top.get('assertion') ?? emptyMap(), 'assertion', ['header', 'ttl', 'algorithm']) ?? new Map();
 
   const secretVariable = reader.string(oidc.get('client_secret_env'), 'oidc.client_secret_env', 'WARDGATE_OIDC_CLIENT_SECRET');
   const clientSecret = env[secretVariable];
@@ -169,12 +180,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     listen: {
       host: reader.string(listen.get('host'), 'listen.host', '127.0.0.1'),
       port: reader.integer(listen.get('port'), 'listen.port', 0, 65535, 8443),
+      ...optionalEntry('trusted_proxies', readTrustedProxies(reader, listen.get('trusted_proxies'))),
     },
     tls: {
       cert: resolve(reader.string(tls.get('cert'), 'tls.cert')),
       key: resolve(reader.string(tls.get('key'), 'tls.key')),
       client_ca: optionalPath(reader.optionalString(tls.get('client_ca'), 'tls.client_ca'), resolve),
       groups: reader.string(tls.get('groups'), 'tls.groups', 'X25519MLKEM768:X25519:P-256'),
+      ...optionalEntry('crl', optionalPath(reader.optionalString(tls.get('crl'), 'tls.crl'), resolve)),
     },
     redis: {
       url: reader.string(redis.get('url'), 'redis.url', env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
@@ -196,11 +209,16 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     assertion: {
       header: reader.string(assertion.get('header'), 'assertion.header', 'X-Wardgate-Assertion').toLowerCase(),
       ttl: reader.integer(assertion.get('ttl'), 'assertion.ttl', 10, 600, 60),
+      algorithm: reader.oneOf(assertion.get('algorithm'), 'assertion.algorithm', ASSERTION_ALGORITHMS, 'ES256'),
     },
+    ...optionalEntry('bearer', readBearer(reader, top.get('bearer'), resolve)),
     routes: readRoutes(reader, top.get('routes')),
     ...readScorerSections(reader, top.get('scorer'), top.get('care'), resolve),
   };
 
+  if (config.tls.crl !== undefined && config.tls.client_ca === undefined) {
+    reader.report(tls.get('crl'), 'tls.crl', 'a CRL applies only to client certificates; set tls.client_ca as well, or remove tls.crl');
+  }
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);
   return config;
 }
@@ -213,7 +231,7 @@ function readRoutes(reader: OptionReader, node: Node | undefined): RouteConfig[]
 
   items.forEach((item, index) => {
     const option = `routes[${index}]`;
-    const fields = reader.map(item, option, ['id', 'host', 'path_prefix', 'upstream', 'sensitivity', 'fail_mode', 'public', 'require_pq']);
+    const fields = reader.map(item, option, ['id', 'host', 'path_prefix', 'upstream', 'sensitivity', 'fail_mode', 'public', 'require_pq', 'required_scopes']);
     if (!fields) return;
     const id = reader.string(fields.get('id'), `${option}.id`);
     if (seen.has(id)) reader.report(fields.get('id'), `${option}.id`, `duplicate route id "${id}"; route ids must be unique`);
@@ -241,6 +259,7 @@ function readRoutes(reader: OptionReader, node: Node | undefined): RouteConfig[]
       },
       public: reader.boolean(fields.get('public'), `${option}.public`, false),
       require_pq: reader.boolean(fields.get('require_pq'), `${option}.require_pq`, false),
+      ...optionalEntry('required_scopes', readRequiredScopes(reader, fields.get('required_scopes'), `${option}.required_scopes`)),
     });
   });
   return routes;
@@ -256,6 +275,11 @@ export function decodeKey(text: string | undefined): Buffer | null {
 
 function optionalPath(value: string | undefined, resolve: (value: string) => string): string | undefined {
   return value === undefined ? undefined : resolve(value);
+}
+
+/** Returns `{ [key]: value }`, or nothing when `value` is undefined, for optional fields. */
+function optionalEntry<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /** Stands in for an optional section that is absent, so that its defaults apply. */

@@ -62,13 +62,15 @@ export interface ForwardedFacts {
   readonly proto: 'http' | 'https';
   /** Host the client asked for, with port when it sent one. */
   readonly host: string;
+  /** Full X-Forwarded-For chain, client first, when trusted proxies relayed the request; default `[clientIp]`. */
+  readonly chain?: readonly string[];
 }
 
 /**
  * Sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host from `facts`, replacing any
  * spelling of them the client sent, and removes `Forwarded` (RFC 7239), because a client
- * could forge any of them. The client's own X-Forwarded-For chain is dropped, not extended:
- * Wardgate is the first trusted hop.
+ * could forge any of them. The client's own X-Forwarded-For chain is dropped unless the caller
+ * passes the part of it that trusted proxies vouch for as `facts.chain`.
  */
 export function setForwardedHeaders(headers: Headers, facts: ForwardedFacts): void {
   for (const name of Object.keys(headers)) {
@@ -78,7 +80,7 @@ export function setForwardedHeaders(headers: Headers, facts: ForwardedFacts): vo
     }
   }
 
-  headers['x-forwarded-for'] = facts.clientIp;
+  headers['x-forwarded-for'] = (facts.chain ?? [facts.clientIp]).join(', ');
   headers['x-forwarded-proto'] = facts.proto;
   headers['x-forwarded-host'] = facts.host;
 }

@@ -22,7 +22,10 @@ export type IdentityErrorCode =
   | 'WG_AUTH_TOKEN_MISSING'
   | 'WG_AUTH_TOKEN_INVALID'
   | 'WG_AUTH_TOKEN_EXPIRED'
-  | 'WG_AUTH_STORE_UNAVAILABLE';
+  | 'WG_AUTH_STORE_UNAVAILABLE'
+  | 'WG_AUTH_INSUFFICIENT_SCOPE'
+  | 'WG_AUTH_JWKS_UNAVAILABLE'
+  | 'WG_AUTH_CERTIFICATE_INVALID';
 
 export const IDENTITY_ERROR_STATUS: Readonly<Record<IdentityErrorCode, number>> = Object.freeze({
   WG_AUTH_INVALID_OPTION: 500,
@@ -45,6 +48,9 @@ export const IDENTITY_ERROR_STATUS: Readonly<Record<IdentityErrorCode, number>> 
   WG_AUTH_TOKEN_INVALID: 401,
   WG_AUTH_TOKEN_EXPIRED: 401,
   WG_AUTH_STORE_UNAVAILABLE: 503,
+  WG_AUTH_INSUFFICIENT_SCOPE: 403,
+  WG_AUTH_JWKS_UNAVAILABLE: 502,
+  WG_AUTH_CERTIFICATE_INVALID: 403,
 });
 
 /** An identity failure with a stable `code` and the HTTP `status` it maps to. */

@@ -248,7 +248,7 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
   assertIdentityOptions(options);
 
   const client = await OidcClient.discover(options.oidc);
-  const bearer = options.bearer === undefined ? undefined : await BearerVerifier.create(options.bearer.issuers);
+  const bearer = options.bearer === undefined ? undefined : await BearerVerifier.create(options.bearer.issuers, options.bearer);
 
   return new Identity(options, client, bearer);
 }

@@ -4,7 +4,8 @@ import { invalidOption } from './errors.ts';
 /** Signature algorithms accepted by default for ID tokens and bearer tokens; `none` and HS* are never accepted. */
 export const DEFAULT_ALGORITHMS: readonly string[] = Object.freeze(['RS256', 'PS256', 'ES256', 'EdDSA']);
 
-const ACCEPTABLE_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
+/** Asymmetric JWS algorithms an operator may allow; `none` and HS* are never among them. */
+export const ACCEPTABLE_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
 
 export interface OidcOptions {
   /** Issuer URL; discovery reads `<issuer>/.well-known/openid-configuration` and requires the same `issuer` in it. */
@@ -39,13 +40,24 @@ export interface BearerIssuerOptions {
   readonly algorithms: readonly string[];
   /** PEM bundle trusted for TLS to `jwks_uri`. */
   readonly ca?: string;
+  /** Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds; default 30. */
+  readonly clock_skew_s?: number;
+}
+
+/** Bearer token settings: the trusted issuers and how their remote key sets are cached. */
+export interface BearerOptions {
+  readonly issuers: readonly BearerIssuerOptions[];
+  /** Minimum time between two JWKS fetches caused by an unknown `kid`, in seconds; default 60. */
+  readonly jwks_cooldown_s?: number;
+  /** Age after which a cached remote JWKS is fetched again, in seconds; default 3600. */
+  readonly jwks_max_age_s?: number;
 }
 
 export interface IdentityOptions {
   readonly oidc: OidcOptions;
   readonly session: SessionOptions;
   readonly store: KeyValueStore;
-  readonly bearer?: { readonly issuers: readonly BearerIssuerOptions[] };
+  readonly bearer?: BearerOptions;
   /** Clock in milliseconds since the epoch; default `Date.now`. */
   readonly now?: () => number;
 }
@@ -115,7 +127,16 @@ export function assertIdentityOptions(options: IdentityOptions): void {
       if (entry.ca !== undefined) {
         assertPem(`${path}.ca`, entry.ca);
       }
+      if (entry.clock_skew_s !== undefined && !(Number.isInteger(entry.clock_skew_s) && entry.clock_skew_s >= 0 && entry.clock_skew_s <= 300)) {
+        invalidOption(`${path}.clock_skew_s`, 'an integer number of seconds from 0 to 300', entry.clock_skew_s);
+      }
     });
+    if (bearer.jwks_cooldown_s !== undefined && !(Number.isInteger(bearer.jwks_cooldown_s) && bearer.jwks_cooldown_s >= 0 && bearer.jwks_cooldown_s <= 86_400)) {
+      invalidOption('bearer.jwks_cooldown_s', 'an integer number of seconds from 0 to 86400', bearer.jwks_cooldown_s);
+    }
+    if (bearer.jwks_max_age_s !== undefined && !(Number.isInteger(bearer.jwks_max_age_s) && bearer.jwks_max_age_s >= 1 && bearer.jwks_max_age_s <= 7 * 86_400)) {
+      invalidOption('bearer.jwks_max_age_s', 'an integer number of seconds from 1 to 604800', bearer.jwks_max_age_s);
+    }
   }
 }
 

@@ -16,6 +16,8 @@ export interface Principal {
   readonly method: 'session' | 'bearer' | 'mtls';
   /** Device identifier from a client certificate or a device cookie, when one is known. */
   readonly device?: string;
+  /** OAuth scopes granted to a bearer token (`scope` or `scp` claim); absent for other methods. */
+  readonly scopes?: readonly string[];
   /** Opaque session id for `method: 'session'`; never logged. */
   readonly sessionId?: string;
 }

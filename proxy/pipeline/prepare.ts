@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { checkFraming, checkMethod, HttpError, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../http/index.ts';
+import { checkFraming, checkMethod, HttpError, normalizePath, resolveForwardedOrigin, setForwardedHeaders, stripIdentityHeaders, type TrustedProxies } from '../http/index.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import type { RouterPort } from '../ports.ts';
 
@@ -20,7 +20,7 @@ export type PreparedRequest =
  * client must not control (identity headers, X-Forwarded-*). Rewrites `req.url` to the
  * normalized form so the forwarder sends exactly what the policy saw.
  */
-export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string): PreparedRequest {
+export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string, trustedProxies?: TrustedProxies): PreparedRequest {
   const host = parseHost(req.headers.host);
   let normalized: { path: string; query: string };
   try {
@@ -35,10 +35,11 @@ export function prepareRequest(req: IncomingMessage, router: RouterPort, asserti
   const search = normalized.query === '' ? '' : `?${normalized.query}`;
   req.url = normalized.path + search;
 
-  // The socket address is the client; X-Forwarded-For is ignored until trusted proxies are configured.
-  const clientIp = stripIpv4Mapping(req.socket.remoteAddress ?? '');
+  // The socket address is the client unless it is a trusted proxy (listen.trusted_proxies).
+  const forwarded = resolveForwardedOrigin(req, stripIpv4Mapping(req.socket.remoteAddress ?? ''), req.headers.host ?? host, trustedProxies);
+  const clientIp = forwarded.clientIp;
   stripIdentityHeaders(req.headers, assertionHeader);
-  setForwardedHeaders(req.headers, { clientIp, proto: 'https', host: req.headers.host ?? host });
+  setForwardedHeaders(req.headers, forwarded);
 
   const url = new URL(`https://${host}${normalized.path}${search}`);
   return { ok: true, url, host, route: router.match(host, normalized.path) ?? null, clientIp };

@@ -8,6 +8,9 @@ import type { AssertionSigner } from '../assertion/signer.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { sendError } from '../enforce/responses.ts';
 import type { Principal } from '../identity/principal.ts';
+import { completeAuthentication } from '../identity/route-access.ts';
+import type { TrustedProxies } from '../http/trusted-proxies.ts';
+import type { TlsFacts } from '../tls/listener.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { failModeDecision } from './fail-modes.ts';
 import { scoreAndDecide, type RequestFacts, type ScoreOutcome } from './decide.ts';
@@ -24,7 +27,9 @@ export interface PipelineDependencies {
   readonly tracer: Tracer;
   readonly logger: Logger;
   readonly assertionHeader: string;
-  readonly tlsFacts: (socket: TLSSocket) => { protocol: string; group: string };
+  readonly tlsFacts: (socket: TLSSocket) => TlsFacts;
+  /** Peers whose X-Forwarded-For, -Host and -Proto are believed; none when absent. */
+  readonly trustedProxies?: TrustedProxies;
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
 }
@@ -63,7 +68,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const tls = deps.tlsFacts(req.socket as TLSSocket);
   span.setAttributes({ 'tls.protocol.version': tls.protocol, 'wardgate.tls.group': tls.group });
 
-  const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
+  const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
   if (!prepared.ok) {
     log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
     // A request whose framing was in doubt leaves the connection unusable for another request.
@@ -88,7 +93,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   }
   if (await deps.identity.handleWardgateRoute(req, res, url)) return;
 
-  const auth = await authenticateWithFailMode(deps, req, route, log);
+  const auth = completeAuthentication(await authenticateWithFailMode(deps, req, route, log), tls, route);
   if (auth === 'unavailable') {
     const decision = failModeDecision('redis', 'closed', 0);
     record(span, null, route, decision, null, 'redis');
@@ -203,6 +208,7 @@ export function record(span: Span, principal: Principal | null, route: RouteConf
   if (principal) {
     span.setAttributes({ 'enduser.id': principal.subject, 'wardgate.auth.method': principal.method });
     if (principal.acr) span.setAttribute('wardgate.auth.acr', principal.acr);
+    if (principal.device) span.setAttribute('wardgate.auth.device', principal.device);
   }
   if (result) {
     span.setAttributes({

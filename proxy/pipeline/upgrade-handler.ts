@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { SpanKind } from '@opentelemetry/api';
+import { completeAuthentication } from '../identity/route-access.ts';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
 
@@ -26,11 +27,11 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
 
     (async () => {
       const tls = deps.tlsFacts(req.socket as TLSSocket);
-      const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
+      const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
       if (!prepared.ok) return refuse(prepared.status, prepared.code);
       if (!prepared.route) return refuse(404, 'WG_ROUTE_NOT_FOUND');
 
-      const auth = await deps.identity.authenticate(req);
+      const auth = completeAuthentication(await deps.identity.authenticate(req), tls, prepared.route);
       if (auth.kind === 'rejected') return refuse(auth.status, auth.code);
       if (auth.kind === 'anonymous' && !prepared.route.public) return refuse(401, 'WG_AUTH_REQUIRED');
 

@@ -16,6 +16,8 @@ export interface RouteConfig {
   readonly fail_mode: { readonly redis: FailMode; readonly scorer: FailMode; readonly idp: FailMode };
   /** Requests pass without authentication (health checks, static assets). */
   readonly public?: boolean;
+  /** OAuth scopes a bearer token must carry for this route; a token without them gets 403 `insufficient_scope`. */
+  readonly required_scopes?: readonly string[];
   /** Only connections with a post-quantum key exchange group (such as X25519MLKEM768) may use the route. */
   readonly require_pq?: boolean;
 }
@@ -117,8 +119,14 @@ function validateRoute(route: RouteConfig, at: string): RouteConfig {
     if (route[flag] !== undefined && typeof route[flag] !== 'boolean') invalid(`${at}.${flag}`, 'true or false', JSON.stringify(route[flag]), 'Set a boolean');
   }
 
+  const scopes = route.required_scopes;
+  if (scopes !== undefined && (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope)))) {
+    invalid(`${at}.required_scopes`, 'a list of OAuth scope tokens (printable ASCII without spaces, quotes or backslashes)', JSON.stringify(scopes), 'List each scope as its own string');
+  }
+
   return Object.freeze({
     ...route,
+    ...(scopes === undefined ? {} : { required_scopes: Object.freeze([...scopes]) }),
     path_prefix: prefix.length > 1 ? prefix.replace(/\/+$/, '') : prefix,
     fail_mode: Object.freeze({
       redis: failMode.redis ?? 'closed',

@@ -16,6 +16,8 @@ export interface TlsListenerOptions {
   readonly cert: string | Buffer;
   /** CA certificates that client certificates must chain to, PEM. */
   readonly ca?: string | Buffer;
+  /** Certificate revocation lists (PEM) checked for client certificates; requires `ca`. Replace it later with `TlsListener.setCrl`. */
+  readonly crl?: string | Buffer;
   /** Ask clients for a certificate. A client without one, or with an untrusted one, still connects but gets no `clientCertificate` fact. */
   readonly requestCert?: boolean;
   /** OpenSSL 3.5 group list in preference order (default `X25519MLKEM768:X25519:P-256`). */
@@ -39,6 +41,8 @@ export interface TlsFacts {
     readonly san: readonly string[];
     readonly fingerprint256: string;
   };
+  /** OpenSSL's verification error (such as `CERT_REVOKED`) when the client presented a certificate that failed verification. */
+  readonly clientCertificateError?: string;
 }
 
 /** An HTTPS listener that records the ClientHello of every connection. */
@@ -47,6 +51,13 @@ export interface TlsListener {
   readonly server: HttpsServer;
   listen(port: number, host?: string): Promise<AddressInfo>;
   address(): AddressInfo | null;
+  /**
+   * Replaces the certificate revocation lists for new connections, keeping every other TLS
+   * option. Connections already open keep the result of their handshake.
+   *
+   * @throws {TlsError} `WG_TLS_INVALID_OPTION` when OpenSSL rejects the CRL; the old one stays in force.
+   */
+  setCrl(crl: string | Buffer): void;
   /** Stops accepting connections and closes the open ones. */
   close(): Promise<void>;
 }
@@ -78,21 +89,29 @@ export function createTlsListener(options: TlsListenerOptions, onRequest: Reques
   assertPem(options.key, 'tls.key');
   assertPem(options.cert, 'tls.cert');
   if (options.ca !== undefined) assertPem(options.ca, 'tls.ca');
+  if (options.crl !== undefined) assertPem(options.crl, 'tls.crl');
+  if (options.crl !== undefined && options.ca === undefined) {
+    throw new TlsError('WG_TLS_INVALID_OPTION', 'Option tls.crl is set without tls.ca: a CRL only applies to client certificates. Set tls.client_ca or remove tls.crl.');
+  }
   if (!Number.isInteger(helloTimeoutMs) || helloTimeoutMs <= 0) {
     throw new TlsError('WG_TLS_INVALID_OPTION', `Option tls.helloTimeoutMs is invalid: expected a positive integer number of milliseconds, received ${JSON.stringify(helloTimeoutMs)}.`);
   }
 
+  const contextOptions = {
+    key: options.key,
+    cert: options.cert,
+    ca: options.ca,
+    ...(options.crl === undefined ? {} : { crl: options.crl }),
+    ecdhCurve: groups,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.3',
+  } as const;
   let server: HttpsServer;
   try {
     server = createHttpsServer({
-      key: options.key,
-      cert: options.cert,
-      ca: options.ca,
+      ...contextOptions,
       requestCert: options.requestCert ?? false,
       rejectUnauthorized: false,
-      ecdhCurve: groups,
-      minVersion: 'TLSv1.2',
-      maxVersion: 'TLSv1.3',
       ALPNProtocols: ['http/1.1'],
     }, onRequest);
   } catch (cause) {
@@ -142,6 +161,19 @@ export function createTlsListener(options: TlsListenerOptions, onRequest: Reques
       });
     }),
     address: () => front.address() as AddressInfo | null,
+    setCrl: (crl) => {
+      assertPem(crl, 'tls.crl');
+      if (options.ca === undefined) {
+        throw new TlsError('WG_TLS_INVALID_OPTION', 'Option tls.crl is set without tls.ca: a CRL only applies to client certificates. Set tls.client_ca or remove tls.crl.');
+      }
+      try {
+        // A new secure context also gets new session ticket keys, so no client can resume a
+        // session that was verified against the old CRL.
+        server.setSecureContext({ ...contextOptions, crl });
+      } catch (cause) {
+        throw new TlsError('WG_TLS_INVALID_OPTION', `Option tls.crl is invalid: OpenSSL rejected it (${(cause as Error).message}). The previous CRL stays in force; check the file.`);
+      }
+    },
     close: () => new Promise((resolve) => {
       front.close(() => resolve());
       for (const socket of pendingSockets) socket.destroy();
@@ -233,8 +265,12 @@ function looksLikePlainHttp(bytes: Buffer): boolean {
 function buildFacts(socket: TLSSocket, hello: ClientHello | undefined, preference: ReturnType<typeof parseGroupList>): TlsFacts {
   const protocol = socket.getProtocol() ?? 'unknown';
   const group = hello === undefined ? 'unknown' : selectServerGroup(preference, hello, protocol, socket.getCipher()?.name);
-  const peer = socket.authorized ? socket.getPeerX509Certificate() : undefined;
+  const presented = socket.getPeerX509Certificate();
+  const peer = socket.authorized ? presented : undefined;
 
+  if (presented !== undefined && peer === undefined) {
+    return Object.freeze({ protocol, group, clientCertificateError: String(socket.authorizationError ?? 'UNKNOWN_ERROR') });
+  }
   if (peer === undefined) return Object.freeze({ protocol, group });
 
   return Object.freeze({

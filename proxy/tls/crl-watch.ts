@@ -1,0 +1,45 @@
+import { readFile } from 'node:fs/promises';
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
+
+import type { TlsListener } from './listener.ts';
+
+/** Outcome of one CRL reload, for logs and tests. */
+export type CrlReloadEvent =
+  | { readonly ok: true; readonly file: string; readonly bytes: number }
+  | { readonly ok: false; readonly file: string; readonly error: Error };
+
+export interface CrlWatcher {
+  /** Stops watching the file. */
+  close(): void;
+}
+
+/**
+ * Watches a PEM CRL file and installs each new version on `listener` with
+ * {@link TlsListener.setCrl}, so a revoked client certificate is refused on its next handshake
+ * without a restart. The file is polled (`fs.watchFile`, every `intervalMs`) because polling
+ * also detects a file replaced by rename, as CRL distribution tools do. A file that cannot be read
+ * or that OpenSSL rejects leaves the previous CRL in force and is reported to `onReload`.
+ */
+export function watchCrl(file: string, listener: Pick<TlsListener, 'setCrl'>, onReload: (event: CrlReloadEvent) => void, intervalMs = 1000): CrlWatcher {
+  let running = Promise.resolve();
+
+  const reload = async (): Promise<void> => {
+    try {
+      const crl = await readFile(file);
+      listener.setCrl(crl);
+      onReload({ ok: true, file, bytes: crl.length });
+    } catch (error) {
+      onReload({ ok: false, file, error: error as Error });
+    }
+  };
+
+  const onChange = (current: Stats, previous: Stats): void => {
+    if (current.mtimeMs === previous.mtimeMs && current.size === previous.size && current.ino === previous.ino) return;
+    // Reloads run one after another, so an older read can never overwrite a newer CRL.
+    running = running.then(reload);
+  };
+
+  watchFile(file, { interval: intervalMs, persistent: false }, onChange);
+
+  return { close: () => unwatchFile(file, onChange) };
+}
