@@ -9,7 +9,7 @@ import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
-import { startWardgate, type RunningWardgate } from '../proxy/runtime.ts';
+import { startWardgate, type RunningWardgate, type StartOptions } from '../proxy/runtime.ts';
 import { startDemoApp } from './app/server.ts';
 import { startDemoIdp, type DemoIdp } from './idp/idp.ts';
 
@@ -30,6 +30,8 @@ export interface DemoStackOptions {
   readonly now?: () => number;
   readonly logger?: Logger;
   readonly spanProcessors?: SpanProcessor[];
+  /** Extra Wardgate start options, e.g. a stand-in policy or an audit port in tests. */
+  readonly wardgateOptions?: Pick<StartOptions, 'policy' | 'audit'>;
 }
 
 export interface DemoStack {
@@ -90,6 +92,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       ...(options.now ? { now: options.now } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
+      ...options.wardgateOptions,
     });
     closers.push(() => wardgate.close());
 

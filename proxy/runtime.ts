@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { createScorer, createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
+import { createOversight } from './break-glass/create.ts';
+import type { AuditPort, PolicyPort } from './ports.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
@@ -31,6 +33,10 @@ export interface StartOptions {
   readonly spanProcessors?: SpanProcessor[];
   /** Interval in milliseconds at which the policy file is checked for changes; default 1000. */
   readonly policyPollMs?: number;
+  /** Replaces the policy file's policy for every request, e.g. a stand-in policy in tests; the file is still loaded and validated. */
+  readonly policy?: () => PolicyPort;
+  /** Where break-glass claims, accesses under them and notice acknowledgements are recorded. */
+  readonly audit?: AuditPort;
 }
 
 export interface RunningWardgate {
@@ -91,6 +97,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       assertionHeader: config.assertion.header,
       tlsFacts: getTlsFacts,
       now,
+      oversight: createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit, now, logger }),
+      ...(options.policy ? { policy: options.policy } : {}),
       health: () => ({
         status: 'ok',
         store: stores.kind,
@@ -132,6 +140,8 @@ interface Stores {
   readonly kind: 'redis' | 'memory';
   readonly keyValue: KeyValueStore;
   readonly baselines: MemoryBaselineStore | RedisBaselineStore;
+  /** The Redis client of the baselines, also used by the review queue; absent for the in-process store. */
+  readonly redis?: Redis;
   close(): Promise<void>;
 }
 
@@ -161,6 +171,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
   return {
     kind: 'redis',
     keyValue,
+    redis,
     baselines: new RedisBaselineStore(redis, { prefix: `${config.redis.key_prefix}bl:` }),
     close: async () => {
       await keyValue.close();

@@ -4,6 +4,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import type { RouteConfig } from '../routing/router.ts';
+import { readOversightConfig, type BreakGlassConfig, type NotifyConfig, type ReviewConfig } from '../break-glass/config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -26,9 +27,15 @@ export interface WardgateConfig {
   readonly patient_key: Buffer;
   readonly assertion: { readonly header: string; readonly ttl: number };
   readonly routes: readonly RouteConfig[];
+  /** Review queue; defaults apply when absent. */
+  readonly review?: ReviewConfig;
+  /** Break-glass claims; defaults apply when absent. */
+  readonly break_glass?: BreakGlassConfig;
+  /** The `notify` action's notice; defaults apply when absent. */
+  readonly notify?: NotifyConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'review', 'break_glass', 'notify'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -117,6 +124,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       ttl: reader.integer(assertion.get('ttl'), 'assertion.ttl', 10, 600, 60),
     },
     routes: readRoutes(reader, top.get('routes')),
+    ...readOversightConfig(reader, top),
   };
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);

@@ -9,6 +9,7 @@ import type { RouteConfig } from '../routing/router.ts';
 import { sendError } from '../enforce/responses.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
+import type { Oversight, OversightOutcome } from '../break-glass/oversight.ts';
 import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 
@@ -26,6 +27,8 @@ export interface PipelineDependencies {
   readonly tlsFacts: (socket: TLSSocket) => { protocol: string; group: string };
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
+  /** Break-glass, notices and the review queue; without it `notify` and `break_glass` decisions are blocked. */
+  readonly oversight?: Oversight;
 }
 
 /** Hybrid post-quantum groups that satisfy a route's `require_pq`. */
@@ -107,6 +110,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     sendError(req, res, auth.status, auth.code, auth.message, incidentId, headers);
     return;
   }
+  if (deps.oversight && (await deps.oversight.handleRoute(req, res, prepared, auth, incidentId, log))) return;
   if (auth.kind === 'anonymous' && !route.public) {
     await deps.identity.sendLoginRedirect(req, res, url.pathname + url.search);
     return;
@@ -114,11 +118,13 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
 
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const now = deps.now();
-  const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
+  const { decision, scored, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
   record(span, principal, route, decision, scored.result, scored.failedDependency);
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
-  await enforce(deps, req, res, prepared, principal, decision, incidentId, now, span);
+  const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;
+  if (enforced === null) return;
+  await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span);
 }
 
 /** Scores the request and decides it, applying the route's fail modes and `require_pq`. */
@@ -130,7 +136,7 @@ export async function evaluate(
   tls: { protocol: string; group: string },
   now: number,
   log: Logger,
-): Promise<{ decision: Decision; scored: ScoreOutcome }> {
+): Promise<{ decision: Decision; scored: ScoreOutcome; outcome?: OversightOutcome }> {
   const route = prepared.route!;
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const scored = await scoreWithFailMode(deps, req, prepared, principal, now, log);
@@ -143,6 +149,7 @@ export async function evaluate(
     return { decision: { action: 'block', rule: 'route.require_pq', reasons: [reason], risk: scored.result?.risk ?? 0 }, scored };
   }
 
+  const facts = deps.oversight ? await deps.oversight.facts(principal, route.id, scored.result, now, log) : undefined;
   const context: DecisionContext = {
     principal,
     route: { id: route.id, host: route.host, pathPrefix: route.path_prefix, sensitivity: route.sensitivity },
@@ -152,8 +159,12 @@ export async function evaluate(
     tls,
     elevatedAcr: auth.kind === 'authenticated' ? auth.elevatedAcr : [],
     time: now,
+    ...facts,
   };
-  return { decision: deps.policy().decide(context), scored };
+  const policy = deps.policy();
+  const decision = policy.decide(context);
+  const outcome = deps.oversight?.adjust(decision, context, policy);
+  return { decision: outcome?.decision ?? decision, scored, ...(outcome ? { outcome } : {}) };
 }
 
 async function enforce(
