@@ -147,10 +147,15 @@ export class Oversight {
     if (decision.action === 'notify') {
       span.setAttribute('wardgate.notice', true);
       const key = principal?.method === 'session' && principal.sessionId ? noticeKey(principal.sessionId, input.prepared.route!.id, this.#patients(input)) : null;
-      if (key && isNavigation(req) && !(await this.store.acknowledged(key))) {
-        const token = await this.#saveOffer(input, 'notice', { notice_key: key });
-        sendNoticePage(res, { ...token, message: this.options.config.notify.message, incidentId: input.incidentId });
-        return null;
+      try {
+        if (key && isNavigation(req) && !(await this.store.acknowledged(key))) {
+          const token = await this.#saveOffer(input, 'notice', { notice_key: key });
+          sendNoticePage(res, { ...token, message: this.options.config.notify.message, incidentId: input.incidentId });
+          return null;
+        }
+      } catch (error) {
+        // The notice informs and blocks nothing, so without its store the header alone carries it.
+        this.options.logger.warn({ err: error, trace_id: input.incidentId }, 'notice state is unavailable; forwarding with the notice header only');
       }
       res.setHeader(NOTICE_HEADER, this.options.config.notify.message);
       return { ...decision, action: 'allow' };
@@ -159,7 +164,11 @@ export class Oversight {
     const offer = decision.breakGlass;
     if (!offer || !principal) return decision;
     if (decision.action === 'break_glass') {
-      const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes });
+      const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes }).catch((error: unknown) => {
+        this.options.logger.error({ err: error, trace_id: input.incidentId }, 'break-glass offer could not be stored; the request is blocked without the offer');
+        return null;
+      });
+      if (!token) return { ...decision, action: 'block' };
       if (wantsHtml(req)) {
         sendBreakGlassPage(res, { ...token, reasonCodes: offer.reason_codes, ttlSeconds: offer.ttl, minLength: this.options.config.break_glass.justification_min_length, maxLength: this.options.config.break_glass.justification_max_length, incidentId: input.incidentId, stepUp: false });
       } else {
@@ -168,7 +177,9 @@ export class Oversight {
       return null;
     }
     if (decision.action === 'step_up' && decision.stepUp && principal.method === 'session' && isNavigation(req)) {
-      const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes, step_up: decision.stepUp });
+      const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes, step_up: decision.stepUp }).catch(() => null);
+      // Without a stored offer the plain step-up still works.
+      if (!token) return decision;
       sendBreakGlassPage(res, { ...token, reasonCodes: offer.reason_codes, ttlSeconds: offer.ttl, minLength: this.options.config.break_glass.justification_min_length, maxLength: this.options.config.break_glass.justification_max_length, incidentId: input.incidentId, stepUp: true });
       return null;
     }
