@@ -115,3 +115,25 @@ t.test('benign label does not waive a rule that ignores risk', async (t) => {
   t.equal(outcome.decision.action, 'step_up');
   t.equal(outcome.override, undefined);
 });
+
+t.test('Redis outage never fails the request', async (t) => {
+  const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  dead.on('error', () => {});
+  const deadQueue = new ReviewQueue(dead, { prefix, maxLength: 100 });
+  const offline = new Oversight({ store, config: DEFAULT_OVERSIGHT_CONFIG, patientKey: Buffer.alloc(32, 3), review: deadQueue, benign: new BenignPatterns(dead, prefix), identity: { sendStepUp: () => undefined }, now: () => 0, logger: log });
+  const principal: Principal = { subject: 'demo-nurse', groups: [], method: 'bearer' };
+
+  const facts = await offline.facts(principal, 'ehr', result, 0, log);
+  t.same(facts, { breakGlassActive: false, reviewedBenign: false }, 'a failed benign lookup counts as not reviewed');
+  const context = { principal, risk: 0.8, reviewedBenign: false } as unknown as DecisionContext;
+  const outcome = offline.adjust(policy.decide(context), context, policy);
+  const prepared = { ok: true as const, url: new URL('https://ehr.localhost/'), host: 'ehr.localhost', clientIp: '127.0.0.1', route: { id: 'ehr', host: '*', path_prefix: '/', upstream: 'http://127.0.0.1:1', sensitivity: 'normal' as const, fail_mode: { redis: 'closed' as const, scorer: 'closed' as const, idp: 'closed' as const } } };
+  const span = { setAttribute: () => span } as unknown as Span;
+  const req = { method: 'GET', headers: {} } as unknown as IncomingMessage;
+  const decision = await offline.enforce({ req, res: {} as ServerResponse, prepared, principal, outcome, result, incidentId: '0'.repeat(32), span, now: 0 });
+
+  t.equal(decision?.action, 'step_up', 'the request is decided as without the queue');
+  while (deadQueue.failures < 1) await new Promise((resolve) => setImmediate(resolve));
+  t.equal(deadQueue.failures, 1, 'the lost entry is counted');
+  dead.disconnect();
+});
