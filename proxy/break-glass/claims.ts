@@ -73,15 +73,8 @@ async function claimBreakGlass(oversight: Oversight, input: RouteInput, principa
   const reasonCodes = offer.reason_codes ?? [];
   const reasonCode = fields.reason_code ?? '';
   const justification = (fields.justification ?? '').trim();
-  const length = [...justification].length;
 
-  const problem = !reasonCodes.includes(reasonCode)
-    ? new BreakGlassError('WG_BREAK_GLASS_INVALID_REASON', `Reason code ${JSON.stringify(reasonCode.slice(0, 60))} is not accepted here; choose one of ${reasonCodes.join(', ')}.`)
-    : length < limits.justification_min_length || length > limits.justification_max_length
-      ? new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', `The justification has ${length} characters; write ${limits.justification_min_length} to ${limits.justification_max_length} characters saying why this patient needs this access now.`)
-      : CONTROL_CHARACTERS.test(justification)
-        ? new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', 'The justification contains control characters; write plain text.')
-        : null;
+  const problem = checkClaim(reasonCodes, reasonCode, justification, limits);
   if (problem && !json) {
     // The browser gets the form back with the message, keeping what the user wrote.
     sendBreakGlassPage(input.res, { offer: fields.offer!, csrf: fields.csrf!, reasonCodes, ttlSeconds: offer.ttl ?? 0, minLength: limits.justification_min_length, maxLength: limits.justification_max_length, incidentId: input.incidentId, stepUp: offer.step_up !== undefined, error: problem.message, justification: fields.justification ?? '', reasonCode });
@@ -108,6 +101,23 @@ async function claimBreakGlass(oversight: Oversight, input: RouteInput, principa
   }
   input.res.writeHead(303, { location: offer.return_to, 'cache-control': 'no-store' });
   input.res.end();
+}
+
+/** Returns what is wrong with a claim's reason code or justification, or null when both are valid. */
+function checkClaim(reasonCodes: readonly string[], reasonCode: string, justification: string, limits: { justification_min_length: number; justification_max_length: number }): BreakGlassError | null {
+  if (!reasonCodes.includes(reasonCode)) {
+    return new BreakGlassError('WG_BREAK_GLASS_INVALID_REASON', `Reason code ${JSON.stringify(reasonCode.slice(0, 60))} is not accepted here; choose one of ${reasonCodes.join(', ')}.`);
+  }
+
+  const length = [...justification].length;
+  if (length < limits.justification_min_length || length > limits.justification_max_length) {
+    return new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', `The justification has ${length} characters; write ${limits.justification_min_length} to ${limits.justification_max_length} characters saying why this patient needs this access now.`);
+  }
+
+  if (CONTROL_CHARACTERS.test(justification)) {
+    return new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', 'The justification contains control characters; write plain text.');
+  }
+  return null;
 }
 
 async function acknowledgeNotice(oversight: Oversight, input: RouteInput, offer: OfferRecord, offerId: string): Promise<void> {

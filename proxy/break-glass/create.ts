@@ -7,7 +7,7 @@ import type { KeyValueStore } from '../state/key-value-store.ts';
 import { DEFAULT_OVERSIGHT_CONFIG, type OversightConfig } from './config.ts';
 import { Oversight } from './oversight.ts';
 
-/** The configuration's `review`, `break_glass` and `notify` sections with defaults filled in. */
+/** Returns the configuration's `review`, `break_glass` and `notify` sections with defaults filled in. */
 export function oversightConfigOf(config: WardgateConfig): OversightConfig {
   return {
     review: config.review ?? DEFAULT_OVERSIGHT_CONFIG.review,
@@ -18,7 +18,7 @@ export function oversightConfigOf(config: WardgateConfig): OversightConfig {
 
 /**
  * Builds the pipeline's oversight layer. Without a Redis client (the in-process store)
- * there is no review queue and no benign-pattern lookup, and a warning says so.
+ * there is no review queue and no benign-pattern lookup, and it logs a warning.
  */
 export function createOversight(input: {
   config: WardgateConfig;

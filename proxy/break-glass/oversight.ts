@@ -77,7 +77,7 @@ export class Oversight {
   }
 
   /**
-   * Looks up whether the caller holds an emergency access on the route and whether the
+   * Looks up whether the caller has an emergency access on the route and whether the
    * request's pattern was labelled benign. A store failure counts as "no" (fail closed) and is logged.
    */
   async facts(principal: Principal | null, routeId: string, result: ScoreResult | null, now: number, log: Logger): Promise<OversightFacts> {
@@ -99,9 +99,9 @@ export class Oversight {
   }
 
   /**
-   * Applies an active emergency access (a decision that offers break-glass becomes allow)
-   * and a benign label: a step-up becomes the decision the policy makes for the same
-   * request at risk 0, when that is allow or notify, so only risk-driven step-ups are waived.
+   * Applies an active emergency access, which turns a decision that offers break-glass into
+   * allow. Then applies a benign label: a step-up becomes the decision the policy makes for
+   * the same request at risk 0 when that is allow or notify, so only risk-driven step-ups are waived.
    */
   adjust(decision: Decision, context: DecisionContext & { reviewedBenign?: boolean }, policy: PolicyPort): OversightOutcome {
     const reviewedBenign = context.reviewedBenign === true;
@@ -130,7 +130,7 @@ export class Oversight {
 
   /**
    * Queues the decision for review when it qualifies, records accesses under an emergency
-   * access, and answers `notify` and `break_glass` decisions. Returns null when it sent the
+   * access, and responds to `notify` and `break_glass` decisions. Returns null when it sent the
    * response, otherwise the decision for the pipeline to enforce (`notify` comes back as allow).
    */
   async enforce(input: EnforceInput): Promise<Decision | null> {
@@ -250,7 +250,7 @@ export class Oversight {
   }
 }
 
-/** Whether the request is a browser navigation that can be shown an interstitial page. */
+/** Returns whether the request is a browser navigation that can be shown an interstitial page. */
 function isNavigation(req: IncomingMessage): boolean {
   return (req.method === 'GET' || req.method === 'HEAD') && wantsHtml(req);
 }

@@ -52,10 +52,11 @@ export async function runReviewCommand(argv: string[], out: NodeJS.WritableStrea
   if (action !== 'list' && action !== 'show' && action !== 'label') {
     return usageError(err, `unknown review subcommand ${JSON.stringify(action ?? '')}; expected list, show or label`);
   }
-  const expected = action === 'list' ? 0 : action === 'show' ? 1 : 2;
-  const given = [id, label, ...extra].filter((value) => value !== undefined);
-  if (given.length < expected) return usageError(err, action === 'show' ? 'missing entry id; usage: wardgate review show ID' : `missing ${id === undefined ? 'entry id and label' : 'label'}; usage: wardgate review label ID benign|misuse --note TEXT --analyst NAME`);
-  if (given.length > expected) return usageError(err, `unexpected argument ${JSON.stringify(given[expected])}; run "wardgate review --help"`);
+  const OPERAND_COUNT = { list: 0, show: 1, label: 2 } as const;
+  const expected = OPERAND_COUNT[action];
+  const operands = [id, label, ...extra].filter((value) => value !== undefined);
+  if (operands.length < expected) return usageError(err, action === 'show' ? 'missing entry id; usage: wardgate review show ID' : `missing ${id === undefined ? 'entry id and label' : 'label'}; usage: wardgate review label ID benign|misuse --note TEXT --analyst NAME`);
+  if (operands.length > expected) return usageError(err, `unexpected argument ${JSON.stringify(operands[expected])}; run "wardgate review --help"`);
   if (action === 'label') {
     if (label !== 'benign' && label !== 'misuse') return usageError(err, `invalid label ${JSON.stringify(label)}; use benign or misuse`);
     if (typeof options.note !== 'string' || options.note.trim() === '') return usageError(err, 'missing --note TEXT saying why the access was benign or misuse');

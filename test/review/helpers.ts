@@ -4,7 +4,7 @@ import type { ReviewEntry } from '../../proxy/review/entry.ts';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 
-/** A fresh `wgtest:review:<random>:` prefix. */
+/** Returns a fresh `wgtest:review:<random>:` prefix. */
 export function testPrefix(): string {
   return `wgtest:review:${randomBytes(6).toString('hex')}:`;
 }
