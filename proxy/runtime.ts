@@ -35,7 +35,7 @@ export interface StartOptions {
   readonly policyPollMs?: number;
   /** Replaces the policy file's policy for every request, e.g. a stand-in policy in tests; the file is still loaded and validated. */
   readonly policy?: () => PolicyPort;
-  /** Where break-glass claims, accesses under them and notice acknowledgements are recorded. */
+  /** Audit trail that receives break-glass claims, accesses under them and notice acknowledgements. */
   readonly audit?: AuditPort;
 }
 

@@ -48,7 +48,7 @@ export function sendBreakGlassPage(res: ServerResponse, input: BreakGlassPageInp
   sendHtml(res, input.error ? 400 : 403, title, body, input.incidentId);
 }
 
-/** Sends the interstitial that tells a clinician the access is recorded and may be reviewed. */
+/** Sends the interstitial that informs a clinician that the access is recorded and may be reviewed. */
 export function sendNoticePage(res: ServerResponse, input: { offer: string; csrf: string; message: string; incidentId: string }): void {
   const body = [
     '<h1>This access is recorded</h1>',

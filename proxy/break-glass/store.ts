@@ -4,7 +4,7 @@ import type { Contribution } from '../../scorer/types.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
 
 /**
- * What was offered to one caller on one page (break-glass form or notice interstitial).
+ * An offer shown to one caller on one page (break-glass form or notice interstitial).
  * The claim or acknowledgement must come back with the offer id and its CSRF token, from
  * the same subject and, for browsers, the same session.
  */
