@@ -85,6 +85,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
     });
 
+    const oversight = createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit, now, logger });
     const pipeline = {
       identity,
       scorer,
@@ -97,13 +98,14 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       assertionHeader: config.assertion.header,
       tlsFacts: getTlsFacts,
       now,
-      oversight: createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit, now, logger }),
+      oversight,
       ...(options.policy ? { policy: options.policy } : {}),
       health: () => ({
         status: 'ok',
         store: stores.kind,
         policy: { hash: policy.current().hash, last_reload_error: policy.lastError() },
         model: { version: scorer.modelVersion },
+        review: { failed_writes: oversight.reviewFailures },
       }),
     };
     const listener = createTlsListener(

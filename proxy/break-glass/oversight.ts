@@ -76,6 +76,11 @@ export class Oversight {
     this.pseudonymizer = new PatientPseudonymizer(options.patientKey);
   }
 
+  /** Number of review entries lost to Redis failures since start-up. */
+  get reviewFailures(): number {
+    return this.options.review?.failures ?? 0;
+  }
+
   /**
    * Looks up whether the caller has an emergency access on the route and whether the
    * request's pattern was labelled benign. A store failure counts as "no" (fail closed) and is logged.
