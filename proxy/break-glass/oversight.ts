@@ -168,6 +168,11 @@ export class Oversight {
 
     const offer = decision.breakGlass;
     if (!offer || !principal) return decision;
+    if (!Number.isSafeInteger(offer.ttl) || offer.ttl <= 0 || offer.reason_codes.length === 0) {
+      // Such an offer could never be claimed, so the request is blocked as if none were offered.
+      this.options.logger.error({ rule: decision.rule, ttl: offer.ttl, reason_codes: offer.reason_codes, trace_id: input.incidentId }, 'break-glass offer has no positive whole ttl or no reason codes; blocking without the offer');
+      return decision.action === 'break_glass' ? { ...decision, action: 'block' } : decision;
+    }
     if (decision.action === 'break_glass') {
       const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes }).catch((error: unknown) => {
         this.options.logger.error({ err: error, trace_id: input.incidentId }, 'break-glass offer could not be stored; the request is blocked without the offer');

@@ -227,6 +227,11 @@ t.test('step-up page also offers break-glass', async (t) => {
   t.equal(data.status, 200);
 });
 
+t.test('health counts no lost review entries', async (t) => {
+  const health = JSON.parse((await rawRequest(stack, '/.wardgate/health')).body) as { review: { failed_writes: number } };
+  t.equal(health.review.failed_writes, 0);
+});
+
 t.test('escalations go to the review stream', async (t) => {
   const entries = await reviewEntries();
   const breakGlassDecisions = entries.filter((entry) => entry.kind === 'decision' && entry.action === 'break_glass');

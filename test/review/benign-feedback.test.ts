@@ -137,3 +137,17 @@ t.test('Redis outage never fails the request', async (t) => {
   t.equal(deadQueue.failures, 1, 'the lost entry is counted');
   dead.disconnect();
 });
+
+t.test('unusable break-glass offer blocks', async (t) => {
+  const principal: Principal = { subject: 'demo-nurse', groups: [], method: 'bearer' };
+  const prepared = { ok: true as const, url: new URL('https://ehr.localhost/'), host: 'ehr.localhost', clientIp: '127.0.0.1', route: { id: 'ehr', host: '*', path_prefix: '/', upstream: 'http://127.0.0.1:1', sensitivity: 'normal' as const, fail_mode: { redis: 'closed' as const, scorer: 'closed' as const, idp: 'closed' as const } } };
+  const span = { setAttribute: () => span } as unknown as Span;
+  const req = { method: 'GET', headers: {} } as unknown as IncomingMessage;
+  const cases = [{ ttl: 0, reason_codes: ['emergency_care'] }, { ttl: 600, reason_codes: [] }];
+
+  for (const breakGlass of cases) {
+    const decision: Decision = { action: 'break_glass', rule: 'broken-offer', reasons: [], risk: 0, breakGlass };
+    const enforced = await oversight.enforce({ req, res: {} as ServerResponse, prepared, principal, outcome: { decision, reviewedBenign: false }, result: null, incidentId: '0'.repeat(32), span, now: 0 });
+    t.equal(enforced?.action, 'block', JSON.stringify(breakGlass));
+  }
+});
