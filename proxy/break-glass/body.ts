@@ -1,6 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { BreakGlassError } from './errors.ts';
 
+/** Fields a claim or acknowledgement reads; other JSON members are ignored. */
+const CLAIM_FIELDS = new Set(['offer', 'csrf', 'reason_code', 'justification', 'choice']);
+
 /** Largest claim body accepted, in bytes; a justification is at most a few thousand characters. */
 export const MAX_CLAIM_BYTES = 16 * 1024;
 
@@ -47,6 +50,7 @@ function parseJson(text: string): Record<string, string> {
   }
   const fields: Record<string, string> = {};
   for (const [name, field] of Object.entries(value)) {
+    if (!CLAIM_FIELDS.has(name)) continue;
     if (typeof field !== 'string') throw new BreakGlassError('WG_BREAK_GLASS_INVALID_BODY', `JSON field ${JSON.stringify(name)} must be a string, received ${typeof field}.`);
     fields[name] = field;
   }

@@ -15,6 +15,7 @@ const form = 'application/x-www-form-urlencoded';
 t.test('form and JSON claims parse', async (t) => {
   t.same(await readFields(requestOf(form, 'offer=a&csrf=b&justification=x%20y')), { fields: { offer: 'a', csrf: 'b', justification: 'x y' }, json: false });
   t.same(await readFields(requestOf('application/json; charset=utf-8', '{"offer":"a","reason_code":"r"}')), { fields: { offer: 'a', reason_code: 'r' }, json: true });
+  t.same(await readFields(requestOf('application/json', '{"offer":"a","reason_codes":["r"],"ttl":600}')), { fields: { offer: 'a' }, json: true }, 'members a claim does not read are ignored');
 });
 
 const hostile: Array<[string, string | undefined, string | Buffer, string]> = [
