@@ -9,7 +9,8 @@ export const MAX_CLAIM_BYTES = 16 * 1024;
 
 /**
  * Reads a form (`application/x-www-form-urlencoded`) or JSON body into string fields.
- * Repeated form fields, non-string JSON values and other content types are rejected.
+ * Repeated form fields, non-string values of the fields a claim reads and other content
+ * types are rejected.
  */
 export async function readFields(req: IncomingMessage): Promise<{ fields: Record<string, string>; json: boolean }> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

@@ -22,7 +22,7 @@ interface Captured {
   body: string;
 }
 
-/** A response double that records the status, headers and body. */
+/** Returns a response double that records the status, headers and body. */
 function responseDouble(): { res: ServerResponse; captured: Captured } {
   const captured: Captured = { status: 0, headers: {}, body: '' };
   const res = {
