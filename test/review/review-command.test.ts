@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import t from 'tap';
@@ -111,4 +115,32 @@ t.test('review is listed in the CLI', async (t) => {
   out.on('data', (chunk: Buffer) => (text += chunk.toString()));
   t.equal(await runCli(['review', '--help'], out, new PassThrough()), 0);
   t.match(text, /^Usage: wardgate review list\|show\|label/);
+});
+
+t.test('--config reads Redis and benign_ttl', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wgtest-review-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'wardgate.yaml');
+  writeFileSync(file, `redis: { url: "${REDIS_URL}", key_prefix: "${prefix}" }\nreview: { benign_ttl: 120 }\noidc: { client_secret_env: UNSET_IN_THIS_TEST }\n`);
+
+  const id = await queue.add(sampleEntry({ user: 'demo-config' }));
+  const listed = await review(['list', '--config', file]);
+  t.equal(listed.code, 0, listed.err);
+  t.match(listed.out, new RegExp(`${id}\\s.*demo-config`));
+
+  const labelled = await review(['label', id, 'benign', '--note', 'on call', '--analyst', 'ana', '--config', file]);
+  t.equal(labelled.code, 0, labelled.err);
+  t.match(labelled.out, /is not flagged again for 120 seconds\./);
+  const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
+  const ttl = await redis.ttl(`${prefix}review:benign:{${digest('demo-config')}}:${digest(patternOf('ehr', sampleEntry().top_features))}`);
+  t.ok(ttl > 0 && ttl <= 120, `the pattern expires after benign_ttl (ttl ${ttl})`);
+
+  writeFileSync(file, 'redis: { url: memory }\n');
+  const memory = await review(['list', '--config', file]);
+  t.equal(memory.code, 2);
+  t.match(memory.err, /redis\.url is "memory", and the in-process store has no review queue/);
+
+  const both = await review(['list', '--config', file, '--redis', REDIS_URL]);
+  t.equal(both.code, 2);
+  t.match(both.err, /use either --config FILE or --redis URL --prefix P, not both/);
 });
