@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
 import { Redis } from 'ioredis';
 import t from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
@@ -17,7 +19,7 @@ const standIn: PolicyPort = {
     const { path } = context.request;
     const risk = context.risk;
     if (path.startsWith('/fhir/Observation')) return { action: 'break_glass', rule: 'observations-break-glass', reasons: ['observations are restricted'], risk, breakGlass: OFFER };
-    if (path.startsWith('/fhir/Patient/')) return { action: 'notify', rule: 'patient-notify', reasons: ['patient record'], risk };
+    if (path.startsWith('/fhir/Patient/') || path === '/ws') return { action: 'notify', rule: 'patient-notify', reasons: ['patient record'], risk };
     if (path.startsWith('/fhir/CareTeam') && !context.elevatedAcr?.includes(MFA.acr_values)) {
       return { action: 'step_up', rule: 'care-team-step-up', reasons: ['care team lists need a second factor'], risk, stepUp: MFA, breakGlass: OFFER };
     }
@@ -206,6 +208,19 @@ t.test('notice header for API clients', async (t) => {
   t.equal(response.status, 200);
   t.match(JSON.parse(response.body), { resourceType: 'Patient', id: 'p-0005' });
   t.match(String(response.headers['wardgate-notice']), /^Access to this record is logged and may be reviewed/);
+});
+
+t.test('notify lets a WebSocket upgrade through', async (t) => {
+  const browser = await signedIn('physician');
+  const { port } = new URL(stack.url);
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
+  t.teardown(() => socket.destroy());
+  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
+  socket.write(`GET /ws HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
+  const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+
+  t.match(head.toString(), /^HTTP\/1\.1 101 /);
 });
 
 t.test('step-up page also offers break-glass', async (t) => {
