@@ -139,8 +139,7 @@ export class Oversight {
    * response, otherwise the decision for the pipeline to enforce (`notify` comes back as allow).
    */
   async enforce(input: EnforceInput): Promise<Decision | null> {
-    const { req, res, principal, outcome, span } = input;
-    const decision = outcome.decision;
+    const { outcome, span } = input;
     this.#flagForReview(input);
 
     if (outcome.override === 'break_glass') {
@@ -149,23 +148,32 @@ export class Oversight {
     }
     if (outcome.override === 'reviewed_benign') span.setAttribute('wardgate.reviewed_benign', true);
 
-    if (decision.action === 'notify') {
-      span.setAttribute('wardgate.notice', true);
-      const key = principal?.method === 'session' && principal.sessionId ? noticeKey(principal.sessionId, input.prepared.route!.id, this.#patients(input)) : null;
-      try {
-        if (key && isNavigation(req) && !(await this.store.acknowledged(key))) {
-          const token = await this.#saveOffer(input, 'notice', { notice_key: key });
-          sendNoticePage(res, { ...token, message: this.options.config.notify.message, incidentId: input.incidentId });
-          return null;
-        }
-      } catch (error) {
-        // The notice informs and blocks nothing, so without its store the header alone carries it.
-        this.options.logger.warn({ err: error, trace_id: input.incidentId }, 'notice state is unavailable; forwarding with the notice header only');
-      }
-      res.setHeader(NOTICE_HEADER, this.options.config.notify.message);
-      return { ...decision, action: 'allow' };
-    }
+    if (outcome.decision.action === 'notify') return this.#enforceNotice(input);
+    return this.#enforceBreakGlass(input);
+  }
 
+  async #enforceNotice(input: EnforceInput): Promise<Decision | null> {
+    const { req, res, principal, span } = input;
+    const decision = input.outcome.decision;
+    span.setAttribute('wardgate.notice', true);
+    const key = principal?.method === 'session' && principal.sessionId ? noticeKey(principal.sessionId, input.prepared.route!.id, this.#patients(input)) : null;
+    try {
+      if (key && isNavigation(req) && !(await this.store.acknowledged(key))) {
+        const token = await this.#saveOffer(input, 'notice', { notice_key: key });
+        sendNoticePage(res, { ...token, message: this.options.config.notify.message, incidentId: input.incidentId });
+        return null;
+      }
+    } catch (error) {
+      // The notice informs and blocks nothing, so without its store the header alone carries it.
+      this.options.logger.warn({ err: error, trace_id: input.incidentId }, 'notice state is unavailable; forwarding with the notice header only');
+    }
+    res.setHeader(NOTICE_HEADER, this.options.config.notify.message);
+    return { ...decision, action: 'allow' };
+  }
+
+  async #enforceBreakGlass(input: EnforceInput): Promise<Decision | null> {
+    const { req, res, principal } = input;
+    const decision = input.outcome.decision;
     const offer = decision.breakGlass;
     if (!offer || !principal) return decision;
     if (!Number.isSafeInteger(offer.ttl) || offer.ttl <= 0 || offer.reason_codes.length === 0) {
@@ -187,7 +195,10 @@ export class Oversight {
       return null;
     }
     if (decision.action === 'step_up' && decision.stepUp && principal.method === 'session' && isNavigation(req)) {
-      const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes, step_up: decision.stepUp }).catch(() => null);
+      const token = await this.#saveOffer(input, 'break_glass', { ttl: offer.ttl, reason_codes: offer.reason_codes, step_up: decision.stepUp }).catch((error: unknown) => {
+        this.options.logger.error({ err: error, trace_id: input.incidentId }, 'break-glass offer could not be stored; sending the plain step-up');
+        return null;
+      });
       // Without a stored offer the plain step-up still works.
       if (!token) return decision;
       sendBreakGlassPage(res, { ...token, reasonCodes: offer.reason_codes, ttlSeconds: offer.ttl, minLength: this.options.config.break_glass.justification_min_length, maxLength: this.options.config.break_glass.justification_max_length, incidentId: input.incidentId, stepUp: true });
