@@ -9,7 +9,7 @@ import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
-import { startWardgate, type RunningWardgate } from '../proxy/runtime.ts';
+import { startWardgate, type RunningWardgate, type StartOptions } from '../proxy/runtime.ts';
 import { startDemoApp } from './app/server.ts';
 import { startDemoIdp, type DemoIdp } from './idp/idp.ts';
 
@@ -38,6 +38,8 @@ export interface DemoStackOptions {
   readonly configure?: (config: WardgateConfig) => WardgateConfig;
   /** Interval in milliseconds at which `tls.crl` is checked for changes; default 1000. */
   readonly crlPollMs?: number;
+  /** Extra Wardgate start options, e.g. a stand-in policy or an audit port in tests. */
+  readonly wardgateOptions?: Pick<StartOptions, 'policy' | 'audit'>;
 }
 
 export interface DemoStack {
@@ -103,6 +105,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
       ...(options.crlPollMs ? { crlPollMs: options.crlPollMs } : {}),
+      ...options.wardgateOptions,
     });
     closers.push(() => wardgate.close());
 

@@ -64,4 +64,6 @@ export interface DecisionContext {
   readonly session?: { readonly age_s: number };
   /** Whether an emergency (break-glass) access claimed by this user is active on this route. */
   readonly breakGlassActive?: boolean;
+  /** Whether analysts labelled this user's pattern (route and top features) benign in the review queue. */
+  readonly reviewedBenign?: boolean;
 }

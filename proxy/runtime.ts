@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
+import { createOversight } from './break-glass/create.ts';
+import type { AuditPort, PolicyPort } from './ports.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
@@ -36,6 +38,10 @@ export interface StartOptions {
   readonly policyPollMs?: number;
   /** Interval in milliseconds at which the CRL file (`tls.crl`) is checked for changes; default 1000. */
   readonly crlPollMs?: number;
+  /** Replaces the policy file's policy for every request, e.g. a stand-in policy in tests; the file is still loaded and validated. */
+  readonly policy?: () => PolicyPort;
+  /** Audit trail that receives break-glass claims, accesses under them and notice acknowledgements. */
+  readonly audit?: AuditPort;
 }
 
 export interface RunningWardgate {
@@ -86,6 +92,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
     });
 
+    const oversight = createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit, now, logger });
     const pipeline = {
       identity,
       scorer,
@@ -99,11 +106,14 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       tlsFacts: getTlsFacts,
       ...(config.listen.trusted_proxies ? { trustedProxies: config.listen.trusted_proxies.proxies } : {}),
       now,
+      oversight,
+      ...(options.policy ? { policy: options.policy } : {}),
       health: () => ({
         status: 'ok',
         store: stores.kind,
         policy: { hash: policy.current().hash, last_reload_error: policy.lastError() },
         model: scoring.modelHealth(),
+        review: { failed_writes: oversight.reviewFailures },
       }),
     };
     const listener = createTlsListener(
@@ -148,6 +158,8 @@ interface Stores {
   readonly kind: 'redis' | 'memory';
   readonly keyValue: KeyValueStore;
   readonly baselines: MemoryBaselineStore | RedisBaselineStore;
+  /** The Redis client of the baselines, also used by the review queue; absent for the in-process store. */
+  readonly redis?: Redis;
   close(): Promise<void>;
 }
 
@@ -177,6 +189,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
   return {
     kind: 'redis',
     keyValue,
+    redis,
     baselines: new RedisBaselineStore(redis, { prefix: `${config.redis.key_prefix}bl:` }),
     close: async () => {
       await keyValue.close();

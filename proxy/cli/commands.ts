@@ -8,6 +8,7 @@ Commands:
   certs crl [--revoke FILE]... Write a CRL of the development CA
   policy validate FILE...      Check policy files and print every error with file:line:column
   replay FILE [options]        Decide a recorded access log through the live decision path
+  review list|show|label       Work the review queue: list pending entries, show one, label it
 
 Run "wardgate <command> --help" for a command's options.
 `;
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
     if (files.length === 0) return usageError(err, 'missing policy file; usage: wardgate policy validate FILE...');
     return (await import('../../policy/cli/validate.ts')).runPolicyValidate(files, out, err);
   },
+  review: async (argv, out, err) => (await import('../review/cli.ts')).runReviewCommand(argv, out, err),
 };
 
 /** Runs one CLI invocation and returns its exit code: 0 success, 1 failure, 2 usage error. */

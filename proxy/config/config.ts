@@ -8,6 +8,7 @@ import type { RouteConfig } from '../routing/router.ts';
 import { readScorerSections, type CareConfig, type ScorerRuntimeConfig } from './scorer-config.ts';
 import type { Cidr, TrustedProxies } from '../http/trusted-proxies.ts';
 import { ASSERTION_ALGORITHMS, readBearer, readRequiredScopes, readTrustedProxies, type AssertionAlgorithm, type BearerConfig } from './identity-sections.ts';
+import { readOversightConfig, type BreakGlassConfig, type NotifyConfig, type ReviewConfig } from '../break-glass/config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -42,9 +43,15 @@ export interface WardgateConfig {
   readonly scorer?: ScorerRuntimeConfig;
   /** Care-relationship source; `none` when absent. */
   readonly care?: CareConfig;
+  /** Review queue; defaults apply when absent. */
+  readonly review?: ReviewConfig;
+  /** Break-glass claims; defaults apply when absent. */
+  readonly break_glass?: BreakGlassConfig;
+  /** The `notify` action's notice; defaults apply when absent. */
+  readonly notify?: NotifyConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -214,6 +221,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     ...optionalEntry('bearer', readBearer(reader, top.get('bearer'), resolve)),
     routes: readRoutes(reader, top.get('routes')),
     ...readScorerSections(reader, top.get('scorer'), top.get('care'), resolve),
+    ...readOversightConfig(reader, top),
   };
 
   if (config.tls.crl !== undefined && config.tls.client_ca === undefined) {

@@ -84,9 +84,15 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
 
 /**
  * Applies the route's fail modes and `require_pq`, then calls the policy. `context` is the
- * policy's input, present only when the policy decided (for shadow comparison).
+ * policy's input, present only when the policy decided (for shadow comparison). `extra`
+ * adds facts only the live path knows, such as an active break-glass grant.
  */
-export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: ScoreOutcome): { decision: Decision; context?: DecisionContext } {
+export function decideScored(
+  policy: PolicyPort,
+  facts: RequestFacts,
+  scored: ScoreOutcome,
+  extra?: Partial<Pick<DecisionContext, 'breakGlassActive' | 'reviewedBenign' | 'session'>>,
+): { decision: Decision; context?: DecisionContext } {
   const route = facts.route;
   if (scored.failedDependency && route.fail_mode[scored.failedDependency] === 'closed') {
     return { decision: failModeDecision(scored.failedDependency, 'closed', 0) };
@@ -106,6 +112,7 @@ export function decideScored(policy: PolicyPort, facts: RequestFacts, scored: Sc
     tls: facts.tls,
     elevatedAcr: facts.elevatedAcr,
     time: facts.time,
+    ...extra,
   };
 
   return { decision: policy.decide(context), context };

@@ -12,8 +12,9 @@ import { completeAuthentication } from '../identity/route-access.ts';
 import type { TrustedProxies } from '../http/trusted-proxies.ts';
 import type { TlsFacts } from '../tls/listener.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
+import type { Oversight, OversightOutcome } from '../break-glass/oversight.ts';
 import { failModeDecision } from './fail-modes.ts';
-import { scoreAndDecide, type RequestFacts, type ScoreOutcome } from './decide.ts';
+import { decideScored, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 
 export interface PipelineDependencies {
@@ -32,6 +33,8 @@ export interface PipelineDependencies {
   readonly trustedProxies?: TrustedProxies;
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
+  /** Break-glass, notices and the review queue; without it `notify` and `break_glass` decisions are blocked. */
+  readonly oversight?: Oversight;
 }
 
 /**
@@ -112,6 +115,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     sendError(req, res, auth.status, auth.code, auth.message, incidentId, headers);
     return;
   }
+  if (deps.oversight && (await deps.oversight.handleRoute(req, res, prepared, auth, incidentId, log))) return;
   if (auth.kind === 'anonymous' && !route.public) {
     await deps.identity.sendLoginRedirect(req, res, url.pathname + url.search);
     return;
@@ -119,11 +123,13 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
 
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const now = deps.now();
-  const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
+  const { decision, scored, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
   record(span, principal, route, decision, scored.result, scored.failedDependency);
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
-  await enforce(deps, req, res, prepared, principal, decision, incidentId, now, span);
+  const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;
+  if (enforced === null) return;
+  await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span);
 }
 
 /** Scores the request and decides it, applying the route's fail modes and `require_pq`. */
@@ -135,10 +141,11 @@ export async function evaluate(
   tls: { protocol: string; group: string },
   now: number,
   log: Logger,
-): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext }> {
+): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext; outcome?: OversightOutcome }> {
+  const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const facts: RequestFacts = {
     route: prepared.route!,
-    principal: auth.kind === 'authenticated' ? auth.principal : null,
+    principal,
     method: req.method ?? 'GET',
     host: prepared.host,
     path: prepared.url.pathname,
@@ -149,7 +156,13 @@ export async function evaluate(
     elevatedAcr: auth.kind === 'authenticated' ? auth.elevatedAcr : [],
     time: now,
   };
-  return scoreAndDecide(deps.scorer, deps.policy(), facts, log);
+  const scored = await scoreWithFailMode(deps.scorer, facts, log);
+  // Break-glass grants and benign review labels are facts the policy may read.
+  const extra = deps.oversight ? await deps.oversight.facts(principal, facts.route.id, scored.result, now, log) : undefined;
+  const policy = deps.policy();
+  const { decision, context } = decideScored(policy, facts, scored, extra);
+  const outcome = context && deps.oversight ? deps.oversight.adjust(decision, context, policy) : undefined;
+  return { decision: outcome?.decision ?? decision, scored, ...(context ? { context } : {}), ...(outcome ? { outcome } : {}) };
 }
 
 async function enforce(

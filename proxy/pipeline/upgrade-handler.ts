@@ -39,7 +39,8 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
       const principal = auth.kind === 'authenticated' ? auth.principal : null;
       record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
-      if (decision.action !== 'allow') return refuse(403, 'WG_ACCESS_BLOCKED');
+      // A notify decision allows; a handshake cannot show the notice page, so none is shown.
+      if (decision.action !== 'allow' && decision.action !== 'notify') return refuse(403, 'WG_ACCESS_BLOCKED');
 
       const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
       if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, prepared.route.id, now);

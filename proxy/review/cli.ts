@@ -1,0 +1,205 @@
+import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { Redis } from 'ioredis';
+import { parse } from 'yaml';
+import { DEFAULT_OVERSIGHT_CONFIG } from '../break-glass/config.ts';
+import { parseOptions, usageError } from '../cli/commands.ts';
+import { SessionStore } from '../identity/session-store.ts';
+import type { AuditPort } from '../ports.ts';
+import { RedisKeyValueStore } from '../state/redis-key-value-store.ts';
+import { patternOf, type ReviewEntry } from './entry.ts';
+import { ReviewError } from './errors.ts';
+import { BenignPatterns, ReviewQueue, type StoredReviewEntry } from './queue.ts';
+
+const USAGE = `Usage: wardgate review list|show|label [options]
+
+  list                      List pending entries: id, time, user, route, action, risk, rule
+  show ID                   Print one entry with its explanation and label, as JSON
+  label ID benign|misuse --note TEXT --analyst NAME [--revoke]
+                            Label an entry and acknowledge it for the "analysts" group.
+                            benign: the user's pattern (route and top features) is not
+                            flagged again for review.benign_ttl seconds.
+                            misuse --revoke: also end every session of the entry's user.
+
+Options:
+  --config FILE             Read redis.url, redis.key_prefix and review.benign_ttl from FILE
+  --redis URL --prefix P    Or name Redis and the key prefix directly (default prefix "wg:")
+`;
+
+export interface ReviewCommandDependencies {
+  /** Ends every session of a subject and returns how many ended. */
+  readonly revokeSessions?: (subject: string) => Promise<number>;
+  readonly audit?: AuditPort;
+  readonly now?: () => number;
+}
+
+interface Target {
+  readonly url: string;
+  readonly prefix: string;
+  readonly benignTtl: number;
+}
+
+/** Runs `wardgate review ...` and returns the exit code: 0 success, 1 failure, 2 usage error. */
+export async function runReviewCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, deps: ReviewCommandDependencies = {}): Promise<number> {
+  const parsed = parseOptions(argv, { config: 'string', redis: 'string', prefix: 'string', note: 'string', analyst: 'string', revoke: 'boolean', help: 'boolean' });
+  if ('error' in parsed) return usageError(err, `${parsed.error}; run "wardgate review --help"`);
+  const { options, positional } = parsed;
+  if (options.help || positional[0] === 'help') {
+    out.write(USAGE);
+    return 0;
+  }
+  const [action, id, label, ...extra] = positional;
+  if (action !== 'list' && action !== 'show' && action !== 'label') {
+    return usageError(err, `unknown review subcommand ${JSON.stringify(action ?? '')}; expected list, show or label`);
+  }
+  const OPERAND_COUNT = { list: 0, show: 1, label: 2 } as const;
+  const expected = OPERAND_COUNT[action];
+  const operands = [id, label, ...extra].filter((value) => value !== undefined);
+  if (operands.length < expected) return usageError(err, action === 'show' ? 'missing entry id; usage: wardgate review show ID' : `missing ${id === undefined ? 'entry id and label' : 'label'}; usage: wardgate review label ID benign|misuse --note TEXT --analyst NAME`);
+  if (operands.length > expected) return usageError(err, `unexpected argument ${JSON.stringify(operands[expected])}; run "wardgate review --help"`);
+  if (action === 'label') {
+    if (label !== 'benign' && label !== 'misuse') return usageError(err, `invalid label ${JSON.stringify(label)}; use benign or misuse`);
+    if (typeof options.note !== 'string' || options.note.trim() === '') return usageError(err, 'missing --note TEXT saying why the access was benign or misuse');
+    if (typeof options.analyst !== 'string' || options.analyst.trim() === '') return usageError(err, 'missing --analyst NAME');
+    if (options.revoke && label !== 'misuse') return usageError(err, '--revoke applies only to a misuse label');
+  }
+
+  let target: Target;
+  try {
+    target = await resolveTarget(options);
+  } catch (error) {
+    if (error instanceof ReviewError) return usageError(err, error.message);
+    throw error;
+  }
+
+  const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000, enableOfflineQueue: false });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    err.write(`wardgate: Redis at ${redactUrl(target.url)} did not respond (${(error as Error).message}); check --redis or redis.url\n`);
+    return 1;
+  }
+
+  const queue = new ReviewQueue(redis, { prefix: target.prefix, maxLength: DEFAULT_OVERSIGHT_CONFIG.review.stream_max_length });
+  const consumer = `cli-${typeof options.analyst === 'string' ? options.analyst : userInfo().username}`;
+  try {
+    if (action === 'list') {
+      writeList(out, await queue.pending(consumer));
+    } else if (action === 'show') {
+      out.write(`${JSON.stringify(await queue.get(id!), null, 2)}\n`);
+    } else {
+      return await labelEntry(queue, new BenignPatterns(redis, target.prefix), target, { id: id!, label: label as 'benign' | 'misuse', note: String(options.note), analyst: String(options.analyst), revoke: options.revoke === true, consumer }, out, err, deps);
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof ReviewError) {
+      err.write(`wardgate: ${error.message}\n`);
+      return 1;
+    }
+    err.write(`wardgate: review ${action} failed: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+async function labelEntry(
+  queue: ReviewQueue,
+  patterns: BenignPatterns,
+  target: Target,
+  request: { id: string; label: 'benign' | 'misuse'; note: string; analyst: string; revoke: boolean; consumer: string },
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+  deps: ReviewCommandDependencies,
+): Promise<number> {
+  const revokeSessions = request.revoke ? deps.revokeSessions ?? (await defaultRevokeSessions(target)) : undefined;
+  if (request.revoke && !revokeSessions) {
+    err.write('wardgate: --revoke is not available: this build has no SessionStore.revokeSubject; label without --revoke and end the sessions at the IdP\n');
+    return 1;
+  }
+
+  const now = (deps.now ?? Date.now)();
+  const { stored, label } = await queue.label(request.id, request.label, request.note, request.analyst, now, request.consumer);
+  const entry = stored.entry;
+  if (label.label === 'benign') {
+    await patterns.accept(entry.user, patternOf(entry.route, entry.top_features), target.benignTtl, label);
+  }
+  const revoked = revokeSessions ? await revokeSessions(entry.user) : undefined;
+  // NOTE: without an injected audit port (the CLI's default) the label is kept only in Redis under <prefix>review:label:<id>.
+  deps.audit?.append({ kind: 'review_label', trace_id: entry.trace_id, entry_id: stored.id, label: label.label, note: label.note, analyst: label.analyst, user: entry.user, route: entry.route, time: now, ...(revoked === undefined ? {} : { revoked_sessions: revoked }) });
+
+  out.write(`Labelled ${stored.id} ${label.label} (user ${entry.user}, route ${entry.route}).\n`);
+  if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${target.benignTtl} seconds.\n`);
+  if (revoked !== undefined) out.write(`Revoked ${revoked} session(s) of ${entry.user}.\n`);
+  return 0;
+}
+
+async function resolveTarget(options: Record<string, string | boolean>): Promise<Target> {
+  if (typeof options.config === 'string' && (options.redis !== undefined || options.prefix !== undefined)) {
+    throw new ReviewError('WG_REVIEW_INVALID_OPTION', 'use either --config FILE or --redis URL --prefix P, not both');
+  }
+  if (typeof options.config === 'string') return readTarget(options.config);
+  if (typeof options.redis !== 'string') throw new ReviewError('WG_REVIEW_INVALID_OPTION', 'missing --config FILE or --redis URL; run "wardgate review --help"');
+  assertRedisUrl(options.redis, '--redis');
+  return { url: options.redis, prefix: typeof options.prefix === 'string' ? options.prefix : 'wg:', benignTtl: DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl };
+}
+
+/** Reads only what the review CLI needs, so it runs without the proxy's secrets in the environment. */
+async function readTarget(file: string): Promise<Target> {
+  let document: unknown;
+  try {
+    document = parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new ReviewError('WG_REVIEW_INVALID_OPTION', `cannot read the configuration file ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the --config path`);
+  }
+  const top = (typeof document === 'object' && document !== null ? document : {}) as { redis?: { url?: unknown; key_prefix?: unknown }; review?: { benign_ttl?: unknown } };
+  const url = top.redis?.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = top.redis?.key_prefix ?? 'wg:';
+  const benignTtl = top.review?.benign_ttl ?? DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl;
+  if (typeof url !== 'string') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.url must be a string`);
+  if (url === 'memory') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.url is "memory", and the in-process store has no review queue`);
+  assertRedisUrl(url, `${file}: redis.url`);
+  if (typeof prefix !== 'string' || prefix === '') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.key_prefix must be a non-empty string`);
+  if (typeof benignTtl !== 'number' || !Number.isInteger(benignTtl) || benignTtl < 60) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: review.benign_ttl must be an integer of at least 60 seconds`);
+  return { url, prefix, benignTtl };
+}
+
+function assertRedisUrl(url: string, option: string): void {
+  if (!/^rediss?:\/\/[^/]/.test(url)) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${option} must be a redis:// or rediss:// URL, received ${JSON.stringify(redactUrl(url).slice(0, 100))}`);
+}
+
+/** Ends sessions through `SessionStore.revokeSubject` when this build has it. */
+async function defaultRevokeSessions(target: Target): Promise<((subject: string) => Promise<number>) | undefined> {
+  const revoke = (SessionStore.prototype as unknown as { revokeSubject?: (subject: string) => Promise<number> }).revokeSubject;
+  if (typeof revoke !== 'function') return undefined;
+  return async (subject) => {
+    const store = await RedisKeyValueStore.connect({ url: target.url, keyPrefix: `${target.prefix}kv:` });
+    try {
+      // The session lifetimes do not matter for revocation, so the defaults stand in.
+      return await revoke.call(new SessionStore(store, { idle_timeout_s: 1800, absolute_lifetime_s: 43_200 }), subject);
+    } finally {
+      await store.close();
+    }
+  };
+}
+
+function writeList(out: NodeJS.WritableStream, entries: readonly StoredReviewEntry[]): void {
+  if (entries.length === 0) {
+    out.write('No pending review entries.\n');
+    return;
+  }
+  const rows = [['ID', 'TIME', 'USER', 'ROUTE', 'ACTION', 'RISK', 'RULE'], ...entries.map(({ id, entry }) => row(id, entry))];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((cells) => cells[column]!.length)));
+  for (const cells of rows) out.write(`${cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
+}
+
+function row(id: string, entry: ReviewEntry): string[] {
+  const action = entry.kind === 'break_glass' ? 'break_glass (claimed)' : entry.action;
+  return [id, new Date(entry.time).toISOString(), entry.user, entry.route, action, entry.risk.toFixed(3), entry.rule];
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,91 @@
+import { Redis } from 'ioredis';
+import t from 'tap';
+import { patternOf, pseudonymizePath } from '../../proxy/review/entry.ts';
+import { ReviewError } from '../../proxy/review/errors.ts';
+import { BenignPatterns, ReviewQueue } from '../../proxy/review/queue.ts';
+import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
+import { deletePrefix, REDIS_URL, sampleEntry, testPrefix } from './helpers.ts';
+
+const redis = new Redis(REDIS_URL);
+const prefix = testPrefix();
+t.teardown(async () => {
+  await deletePrefix(redis, prefix);
+  redis.disconnect();
+});
+
+t.test('pending entries until labelled', async (t) => {
+  const queue = new ReviewQueue(redis, { prefix: `${prefix}a:`, maxLength: 1000 });
+  const first = await queue.add(sampleEntry({ user: 'demo-nurse' }));
+  const second = await queue.add(sampleEntry({ user: 'demo-clerk' }));
+
+  t.same((await queue.pending('cli-test')).map((item) => item.id), [first, second]);
+  const { label } = await queue.label(first, 'misuse', 'looked up a neighbour', 'ana', 1000, 'cli-test');
+  t.same(label, { entry_id: first, label: 'misuse', note: 'looked up a neighbour', analyst: 'ana', labelled_at: 1000 });
+  t.same((await queue.pending('cli-test')).map((item) => item.id), [second]);
+  t.equal((await queue.get(first)).label?.label, 'misuse');
+
+  const groupPending = (await redis.xpending(queue.streamKey, 'analysts')) as [number, ...unknown[]];
+  t.equal(groupPending[0], 1, 'the labelled entry is acknowledged in the consumer group');
+});
+
+t.test('label errors', async (t) => {
+  const queue = new ReviewQueue(redis, { prefix: `${prefix}b:`, maxLength: 1000 });
+  const id = await queue.add(sampleEntry());
+
+  await t.rejects(queue.label('1-0', 'benign', 'fine', 'ana', 1, 'c'), { code: 'WG_REVIEW_ENTRY_NOT_FOUND', message: /Review entry "1-0" was not found in wgtest:review:\w+:b:review/ });
+  await t.rejects(queue.label('abc', 'benign', 'fine', 'ana', 1, 'c'), { code: 'WG_REVIEW_ENTRY_NOT_FOUND', message: /is not a stream id/ });
+  await t.rejects(queue.label(id, 'harmless' as 'benign', 'fine', 'ana', 1, 'c'), { code: 'WG_REVIEW_INVALID_LABEL', message: 'Label "harmless" is not valid; use benign or misuse.' });
+  await t.rejects(queue.label(id, 'benign', '  ', 'ana', 1, 'c'), { code: 'WG_REVIEW_NOTE_MISSING' });
+  await queue.label(id, 'benign', 'covering a colleague', 'ana', 1, 'c');
+  await t.rejects(queue.label(id, 'misuse', 'second opinion', 'bob', 2, 'c'), { code: 'WG_REVIEW_ALREADY_LABELLED', message: /already labelled benign by ana/ });
+});
+
+t.test('stream length is bounded', async (t) => {
+  const queue = new ReviewQueue(redis, { prefix: `${prefix}c:`, maxLength: 100 });
+  for (let i = 0; i < 600; i++) await queue.add(sampleEntry());
+  const length = await redis.xlen(queue.streamKey);
+  t.ok(length < 600, `trimmed to ${length} entries`);
+  t.ok(length >= 100, 'keeps at least the maximum');
+});
+
+t.test('enqueue survives a Redis outage', async (t) => {
+  const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  dead.on('error', () => {});
+  const logged: unknown[] = [];
+  const logger = { error: (...args: unknown[]) => logged.push(args) } as unknown as import('pino').Logger;
+  const queue = new ReviewQueue(dead, { prefix: `${prefix}d:`, maxLength: 100, logger });
+
+  t.doesNotThrow(() => queue.enqueue(sampleEntry()));
+  t.doesNotThrow(() => queue.enqueue(sampleEntry()));
+  while (queue.failures < 2) await new Promise((resolve) => setImmediate(resolve));
+  t.equal(queue.failures, 2);
+  t.equal(logged.length, 1, 'the first failure is logged, repeats are only counted');
+  dead.disconnect();
+});
+
+t.test('invalid stream_max_length', async (t) => {
+  t.throws(() => new ReviewQueue(redis, { prefix, maxLength: 0 }), new ReviewError('WG_REVIEW_INVALID_OPTION', 'Option review.stream_max_length must be a positive integer, received 0.'));
+});
+
+t.test('benign patterns per user', async (t) => {
+  const patterns = new BenignPatterns(redis, `${prefix}e:`);
+  const pattern = patternOf('ehr', [{ name: 'off_hours' }, { name: 'new_ip' }]);
+  t.equal(pattern, 'ehr|new_ip,off_hours', 'feature order does not matter');
+  await patterns.accept('demo-nurse', pattern, 60, { entry_id: '1-0', label: 'benign', note: 'n', analyst: 'a', labelled_at: 0 });
+
+  t.equal(await patterns.isAccepted('demo-nurse', pattern), true);
+  t.equal(await patterns.isAccepted('demo-clerk', pattern), false);
+  t.equal(await patterns.isAccepted('demo-nurse', 'ehr|new_ip'), false);
+});
+
+t.test('paths are pseudonymised', async (t) => {
+  const pseudonymizer = new PatientPseudonymizer(Buffer.alloc(32, 7));
+  const p1 = pseudonymizer.pseudonymize('p-0001');
+  const p2 = pseudonymizer.pseudonymize('p-0002');
+
+  t.equal(pseudonymizePath('/fhir/Patient/p-0001', pseudonymizer), `/fhir/Patient/pid:${p1}`);
+  t.equal(pseudonymizePath('/fhir/Patient/p-0001/$everything', pseudonymizer), `/fhir/Patient/pid:${p1}/$everything`);
+  t.equal(pseudonymizePath('/fhir/Observation?patient=Patient/p-0001,p-0002&code=8867-4', pseudonymizer), `/fhir/Observation?patient=Patient/pid:${p1},pid:${p2}&code=_`);
+  t.equal(pseudonymizePath('/fhir/Patient?name=smith', pseudonymizer), '/fhir/Patient?name=_', 'other query values are dropped');
+  t.equal(pseudonymizePath('/fhir/Patient/bad id!', pseudonymizer), '(unparseable path)');
+});
