@@ -10,6 +10,7 @@ import { createAssertionSigner } from './assertion/signer.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
+import { identitySessionExtras } from './identity/runtime-options.ts';
 import { createRequestHandler } from './pipeline/request-handler.ts';
 import { createUpgradeHandler } from './pipeline/upgrade-handler.ts';
 import { watchPolicy, type PolicyWatcher } from './policy-reload.ts';
@@ -61,6 +62,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const scorer: Scorer = await createScorer({ store: stores.baselines, modelPath: config.model, patientKey: config.patient_key });
     closers.push(() => scorer.close());
 
+    const identityExtras = identitySessionExtras(config, logger);
     const identity = await createIdentity({
       oidc: {
         issuer: config.oidc.issuer,
@@ -68,7 +70,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         client_secret: config.oidc.client_secret,
         ...(config.oidc.ca ? { ca: await readFile(config.oidc.ca, 'utf8') } : {}),
       },
-      session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime },
+      session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime, ...identityExtras.session },
+      ...identityExtras.identity,
       store: stores.keyValue,
       now,
     });
@@ -77,6 +80,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const router = createRouter(config.routes);
     const forwarder = createForwarder({
       onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
+      onSetCookieDropped: (names: string[], req: IncomingMessage) => logger.warn({ cookies: names, url: req.url }, 'dropped upstream Set-Cookie headers for Wardgate cookie names'),
     });
 
     const pipeline = {

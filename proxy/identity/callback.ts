@@ -5,6 +5,8 @@ import { IdentityError } from './errors.ts';
 import { bindingMatches, takeAttempt, type LoginAttempt } from './login-attempts.ts';
 import type { IdTokenClaims, OidcClient } from './oidc-client.ts';
 import type { OidcOptions, SessionOptions } from './options.ts';
+import type { SavedRequestStore } from './saved-request.ts';
+import type { SessionSockets } from './session-sockets.ts';
 import type { Elevation, SessionRecord, SessionStore } from './session-store.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
 
@@ -14,6 +16,8 @@ export interface CallbackContext {
   readonly session: SessionOptions;
   readonly sessions: SessionStore;
   readonly store: KeyValueStore;
+  readonly savedRequests: SavedRequestStore;
+  readonly sockets: SessionSockets;
   readonly now: () => number;
 }
 
@@ -48,15 +52,22 @@ export async function completeSignIn(context: CallbackContext, req: IncomingMess
     throw new IdentityError('WG_AUTH_INVALID_CALLBACK', 'Query parameter "code" is missing. Start the sign-in again.');
   }
 
-  const idToken = await context.client.exchangeCode(params.code, attempt.redirect_uri, attempt.code_verifier);
+  const tokens = await context.client.exchangeCode(params.code, attempt.redirect_uri, attempt.code_verifier);
   const now = context.now();
-  const claims = await context.client.verifyIdToken(idToken, attempt.nonce, Math.floor(now / 1000));
+  const claims = await context.client.verifyIdToken(tokens.id_token, attempt.nonce, Math.floor(now / 1000));
 
   const previousId = readCookie(req, SESSION_COOKIE);
-  const record = attempt.step_up === undefined
+  const built = attempt.step_up === undefined
     ? newSessionRecord(context, claims, [], now)
     : await elevatedRecord(context, attempt, claims, previousId, now);
+  const record: SessionRecord = { ...built, ...tokenFields(tokens.id_token, tokens.access_token, claims, now) };
   const sessionId = await context.sessions.rotate(previousId, record, now);
+  if (previousId !== undefined) {
+    context.sockets.rename(previousId, sessionId);
+    if (attempt.saved_request !== undefined) {
+      await context.savedRequests.rebind(attempt.saved_request, previousId, sessionId);
+    }
+  }
 
   appendSetCookie(res, hostCookie(SESSION_COOKIE, sessionId, context.session.absolute_lifetime_s));
   res.statusCode = 302;
@@ -120,6 +131,7 @@ async function elevatedRecord(context: CallbackContext, attempt: LoginAttempt, c
 
   return {
     ...previous,
+    groups: claims.groups ?? previous.groups,
     ...authenticationFields(claims),
     elevations: [...previous.elevations.filter((e) => e.until > now), elevation],
   };
@@ -133,6 +145,16 @@ function newSessionRecord(context: CallbackContext, claims: IdTokenClaims, eleva
     groups: claims.groups ?? [],
     ...authenticationFields(claims),
   }, elevations, now);
+}
+
+/** Keeps what logout and claims refresh need; the session record stays in the store, never in the cookie. */
+function tokenFields(idToken: string, accessToken: string | undefined, claims: IdTokenClaims, now: number): Partial<SessionRecord> {
+  return {
+    id_token: idToken,
+    ...(accessToken === undefined ? {} : { access_token: accessToken }),
+    ...(claims.sid === undefined ? {} : { sid: claims.sid }),
+    claims_refreshed_at: now,
+  };
 }
 
 function authenticationFields(claims: IdTokenClaims): Pick<SessionRecord, 'acr' | 'amr' | 'auth_time'> {

@@ -4,6 +4,8 @@ import type { IncomingMessage } from 'node:http';
 export const SESSION_COOKIE = '__Host-wardgate_session';
 /** Binds a login attempt to the browser that started it. */
 export const BINDING_COOKIE = '__Host-wardgate_login';
+/** Binds a shared sign-in hand-off to the browser that asked for it on the target host. */
+export const HANDOFF_COOKIE = '__Host-wardgate_handoff';
 
 /**
  * Reads one cookie from the Cookie header. Returns undefined when the cookie is absent

@@ -11,6 +11,7 @@ import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
+import { REPLAY_PATH } from '../identity/saved-request.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -65,7 +66,12 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const tls = deps.tlsFacts(req.socket as TLSSocket);
   span.setAttributes({ 'tls.protocol.version': tls.protocol, 'wardgate.tls.group': tls.group });
 
-  const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
+  let prepared = prepareRequest(req, deps.router, deps.assertionHeader);
+  if (prepared.ok && prepared.route && prepared.url.pathname === REPLAY_PATH && deps.identity.restoreSavedRequest) {
+    // A POST kept across a step-up: its method, path and body replace this GET, then it is decided like any request.
+    if (!(await deps.identity.restoreSavedRequest(req, res, prepared.url))) return;
+    prepared = prepareRequest(req, deps.router, deps.assertionHeader);
+  }
   if (!prepared.ok) {
     log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
     sendError(req, res, prepared.status, prepared.code, prepared.message, incidentId);

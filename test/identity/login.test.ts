@@ -140,8 +140,22 @@ t.test('logout deletes the session', async (t) => {
   t.equal(noOrigin.status, 403);
   t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 1);
 
-  const logout = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin } });
-  t.equal(logout.status, 200);
+  const withoutToken = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin } });
+  t.equal(withoutToken.status, 403, 'a same-origin post without the CSRF token is rejected');
+  t.equal(withoutToken.headers['x-wardgate-error'], 'WG_AUTH_CSRF_REJECTED');
+  const wrongToken = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin }, form: { csrf_token: 'A'.repeat(43) } });
+  t.equal(wrongToken.status, 403, 'a wrong CSRF token is rejected');
+  t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 1);
+
+  const form = await browser.request(`${stack.rpOrigin}/.wardgate/logout`);
+  const csrfToken = /name="csrf_token" value="([^"]+)"/.exec(form.body)?.[1];
+  t.match(csrfToken, /^[A-Za-z0-9_-]{43}$/, 'the sign-out form carries the CSRF token');
+  const logout = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin }, form: { csrf_token: csrfToken! } });
+  t.equal(logout.status, 303);
+  const endSession = new URL(String(logout.headers.location));
+  t.equal(endSession.origin, new URL(stack.idp.issuer).origin, 'the browser goes on to the IdP end_session_endpoint');
+  t.ok(endSession.searchParams.get('id_token_hint'), 'id_token_hint is sent');
+  t.equal(endSession.searchParams.get('post_logout_redirect_uri'), `${stack.rpOrigin}/.wardgate/logged-out`);
   t.match(String(logout.headers['set-cookie']), /^__Host-wardgate_session=; Max-Age=0; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
   t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 0);
 
