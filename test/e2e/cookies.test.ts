@@ -3,7 +3,9 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
 
-import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
+import { Redis } from 'ioredis';
+
+import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, type TestStack } from './support.ts';
 
 const logLines: Array<Record<string, unknown>> = [];
 let stack: TestStack;
@@ -63,6 +65,10 @@ t.test('session cookie stays small with a huge ID token', async (t) => {
   t.equal(page.status, 200, 'sign-in succeeds');
   const session = browser.cookie(stack.url, '__Host-wardgate_session');
   t.match(session, /^[A-Za-z0-9_-]{43}$/, 'the cookie holds only the opaque session id');
+  const redis = new Redis(REDIS_URL);
+  const record = JSON.parse((await redis.get(`${stack.keyPrefix}kv:session:${session}`)) ?? '{}') as { id_token?: string };
+  redis.disconnect();
+  t.ok((record.id_token?.length ?? 0) > 12_000, `the ID token is ${record.id_token?.length} characters long`);
   const cookieLine = `__Host-wardgate_session=${session}; Max-Age=${12 * 3600}; Path=/; Secure; HttpOnly; SameSite=Lax`;
   t.ok(Buffer.byteLength(cookieLine) < 4096, `the Set-Cookie value is ${Buffer.byteLength(cookieLine)} bytes, under 4 KB`);
   const headers = await browser.request(`${stack.url}/debug/headers`, { headers: { accept: 'application/json' } });
