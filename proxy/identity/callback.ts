@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { appendSetCookie, BINDING_COOKIE, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
+import { appendSetCookie, bindingCookieName, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
 import { IdentityError } from './errors.ts';
 import { bindingMatches, takeAttempt, type LoginAttempt } from './login-attempts.ts';
 import type { IdTokenClaims, OidcClient } from './oidc-client.ts';
@@ -38,9 +38,11 @@ export async function completeSignIn(context: CallbackContext, req: IncomingMess
   if (attempt === null) {
     throw new IdentityError('WG_AUTH_STATE_UNKNOWN', 'This sign-in link has expired or was already used (unknown "state"). Start the sign-in again.');
   }
-  if (!bindingMatches(readCookie(req, BINDING_COOKIE), attempt.binding_hash)) {
-    throw new IdentityError('WG_AUTH_BROWSER_MISMATCH', 'This sign-in was started in another browser (cookie "__Host-wardgate_login" missing or different). Start the sign-in again in this browser.');
+  const bindingCookie = bindingCookieName(params.state);
+  if (!bindingMatches(readCookie(req, bindingCookie), attempt.binding_hash)) {
+    throw new IdentityError('WG_AUTH_BROWSER_MISMATCH', `This sign-in was started in another browser (cookie "${bindingCookie}" missing or different). Start the sign-in again in this browser.`);
   }
+  appendSetCookie(res, hostCookie(bindingCookie, '', 0));
   if (params.iss !== undefined && params.iss !== context.oidc.issuer) {
     throw new IdentityError('WG_AUTH_INVALID_CALLBACK', `Query parameter "iss" is ${JSON.stringify(params.iss.slice(0, 100))}, expected ${JSON.stringify(context.oidc.issuer)}. Start the sign-in again.`);
   }

@@ -1,9 +1,19 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
 /** Session cookie; the `__Host-` prefix makes browsers require Secure, Path=/ and no Domain. */
 export const SESSION_COOKIE = '__Host-wardgate_session';
-/** Binds a login attempt to the browser that started it. */
+/** Name prefix of the cookies that bind login attempts to the browser that started them. */
 export const BINDING_COOKIE = '__Host-wardgate_login';
+
+/**
+ * Returns the binding cookie name of one login attempt. Each attempt has its own cookie, because
+ * tabs that start a sign-in at the same moment would overwrite a shared one, and only the
+ * last tab could then complete.
+ */
+export function bindingCookieName(state: string): string {
+  return `${BINDING_COOKIE}_${createHash('sha256').update(state).digest('base64url').slice(0, 12)}`;
+}
 /** Binds a shared sign-in hand-off to the browser that asked for it on the target host. */
 export const HANDOFF_COOKIE = '__Host-wardgate_handoff';
 

@@ -8,7 +8,7 @@ import type { KeyValueStore } from '../state/key-value-store.ts';
 import { attachReplayBody, replayBodyOf } from '../forward/replay-body.ts';
 import { BearerVerifier } from './bearer.ts';
 import { completeSignIn, type CallbackContext } from './callback.ts';
-import { appendSetCookie, BINDING_COOKIE, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
+import { appendSetCookie, bindingCookieName, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
 import { IdentityError, type IdentityErrorCode } from './errors.ts';
 import { codeChallenge, hashBinding, LOGIN_ATTEMPT_TTL_MS, randomToken, saveAttempt } from './login-attempts.ts';
 import { OidcClient } from './oidc-client.ts';
@@ -264,9 +264,7 @@ export class Identity {
 
   async #redirectToIdp(req: IncomingMessage, res: ServerResponse, returnTo: string, stepUp: StepUpRequirement | undefined, savedRequest?: string): Promise<void> {
     const origin = requestOrigin(req);
-    const existing = readCookie(req, BINDING_COOKIE);
-    // Reusing the binding keeps sign-ins started in two tabs of one browser both valid.
-    const binding = existing !== undefined && /^[A-Za-z0-9_-]{43}$/.test(existing) ? existing : randomToken();
+    const binding = randomToken();
     const state = randomToken();
     const nonce = randomToken();
     const verifier = randomToken();
@@ -290,7 +288,7 @@ export class Identity {
       code_challenge: codeChallenge(verifier),
       ...(stepUp === undefined ? {} : { acr_values: stepUp.acr_values, max_age: stepUp.max_age }),
     });
-    appendSetCookie(res, hostCookie(BINDING_COOKIE, binding, LOGIN_ATTEMPT_TTL_MS / 1000));
+    appendSetCookie(res, hostCookie(bindingCookieName(state), binding, LOGIN_ATTEMPT_TTL_MS / 1000));
     res.statusCode = 302;
     res.setHeader('location', location);
     res.setHeader('cache-control', 'no-store');

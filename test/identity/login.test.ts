@@ -19,7 +19,7 @@ t.test('full login sets the session and returns the principal', async (t) => {
   t.equal(location.origin, new URL(stack.idp.issuer).origin);
   t.equal(location.searchParams.get('code_challenge_method'), 'S256');
   t.equal(location.searchParams.get('redirect_uri'), `${stack.rpOrigin}/.wardgate/callback`);
-  t.match(String(start.headers['set-cookie']), /^__Host-wardgate_login=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; Secure; HttpOnly; SameSite=Lax/);
+  t.match(String(start.headers['set-cookie']), /^__Host-wardgate_login_[A-Za-z0-9_-]{12}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; Secure; HttpOnly; SameSite=Lax/);
 
   const loginPage = await browser.follow(start);
   t.equal(loginPage.status, 200);
@@ -49,7 +49,9 @@ t.test('session cookie attributes', async (t) => {
   while (!String(response.headers.location ?? '').startsWith('/protected')) {
     response = await browser.request(new URL(String(response.headers.location), response.url).href);
   }
-  t.match(String(response.headers['set-cookie']), /^__Host-wardgate_session=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+  const cookies = response.headers['set-cookie'] ?? [];
+  t.match(cookies.find((line) => line.startsWith('__Host-wardgate_session=')), /^__Host-wardgate_session=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+  t.match(cookies.find((line) => line.startsWith('__Host-wardgate_login_')), /^__Host-wardgate_login_[A-Za-z0-9_-]{12}=; Max-Age=0;/, 'the used binding cookie is cleared');
 });
 
 t.test('callback with unknown state gets 403 page', async (t) => {
