@@ -98,7 +98,10 @@ t.test('note POST survives a TOTP step-up', async (t) => {
 
   const stored = await savedRequestValues();
   t.equal(stored.length, 1, 'one saved request is in Redis');
-  t.notMatch(stored[0], /p-0001|stable|BP/, 'the saved body is not stored in clear');
+  const envelope = JSON.parse(stored[0]!) as Record<string, string>;
+  t.same(Object.keys(envelope).sort(), ['ciphertext', 'iv', 'owner', 'tag'], 'Redis holds only the AES-GCM envelope');
+  t.notOk(Buffer.from(envelope.ciphertext!, 'base64url').includes(Buffer.from('p-0001')), 'the ciphertext does not contain the body in clear');
+  t.notMatch(stored[0], /p-0001|stable|%C3%84rztin/, 'the stored value does not contain the body in clear');
 
   stack.spans.reset();
   const toReplay = await completeTotp(browser, challenge, 'physician');
