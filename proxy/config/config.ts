@@ -3,7 +3,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
-import { readSessionExtras, SESSION_EXTRA_KEYS, type SessionExtras } from './session-options.ts';
+import { checkSharedHostsRouted, readSessionExtras, SESSION_EXTRA_KEYS, type SessionExtras } from './session-options.ts';
 import type { RouteConfig } from '../routing/router.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
@@ -121,6 +121,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     routes: readRoutes(reader, top.get('routes')),
   };
 
+  checkSharedHostsRouted(reader, session, config.session, config.routes.map((route) => route.host));
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);
   return config;
 }

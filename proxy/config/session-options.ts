@@ -58,3 +58,17 @@ export function readSessionExtras(reader: OptionReader, session: Map<string, Nod
 
   return extras;
 }
+
+/**
+ * Reports shared sign-in hosts that no route serves, because a hand-off may only be sent to a
+ * host that Wardgate itself routes. A route with host `*` serves every host.
+ */
+export function checkSharedHostsRouted(reader: OptionReader, session: Map<string, Node>, extras: SessionExtras, routeHosts: readonly string[]): void {
+  if (extras.shared_sign_in === undefined || routeHosts.includes('*')) return;
+
+  for (const host of extras.shared_sign_in.hosts) {
+    if (host !== '' && !routeHosts.includes(host)) {
+      reader.report(session.get('shared_sign_in') ?? null, 'session.shared_sign_in.hosts', `host ${JSON.stringify(host)} has no route; add a route for it or remove it from the list`);
+    }
+  }
+}

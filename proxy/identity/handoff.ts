@@ -96,7 +96,8 @@ export async function startHandoff(context: HandoffContext, req: IncomingMessage
 /**
  * Serves `/.wardgate/handoff/complete?code=<code>` on the target host: takes the code (once),
  * checks that it was issued for this host and this browser, stores a session of its own with
- * the same subject, claims and end of life, and sets the `__Host-` session cookie here.
+ * the same subject, claims and end of life (but no step-up elevations), and sets the `__Host-`
+ * session cookie here.
  */
 export async function completeHandoff(context: HandoffContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const { host } = splitOrigin(requestOrigin(req));
@@ -116,7 +117,8 @@ export async function completeHandoff(context: HandoffContext, req: IncomingMess
   if (grant.record.absolute_expires_at <= now) {
     throw new IdentityError('WG_AUTH_HANDOFF_INVALID', 'The session on the sign-in host ended before the shared sign-in completed. Open the application again.');
   }
-  const record: SessionRecord = { ...grant.record, csrf_token: randomBytes(32).toString('base64url') };
+  // Step-up elevations stay on the host where the second factor was given.
+  const record: SessionRecord = { ...grant.record, elevations: [], csrf_token: randomBytes(32).toString('base64url') };
   const previousId = readCookie(req, SESSION_COOKIE);
   const sessionId = await context.sessions.rotate(previousId, record, now);
 

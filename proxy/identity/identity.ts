@@ -387,5 +387,16 @@ function sendRouteError(res: ServerResponse, error: unknown): void {
 
   const restart = { href: `${LOGIN_PATH}?return_to=%2F`, text: 'Start the sign-in again' };
   res.setHeader('x-wardgate-error', error.code);
-  sendPage(res, error.status, error.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed', [error.message, `Error code: ${error.code}`], restart);
+  sendPage(res, error.status, pageTitle(error), [error.message, `Error code: ${error.code}`], restart);
+}
+
+function pageTitle(error: IdentityError): string {
+  if (error.code === 'WG_AUTH_SAVED_REQUEST_TOO_LARGE') {
+    return 'Form too large to keep';
+  }
+  if (error.code === 'WG_AUTH_SAVED_REQUEST_UNKNOWN') {
+    return 'Saved form not available';
+  }
+
+  return error.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed';
 }
