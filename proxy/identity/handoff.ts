@@ -58,7 +58,7 @@ export async function startHandoffFromTarget(context: HandoffContext, req: Incom
 /**
  * Serves `/.wardgate/handoff?target=<host>&return_to=<path>&binding=<hash>` on the sign-in host.
  * With a live session it stores a one-time code holding a copy of the session for the target
- * host and redirects there; without one it signs the browser in first and comes back here.
+ * host and redirects there. Without one it signs the browser in first and comes back here.
  */
 export async function startHandoff(context: HandoffContext, req: IncomingMessage, res: ServerResponse, url: URL, signIn: (returnTo: string) => Promise<void>): Promise<void> {
   const shared = assertShared(context);
@@ -94,10 +94,10 @@ export async function startHandoff(context: HandoffContext, req: IncomingMessage
 }
 
 /**
- * Serves `/.wardgate/handoff/complete?code=<code>` on the target host: takes the code (once),
- * checks that it was issued for this host and this browser, stores a session of its own with
- * the same subject, claims and end of life (but no step-up elevations), and sets the `__Host-`
- * session cookie here.
+ * Serves `/.wardgate/handoff/complete?code=<code>` on the target host. It takes the code (once)
+ * and checks that it was issued for this host and this browser. Then it stores a session of its
+ * own with the same subject, claims and end of life (but no step-up elevations), and sets the
+ * `__Host-` session cookie here.
  */
 export async function completeHandoff(context: HandoffContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const { host } = splitOrigin(requestOrigin(req));

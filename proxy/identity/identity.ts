@@ -57,8 +57,8 @@ export class Identity {
     this.#store = options.store;
     this.#sessions = new SessionStore(options.store, options.session, (ids) => this.#sockets.close(ids));
     this.#now = options.now ?? Date.now;
-    // NOTE: without a configured key, requests kept across a step-up cannot be replayed by
-    // another instance or after a restart; the runtime warns about this at start-up.
+    // NOTE: without a configured key, a request kept across a step-up cannot be replayed by
+    // another instance or after a restart. The runtime warns about this at start-up.
     this.#savedRequests = new SavedRequestStore(options.store, options.saved_requests?.key ?? randomBytes(32), options.saved_requests?.max_body_bytes ?? DEFAULT_MAX_SAVED_BODY_BYTES);
   }
 

@@ -58,7 +58,7 @@ function notePosts(): RecordingUpstream['requests'] {
   return recorder.requests.filter((request) => request.url === '/notes');
 }
 
-/** Posts the note form and returns Wardgate's direct answer (the step-up redirect). */
+/** Posts the note form and returns Wardgate's response (the step-up redirect). */
 function postNote(browser: Browser, form: Record<string, string>): Promise<BrowserResponse> {
   return browser.request(`${stack.url}/notes`, { form, headers: { origin: stack.url } });
 }
