@@ -1,6 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { Redis } from 'ioredis';
 import t from 'tap';
@@ -9,39 +7,18 @@ import { startRecordingUpstream, type RecordingUpstream } from './recording-upst
 import { Browser, REDIS_URL, signIn, startTestStack, type TestStack } from './support.ts';
 import type { BrowserResponse } from '../identity/helpers.ts';
 
-const POLICY = `version: 1
-rules:
-  - id: block-anonymous
-    match: { authenticated: false }
-    action: block
-  - id: notes-step-up
-    match: { routes: [ehr], paths: ["/notes"], methods: [POST] }
-    action: step_up
-    step_up: { acr: "urn:wardgate:acr:mfa", max_age: 0, ttl: 900 }
-  - id: notes-allow-physicians
-    match: { routes: [ehr], paths: ["/notes"], groups: [physicians] }
-    action: allow
-  - id: notes-block-others
-    match: { paths: ["/notes"] }
-    action: block
-  - id: allow-signed-in
-    match: { authenticated: true }
-    action: allow
-`;
+const POLICY_FILE = fileURLToPath(new URL('../../policy/examples/notes-step-up.yaml', import.meta.url));
 
 const NOTE_TEXT = 'BP 120/80 – stable; Ärztin notes: "no change" & <review> 100% tomorrow\r\nsecond line';
 
 let stack: TestStack;
 let recorder: RecordingUpstream;
-let policyDir: string;
 
 t.before(async () => {
-  policyDir = mkdtempSync(join(tmpdir(), 'wgtest-saved-'));
-  writeFileSync(join(policyDir, 'policy.yaml'), POLICY);
   let appUrl = '';
   recorder = await startRecordingUpstream(() => appUrl);
   stack = await startTestStack({
-    policyFile: join(policyDir, 'policy.yaml'),
+    policyFile: POLICY_FILE,
     routes: (upstream) => {
       appUrl = upstream;
       return [{ id: 'ehr', host: '*', path_prefix: '/', upstream: recorder.url, sensitivity: 'normal', fail_mode: { redis: 'closed', scorer: 'closed', idp: 'closed' } }];
@@ -51,7 +28,6 @@ t.before(async () => {
 t.teardown(async () => {
   await stack.close();
   await recorder.close();
-  rmSync(policyDir, { recursive: true, force: true });
 });
 
 function notePosts(): RecordingUpstream['requests'] {
