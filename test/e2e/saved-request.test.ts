@@ -93,7 +93,12 @@ t.test('note POST survives a TOTP step-up', async (t) => {
   t.same(received[0]!.body, Buffer.from(sent), 'the upstream received the exact body bytes');
   t.equal((await savedRequestValues()).length, 0, 'the saved request is gone after use');
 
-  const span = stack.spans.getFinishedSpans().find((candidate) => candidate.attributes['url.path'] === '/notes');
+  // The span ends when the response has been handed to the socket, which can be just after the client read it.
+  let span = stack.spans.getFinishedSpans().find((candidate) => candidate.attributes['url.path'] === '/notes');
+  for (let attempt = 0; attempt < 50 && span === undefined; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    span = stack.spans.getFinishedSpans().find((candidate) => candidate.attributes['url.path'] === '/notes');
+  }
   t.equal(span?.attributes['wardgate.rule'], 'notes-allow-physicians', 'the replay was decided by policy with the new elevation');
 
   const again = await browser.request(replayUrl);
