@@ -38,6 +38,12 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   return values.length === 1 ? values[0] : undefined;
 }
 
+/** Returns the names of the binding cookies of sign-ins in progress that the request carries. */
+export function pendingBindingCookies(req: IncomingMessage): string[] {
+  const names = (req.headers.cookie ?? '').split(';').map((pair) => pair.split('=')[0].trim());
+  return names.filter((name) => name.startsWith(`${BINDING_COOKIE}_`));
+}
+
 /** Serializes a `__Host-` cookie: Secure, HttpOnly, SameSite=Lax, Path=/. `maxAgeS` 0 deletes it. */
 export function hostCookie(name: string, value: string, maxAgeS: number): string {
   return `${name}=${value}; Max-Age=${maxAgeS}; Path=/; Secure; HttpOnly; SameSite=Lax`;

@@ -8,7 +8,7 @@ import type { KeyValueStore } from '../state/key-value-store.ts';
 import { attachReplayBody, replayBodyOf } from '../forward/replay-body.ts';
 import { BearerVerifier } from './bearer.ts';
 import { completeSignIn, type CallbackContext } from './callback.ts';
-import { appendSetCookie, bindingCookieName, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
+import { appendSetCookie, bindingCookieName, hostCookie, pendingBindingCookies, readCookie, SESSION_COOKIE } from './cookies.ts';
 import { IdentityError, type IdentityErrorCode } from './errors.ts';
 import { codeChallenge, hashBinding, LOGIN_ATTEMPT_TTL_MS, randomToken, saveAttempt } from './login-attempts.ts';
 import { OidcClient } from './oidc-client.ts';
@@ -288,6 +288,14 @@ export class Identity {
       code_challenge: codeChallenge(verifier),
       ...(stepUp === undefined ? {} : { acr_values: stepUp.acr_values, max_age: stepUp.max_age }),
     });
+    // Each attempt adds a cookie, so a browser that starts many sign-ins and finishes none would
+    // send an ever longer Cookie header. Past the limit the older attempts are dropped.
+    const pending = pendingBindingCookies(req);
+    if (pending.length >= MAX_PENDING_SIGN_INS) {
+      for (const name of pending) {
+        appendSetCookie(res, hostCookie(name, '', 0));
+      }
+    }
     appendSetCookie(res, hostCookie(bindingCookieName(state), binding, LOGIN_ATTEMPT_TTL_MS / 1000));
     res.statusCode = 302;
     res.setHeader('location', location);
@@ -334,6 +342,9 @@ export class Identity {
     return { sessions: this.#sessions, store: this.#store, shared: this.#options.shared_sign_in, now: this.#now, absoluteLifetimeS: this.#options.session.absolute_lifetime_s };
   }
 }
+
+/** Sign-ins in progress per browser before the older ones are dropped. */
+const MAX_PENDING_SIGN_INS = 16;
 
 const WARDGATE_PATHS = new Set([LOGIN_PATH, CALLBACK_PATH, '/.wardgate/logout', '/.wardgate/logged-out', '/.wardgate/backchannel-logout', '/.wardgate/handoff', '/.wardgate/handoff/complete', '/.wardgate/replay']);
 

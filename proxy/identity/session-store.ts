@@ -27,6 +27,8 @@ export interface SessionRecord {
   readonly csrf_token?: string;
   /** The IdP's session id (`sid` claim), matched by back-channel logout tokens. */
   readonly sid?: string;
+  // NOTE: the tokens below are stored in clear, so anyone who can read Redis can use the access
+  // token at the IdP until it expires. Protect Redis with TLS, ACLs and a private network.
   /** Latest raw ID token, sent as `id_token_hint` at RP-initiated logout. */
   readonly id_token?: string;
   /** Latest access token, used to read fresh claims from the userinfo endpoint. */

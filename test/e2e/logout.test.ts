@@ -134,6 +134,7 @@ t.test('back-channel logout rejects bad tokens', async (t) => {
     ['wrong event', await stack.idp.signToken(logoutClaims({ events: { 'urn:other': {} } })), /"events" must contain/],
     ['wrong audience', await stack.idp.signToken(logoutClaims({ aud: 'someone-else' })), /claim "aud"/],
     ['wrong issuer', await stack.idp.signToken(logoutClaims({ iss: 'https://evil.example' })), /claim "iss"/],
+    ['issued in the future', await stack.idp.signToken(logoutClaims({ iat: now + 3600 })), /"iat" claim timestamp check failed/],
     ['too old', await stack.idp.signToken(logoutClaims({ iat: now - 3600 })), /"iat" claim timestamp check failed/],
     ['no jti', await stack.idp.signToken(logoutClaims({ jti: undefined })), /"jti"/],
     ['neither sid nor sub', await stack.idp.signToken(logoutClaims({ sub: undefined })), /neither a "sid" nor a "sub"/],

@@ -42,6 +42,17 @@ t.test('tabs signing in at once each complete', async (t) => {
   }
 });
 
+t.test('pending sign-ins are capped', async (t) => {
+  const browser = new Browser(stack.certs.ca);
+  for (let attempt = 0; attempt < 16; attempt++) {
+    await browser.request(`${stack.rpOrigin}/protected?attempt=${attempt}`);
+  }
+  const seventeenth = await browser.request(`${stack.rpOrigin}/protected?attempt=16`);
+  const lines = seventeenth.headers['set-cookie'] ?? [];
+  t.equal(lines.filter((line) => /^__Host-wardgate_login_[A-Za-z0-9_-]{12}=; Max-Age=0;/.test(line)).length, 16, 'the 16 older binding cookies are cleared');
+  t.equal(lines.filter((line) => /^__Host-wardgate_login_[A-Za-z0-9_-]{12}=[A-Za-z0-9_-]{43}; Max-Age=600;/.test(line)).length, 1, 'the new attempt gets its cookie');
+});
+
 t.test('unmatched state gets a restart page', async (t) => {
   const browser = new Browser(stack.certs.ca);
   for (const state of ['A'.repeat(43), 'short', '%00', 'x'.repeat(5000)]) {
