@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { StepUpRequirement } from '../../policy/decision.ts';
 import { StateError } from '../state/errors.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
-import { attachReplayBody, replayBodyOf } from '../forward/replay-body.ts';
+import { replayBodyOf } from '../forward/replay-body.ts';
 import { BearerVerifier } from './bearer.ts';
 import { completeSignIn, type CallbackContext } from './callback.ts';
 import { appendSetCookie, bindingCookieName, hostCookie, pendingBindingCookies, readCookie, SESSION_COOKIE } from './cookies.ts';
@@ -20,7 +20,7 @@ import { sendJsonError, sendPage } from './pages.ts';
 import type { Principal } from './principal.ts';
 import { bearerChallenge, isApiClient, requestOrigin } from './request-kind.ts';
 import { assertReturnTo } from './return-to.ts';
-import { DEFAULT_MAX_SAVED_BODY_BYTES, REPLAY_PATH, SavedRequestStore } from './saved-request.ts';
+import { applySavedRequest, DEFAULT_MAX_SAVED_BODY_BYTES, REPLAY_PATH, SavedRequestStore } from './saved-request.ts';
 import { SessionSockets } from './session-sockets.ts';
 import { sessionPrincipal, SessionStore } from './session-store.ts';
 
@@ -228,16 +228,7 @@ export class Identity {
         throw new IdentityError('WG_AUTH_SAVED_REQUEST_UNKNOWN', 'The form kept during your sign-in was already sent, has expired, or belongs to another sign-in, so nothing was sent now. Go back to the application and send the form again.');
       }
 
-      req.method = saved.method;
-      req.url = saved.path;
-      delete req.headers['transfer-encoding'];
-      req.headers['content-length'] = String(saved.body.length);
-      if (saved.content_type === undefined) {
-        delete req.headers['content-type'];
-      } else {
-        req.headers['content-type'] = saved.content_type;
-      }
-      attachReplayBody(req, saved.body);
+      applySavedRequest(req, saved);
       return true;
     } catch (error) {
       sendRouteError(res, error);

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
+import { attachReplayBody } from '../forward/replay-body.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
 import { IdentityError } from './errors.ts';
 import { LOGIN_ATTEMPT_TTL_MS } from './login-attempts.ts';
@@ -144,6 +145,25 @@ export class SavedRequestStore {
       return null;
     }
   }
+}
+
+/**
+ * Turns the replay GET into the kept request: method, path, `Content-Type` and `Content-Length`
+ * are replaced, and the body is attached for the forwarder, which sends it in place of the
+ * GET's empty stream.
+ */
+export function applySavedRequest(req: IncomingMessage, saved: SavedRequest): void {
+  req.method = saved.method;
+  req.url = saved.path;
+  delete req.headers['transfer-encoding'];
+  req.headers['content-length'] = String(saved.body.length);
+  if (saved.content_type === undefined) {
+    delete req.headers['content-type'];
+  } else {
+    req.headers['content-type'] = saved.content_type;
+  }
+
+  attachReplayBody(req, saved.body);
 }
 
 function tooLarge(size: number, limit: number): never {
