@@ -81,9 +81,11 @@ export class Identity {
   }
 
   /**
-   * Serves `/.wardgate/login` (GET, query `return_to`), `/.wardgate/callback` (GET) and
-   * `/.wardgate/logout` (GET shows a form, POST signs out). Returns false without touching
-   * `res` for any other path. `url` is the request URL with its normalized path.
+   * Serves `/.wardgate/login` (GET, query `return_to`), `/.wardgate/callback` (GET),
+   * `/.wardgate/logout` (GET shows a form, POST signs out), `/.wardgate/logged-out`,
+   * `/.wardgate/backchannel-logout` (POST from the IdP) and the shared sign-in hand-off paths.
+   * Returns false without touching `res` for any other path. `url` is the request URL with its
+   * normalized path.
    */
   async handleWardgateRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (!WARDGATE_PATHS.has(url.pathname)) {
