@@ -169,6 +169,8 @@ function providerConfiguration(
     features: {
       devInteractions: { enabled: false },
       backchannelLogout: { enabled: true },
+      // Lets a client revoke its access token (RFC 7009), which ends its userinfo access.
+      revocation: { enabled: true, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     },
     interactions: { policy, url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
