@@ -8,6 +8,8 @@ export interface RefreshContext {
   /** Unset disables the refresh. */
   readonly intervalS: number | undefined;
   readonly now: () => number;
+  /** Called with the id of a session that ended because the IdP rejected its access token. */
+  readonly onEnded: (sessionId: string) => void;
 }
 
 /**
@@ -29,6 +31,7 @@ export async function refreshClaims(context: RefreshContext, sessionId: string, 
   const claims = await context.client.userinfo(record.access_token, record.subject);
   if (claims === null) {
     await context.sessions.delete(sessionId);
+    context.onEnded(sessionId);
     return null;
   }
 

@@ -13,10 +13,11 @@ import { IdentityError, type IdentityErrorCode } from './errors.ts';
 import { codeChallenge, hashBinding, LOGIN_ATTEMPT_TTL_MS, randomToken, saveAttempt } from './login-attempts.ts';
 import { OidcClient } from './oidc-client.ts';
 import { assertIdentityOptions, type IdentityOptions } from './options.ts';
-import { refreshClaims } from './claims-refresh.ts';
+import { refreshClaims, type RefreshContext } from './claims-refresh.ts';
 import { completeHandoff, HANDOFF_COMPLETE_PATH, HANDOFF_START_PATH, startHandoff, startHandoffFromTarget, type HandoffContext } from './handoff.ts';
 import { backchannelLogout, BACKCHANNEL_LOGOUT_PATH, LOGGED_OUT_PATH, logout, sendLoggedOutPage, sendLogoutForm, type LogoutContext } from './logout.ts';
-import { sendJsonError, sendPage } from './pages.ts';
+import { sendJsonError } from './pages.ts';
+import { sendRouteError } from './route-errors.ts';
 import type { Principal } from './principal.ts';
 import { bearerChallenge, isApiClient, requestOrigin } from './request-kind.ts';
 import { assertReturnTo } from './return-to.ts';
@@ -327,8 +328,14 @@ export class Identity {
     return { client: this.#client, sessions: this.#sessions, sockets: this.#sockets, store: this.#store, now: this.#now };
   }
 
-  #refreshContext() {
-    return { client: this.#client, sessions: this.#sessions, intervalS: this.#options.session.claims_refresh_interval_s, now: this.#now };
+  #refreshContext(): RefreshContext {
+    return {
+      client: this.#client,
+      sessions: this.#sessions,
+      intervalS: this.#options.session.claims_refresh_interval_s,
+      now: this.#now,
+      onEnded: (sessionId) => this.#sockets.close([sessionId]),
+    };
   }
 
   #handoffContext(): HandoffContext {
@@ -378,29 +385,4 @@ function toRejected(error: unknown): Extract<AuthResult, { kind: 'rejected' }> {
   }
 
   return { kind: 'rejected', status: error.status, code: error.code, message: error.message, ...(wwwAuthenticate === undefined ? {} : { wwwAuthenticate }) };
-}
-
-function sendRouteError(res: ServerResponse, error: unknown): void {
-  if (error instanceof StateError) {
-    sendPage(res, 503, 'Sign-in is unavailable', ['The session store is not responding. Try again in a minute.']);
-    return;
-  }
-  if (!(error instanceof IdentityError)) {
-    throw error;
-  }
-
-  const restart = { href: `${LOGIN_PATH}?return_to=%2F`, text: 'Start the sign-in again' };
-  res.setHeader('x-wardgate-error', error.code);
-  sendPage(res, error.status, pageTitle(error), [error.message, `Error code: ${error.code}`], restart);
-}
-
-function pageTitle(error: IdentityError): string {
-  if (error.code === 'WG_AUTH_SAVED_REQUEST_TOO_LARGE') {
-    return 'Form too large to keep';
-  }
-  if (error.code === 'WG_AUTH_SAVED_REQUEST_UNKNOWN') {
-    return 'Saved form not available';
-  }
-
-  return error.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed';
 }
