@@ -16,7 +16,7 @@ export interface DemoIdpClient {
   readonly client_id: string;
   readonly client_secret: string;
   readonly redirect_uris: readonly string[];
-  /** Where RP-initiated logout may send the browser afterwards. */
+  /** Allowed `post_logout_redirect_uri` values of RP-initiated logout. */
   readonly post_logout_redirect_uris?: readonly string[];
   /** OpenID Connect Back-Channel Logout 1.0 endpoint of the client; `sid` is always included. */
   readonly backchannel_logout_uri?: string;

@@ -16,7 +16,7 @@ export interface RefreshContext {
  * Reads the session's claims again from the IdP's userinfo endpoint once they are older than
  * the configured interval, so that a user removed from a group loses that access within the
  * interval. Returns the record to use, or null when the IdP no longer accepts the session's
- * access token; the session is then deleted and the browser must sign in again.
+ * access token. In that case the session is deleted and the browser must sign in again.
  * Throws `WG_AUTH_IDP_UNAVAILABLE` when the IdP cannot be reached: the claims are not trusted past
  * their interval, so the request fails closed.
  */

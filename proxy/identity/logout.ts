@@ -11,7 +11,7 @@ import type { SessionSockets } from './session-sockets.ts';
 import type { SessionStore } from './session-store.ts';
 
 export const LOGOUT_PATH = '/.wardgate/logout';
-/** Where the IdP sends the browser after RP-initiated logout (`post_logout_redirect_uri`). */
+/** Path of the `post_logout_redirect_uri`, where the IdP sends the browser after RP-initiated logout. */
 export const LOGGED_OUT_PATH = '/.wardgate/logged-out';
 /** OpenID Connect Back-Channel Logout 1.0 endpoint; the IdP posts `logout_token` here. */
 export const BACKCHANNEL_LOGOUT_PATH = '/.wardgate/backchannel-logout';

@@ -82,8 +82,8 @@ export class SessionStore {
   }
 
   /**
-   * Deletes every session of `subject` and returns how many were live. The review queue
-   * calls this to revoke a user's access; the caller closes open WebSockets separately.
+   * Deletes every session of `subject` and returns how many were live. The review queue calls
+   * this to revoke a user's access, and the `onRevoke` callback closes the sessions' WebSockets.
    */
   async revokeSubject(subject: string): Promise<number> {
     return (await this.revokeSubjectIds(subject)).length;
