@@ -78,7 +78,14 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       host: '127.0.0.1',
       tls: { key: certificates.server.key, cert: certificates.server.cert },
       issuer: options.idpPort === 0 ? undefined : `https://localhost:${options.idpPort ?? 8444}`,
-      clients: [{ client_id: 'wardgate-demo', client_secret: clientSecret, redirect_uris: redirectHosts.map((host) => `https://${host}:${wardgatePort}/.wardgate/callback`) }],
+      clients: [{
+        client_id: 'wardgate-demo',
+        client_secret: clientSecret,
+        redirect_uris: redirectHosts.map((host) => `https://${host}:${wardgatePort}/.wardgate/callback`),
+        post_logout_redirect_uris: redirectHosts.map((host) => `https://${host}:${wardgatePort}/.wardgate/logged-out`),
+        backchannel_logout_uri: `https://localhost:${wardgatePort}/.wardgate/backchannel-logout`,
+      }],
+      clientCa: certificates.ca.cert,
     });
     closers.push(() => idp.close());
 

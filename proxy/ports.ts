@@ -11,6 +11,10 @@ export interface IdentityPort {
   authenticate(req: IncomingMessage): Promise<AuthResult>;
   sendLoginRedirect(req: IncomingMessage, res: ServerResponse, returnTo: string): Promise<void> | void;
   sendStepUp(req: IncomingMessage, res: ServerResponse, requirement: StepUpRequirement, returnTo: string): Promise<void> | void;
+  /** Restores a request kept across a step-up into `req`; returns false after sending an error response. */
+  restoreSavedRequest?(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  /** Registers an upgraded connection of a session, so that sign-out and revocation can close it. */
+  trackSocket?(sessionId: string, socket: Duplex): void;
 }
 
 export type AuthResult =

@@ -12,6 +12,7 @@ import type { AuditPort, PolicyPort } from './ports.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
+import { identitySessionExtras } from './identity/runtime-options.ts';
 import { createRequestHandler } from './pipeline/request-handler.ts';
 import { createUpgradeHandler } from './pipeline/upgrade-handler.ts';
 import { watchPolicy, type PolicyWatcher } from './policy-reload.ts';
@@ -73,6 +74,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     closers.push(() => scoring.close());
     const scorer: Scorer = scoring.scorer;
 
+    const identityExtras = identitySessionExtras(config, logger);
     const identity = await createIdentity({
       oidc: {
         issuer: config.oidc.issuer,
@@ -80,7 +82,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         client_secret: config.oidc.client_secret,
         ...(config.oidc.ca ? { ca: await readFile(config.oidc.ca, 'utf8') } : {}),
       },
-      session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime },
+      session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime, ...identityExtras.session },
+      ...identityExtras.identity,
       store: stores.keyValue,
       now,
       ...(config.bearer ? { bearer: await bearerOptions(config.bearer) } : {}),
@@ -90,6 +93,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const router = createRouter(config.routes);
     const forwarder = createForwarder({
       onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
+      onSetCookieDropped: (names: string[], req: IncomingMessage) => logger.warn({ cookies: names, url: req.url }, 'dropped upstream Set-Cookie headers for Wardgate cookie names'),
     });
 
     const oversight = createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit, now, logger });

@@ -3,7 +3,9 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+
+import { createHttpsFetch } from '../../proxy/identity/https-fetch.ts';
 import Provider, { interactionPolicy } from 'oidc-provider';
 
 import { ACR_MFA, ACR_PASSWORD, createDemoAccounts, type DemoAccount } from './accounts.ts';
@@ -14,6 +16,17 @@ export interface DemoIdpClient {
   readonly client_id: string;
   readonly client_secret: string;
   readonly redirect_uris: readonly string[];
+  /** Allowed `post_logout_redirect_uri` values of RP-initiated logout. */
+  readonly post_logout_redirect_uris?: readonly string[];
+  /** OpenID Connect Back-Channel Logout 1.0 endpoint of the client; `sid` is always included. */
+  readonly backchannel_logout_uri?: string;
+}
+
+/** Claims of a demo account that tests and demos may change while the IdP runs. */
+export interface AccountChanges {
+  readonly groups?: readonly string[];
+  readonly email?: string;
+  readonly name?: string;
 }
 
 export interface DemoIdpOptions {
@@ -27,6 +40,8 @@ export interface DemoIdpOptions {
   readonly clients: readonly DemoIdpClient[];
   /** Clock in milliseconds since the epoch, used for TOTP checks and `auth_time`; default `Date.now`. */
   readonly now?: () => number;
+  /** PEM CA bundle trusted for back-channel logout requests to clients; default the system roots. */
+  readonly clientCa?: string;
 }
 
 export interface DemoIdp {
@@ -34,6 +49,13 @@ export interface DemoIdp {
   readonly accounts: readonly DemoAccount[];
   /** Computes the TOTP code of a base32 secret at a time in milliseconds. */
   readonly totp: typeof totp;
+  /** Changes an account's claims; the next token or userinfo response carries them. */
+  updateAccount(username: string, changes: AccountChanges): void;
+  /**
+   * Signs a JWT with the IdP's signing key, for tests that need tokens the IdP would not issue
+   * (for example a logout token with a `nonce`). Demo only.
+   */
+  signToken(payload: JWTPayload, typ?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -45,6 +67,7 @@ export interface DemoIdp {
  */
 export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
   const accounts = createDemoAccounts();
+  const changes = new Map<string, AccountChanges>();
   const now = options.now ?? Date.now;
 
   let handler: http.RequestListener = (_req, res) => {
@@ -62,7 +85,10 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
   const { port } = server.address() as AddressInfo;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const issuer = options.issuer ?? `${options.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
-  const provider = new Provider(issuer, await providerConfiguration(options.clients, accounts));
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const signingKey = { ...await exportJWK(privateKey), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' };
+  const claimsOf = (account: DemoAccount) => ({ email: account.email, name: account.name, groups: [...account.groups], ...changes.get(account.subject) });
+  const provider = new Provider(issuer, providerConfiguration(options.clients, accounts, signingKey, claimsOf, options.clientCa));
   const callback = provider.callback();
 
   handler = (req, res) => {
@@ -82,6 +108,14 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
     issuer,
     accounts,
     totp,
+    updateAccount: (username, update) => {
+      const account = accounts.find((a) => a.username === username);
+      if (account === undefined) {
+        throw new Error(`No demo account "${username}"; the accounts are ${accounts.map((a) => a.username).join(', ')}.`);
+      }
+      changes.set(account.subject, { ...changes.get(account.subject), ...update });
+    },
+    signToken: (payload, typ = 'JWT') => new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid, typ }).sign(privateKey),
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -89,9 +123,14 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
   };
 }
 
-async function providerConfiguration(clients: readonly DemoIdpClient[], accounts: readonly DemoAccount[]): Promise<Record<string, unknown>> {
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const signingKey = { ...await exportJWK(privateKey), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' };
+function providerConfiguration(
+  clients: readonly DemoIdpClient[],
+  accounts: readonly DemoAccount[],
+  signingKey: Record<string, unknown>,
+  claimsOf: (account: DemoAccount) => { email: string; name: string; groups: readonly string[] },
+  clientCa: string | undefined,
+): Record<string, unknown> {
+  const clientFetch = createHttpsFetch(clientCa);
 
   const policy = interactionPolicy.base();
   // oidc-provider treats acr_values as voluntary, so the demo adds the check that makes MFA mandatory when requested.
@@ -109,7 +148,16 @@ async function providerConfiguration(clients: readonly DemoIdpClient[], accounts
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       require_auth_time: true,
+      ...(client.post_logout_redirect_uris === undefined ? {} : { post_logout_redirect_uris: [...client.post_logout_redirect_uris] }),
+      ...(client.backchannel_logout_uri === undefined ? {} : { backchannel_logout_uri: client.backchannel_logout_uri, backchannel_logout_session_required: true }),
     })),
+    // oidc-provider refuses outgoing requests to loopback addresses, where the demo's Wardgate
+    // listens, and global fetch cannot trust the demo CA; this fetch allows both. Demo only.
+    fetch: (url: string, init: { method?: string; headers?: Headers; body?: URLSearchParams | string }) => clientFetch(String(url), {
+      method: init.method,
+      headers: init.headers,
+      ...(init.body === undefined ? {} : { body: String(init.body) }),
+    }),
     jwks: { keys: [signingKey] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     pkce: { required: () => true },
@@ -118,13 +166,19 @@ async function providerConfiguration(clients: readonly DemoIdpClient[], accounts
     // acr and amr sit in the openid scope so that every ID token carries them, not only those that request them.
     claims: { acr: null, amr: null, auth_time: null, sid: null, iss: null, openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email'], profile: ['name'], groups: ['groups'] },
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      backchannelLogout: { enabled: true },
+      // Lets a client revoke its access token (RFC 7009), which ends its userinfo access.
+      revocation: { enabled: true, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+    },
     interactions: { policy, url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     findAccount: (_ctx: unknown, sub: string) => {
       const account = accounts.find((a) => a.subject === sub);
       return account === undefined ? undefined : {
         accountId: sub,
-        claims: () => ({ sub, email: account.email, name: account.name, groups: [...account.groups] }),
+        claims: () => ({ sub, ...claimsOf(account) }),
       };
     },
     // Demo clients are first-party, so every sign-in gets a grant for all demo scopes without a consent page.
@@ -140,4 +194,17 @@ async function providerConfiguration(clients: readonly DemoIdpClient[], accounts
       ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in error</title></head><body><h1>Sign-in error</h1><p>${String(out.error).replace(/[&<>"']/g, '')}: ${String(out.error_description ?? '').replace(/[&<>"']/g, '')}</p></body></html>`;
     },
   };
+}
+
+/** Renders the IdP's sign-out confirmation as a plain form that scripted browsers can submit. */
+function logoutSource(ctx: any, form: string): void {
+  const action = /action="([^"]+)"/.exec(form)?.[1] ?? '';
+  const xsrf = /name="xsrf" value="([^"]+)"/.exec(form)?.[1] ?? '';
+  ctx.type = 'html';
+  ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign out</title></head><body><h1>Sign out of the demo IdP?</h1><form method="post" action="${action}"><input type="hidden" name="xsrf" value="${xsrf}"><button type="submit" name="logout" value="yes">Yes, sign me out</button></form></body></html>`;
+}
+
+function postLogoutSuccessSource(ctx: any): void {
+  ctx.type = 'html';
+  ctx.body = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><h1>Signed out</h1><p>You are signed out of the demo IdP.</p></body></html>';
 }

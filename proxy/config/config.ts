@@ -4,6 +4,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
+import { checkSharedHostsRouted, readSessionExtras, SESSION_EXTRA_KEYS, type SessionExtras } from './session-options.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { readScorerSections, type CareConfig, type ScorerRuntimeConfig } from './scorer-config.ts';
 import type { Cidr, TrustedProxies } from '../http/trusted-proxies.ts';
@@ -30,7 +31,7 @@ export interface WardgateConfig {
     /** PEM file of a CA to trust for the IdP's TLS, in addition to the system roots. */
     readonly ca?: string;
   };
-  readonly session: { readonly idle_timeout: number; readonly absolute_lifetime: number };
+  readonly session: { readonly idle_timeout: number; readonly absolute_lifetime: number } & SessionExtras;
   readonly policy: string;
   readonly model: string;
   /** HMAC key for patient pseudonyms, base64 or hex; taken from the environment variable named here. */
@@ -169,7 +170,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const tls = reader.map(top.get('tls'), 'tls', ['cert', 'key', 'client_ca', 'groups', 'crl']) ?? new Map();
   const redis = reader.map(top.get('redis') ?? emptyMap(), 'redis', ['url', 'key_prefix']) ?? new Map();
   const oidc = reader.map(top.get('oidc'), 'oidc', ['issuer', 'client_id', 'client_secret_env', 'ca']) ?? new Map();
-  const session = reader.map(top.get('session') ?? emptyMap(), 'session', ['idle_timeout', 'absolute_lifetime']) ?? new Map();
+  const session = reader.map(top.get('session') ?? emptyMap(), 'session', ['idle_timeout', 'absolute_lifetime', ...SESSION_EXTRA_KEYS]) ?? new Map();
   const assertion = reader.map(top.get('assertion') ?? emptyMap(), 'assertion', ['header', 'ttl', 'algorithm']) ?? new Map();
 
   const secretVariable = reader.string(oidc.get('client_secret_env'), 'oidc.client_secret_env', 'WARDGATE_OIDC_CLIENT_SECRET');
@@ -209,6 +210,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     session: {
       idle_timeout: reader.integer(session.get('idle_timeout'), 'session.idle_timeout', 60, 86_400, 1800),
       absolute_lifetime: reader.integer(session.get('absolute_lifetime'), 'session.absolute_lifetime', 300, 7 * 86_400, 12 * 3600),
+      ...readSessionExtras(reader, session, env),
     },
     policy: resolve(reader.string(top.get('policy'), 'policy')),
     model: resolve(reader.string(top.get('model'), 'model')),
@@ -227,6 +229,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (config.tls.crl !== undefined && config.tls.client_ca === undefined) {
     reader.report(tls.get('crl'), 'tls.crl', 'a CRL applies only to client certificates; set tls.client_ca as well, or remove tls.crl');
   }
+  checkSharedHostsRouted(reader, session, config.session, config.routes.map((route) => route.host));
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);
   return config;
 }

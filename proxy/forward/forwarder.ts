@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 
 import httpProxy from 'http-proxy';
 
@@ -9,6 +9,7 @@ import { normalizePath } from '../http/normalize-path.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { removeWardgateCookies, removeWardgateSetCookies } from './cookies.ts';
 import { ForwardError } from './errors.ts';
+import { replayBodyOf } from './replay-body.ts';
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions {
@@ -20,6 +21,8 @@ export interface ForwarderOptions {
   readonly upstreamTimeoutMs?: number;
   /** Called with every upstream failure so the pipeline can log it. The client has already received its 502 by then. */
   readonly onError?: (error: ForwardError, req: IncomingMessage) => void;
+  /** Called with the names of `__Host-wardgate*` cookies an upstream tried to set; those Set-Cookie headers were dropped. */
+  readonly onSetCookieDropped?: (names: string[], req: IncomingMessage) => void;
 }
 
 /** Sends allowed requests to their route's upstream. */
@@ -73,13 +76,14 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     });
   });
 
-  proxy.on('proxyReqWs', (proxyReq: ClientRequest) => {
+  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
     rewriteCookieHeader(proxyReq);
-    proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
-    proxyReq.prependListener('response', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
+    const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
+    proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes, reportDropped));
+    proxyReq.prependListener('response', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes, reportDropped));
   });
 
-  proxy.on('proxyRes', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes));
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req)));
 
   // http-proxy emits client resets here instead of calling the callback, and no response is possible then.
   proxy.on('econnreset', () => {});
@@ -106,7 +110,10 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         return;
       }
 
-      proxy.web(req, res, { ...targetFor(route), headers: lowercaseKeys(headersToSet) }, (cause) => {
+      // A request replayed after a step-up carries its saved body here; its own stream is empty.
+      const replayBody = replayBodyOf(req);
+      const buffer = replayBody === undefined ? {} : { buffer: Readable.from([replayBody]) };
+      proxy.web(req, res, { ...targetFor(route), ...buffer, headers: lowercaseKeys(headersToSet) }, (cause) => {
         const error = report(cause, req, route);
         if (res.headersSent || res.destroyed) {
           res.destroy();
@@ -153,8 +160,12 @@ function rewriteCookieHeader(proxyReq: ClientRequest): void {
   else proxyReq.setHeader('cookie', cookie);
 }
 
-function filterSetCookie(proxyRes: IncomingMessage): void {
+function filterSetCookie(proxyRes: IncomingMessage, onDropped: (names: string[]) => void): void {
+  const received = proxyRes.headers['set-cookie'] ?? [];
   const kept = removeWardgateSetCookies(proxyRes.headers['set-cookie']);
+  if (received.length > (kept?.length ?? 0)) {
+    onDropped(received.filter((entry) => !(kept ?? []).includes(entry)).map((entry) => entry.split('=')[0]!.trim().slice(0, 100)));
+  }
   if (kept === undefined) delete proxyRes.headers['set-cookie'];
   else proxyRes.headers['set-cookie'] = kept;
 }

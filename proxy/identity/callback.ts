@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { appendSetCookie, BINDING_COOKIE, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
+import { appendSetCookie, bindingCookieName, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
 import { IdentityError } from './errors.ts';
 import { bindingMatches, takeAttempt, type LoginAttempt } from './login-attempts.ts';
 import type { IdTokenClaims, OidcClient } from './oidc-client.ts';
 import type { OidcOptions, SessionOptions } from './options.ts';
+import type { SavedRequestStore } from './saved-request.ts';
+import type { SessionSockets } from './session-sockets.ts';
 import type { Elevation, SessionRecord, SessionStore } from './session-store.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
 
@@ -14,6 +16,8 @@ export interface CallbackContext {
   readonly session: SessionOptions;
   readonly sessions: SessionStore;
   readonly store: KeyValueStore;
+  readonly savedRequests: SavedRequestStore;
+  readonly sockets: SessionSockets;
   readonly now: () => number;
 }
 
@@ -34,9 +38,11 @@ export async function completeSignIn(context: CallbackContext, req: IncomingMess
   if (attempt === null) {
     throw new IdentityError('WG_AUTH_STATE_UNKNOWN', 'This sign-in link has expired or was already used (unknown "state"). Start the sign-in again.');
   }
-  if (!bindingMatches(readCookie(req, BINDING_COOKIE), attempt.binding_hash)) {
-    throw new IdentityError('WG_AUTH_BROWSER_MISMATCH', 'This sign-in was started in another browser (cookie "__Host-wardgate_login" missing or different). Start the sign-in again in this browser.');
+  const bindingCookie = bindingCookieName(params.state);
+  if (!bindingMatches(readCookie(req, bindingCookie), attempt.binding_hash)) {
+    throw new IdentityError('WG_AUTH_BROWSER_MISMATCH', `This sign-in was started in another browser (cookie "${bindingCookie}" missing or different). Start the sign-in again in this browser.`);
   }
+  appendSetCookie(res, hostCookie(bindingCookie, '', 0));
   if (params.iss !== undefined && params.iss !== context.oidc.issuer) {
     throw new IdentityError('WG_AUTH_INVALID_CALLBACK', `Query parameter "iss" is ${JSON.stringify(params.iss.slice(0, 100))}, expected ${JSON.stringify(context.oidc.issuer)}. Start the sign-in again.`);
   }
@@ -48,15 +54,22 @@ export async function completeSignIn(context: CallbackContext, req: IncomingMess
     throw new IdentityError('WG_AUTH_INVALID_CALLBACK', 'Query parameter "code" is missing. Start the sign-in again.');
   }
 
-  const idToken = await context.client.exchangeCode(params.code, attempt.redirect_uri, attempt.code_verifier);
+  const tokens = await context.client.exchangeCode(params.code, attempt.redirect_uri, attempt.code_verifier);
   const now = context.now();
-  const claims = await context.client.verifyIdToken(idToken, attempt.nonce, Math.floor(now / 1000));
+  const claims = await context.client.verifyIdToken(tokens.id_token, attempt.nonce, Math.floor(now / 1000));
 
   const previousId = readCookie(req, SESSION_COOKIE);
-  const record = attempt.step_up === undefined
+  const built = attempt.step_up === undefined
     ? newSessionRecord(context, claims, [], now)
     : await elevatedRecord(context, attempt, claims, previousId, now);
+  const record: SessionRecord = { ...built, ...tokenFields(tokens.id_token, tokens.access_token, claims, now) };
   const sessionId = await context.sessions.rotate(previousId, record, now);
+  if (previousId !== undefined) {
+    context.sockets.rename(previousId, sessionId);
+    if (attempt.saved_request !== undefined) {
+      await context.savedRequests.rebind(attempt.saved_request, previousId, sessionId);
+    }
+  }
 
   appendSetCookie(res, hostCookie(SESSION_COOKIE, sessionId, context.session.absolute_lifetime_s));
   res.statusCode = 302;
@@ -120,6 +133,7 @@ async function elevatedRecord(context: CallbackContext, attempt: LoginAttempt, c
 
   return {
     ...previous,
+    groups: claims.groups ?? previous.groups,
     ...authenticationFields(claims),
     elevations: [...previous.elevations.filter((e) => e.until > now), elevation],
   };
@@ -133,6 +147,16 @@ function newSessionRecord(context: CallbackContext, claims: IdTokenClaims, eleva
     groups: claims.groups ?? [],
     ...authenticationFields(claims),
   }, elevations, now);
+}
+
+/** Keeps what logout and claims refresh need; the session record stays in the store, never in the cookie. */
+function tokenFields(idToken: string, accessToken: string | undefined, claims: IdTokenClaims, now: number): Partial<SessionRecord> {
+  return {
+    id_token: idToken,
+    ...(accessToken === undefined ? {} : { access_token: accessToken }),
+    ...(claims.sid === undefined ? {} : { sid: claims.sid }),
+    claims_refreshed_at: now,
+  };
 }
 
 function authenticationFields(claims: IdTokenClaims): Pick<SessionRecord, 'acr' | 'amr' | 'auth_time'> {

@@ -1,9 +1,21 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
 /** Session cookie; the `__Host-` prefix makes browsers require Secure, Path=/ and no Domain. */
 export const SESSION_COOKIE = '__Host-wardgate_session';
-/** Binds a login attempt to the browser that started it. */
+/** Name prefix of the cookies that bind login attempts to the browser that started them. */
 export const BINDING_COOKIE = '__Host-wardgate_login';
+
+/**
+ * Returns the binding cookie name of one login attempt. Each attempt has its own cookie, because
+ * tabs that start a sign-in at the same moment would overwrite a shared one, and only the
+ * last tab could then complete.
+ */
+export function bindingCookieName(state: string): string {
+  return `${BINDING_COOKIE}_${createHash('sha256').update(state).digest('base64url').slice(0, 12)}`;
+}
+/** Binds a shared sign-in hand-off to the browser that asked for it on the target host. */
+export const HANDOFF_COOKIE = '__Host-wardgate_handoff';
 
 /**
  * Reads one cookie from the Cookie header. Returns undefined when the cookie is absent
@@ -24,6 +36,12 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   }
 
   return values.length === 1 ? values[0] : undefined;
+}
+
+/** Returns the names of the binding cookies of sign-ins in progress that the request carries. */
+export function pendingBindingCookies(req: IncomingMessage): string[] {
+  const names = (req.headers.cookie ?? '').split(';').map((pair) => pair.split('=')[0].trim());
+  return names.filter((name) => name.startsWith(`${BINDING_COOKIE}_`));
 }
 
 /** Serializes a `__Host-` cookie: Secure, HttpOnly, SameSite=Lax, Path=/. `maxAgeS` 0 deletes it. */

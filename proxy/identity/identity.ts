@@ -1,25 +1,35 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 import type { StepUpRequirement } from '../../policy/decision.ts';
 import { StateError } from '../state/errors.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
+import { replayBodyOf } from '../forward/replay-body.ts';
 import { BearerVerifier } from './bearer.ts';
 import { completeSignIn, type CallbackContext } from './callback.ts';
-import { appendSetCookie, BINDING_COOKIE, hostCookie, readCookie, SESSION_COOKIE } from './cookies.ts';
+import { appendSetCookie, bindingCookieName, hostCookie, pendingBindingCookies, readCookie, SESSION_COOKIE } from './cookies.ts';
 import { IdentityError, type IdentityErrorCode } from './errors.ts';
 import { codeChallenge, hashBinding, LOGIN_ATTEMPT_TTL_MS, randomToken, saveAttempt } from './login-attempts.ts';
 import { OidcClient } from './oidc-client.ts';
 import { assertIdentityOptions, type IdentityOptions } from './options.ts';
-import { escapeHtml, sendJsonError, sendPage } from './pages.ts';
+import { refreshClaims, type RefreshContext } from './claims-refresh.ts';
+import { completeHandoff, HANDOFF_COMPLETE_PATH, HANDOFF_START_PATH, startHandoff, startHandoffFromTarget, type HandoffContext } from './handoff.ts';
+import { backchannelLogout, BACKCHANNEL_LOGOUT_PATH, LOGGED_OUT_PATH, logout, sendLoggedOutPage, sendLogoutForm, type LogoutContext } from './logout.ts';
+import { sendJsonError } from './pages.ts';
+import { sendRouteError } from './route-errors.ts';
 import type { Principal } from './principal.ts';
 import { bearerChallenge, isApiClient, requestOrigin } from './request-kind.ts';
 import { assertReturnTo } from './return-to.ts';
+import { applySavedRequest, DEFAULT_MAX_SAVED_BODY_BYTES, REPLAY_PATH, SavedRequestStore } from './saved-request.ts';
+import { SessionSockets } from './session-sockets.ts';
 import { sessionPrincipal, SessionStore } from './session-store.ts';
 
 /** Paths served by {@link Identity.handleWardgateRoute} on every routed host. */
 export const LOGIN_PATH = '/.wardgate/login';
 export const CALLBACK_PATH = '/.wardgate/callback';
-export const LOGOUT_PATH = '/.wardgate/logout';
+export { BACKCHANNEL_LOGOUT_PATH, LOGGED_OUT_PATH, LOGOUT_PATH } from './logout.ts';
+export { REPLAY_PATH } from './saved-request.ts';
 
 /** The outcome of {@link Identity.authenticate}. */
 export type AuthResult =
@@ -38,23 +48,48 @@ export class Identity {
   readonly #sessions: SessionStore;
   readonly #store: KeyValueStore;
   readonly #now: () => number;
+  readonly #sockets = new SessionSockets();
+  readonly #savedRequests: SavedRequestStore;
 
   constructor(options: IdentityOptions, client: OidcClient, bearer: BearerVerifier | undefined) {
     this.#options = options;
     this.#client = client;
     this.#bearer = bearer;
     this.#store = options.store;
-    this.#sessions = new SessionStore(options.store, options.session);
+    this.#sessions = new SessionStore(options.store, options.session, (ids) => this.#sockets.close(ids));
     this.#now = options.now ?? Date.now;
+    // NOTE: without a configured key, a request kept across a step-up cannot be replayed by
+    // another instance or after a restart. The runtime warns about this at start-up.
+    this.#savedRequests = new SavedRequestStore(options.store, options.saved_requests?.key ?? randomBytes(32), options.saved_requests?.max_body_bytes ?? DEFAULT_MAX_SAVED_BODY_BYTES);
   }
 
   /**
-   * Serves `/.wardgate/login` (GET, query `return_to`), `/.wardgate/callback` (GET) and
-   * `/.wardgate/logout` (GET shows a form, POST signs out). Returns false without touching
-   * `res` for any other path. `url` is the request URL with its normalized path.
+   * Deletes every session of `subject`, closes their WebSockets on this instance, and returns
+   * how many sessions were deleted. The review queue calls this to revoke a user's access.
+   */
+  async revokeSubject(subject: string): Promise<number> {
+    return this.#sessions.revokeSubject(subject);
+  }
+
+  /** Registers an upgraded connection of a session, so that sign-out and revocation close it. */
+  trackSocket(sessionId: string, socket: Duplex): void {
+    this.#sockets.add(sessionId, socket);
+  }
+
+  /** Returns the number of open WebSockets of a session on this instance. */
+  openSockets(sessionId: string): number {
+    return this.#sockets.count(sessionId);
+  }
+
+  /**
+   * Serves `/.wardgate/login` (GET, query `return_to`), `/.wardgate/callback` (GET),
+   * `/.wardgate/logout` (GET shows a form, POST signs out), `/.wardgate/logged-out`,
+   * `/.wardgate/backchannel-logout` (POST from the IdP) and the shared sign-in hand-off paths.
+   * Returns false without touching `res` for any other path. `url` is the request URL with its
+   * normalized path.
    */
   async handleWardgateRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-    if (url.pathname !== LOGIN_PATH && url.pathname !== CALLBACK_PATH && url.pathname !== LOGOUT_PATH) {
+    if (!WARDGATE_PATHS.has(url.pathname)) {
       return false;
     }
 
@@ -69,11 +104,26 @@ export class Identity {
       } else if (url.pathname === CALLBACK_PATH) {
         assertMethod(req, res, ['GET']);
         await completeSignIn(this.#callbackContext(), req, res, url);
+      } else if (url.pathname === BACKCHANNEL_LOGOUT_PATH) {
+        assertMethod(req, res, ['POST']);
+        await backchannelLogout(this.#logoutContext(), req, res);
+      } else if (url.pathname === LOGGED_OUT_PATH) {
+        assertMethod(req, res, ['GET', 'HEAD']);
+        sendLoggedOutPage(res);
+      } else if (url.pathname === HANDOFF_START_PATH) {
+        assertMethod(req, res, ['GET']);
+        await startHandoff(this.#handoffContext(), req, res, url, (returnTo) => this.#redirectToIdp(req, res, returnTo, undefined));
+      } else if (url.pathname === HANDOFF_COMPLETE_PATH) {
+        assertMethod(req, res, ['GET']);
+        await completeHandoff(this.#handoffContext(), req, res, url);
+      } else if (url.pathname === REPLAY_PATH) {
+        // Reached only when the pipeline did not restore the request first.
+        throw new IdentityError('WG_AUTH_SAVED_REQUEST_UNKNOWN', 'This saved form cannot be sent from here. Go back to the application and send it again.');
       } else if (req.method === 'GET' || req.method === 'HEAD') {
-        sendLogoutForm(res);
+        await sendLogoutForm(this.#logoutContext(), req, res);
       } else {
         assertMethod(req, res, ['POST']);
-        await this.#logout(req, res);
+        await logout(this.#logoutContext(), req, res);
       }
     } catch (error) {
       sendRouteError(res, error);
@@ -100,7 +150,8 @@ export class Identity {
       if (sessionId === undefined) {
         return { kind: 'anonymous' };
       }
-      const record = await this.#sessions.load(sessionId, now);
+      const loaded = await this.#sessions.load(sessionId, now);
+      const record = loaded === null ? null : await refreshClaims(this.#refreshContext(), sessionId, loaded, now);
       if (record === null) {
         return { kind: 'anonymous' };
       }
@@ -123,6 +174,12 @@ export class Identity {
     }
 
     try {
+      const handoff = this.#options.shared_sign_in;
+      const host = requestOrigin(req).slice('https://'.length).replace(/:\d+$/, '');
+      if (handoff !== undefined && host !== handoff.sign_in_host && handoff.hosts.includes(host)) {
+        await startHandoffFromTarget(this.#handoffContext(), req, res, assertReturnTo(returnTo));
+        return;
+      }
       await this.#redirectToIdp(req, res, assertReturnTo(returnTo), undefined);
     } catch (error) {
       sendRouteError(res, error);
@@ -150,9 +207,35 @@ export class Identity {
     }
 
     try {
-      await this.#redirectToIdp(req, res, assertReturnTo(returnTo), requirement);
+      const target = assertReturnTo(returnTo);
+      const saved = req.method === 'POST' ? await this.#saveRequest(req, target) : undefined;
+      await this.#redirectToIdp(req, res, saved === undefined ? target : `${REPLAY_PATH}?id=${saved}`, requirement, saved);
     } catch (error) {
       sendRouteError(res, error);
+    }
+  }
+
+  /**
+   * Restores a request kept across a step-up into `req` for `/.wardgate/replay?id=<id>`: its
+   * method, path, content type and body replace the GET's, so the pipeline decides and forwards
+   * it like the original. Returns false after sending an error page when the id is unknown,
+   * expired, already used or saved by another session.
+   */
+  async restoreSavedRequest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    try {
+      assertMethod(req, res, ['GET']);
+      const ids = url.searchParams.getAll('id');
+      const sessionId = readCookie(req, SESSION_COOKIE);
+      const saved = ids.length !== 1 || sessionId === undefined ? null : await this.#savedRequests.take(ids[0], sessionId);
+      if (saved === null) {
+        throw new IdentityError('WG_AUTH_SAVED_REQUEST_UNKNOWN', 'The form kept during your sign-in was already sent, has expired, or belongs to another sign-in, so nothing was sent now. Go back to the application and send the form again.');
+      }
+
+      applySavedRequest(req, saved);
+      return true;
+    } catch (error) {
+      sendRouteError(res, error);
+      return false;
     }
   }
 
@@ -161,11 +244,21 @@ export class Identity {
     sendJsonError(res, result.status, result.code, result.message, result.wwwAuthenticate);
   }
 
-  async #redirectToIdp(req: IncomingMessage, res: ServerResponse, returnTo: string, stepUp: StepUpRequirement | undefined): Promise<void> {
+  /** Keeps the body of a POST that needs a step-up and returns the saved request's id. */
+  async #saveRequest(req: IncomingMessage, path: string): Promise<string | undefined> {
+    const sessionId = readCookie(req, SESSION_COOKIE);
+    if (sessionId === undefined) {
+      return undefined;
+    }
+
+    const body = replayBodyOf(req) ?? await this.#savedRequests.readBody(req);
+    const contentType = req.headers['content-type'];
+    return this.#savedRequests.save(sessionId, { method: 'POST', path, ...(contentType === undefined ? {} : { content_type: contentType }), body });
+  }
+
+  async #redirectToIdp(req: IncomingMessage, res: ServerResponse, returnTo: string, stepUp: StepUpRequirement | undefined, savedRequest?: string): Promise<void> {
     const origin = requestOrigin(req);
-    const existing = readCookie(req, BINDING_COOKIE);
-    // Reusing the binding keeps sign-ins started in two tabs of one browser both valid.
-    const binding = existing !== undefined && /^[A-Za-z0-9_-]{43}$/.test(existing) ? existing : randomToken();
+    const binding = randomToken();
     const state = randomToken();
     const nonce = randomToken();
     const verifier = randomToken();
@@ -179,6 +272,7 @@ export class Identity {
       binding_hash: hashBinding(binding),
       started_at_s: Math.floor(this.#now() / 1000),
       ...(stepUp === undefined ? {} : { step_up: stepUp }),
+      ...(savedRequest === undefined ? {} : { saved_request: savedRequest }),
     });
 
     const location = this.#client.authorizationUrl({
@@ -188,7 +282,15 @@ export class Identity {
       code_challenge: codeChallenge(verifier),
       ...(stepUp === undefined ? {} : { acr_values: stepUp.acr_values, max_age: stepUp.max_age }),
     });
-    appendSetCookie(res, hostCookie(BINDING_COOKIE, binding, LOGIN_ATTEMPT_TTL_MS / 1000));
+    // Each attempt adds a cookie, so a browser that starts many sign-ins and finishes none would
+    // send an ever longer Cookie header. Past the limit the older attempts are dropped.
+    const pending = pendingBindingCookies(req);
+    if (pending.length >= MAX_PENDING_SIGN_INS) {
+      for (const name of pending) {
+        appendSetCookie(res, hostCookie(name, '', 0));
+      }
+    }
+    appendSetCookie(res, hostCookie(bindingCookieName(state), binding, LOGIN_ATTEMPT_TTL_MS / 1000));
     res.statusCode = 302;
     res.setHeader('location', location);
     res.setHeader('cache-control', 'no-store');
@@ -209,24 +311,6 @@ export class Identity {
     return this.#bearer.verify(match[1], Math.floor(now / 1000));
   }
 
-  async #logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const origin = requestOrigin(req);
-    const fetchSite = req.headers['sec-fetch-site'];
-    const sameOrigin = req.headers.origin === undefined ? fetchSite === 'same-origin' : req.headers.origin === origin;
-    if (!sameOrigin) {
-      throw new IdentityError('WG_AUTH_CSRF_REJECTED', `Sign-out must come from a page of ${origin}: header "Origin" is ${JSON.stringify(req.headers.origin ?? null)} and "Sec-Fetch-Site" is ${JSON.stringify(fetchSite ?? null)}. Use the sign-out button on this site.`);
-    }
-
-    const sessionId = readCookie(req, SESSION_COOKIE);
-    if (sessionId !== undefined) {
-      await this.#sessions.delete(sessionId);
-    }
-
-    appendSetCookie(res, hostCookie(SESSION_COOKIE, '', 0));
-    // NOTE: the IdP session stays, so the next sign-in may complete without a password prompt.
-    sendPage(res, 200, 'Signed out', ['You are signed out of Wardgate.'], { href: `${LOGIN_PATH}?return_to=%2F`, text: 'Sign in again' });
-  }
-
   #callbackContext(): CallbackContext {
     return {
       client: this.#client,
@@ -234,10 +318,35 @@ export class Identity {
       session: this.#options.session,
       sessions: this.#sessions,
       store: this.#store,
+      savedRequests: this.#savedRequests,
+      sockets: this.#sockets,
       now: this.#now,
     };
   }
+
+  #logoutContext(): LogoutContext {
+    return { client: this.#client, sessions: this.#sessions, sockets: this.#sockets, store: this.#store, now: this.#now };
+  }
+
+  #refreshContext(): RefreshContext {
+    return {
+      client: this.#client,
+      sessions: this.#sessions,
+      intervalS: this.#options.session.claims_refresh_interval_s,
+      now: this.#now,
+      onEnded: (sessionId) => this.#sockets.close([sessionId]),
+    };
+  }
+
+  #handoffContext(): HandoffContext {
+    return { sessions: this.#sessions, store: this.#store, shared: this.#options.shared_sign_in, now: this.#now, absoluteLifetimeS: this.#options.session.absolute_lifetime_s };
+  }
 }
+
+/** Sign-ins in progress per browser before the older ones are dropped. */
+const MAX_PENDING_SIGN_INS = 16;
+
+const WARDGATE_PATHS = new Set([LOGIN_PATH, CALLBACK_PATH, '/.wardgate/logout', '/.wardgate/logged-out', '/.wardgate/backchannel-logout', '/.wardgate/handoff', '/.wardgate/handoff/complete', '/.wardgate/replay']);
 
 /**
  * Validates the options, discovers the OpenID Provider and loads bearer key sets.
@@ -276,26 +385,4 @@ function toRejected(error: unknown): Extract<AuthResult, { kind: 'rejected' }> {
   }
 
   return { kind: 'rejected', status: error.status, code: error.code, message: error.message, ...(wwwAuthenticate === undefined ? {} : { wwwAuthenticate }) };
-}
-
-function sendRouteError(res: ServerResponse, error: unknown): void {
-  if (error instanceof StateError) {
-    sendPage(res, 503, 'Sign-in is unavailable', ['The session store is not responding. Try again in a minute.']);
-    return;
-  }
-  if (!(error instanceof IdentityError)) {
-    throw error;
-  }
-
-  const restart = { href: `${LOGIN_PATH}?return_to=%2F`, text: 'Start the sign-in again' };
-  res.setHeader('x-wardgate-error', error.code);
-  sendPage(res, error.status, error.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed', [error.message, `Error code: ${error.code}`], restart);
-}
-
-function sendLogoutForm(res: ServerResponse): void {
-  res.statusCode = 200;
-  res.setHeader('content-type', 'text/html; charset=utf-8');
-  res.setHeader('cache-control', 'no-store');
-  res.setHeader('content-security-policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
-  res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign out</title></head><body><h1>Sign out</h1><form method="post" action="${escapeHtml(LOGOUT_PATH)}"><button type="submit">Sign out of Wardgate</button></form></body></html>`);
 }

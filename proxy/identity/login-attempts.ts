@@ -17,6 +17,8 @@ export interface LoginAttempt {
   /** When the sign-in started, in seconds since the epoch; `max_age=0` step-ups compare `auth_time` with it. */
   readonly started_at_s: number;
   readonly step_up?: StepUpRequirement;
+  /** Id of a request kept across this step-up, replayed after the callback. */
+  readonly saved_request?: string;
 }
 
 /** Creates a random value for `state`, `nonce`, the PKCE verifier or the binding cookie: 256 bits, base64url. */

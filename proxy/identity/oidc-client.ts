@@ -10,7 +10,37 @@ export interface ProviderMetadata {
   readonly authorization_endpoint: string;
   readonly token_endpoint: string;
   readonly jwks_uri: string;
+  /** RP-initiated logout endpoint (OpenID Connect RP-Initiated Logout 1.0), when the IdP offers one. */
+  readonly end_session_endpoint?: string;
+  readonly userinfo_endpoint?: string;
 }
+
+/** The tokens of a successful token response that the relying party keeps. */
+export interface TokenSet {
+  readonly id_token: string;
+  readonly access_token?: string;
+}
+
+/** Claims read from the userinfo endpoint that can change during a session. */
+export interface UserinfoClaims {
+  readonly sub: string;
+  readonly email?: string;
+  readonly name?: string;
+  readonly groups?: string[];
+}
+
+/** Verified claims of a back-channel logout token. */
+export interface LogoutTokenClaims {
+  readonly jti: string;
+  readonly iat: number;
+  readonly sub?: string;
+  readonly sid?: string;
+}
+
+/** Event key that a logout token must carry (OpenID Connect Back-Channel Logout 1.0 section 2.4). */
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Logout tokens issued longer ago than this are rejected, which bounds how long their `jti` must be remembered. */
+export const MAX_LOGOUT_TOKEN_AGE_S = 300;
 
 /** The authorization request parameters that vary per login attempt. */
 export interface AuthorizationRequest {
@@ -32,6 +62,8 @@ export interface IdTokenClaims extends JWTPayload {
   readonly email?: string;
   readonly name?: string;
   readonly groups?: string[];
+  /** The IdP's session id, used to match back-channel logout tokens. */
+  readonly sid?: string;
 }
 
 /**
@@ -109,7 +141,7 @@ export class OidcClient {
    * Throws `WG_AUTH_TOKEN_EXCHANGE_FAILED` with the IdP's `error` when it rejects the code,
    * for example on a PKCE verifier mismatch (`invalid_grant`).
    */
-  async exchangeCode(code: string, redirectUri: string, codeVerifier: string): Promise<string> {
+  async exchangeCode(code: string, redirectUri: string, codeVerifier: string): Promise<TokenSet> {
     // RFC 6749 section 2.3.1: client id and secret are form-urlencoded before Basic encoding.
     const credentials = Buffer.from(`${encodeURIComponent(this.#options.client_id)}:${encodeURIComponent(this.#options.client_secret)}`).toString('base64');
     const body = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier });
@@ -134,7 +166,107 @@ export class OidcClient {
       throw new IdentityError('WG_AUTH_TOKEN_EXCHANGE_FAILED', `Token response has id_token ${describe(payload.id_token)}, expected a JWT. Check that scope "openid" is allowed for client ${this.#options.client_id}.`);
     }
 
-    return payload.id_token;
+    return {
+      id_token: payload.id_token,
+      ...(typeof payload.access_token === 'string' ? { access_token: payload.access_token } : {}),
+    };
+  }
+
+  /**
+   * Reads the current claims from the userinfo endpoint (OpenID Connect Core 1.0 section 5.3)
+   * and checks that `sub` is the session's subject. Returns null when the IdP rejects the access
+   * token (HTTP 401 or 403), meaning the session must sign in again. Throws
+   * `WG_AUTH_IDP_UNAVAILABLE` when the IdP cannot be reached or answers with anything else.
+   */
+  async userinfo(accessToken: string, expectedSubject: string): Promise<UserinfoClaims | null> {
+    const endpoint = this.metadata.userinfo_endpoint;
+    if (endpoint === undefined) {
+      throw new IdentityError('WG_AUTH_IDP_UNAVAILABLE', 'The IdP publishes no userinfo_endpoint, so claims cannot be refreshed. Remove option "session.claims_refresh_interval" or use an IdP with userinfo.');
+    }
+
+    let response: Response;
+    let payload: Record<string, unknown>;
+    try {
+      response = await this.#fetch(endpoint, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' } });
+      if (response.status === 401 || response.status === 403) {
+        return null;
+      }
+      payload = await response.json() as Record<string, unknown>;
+    } catch (cause) {
+      throw new IdentityError('WG_AUTH_IDP_UNAVAILABLE', `Userinfo request to ${endpoint} failed: ${(cause as Error).message}. Try again in a minute.`, { cause });
+    }
+
+    if (response.status !== 200) {
+      throw new IdentityError('WG_AUTH_IDP_UNAVAILABLE', `Userinfo endpoint ${endpoint} returned HTTP ${response.status}, expected 200.`);
+    }
+    if (payload.sub !== expectedSubject) {
+      throw new IdentityError('WG_AUTH_ID_TOKEN_INVALID', `Userinfo claim "sub" is ${describe(payload.sub)}, expected the session's subject ${JSON.stringify(expectedSubject)}.`);
+    }
+    assertOptionalType(payload, 'groups', isStringArray);
+    assertEmail(payload, 'Userinfo');
+    assertOptionalType(payload, 'name', (v) => typeof v === 'string');
+
+    return payload as unknown as UserinfoClaims;
+  }
+
+  /**
+   * Builds the RP-initiated logout URL (OpenID Connect RP-Initiated Logout 1.0 section 2), or
+   * returns undefined when the IdP has no `end_session_endpoint`.
+   */
+  endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string): string | undefined {
+    if (this.metadata.end_session_endpoint === undefined) {
+      return undefined;
+    }
+
+    const url = new URL(this.metadata.end_session_endpoint);
+    if (idTokenHint !== undefined) {
+      url.searchParams.set('id_token_hint', idTokenHint);
+    }
+    url.searchParams.set('client_id', this.#options.client_id);
+    url.searchParams.set('post_logout_redirect_uri', postLogoutRedirectUri);
+    return url.href;
+  }
+
+  /**
+   * Verifies a logout token (OpenID Connect Back-Channel Logout 1.0 section 2.6): signature
+   * against the IdP's JWKS, `iss`, `aud` = client_id, `iat` no older than
+   * {@link MAX_LOGOUT_TOKEN_AGE_S}, a `jti`, the back-channel logout event, `sid` or `sub`, and
+   * no `nonce`. The caller checks that the `jti` was not used before. Throws `WG_AUTH_LOGOUT_TOKEN_INVALID`.
+   */
+  async verifyLogoutToken(logoutToken: string, nowS: number): Promise<LogoutTokenClaims> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(logoutToken, this.#jwks, {
+        issuer: this.#options.issuer,
+        audience: this.#options.client_id,
+        algorithms: [...(this.#options.algorithms ?? DEFAULT_ALGORITHMS)],
+        clockTolerance: this.#options.clock_skew_s ?? 30,
+        currentDate: new Date(nowS * 1000),
+        maxTokenAge: MAX_LOGOUT_TOKEN_AGE_S,
+        requiredClaims: ['iat', 'jti', 'events'],
+      }));
+    } catch (cause) {
+      const claim = cause instanceof joseErrors.JWTClaimValidationFailed ? ` (claim "${cause.claim}")` : '';
+      throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', `Logout token failed verification${claim}: ${(cause as Error).message}.`, { cause });
+    }
+
+    const events = payload.events as Record<string, unknown> | undefined;
+    if (typeof events !== 'object' || events === null || typeof events[BACKCHANNEL_LOGOUT_EVENT] !== 'object' || events[BACKCHANNEL_LOGOUT_EVENT] === null) {
+      throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', `Logout token claim "events" must contain the member ${JSON.stringify(BACKCHANNEL_LOGOUT_EVENT)} with a JSON object value.`);
+    }
+    if (payload.nonce !== undefined) {
+      throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', 'Logout token contains a "nonce" claim, which is forbidden so that it cannot be used as an ID token.');
+    }
+    if (typeof payload.jti !== 'string' || payload.jti === '' || payload.jti.length > 256) {
+      throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', `Logout token claim "jti" must be a non-empty string of at most 256 characters, received ${describe(payload.jti)}.`);
+    }
+    const sid = typeof payload.sid === 'string' && payload.sid !== '' ? payload.sid : undefined;
+    const sub = typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : undefined;
+    if (sid === undefined && sub === undefined) {
+      throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', 'Logout token has neither a "sid" nor a "sub" claim, so no session can be matched.');
+    }
+
+    return { jti: payload.jti, iat: payload.iat!, ...(sid === undefined ? {} : { sid }), ...(sub === undefined ? {} : { sub }) };
   }
 
   /**
@@ -169,10 +301,22 @@ export class OidcClient {
     assertOptionalType(payload, 'auth_time', (v) => Number.isSafeInteger(v));
     assertOptionalType(payload, 'amr', isStringArray);
     assertOptionalType(payload, 'groups', isStringArray);
-    assertOptionalType(payload, 'email', (v) => typeof v === 'string');
+    assertEmail(payload, 'ID token');
     assertOptionalType(payload, 'name', (v) => typeof v === 'string');
+    assertOptionalType(payload, 'sid', (v) => typeof v === 'string' && v !== '' && v.length <= 256);
 
     return payload as IdTokenClaims;
+  }
+}
+
+/** Accepts an addr-spec with exactly one "@" and no whitespace or control characters (RFC 5322 section 3.4.1, simplified). */
+function isEmailAddress(value: unknown): boolean {
+  return typeof value === 'string' && value.length <= 254 && /^[^@\s\u0000-\u001f\u007f]+@[^@\s\u0000-\u001f\u007f]+$/.test(value);
+}
+
+function assertEmail(payload: Record<string, unknown>, source: string): void {
+  if (payload.email !== undefined && !isEmailAddress(payload.email)) {
+    throw new IdentityError('WG_AUTH_ID_TOKEN_INVALID', `${source} claim "email" is ${describe(payload.email)}, expected one address with exactly one "@" and no spaces. Ask the IdP administrator to correct the account's email address.`);
   }
 }
 

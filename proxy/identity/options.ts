@@ -1,5 +1,6 @@
 import type { KeyValueStore } from '../state/key-value-store.ts';
 import { invalidOption } from './errors.ts';
+import { MAX_SAVED_BODY_LIMIT_BYTES } from './saved-request.ts';
 
 /** Signature algorithms accepted by default for ID tokens and bearer tokens; `none` and HS* are never accepted. */
 export const DEFAULT_ALGORITHMS: readonly string[] = Object.freeze(['RS256', 'PS256', 'ES256', 'EdDSA']);
@@ -27,6 +28,27 @@ export interface SessionOptions {
   readonly idle_timeout_s: number;
   /** A session ends this many seconds after sign-in, however active. */
   readonly absolute_lifetime_s: number;
+  /**
+   * Claims (groups, email, name) are read again from the IdP's userinfo endpoint when they are
+   * older than this many seconds; unset means they stay as they were at sign-in.
+   */
+  readonly claims_refresh_interval_s?: number;
+}
+
+/** Requests kept across a step-up (a POST that needed a stronger sign-in). */
+export interface SavedRequestOptions {
+  /** Largest body kept, in bytes; default 65536 (64 KiB). */
+  readonly max_body_bytes?: number;
+  /** 32-byte AES-256-GCM key; default a random key per process, so replays work only on the instance that saved them. */
+  readonly key?: Buffer;
+}
+
+/** One sign-in shared by several host names. */
+export interface SharedSignInOptions {
+  /** Host name (without port) whose session the other hosts borrow; it must be in `hosts`. */
+  readonly sign_in_host: string;
+  /** Host names (without port) that share the sign-in; a hand-off is only ever sent to one of these. */
+  readonly hosts: readonly string[];
 }
 
 export interface BearerIssuerOptions {
@@ -58,6 +80,8 @@ export interface IdentityOptions {
   readonly session: SessionOptions;
   readonly store: KeyValueStore;
   readonly bearer?: BearerOptions;
+  readonly saved_requests?: SavedRequestOptions;
+  readonly shared_sign_in?: SharedSignInOptions;
   /** Clock in milliseconds since the epoch; default `Date.now`. */
   readonly now?: () => number;
 }
@@ -95,6 +119,27 @@ export function assertIdentityOptions(options: IdentityOptions): void {
   assertPositiveInteger('session.absolute_lifetime_s', session.absolute_lifetime_s);
   if (session.idle_timeout_s > session.absolute_lifetime_s) {
     invalidOption('session.idle_timeout_s', `at most session.absolute_lifetime_s (${session.absolute_lifetime_s})`, session.idle_timeout_s);
+  }
+
+  if (session.claims_refresh_interval_s !== undefined) {
+    assertPositiveInteger('session.claims_refresh_interval_s', session.claims_refresh_interval_s);
+  }
+
+  const { saved_requests: savedRequests, shared_sign_in: shared } = options;
+  if (savedRequests?.max_body_bytes !== undefined && !(Number.isSafeInteger(savedRequests.max_body_bytes) && savedRequests.max_body_bytes >= 0 && savedRequests.max_body_bytes <= MAX_SAVED_BODY_LIMIT_BYTES)) {
+    invalidOption('saved_requests.max_body_bytes', `an integer number of bytes from 0 to ${MAX_SAVED_BODY_LIMIT_BYTES}`, savedRequests.max_body_bytes);
+  }
+  if (savedRequests?.key !== undefined && !(Buffer.isBuffer(savedRequests.key) && savedRequests.key.length === 32)) {
+    invalidOption('saved_requests.key', 'a 32-byte key (64 hexadecimal characters)', Buffer.isBuffer(savedRequests.key) ? `${savedRequests.key.length} bytes` : savedRequests.key);
+  }
+  if (shared !== undefined) {
+    const hostPattern = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
+    if (!Array.isArray(shared.hosts) || shared.hosts.length < 2 || !shared.hosts.every((host) => typeof host === 'string' && hostPattern.test(host))) {
+      invalidOption('shared_sign_in.hosts', 'a list of at least two lowercase host names without port', shared.hosts);
+    }
+    if (!shared.hosts.includes(shared.sign_in_host)) {
+      invalidOption('shared_sign_in.sign_in_host', `one of shared_sign_in.hosts (${shared.hosts.join(', ')})`, shared.sign_in_host);
+    }
   }
 
   if (typeof store?.get !== 'function' || typeof store.take !== 'function' || typeof store.touch !== 'function') {

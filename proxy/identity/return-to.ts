@@ -6,8 +6,8 @@ const MAX_RETURN_TO_LENGTH = 2048;
  * Checks that a post-sign-in target is a same-origin path and returns it unchanged.
  * Rejects with `WG_AUTH_INVALID_RETURN_TO` anything a browser could resolve to another
  * origin: absolute URLs, scheme-relative `//host`, backslashes (`/\host`), control
- * characters, and percent-encoded slashes, backslashes or controls in the path that a
- * later decode could turn into one of these.
+ * characters, dot segments, and percent-encoded slashes, backslashes, dots or controls in the
+ * path that a later decode could turn into one of these.
  */
 export function assertReturnTo(raw: unknown): string {
   if (typeof raw !== 'string' || raw === '') {
@@ -27,6 +27,10 @@ export function assertReturnTo(raw: unknown): string {
   const path = raw.split(/[?#]/, 1)[0];
   if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25|20)/i.test(path)) {
     return reject(raw, 'a path without percent-encoded "/", "\\", "%", spaces or control characters');
+  }
+  // A later normalization could collapse "/./" or "/../" next to another slash into "//host".
+  if (path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment))) {
+    return reject(raw, 'a path without "." or ".." segments');
   }
   if (!/^[\x21-\x7e]+$/.test(raw)) {
     return reject(raw, 'a path of printable ASCII characters (percent-encode others)');

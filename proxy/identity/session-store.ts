@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 import type { KeyValueStore } from '../state/key-value-store.ts';
 import type { SessionOptions } from './options.ts';
@@ -23,6 +23,18 @@ export interface SessionRecord {
   readonly created_at: number;
   readonly absolute_expires_at: number;
   readonly elevations: readonly Elevation[];
+  /** Per-session token that the sign-out form must send back (CSRF protection). */
+  readonly csrf_token?: string;
+  /** The IdP's session id (`sid` claim), matched by back-channel logout tokens. */
+  readonly sid?: string;
+  // NOTE: the tokens below are stored in clear, so anyone who can read Redis can use the access
+  // token at the IdP until it expires. Protect Redis with TLS, ACLs and a private network.
+  /** Latest raw ID token, sent as `id_token_hint` at RP-initiated logout. */
+  readonly id_token?: string;
+  /** Latest access token, used to read fresh claims from the userinfo endpoint. */
+  readonly access_token?: string;
+  /** When the claims were last read from the IdP, in milliseconds since the epoch. */
+  readonly claims_refreshed_at?: number;
 }
 
 const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -36,17 +48,99 @@ export function createSessionId(): string {
 export class SessionStore {
   readonly #store: KeyValueStore;
   readonly #options: SessionOptions;
+  readonly #onRevoke: ((ids: readonly string[]) => void) | undefined;
 
-  constructor(store: KeyValueStore, options: SessionOptions) {
+  /** `onRevoke` receives the ids deleted by {@link revokeSubject} and {@link revokeSid}, so open WebSockets can be closed. */
+  constructor(store: KeyValueStore, options: SessionOptions, onRevoke?: (ids: readonly string[]) => void) {
     this.#store = store;
     this.#options = options;
+    this.#onRevoke = onRevoke;
   }
 
-  /** Stores a record under a new id and returns the id. */
+  /** Stores a record under a new id, adds the id to the subject and `sid` indexes, and returns the id. */
   async create(record: SessionRecord, now: number): Promise<string> {
     const id = createSessionId();
     await this.#store.set(key(id), JSON.stringify(record), this.#ttl(record, now));
+    await this.#addToIndex(subjectIndexKey(record.subject), id);
+    if (record.sid !== undefined) {
+      await this.#addToIndex(sidIndexKey(record.sid), id);
+    }
     return id;
+  }
+
+  /**
+   * Replaces the record of a live session without changing its id, for example after a
+   * claims refresh. Returns false when the session ended in the meantime, and then stores nothing.
+   */
+  async update(id: string, record: SessionRecord, now: number): Promise<boolean> {
+    if (!SESSION_ID_PATTERN.test(id) || !(await this.#store.touch(key(id), this.#ttl(record, now)))) {
+      return false;
+    }
+
+    await this.#store.set(key(id), JSON.stringify(record), this.#ttl(record, now));
+    return true;
+  }
+
+  /**
+   * Deletes every session of `subject` and returns how many were live. The review queue calls
+   * this to revoke a user's access, and the `onRevoke` callback closes the sessions' WebSockets.
+   */
+  async revokeSubject(subject: string): Promise<number> {
+    return (await this.revokeSubjectIds(subject)).length;
+  }
+
+  /** Deletes every session of `subject`, like {@link revokeSubject}, and returns their ids. */
+  async revokeSubjectIds(subject: string): Promise<string[]> {
+    return this.#revokeIndex(subjectIndexKey(subject), (record) => record.subject === subject);
+  }
+
+  /** Deletes every session created from the IdP session `sid` (optionally only of `subject`) and returns their ids. */
+  async revokeSid(sid: string, subject: string | undefined): Promise<string[]> {
+    return this.#revokeIndex(sidIndexKey(sid), (record) => record.sid === sid && (subject === undefined || record.subject === subject));
+  }
+
+  async #revokeIndex(indexKey: string, matches: (record: SessionRecord) => boolean): Promise<string[]> {
+    const revoked: string[] = [];
+    for (const id of await this.#readIndex(indexKey)) {
+      const raw = await this.#store.get(key(id));
+      const record = raw === null ? null : parseRecord(raw);
+      if (record !== null && matches(record)) {
+        await this.#store.del(key(id));
+        revoked.push(id);
+      }
+    }
+    await this.#store.del(indexKey);
+    if (revoked.length > 0) {
+      this.#onRevoke?.(revoked);
+    }
+
+    return revoked;
+  }
+
+  // NOTE: the index is a JSON list updated by read-modify-write, because KeyValueStore has no
+  // set type. Two sign-ins of one subject finishing at the same moment can drop one id from it.
+  async #addToIndex(indexKey: string, id: string): Promise<void> {
+    const ids = (await this.#readIndex(indexKey)).slice(-MAX_INDEXED_SESSIONS + 1);
+    const live: string[] = [];
+    for (const existing of ids) {
+      if (await this.#store.get(key(existing)) !== null) {
+        live.push(existing);
+      }
+    }
+    await this.#store.set(indexKey, JSON.stringify([...live, id]), this.#options.absolute_lifetime_s * 1000);
+  }
+
+  async #readIndex(indexKey: string): Promise<string[]> {
+    const raw = await this.#store.get(indexKey);
+    if (raw === null) {
+      return [];
+    }
+    try {
+      const ids = JSON.parse(raw) as unknown;
+      return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string' && SESSION_ID_PATTERN.test(id)) : [];
+    } catch {
+      return [];
+    }
   }
 
   /**
@@ -82,15 +176,16 @@ export class SessionStore {
     return id;
   }
 
+  /** Deletes one session; a malformed id is ignored. */
   async delete(id: string): Promise<void> {
     if (SESSION_ID_PATTERN.test(id)) {
       await this.#store.del(key(id));
     }
   }
 
-  /** Builds the record for a new sign-in, with the absolute lifetime counted from `now`. */
+  /** Builds the record for a new sign-in, with the absolute lifetime counted from `now` and a new CSRF token. */
   newRecord(fields: Omit<SessionRecord, 'created_at' | 'absolute_expires_at' | 'elevations'>, elevations: readonly Elevation[], now: number): SessionRecord {
-    return { ...fields, created_at: now, absolute_expires_at: now + this.#options.absolute_lifetime_s * 1000, elevations };
+    return { csrf_token: randomBytes(32).toString('base64url'), ...fields, created_at: now, absolute_expires_at: now + this.#options.absolute_lifetime_s * 1000, elevations };
   }
 
   #ttl(record: SessionRecord, now: number): number {
@@ -116,8 +211,19 @@ export function sessionPrincipal(id: string, record: SessionRecord, now: number)
   return { principal, elevatedAcr };
 }
 
+/** Bounds the index of one subject, so that a user who never signs out cannot grow it without limit. */
+const MAX_INDEXED_SESSIONS = 50;
+
 function key(id: string): string {
   return `session:${id}`;
+}
+
+function subjectIndexKey(subject: string): string {
+  return `session-subject:${createHash('sha256').update(subject).digest('base64url')}`;
+}
+
+function sidIndexKey(sid: string): string {
+  return `session-sid:${createHash('sha256').update(sid).digest('base64url')}`;
 }
 
 function parseRecord(raw: string): SessionRecord | null {

@@ -16,6 +16,7 @@ import type { Oversight, OversightOutcome } from '../break-glass/oversight.ts';
 import { failModeDecision } from './fail-modes.ts';
 import { decideScored, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
+import { REPLAY_PATH } from '../identity/saved-request.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -71,7 +72,12 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const tls = deps.tlsFacts(req.socket as TLSSocket);
   span.setAttributes({ 'tls.protocol.version': tls.protocol, 'wardgate.tls.group': tls.group });
 
-  const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
+  let prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
+  if (prepared.ok && prepared.route && prepared.url.pathname === REPLAY_PATH && deps.identity.restoreSavedRequest) {
+    // A POST kept across a step-up: its method, path and body replace this GET, then it is decided like any request.
+    if (!(await deps.identity.restoreSavedRequest(req, res, prepared.url))) return;
+    prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
+  }
   if (!prepared.ok) {
     log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
     // A request whose framing was in doubt leaves the connection unusable for another request.

@@ -190,7 +190,14 @@ export async function startStack(app: AppHandler, overrides: Partial<IdentityOpt
     port: 0,
     host: '127.0.0.1',
     tls: { key: certs.key, cert: certs.cert },
-    clients: [{ client_id: 'wardgate', client_secret: 'test-client-secret', redirect_uris: [`${rpOrigin}/.wardgate/callback`] }],
+    clients: [{
+      client_id: 'wardgate',
+      client_secret: 'test-client-secret',
+      redirect_uris: [`${rpOrigin}/.wardgate/callback`],
+      post_logout_redirect_uris: [`${rpOrigin}/.wardgate/logged-out`],
+      backchannel_logout_uri: `${rpOrigin}/.wardgate/backchannel-logout`,
+    }],
+    clientCa: certs.ca,
   });
   const keyPrefix = `wgtest:identity:${randomBytes(6).toString('hex')}:`;
   const store = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix });

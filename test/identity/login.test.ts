@@ -19,7 +19,7 @@ t.test('full login sets the session and returns the principal', async (t) => {
   t.equal(location.origin, new URL(stack.idp.issuer).origin);
   t.equal(location.searchParams.get('code_challenge_method'), 'S256');
   t.equal(location.searchParams.get('redirect_uri'), `${stack.rpOrigin}/.wardgate/callback`);
-  t.match(String(start.headers['set-cookie']), /^__Host-wardgate_login=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; Secure; HttpOnly; SameSite=Lax/);
+  t.match(String(start.headers['set-cookie']), /^__Host-wardgate_login_[A-Za-z0-9_-]{12}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; Secure; HttpOnly; SameSite=Lax/);
 
   const loginPage = await browser.follow(start);
   t.equal(loginPage.status, 200);
@@ -49,7 +49,9 @@ t.test('session cookie attributes', async (t) => {
   while (!String(response.headers.location ?? '').startsWith('/protected')) {
     response = await browser.request(new URL(String(response.headers.location), response.url).href);
   }
-  t.match(String(response.headers['set-cookie']), /^__Host-wardgate_session=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+  const cookies = response.headers['set-cookie'] ?? [];
+  t.match(cookies.find((line) => line.startsWith('__Host-wardgate_session=')), /^__Host-wardgate_session=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+  t.match(cookies.find((line) => line.startsWith('__Host-wardgate_login_')), /^__Host-wardgate_login_[A-Za-z0-9_-]{12}=; Max-Age=0;/, 'the used binding cookie is cleared');
 });
 
 t.test('callback with unknown state gets 403 page', async (t) => {
@@ -140,8 +142,22 @@ t.test('logout deletes the session', async (t) => {
   t.equal(noOrigin.status, 403);
   t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 1);
 
-  const logout = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin } });
-  t.equal(logout.status, 200);
+  const withoutToken = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin } });
+  t.equal(withoutToken.status, 403, 'a same-origin post without the CSRF token is rejected');
+  t.equal(withoutToken.headers['x-wardgate-error'], 'WG_AUTH_CSRF_REJECTED');
+  const wrongToken = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin }, form: { csrf_token: 'A'.repeat(43) } });
+  t.equal(wrongToken.status, 403, 'a wrong CSRF token is rejected');
+  t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 1);
+
+  const form = await browser.request(`${stack.rpOrigin}/.wardgate/logout`);
+  const csrfToken = /name="csrf_token" value="([^"]+)"/.exec(form.body)?.[1];
+  t.match(csrfToken, /^[A-Za-z0-9_-]{43}$/, 'the sign-out form carries the CSRF token');
+  const logout = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin }, form: { csrf_token: csrfToken! } });
+  t.equal(logout.status, 303);
+  const endSession = new URL(String(logout.headers.location));
+  t.equal(endSession.origin, new URL(stack.idp.issuer).origin, 'the browser goes on to the IdP end_session_endpoint');
+  t.ok(endSession.searchParams.get('id_token_hint'), 'id_token_hint is sent');
+  t.equal(endSession.searchParams.get('post_logout_redirect_uri'), `${stack.rpOrigin}/.wardgate/logged-out`);
   t.match(String(logout.headers['set-cookie']), /^__Host-wardgate_session=; Max-Age=0; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
   t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 0);
 
