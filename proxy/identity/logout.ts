@@ -38,7 +38,7 @@ export async function sendLogoutForm(context: LogoutContext, req: IncomingMessag
   res.statusCode = 200;
   res.setHeader('content-type', 'text/html; charset=utf-8');
   res.setHeader('cache-control', 'no-store');
-  res.setHeader('content-security-policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+  res.setHeader('content-security-policy', "default-src 'none'; form-action 'self' https:; frame-ancestors 'none'");
   res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign out</title></head><body><h1>Sign out</h1><form method="post" action="${escapeHtml(LOGOUT_PATH)}"><input type="hidden" name="csrf_token" value="${escapeHtml(record.csrf_token)}"><button type="submit">Sign out of Wardgate</button></form></body></html>`);
 }
 
