@@ -231,21 +231,7 @@ function readTime(reader: NodeReader, node: Node | null): TimeWindowSpec | undef
   const entries = reader.map(node, 'match.time', POLICY_KEYS.time, ['hours']);
   if (entries === undefined) return undefined;
 
-  let days: number[] = [0, 1, 2, 3, 4, 5, 6];
-  const daysEntry = entries.get('days');
-  if (daysEntry !== undefined) {
-    const names = reader.stringList(daysEntry.value, 'match.time.days');
-    if (names === undefined) return undefined;
-    const items = reader.list(daysEntry.value, 'days', true) ?? [];
-    days = [];
-    names.forEach((name, i) => {
-      const day = (WEEKDAYS as readonly string[]).indexOf(name.toLowerCase());
-      if (day === -1) reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? daysEntry.value, `a weekday of ${WEEKDAYS.join(', ')}${didYouMean(name.toLowerCase(), WEEKDAYS)}`, `"${name}"`);
-      else days.push(day);
-    });
-    if (days.length !== names.length) return undefined;
-  }
-
+  const days = readDays(reader, entries.get('days'));
   const hoursEntry = entries.get('hours');
   const ranges = hoursEntry === undefined ? undefined : reader.stringList(hoursEntry.value, 'match.time.hours');
   if (ranges === undefined) return undefined;
@@ -257,9 +243,27 @@ function readTime(reader: NodeReader, node: Node | null): TimeWindowSpec | undef
     if (typeof parsed === 'string') reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? hoursEntry!.value, parsed, `"${range}"`);
     else windows.push(parsed);
   });
-  if (windows.length !== ranges.length) return undefined;
+  if (windows.length !== ranges.length || days === undefined) return undefined;
 
   return Object.freeze({ days: Object.freeze(days), windows: Object.freeze(windows) });
+}
+
+/** Reads `match.time.days` as weekday numbers (0 = Sunday); all seven days when the key is absent. */
+function readDays(reader: NodeReader, entry: MapEntry | undefined): number[] | undefined {
+  if (entry === undefined) return [0, 1, 2, 3, 4, 5, 6];
+
+  const names = reader.stringList(entry.value, 'match.time.days');
+  if (names === undefined) return undefined;
+
+  const items = reader.list(entry.value, 'days', true) ?? [];
+  const days: number[] = [];
+  names.forEach((name, i) => {
+    const day = (WEEKDAYS as readonly string[]).indexOf(name.toLowerCase());
+    if (day === -1) reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? entry.value, `a weekday of ${WEEKDAYS.join(', ')}${didYouMean(name.toLowerCase(), WEEKDAYS)}`, `"${name}"`);
+    else days.push(day);
+  });
+
+  return days.length === names.length ? days : undefined;
 }
 
 function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOptions): RuleMatchDefinition | undefined {
