@@ -14,7 +14,7 @@ export const POLICY_KEYS = Object.freeze({
 
 /** Keys of a policy test file (`*.tests.yaml`) and of its parts. */
 export const POLICY_TEST_KEYS = Object.freeze({
-  top: ['version', 'policy', 'time_zone', 'cases'],
+  top: ['version', 'policy', 'time_zone', 'defaults', 'cases'],
   case: ['name', 'context', 'expect'],
   expect: ['action', 'rule'],
   context: ['principal', 'route', 'request', 'risk', 'features', 'tls', 'time', 'session', 'elevated_acr', 'break_glass_active'],

@@ -5,6 +5,10 @@ Commands:
   start --config FILE          Run Wardgate with a configuration file
   certs dev [--dir DIR]        Create a local CA and a server certificate for development
   policy validate FILE...      Check policy files and print every error with file:line:column
+  policy test PATH...          Run the policy tests (*.tests.yaml) under PATH
+  policy explain --policy FILE Show how each rule fares for one request
+  policy keygen --out DIR      Create key pairs for signing policies
+  policy sign --key-dir DIR F  Sign a policy file (writes F.sig)
 
 Run "wardgate <command> --help" for a command's options.
 `;
@@ -19,20 +23,7 @@ const COMMANDS: Record<string, Command> = {
     if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev"`);
     return (await import('../../certs/cli.ts')).runCertsDev(argv.slice(1), out, err);
   },
-  policy: async (argv, out, err) => {
-    if (argv[0] === '--help' || argv[0] === '-h') {
-      out.write('Usage: wardgate policy validate FILE...\n');
-      return 0;
-    }
-    if (argv[0] !== 'validate') return usageError(err, `unknown policy subcommand ${JSON.stringify(argv[0] ?? '')}; expected "policy validate FILE..."`);
-    const files = argv.slice(1);
-    if (files.includes('--help') || files.includes('-h')) {
-      out.write('Usage: wardgate policy validate FILE...\n\nValidates each policy file and prints every error as file:line:column. Exits 1 when any file is invalid.\n');
-      return 0;
-    }
-    if (files.length === 0) return usageError(err, 'missing policy file; usage: wardgate policy validate FILE...');
-    return (await import('../../policy/cli/validate.ts')).runPolicyValidate(files, out, err);
-  },
+  policy: async (argv, out, err) => (await import('./policy-command.ts')).runPolicyCommand(argv, out, err),
 };
 
 /** Runs one CLI invocation and returns its exit code: 0 success, 1 failure, 2 usage error. */
