@@ -25,6 +25,8 @@ export interface DemoStackOptions {
   readonly redisUrl?: string;
   readonly redisKeyPrefix?: string;
   readonly policyFile?: string;
+  /** Candidate policy run in shadow mode beside `policyFile`. */
+  readonly shadowPolicyFile?: string;
   readonly routes?: (upstream: string) => RouteConfig[];
   readonly session?: WardgateConfig['session'];
   readonly now?: () => number;
@@ -84,6 +86,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),
+      ...(options.shadowPolicyFile ? { shadow_policy: options.shadowPolicyFile } : {}),
     };
     const wardgate = await startWardgate(config, {
       allowMemoryFallback: true,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
+import { readPolicyOptions, type PolicySigningConfig } from './policy-options.ts';
 import type { RouteConfig } from '../routing/router.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
@@ -26,9 +27,13 @@ export interface WardgateConfig {
   readonly patient_key: Buffer;
   readonly assertion: { readonly header: string; readonly ttl: number };
   readonly routes: readonly RouteConfig[];
+  /** Candidate policy evaluated beside `policy` on live traffic without enforcing (shadow mode). */
+  readonly shadow_policy?: string;
+  /** Signature requirement for `policy` and `shadow_policy`. */
+  readonly policy_signing?: PolicySigningConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'shadow_policy', 'policy_signing'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -117,6 +122,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       ttl: reader.integer(assertion.get('ttl'), 'assertion.ttl', 10, 600, 60),
     },
     routes: readRoutes(reader, top.get('routes')),
+    ...readPolicyOptions(reader, top, resolve),
   };
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);

@@ -11,6 +11,7 @@ import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
+import { observeShadow, type ShadowPort } from './shadow-mode.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -26,6 +27,8 @@ export interface PipelineDependencies {
   readonly tlsFacts: (socket: TLSSocket) => { protocol: string; group: string };
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
+  /** Candidate policy compared with the active one on every decision (shadow mode); never enforced. */
+  readonly shadow?: ShadowPort;
 }
 
 /** Hybrid post-quantum groups that satisfy a route's `require_pq`. */
@@ -114,8 +117,9 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
 
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const now = deps.now();
-  const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
+  const { decision, scored, context } = await evaluate(deps, req, prepared, auth, tls, now, log);
   record(span, principal, route, decision, scored.result, scored.failedDependency);
+  if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
   await enforce(deps, req, res, prepared, principal, decision, incidentId, now, span);
@@ -130,7 +134,7 @@ export async function evaluate(
   tls: { protocol: string; group: string },
   now: number,
   log: Logger,
-): Promise<{ decision: Decision; scored: ScoreOutcome }> {
+): Promise<{ decision: Decision; scored: ScoreOutcome; context?: DecisionContext }> {
   const route = prepared.route!;
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const scored = await scoreWithFailMode(deps, req, prepared, principal, now, log);
@@ -153,7 +157,7 @@ export async function evaluate(
     elevatedAcr: auth.kind === 'authenticated' ? auth.elevatedAcr : [],
     time: now,
   };
-  return { decision: deps.policy().decide(context), scored };
+  return { decision: deps.policy().decide(context), scored, context };
 }
 
 async function enforce(
