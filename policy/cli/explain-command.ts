@@ -6,6 +6,9 @@ import { loadPolicyFile } from '../load-file.ts';
 import { formatPath, readContext, type ContextProblem } from '../testing/context-input.ts';
 import { describeFailure } from './validate.ts';
 
+/** Maximum size of a request context read from stdin. */
+const MAX_STDIN_BYTES = 1024 * 1024;
+
 /** Options of `wardgate policy explain` that build the request context, and the context key each one sets. */
 const CONTEXT_FLAGS = ['user', 'groups', 'auth-method', 'device', 'acr', 'route', 'host', 'path', 'method', 'ip', 'risk', 'time', 'tls-group', 'session-age', 'elevated-acr', 'break-glass-active'] as const;
 
@@ -59,7 +62,11 @@ export async function runPolicyExplain(
   if (usesFlags) {
     raw = contextFromFlags(options);
   } else {
-    const text = await readAll(stdin);
+    const text = await readAll(stdin, MAX_STDIN_BYTES);
+    if (text === undefined) {
+      err.write(`wardgate policy explain: stdin: expected a request context of at most ${MAX_STDIN_BYTES} bytes, got more; pipe one request context\n`);
+      return 1;
+    }
     try {
       raw = JSON.parse(text);
     } catch (error) {
@@ -157,9 +164,16 @@ function flagFor(path: readonly (string | number)[]): string {
   return FLAG_OF_PATH[key] ?? key;
 }
 
-async function readAll(stream: Readable): Promise<string> {
+/** Reads a stream as UTF-8 text, or returns `undefined` as soon as it passes `limit` bytes. */
+async function readAll(stream: Readable, limit: number): Promise<string | undefined> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  let length = 0;
+  for await (const chunk of stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    length += buffer.length;
+    if (length > limit) return undefined;
+    chunks.push(buffer);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
