@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ShadowComparator } from '../policy/shadow/shadow-comparator.ts';
 import { readVerificationKeys, type PolicyVerificationKeys } from '../policy/signing/policy-signature.ts';
 import type { WardgateConfig } from './config/config.ts';
-import type { ShadowPort } from './pipeline/shadow-mode.ts';
+import { createShadowLogLimit, type ShadowPort } from './pipeline/shadow-mode.ts';
 import { watchPolicy, type PolicyWatcher } from './policy-reload.ts';
 
 /** The active policy, the optional shadow candidate and what the health endpoint shows about them. */
@@ -48,7 +48,7 @@ export async function startPolicies(config: WardgateConfig, logger: Logger, poll
   const shadowWatcher = candidate;
   return {
     active,
-    shadow: shadowWatcher === undefined ? undefined : { comparator, candidate: () => shadowWatcher.current() },
+    shadow: shadowWatcher === undefined ? undefined : { comparator, candidate: () => shadowWatcher.current(), logLimit: createShadowLogLimit() },
     shadowHealth: () => shadowWatcher === undefined
       ? undefined
       : { hash: shadowWatcher.current().hash, last_reload_error: shadowWatcher.lastError(), ...comparator.counters() },

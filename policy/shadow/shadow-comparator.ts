@@ -1,6 +1,6 @@
 import type { Action, Decision, DecisionContext } from '../decision.ts';
 
-/** Something that decides requests: a compiled policy, or the policy a watcher holds at this moment. */
+/** A policy that decides requests: a compiled policy, or the one a watcher has in force at this moment. */
 export interface DecidingPolicy {
   readonly hash: string;
   decide(context: DecisionContext): Decision;
@@ -84,7 +84,7 @@ export class ShadowComparator {
   /**
    * Decides `context` with the candidate and compares the result with the active
    * decision. A candidate that throws is counted in `candidateErrors` and reported as
-   * `{ error }`; the active decision stands either way.
+   * `{ error }`. The active decision is enforced either way.
    */
   compare(context: DecisionContext, active: Decision, candidate: DecidingPolicy): { difference?: ShadowDifference; candidate?: Decision; error?: string } {
     let decision: Decision;

@@ -25,7 +25,7 @@ function context(overrides: { route?: string; groups?: string[]; path?: string; 
 }
 
 /**
- * A 500-rule policy spread over 20 routes, with every kind of match key and a CEL `when`
+ * Generates a 500-rule policy spread over 20 routes, with every kind of match key and a CEL `when`
  * on every fifth rule. The last rule of each route allows its own group.
  */
 export function generatePolicy(): string {
