@@ -97,16 +97,7 @@ function evaluate(rules: readonly CompiledRule[], clock: LocalTimeClock, context
   let notes: string[] | undefined;
 
   for (const rule of rules) {
-    let field: MatchField | undefined;
-    try {
-      field = firstMismatch(rule, facts);
-    } catch (error) {
-      // Only the time window can throw, for a request time that is not a finite number.
-      const message = error instanceof Error ? error.message : String(error);
-      (notes ??= []).push(`rule ${rule.id} not applied: its match.time could not be checked (${message})`);
-      trace?.push({ rule: rule.id, outcome: 'no-match', field: 'time', detail: message });
-      continue;
-    }
+    const field: MatchField | undefined = firstMismatch(rule, facts);
     if (field !== undefined) {
       trace?.push({ rule: rule.id, outcome: 'no-match', field, detail: describeMismatch(rule, field, facts) });
       continue;
@@ -149,8 +140,11 @@ const DEFAULT_REASONS: readonly string[] = Object.freeze([DEFAULT_REASON]);
 
 /** Builds the CEL variables, or returns why they cannot be built (a request time that is not finite). */
 function bindingsFor(facts: RequestFacts): PolicyBindings | string {
+  const local = facts.local;
+  if (local === undefined) return `request time must be a finite number of milliseconds, got ${facts.context.time}`;
+
   try {
-    return buildBindings(facts.context, facts.local);
+    return buildBindings(facts.context, local);
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }

@@ -46,7 +46,7 @@ export class RequestFacts {
   readonly host: string;
   readonly #clock: LocalTimeClock;
   #address: Uint32Array | undefined | null = null;
-  #local: LocalTime | undefined;
+  #local: LocalTime | undefined | null = null;
 
   constructor(context: DecisionContext, clock: LocalTimeClock) {
     this.context = context;
@@ -60,9 +60,9 @@ export class RequestFacts {
     return this.#address;
   }
 
-  /** Local weekday and minute; throws a `RangeError` for a request time that is not finite. */
-  get local(): LocalTime {
-    this.#local ??= this.#clock.localTime(this.context.time);
+  /** Local weekday, hour and minute, or `undefined` when the request time is not a finite number. */
+  get local(): LocalTime | undefined {
+    if (this.#local === null) this.#local = Number.isFinite(this.context.time) ? this.#clock.localTime(this.context.time) : undefined;
     return this.#local;
   }
 }
@@ -121,7 +121,7 @@ export function firstMismatch(rule: CompiledRule, facts: RequestFacts): MatchFie
   if (rule.networks !== undefined && !rule.networks.has(facts.address)) return 'networks';
   if (rule.time !== undefined) {
     const local = facts.local;
-    if (!rule.time(local.weekday, local.hour * 60 + local.minute)) return 'time';
+    if (local === undefined || !rule.time(local.weekday, local.hour * 60 + local.minute)) return 'time';
   }
 
   return undefined;

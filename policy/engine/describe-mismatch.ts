@@ -31,6 +31,7 @@ export function describeMismatch(rule: CompiledRule, field: MatchField, facts: R
       return `client address ${context.request.ip} is in no block of match.networks`;
     case 'time': {
       const local = facts.local;
+      if (local === undefined) return `request time ${context.time} is not a finite number of milliseconds, so match.time cannot hold`;
       const weekday = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][local.weekday];
       return `local time ${weekday} ${String(local.hour).padStart(2, '0')}:${String(local.minute).padStart(2, '0')} is outside match.time`;
     }

@@ -12,11 +12,11 @@ export interface RouteIndex {
  * keeps the rules' order in the file.
  */
 export function buildRouteIndex(rules: readonly CompiledRule[]): RouteIndex {
-  const anyRoute = Object.freeze(rules.filter((rule) => rule.routes === undefined));
+  const anyRoute = rules.filter((rule) => rule.routes === undefined);
   const byRoute = new Map<string, readonly CompiledRule[]>();
   const routeIds = new Set(rules.flatMap((rule) => (rule.routes === undefined ? [] : [...rule.routes])));
   for (const routeId of routeIds) {
-    byRoute.set(routeId, Object.freeze(rules.filter((rule) => rule.routes === undefined || rule.routes.has(routeId))));
+    byRoute.set(routeId, rules.filter((rule) => rule.routes === undefined || rule.routes.has(routeId)));
   }
 
   return { candidates: (routeId) => byRoute.get(routeId) ?? anyRoute };
