@@ -29,6 +29,8 @@ export interface DemoStackOptions {
   readonly modelFile?: string;
   /** Scorer batching, deadline and model reload settings; defaults apply when absent. */
   readonly scorer?: WardgateConfig['scorer'];
+  /** Candidate policy run in shadow mode beside `policyFile`. */
+  readonly shadowPolicyFile?: string;
   readonly routes?: (upstream: string) => RouteConfig[];
   readonly session?: WardgateConfig['session'];
   readonly now?: () => number;
@@ -104,6 +106,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       // The demo app serves Practitioner, CareTeam, Encounter, Appointment and flagged patients.
       care: { source: 'fhir', fhir_base: `${app.url}/fhir`, ttl: 300 },
       ...(options.scorer ? { scorer: options.scorer } : {}),
+      ...(options.shadowPolicyFile ? { shadow_policy: options.shadowPolicyFile } : {}),
     };
     const config = options.configure?.(generated) ?? generated;
     const wardgate = await startWardgate(config, {

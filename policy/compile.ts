@@ -2,7 +2,9 @@ import { compileConditions } from './cel/compile-conditions.ts';
 import { LocalTimeClock } from './cel/local-time.ts';
 import { buildBindings, type PolicyBindings } from './cel/variables.ts';
 import type { Decision, DecisionContext } from './decision.ts';
-import { compileRule, hostWithoutPort, matchesRequest, type CompiledRule } from './engine/compiled-rule.ts';
+import { compileRule, firstMismatch, RequestFacts, type CompiledRule, type MatchField } from './engine/compiled-rule.ts';
+import { describeMismatch } from './engine/describe-mismatch.ts';
+import { buildRouteIndex, type RouteIndex } from './engine/route-index.ts';
 import { PolicyError, PolicyValidationError, type PolicyIssue } from './errors.ts';
 import { NodeReader } from './yaml/node-reader.ts';
 import { readPolicyDefinition } from './yaml/read-policy.ts';
@@ -10,7 +12,10 @@ import { DEFAULT_MAX_FILE_BYTES, parseYamlSource } from './yaml/source.ts';
 
 /** Options of {@link compilePolicy}. */
 export interface CompilePolicyOptions {
-  /** IANA time zone in which `time.hour` and `time.weekday` are computed. Default `UTC`. */
+  /**
+   * IANA time zone or UTC offset in which `time.*` and `match.time` are computed when the
+   * file sets no `time_zone`. Default `UTC`.
+   */
   readonly timeZone?: string;
   /** Route ids from the route configuration; when given, `match.routes` may only name these. */
   readonly routeIds?: readonly string[];
@@ -22,6 +27,8 @@ export interface CompilePolicyOptions {
 export interface RuleTrace {
   readonly rule: string;
   readonly outcome: 'matched' | 'no-match' | 'condition-false' | 'condition-error' | 'already-elevated';
+  /** The `match:` key the request failed, for outcome `no-match`. */
+  readonly field?: MatchField;
   readonly detail?: string;
 }
 
@@ -54,7 +61,6 @@ export function compilePolicy(source: string | Uint8Array, fileName: string, opt
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new PolicyError('WG_POLICY_INVALID_OPTION', `policy option maxBytes: expected a positive integer number of bytes, got ${String(maxBytes)}; fix the option`);
   }
-  const clock = new LocalTimeClock(options.timeZone ?? 'UTC');
 
   const issues: PolicyIssue[] = [];
   const yamlSource = parseYamlSource(source, fileName, maxBytes, issues);
@@ -65,15 +71,19 @@ export function compilePolicy(source: string | Uint8Array, fileName: string, opt
   const conditions = definition === undefined ? new Map() : compileConditions(reader, definition);
   if (definition === undefined || issues.length > 0) throw new PolicyValidationError(fileName, sortIssues(issues));
 
+  const clock = new LocalTimeClock(definition.timeZone ?? options.timeZone ?? 'UTC');
   const rules = definition.rules.map((rule) => compileRule(rule, conditions.get(rule.id)));
+  const index = buildRouteIndex(rules);
 
   return Object.freeze({
     file: fileName,
     hash: yamlSource.sha256,
     ruleIds: Object.freeze(rules.map((rule) => rule.id)),
     timeZone: clock.timeZone,
-    decide: (context: DecisionContext) => evaluate(rules, clock, context, undefined),
+    decide: (context: DecisionContext) => evaluate(index.candidates(context.route.id), clock, context, undefined),
     explain: (context: DecisionContext) => {
+      // Every rule is traced in file order; the route index only skips rules whose
+      // `match.routes` fails, so the decision is the same as decide()'s.
       const trace: RuleTrace[] = [];
       const decision = evaluate(rules, clock, context, trace);
       return { decision, trace };
@@ -82,19 +92,20 @@ export function compilePolicy(source: string | Uint8Array, fileName: string, opt
 }
 
 function evaluate(rules: readonly CompiledRule[], clock: LocalTimeClock, context: DecisionContext, trace: RuleTrace[] | undefined): Decision {
-  const host = hostWithoutPort(context.request.host);
+  const facts = new RequestFacts(context, clock);
   let bindings: PolicyBindings | string | undefined;
   let notes: string[] | undefined;
 
   for (const rule of rules) {
-    if (!matchesRequest(rule, context, host)) {
-      trace?.push({ rule: rule.id, outcome: 'no-match' });
+    const field: MatchField | undefined = firstMismatch(rule, facts);
+    if (field !== undefined) {
+      trace?.push({ rule: rule.id, outcome: 'no-match', field, detail: describeMismatch(rule, field, facts) });
       continue;
     }
 
     const condition = rule.condition;
     if (condition !== undefined) {
-      bindings ??= bindingsFor(context, clock);
+      bindings ??= bindingsFor(facts);
       const outcome = typeof bindings === 'string' ? bindings : condition.evaluate(bindings);
       if (typeof outcome === 'string') {
         const note = `rule ${rule.id} not applied: its when condition failed to evaluate (${outcome})`;
@@ -117,9 +128,9 @@ function evaluate(rules: readonly CompiledRule[], clock: LocalTimeClock, context
 
     trace?.push({ rule: rule.id, outcome: 'matched' });
     const reasons = notes === undefined ? rule.matchedReasons : [...notes, rule.matchedReason];
-    return stepUp === undefined
-      ? { action: rule.action, rule: rule.id, reasons, risk: context.risk }
-      : { action: rule.action, rule: rule.id, reasons, risk: context.risk, stepUp };
+    if (stepUp !== undefined) return { action: rule.action, rule: rule.id, reasons, risk: context.risk, stepUp };
+    if (rule.breakGlass !== undefined) return { action: rule.action, rule: rule.id, reasons, risk: context.risk, breakGlass: rule.breakGlass };
+    return { action: rule.action, rule: rule.id, reasons, risk: context.risk };
   }
 
   return { action: 'block', rule: 'default', reasons: notes === undefined ? DEFAULT_REASONS : [...notes, DEFAULT_REASON], risk: context.risk };
@@ -128,9 +139,12 @@ function evaluate(rules: readonly CompiledRule[], clock: LocalTimeClock, context
 const DEFAULT_REASONS: readonly string[] = Object.freeze([DEFAULT_REASON]);
 
 /** Builds the CEL variables, or returns why they cannot be built (a request time that is not finite). */
-function bindingsFor(context: DecisionContext, clock: LocalTimeClock): PolicyBindings | string {
+function bindingsFor(facts: RequestFacts): PolicyBindings | string {
+  const local = facts.local;
+  if (local === undefined) return `request time must be a finite number of milliseconds, got ${facts.context.time}`;
+
   try {
-    return buildBindings(context, clock);
+    return buildBindings(facts.context, local);
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }

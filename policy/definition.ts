@@ -1,4 +1,6 @@
-import type { Action, StepUpRequirement } from './decision.ts';
+import type { Action, BreakGlassOffer, StepUpRequirement } from './decision.ts';
+import type { CidrBlock } from './engine/cidr.ts';
+import type { TimeWindowSpec } from './engine/time-window.ts';
 import type { SourcePosition } from './yaml/node-reader.ts';
 
 /** A CEL expression as written in the policy file, with what is needed to point at it. */
@@ -23,6 +25,16 @@ export interface RuleMatchDefinition {
   readonly groups?: readonly string[];
   readonly sensitivity?: readonly ('low' | 'normal' | 'high')[];
   readonly authenticated?: boolean;
+  /** How the caller authenticated: `session`, `bearer` or `mtls`. */
+  readonly authMethods?: readonly ('session' | 'bearer' | 'mtls')[];
+  /** Device identity globs (`*` matches any run of characters). */
+  readonly devices?: readonly string[];
+  /** Client networks the request address must lie in. */
+  readonly networks?: readonly CidrBlock[];
+  /** Negotiated TLS key exchange groups, such as `X25519MLKEM768`. */
+  readonly tlsGroups?: readonly string[];
+  /** Local time window in the policy's time zone. */
+  readonly time?: TimeWindowSpec;
 }
 
 /** One rule of the `rules:` section after structural validation. */
@@ -34,12 +46,15 @@ export interface RuleDefinition {
   readonly action: Action;
   readonly reason?: string;
   readonly stepUp?: StepUpRequirement;
+  readonly breakGlass?: BreakGlassOffer;
   readonly position: SourcePosition;
 }
 
 /** A policy file after structural validation, before CEL compilation. */
 export interface PolicyDefinition {
   readonly version: 1;
+  /** `time_zone` from the file (IANA name or UTC offset such as `+01:00`), when given. */
+  readonly timeZone?: string;
   readonly conditions: readonly ConditionDefinition[];
   readonly rules: readonly RuleDefinition[];
   /** `when` expressions of rules left out of `rules` for other problems, still checked so that one run reports every problem. */

@@ -21,7 +21,10 @@ export type PolicyIssueCode =
 export type PolicyErrorCode =
   | 'WG_POLICY_INVALID'
   | 'WG_POLICY_FILE_READ_FAILED'
-  | 'WG_POLICY_INVALID_OPTION';
+  | 'WG_POLICY_INVALID_OPTION'
+  | 'WG_POLICY_SIGNATURE_MISSING'
+  | 'WG_POLICY_SIGNATURE_INVALID'
+  | 'WG_POLICY_SIGNING_KEY_INVALID';
 
 /** One problem found in a policy file, with its position. Lines and columns start at 1. */
 export interface PolicyIssue {

@@ -15,7 +15,7 @@ import { createIdentity } from './identity/identity.ts';
 import { identitySessionExtras } from './identity/runtime-options.ts';
 import { createRequestHandler } from './pipeline/request-handler.ts';
 import { createUpgradeHandler } from './pipeline/upgrade-handler.ts';
-import { watchPolicy, type PolicyWatcher } from './policy-reload.ts';
+import { startPolicies } from './policy-setup.ts';
 import { createRouter } from './routing/router.ts';
 import type { KeyValueStore } from './state/key-value-store.ts';
 import { MemoryKeyValueStore } from './state/memory-key-value-store.ts';
@@ -67,8 +67,9 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const stores = await openStores(config, options, logger);
     closers.push(() => stores.close());
 
-    const policy = await watchPolicy(config.policy, config.routes.map((route) => route.id), logger, options.policyPollMs ?? 1000);
-    closers.push(() => policy.close());
+    const policies = await startPolicies(config, logger, options.policyPollMs ?? 1000);
+    const policy = policies.active;
+    closers.push(() => policies.close());
 
     const scoring = await openScorerRuntime(config, stores.baselines, stores.keyValue, logger);
     closers.push(() => scoring.close());
@@ -101,6 +102,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       identity,
       scorer,
       policy: () => policy.current(),
+      shadow: policies.shadow,
       router,
       forwarder,
       signer,
@@ -116,6 +118,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         status: 'ok',
         store: stores.kind,
         policy: { hash: policy.current().hash, last_reload_error: policy.lastError() },
+        ...(policies.shadow && { shadow_policy: policies.shadowHealth() }),
         model: scoring.modelHealth(),
         review: { failed_writes: oversight.reviewFailures },
       }),

@@ -6,9 +6,10 @@ const DAY_MS = 86_400_000;
 /** Width of the window over which the UTC offset is cached. Time zone transitions fall on quarter hours. */
 const OFFSET_WINDOW_MS = 15 * MINUTE_MS;
 
-/** Hour of day (0-23) and weekday (0 = Sunday) of an instant in the policy's time zone. */
+/** Hour of day (0-23), minute (0-59) and weekday (0 = Sunday) of an instant in the policy's time zone. */
 export interface LocalTime {
   readonly hour: number;
+  readonly minute: number;
   readonly weekday: number;
 }
 
@@ -37,24 +38,26 @@ export class LocalTimeClock {
         minute: 'numeric',
       });
     } catch (error) {
-      throw new PolicyError('WG_POLICY_INVALID_OPTION', `policy option timeZone: expected an IANA time zone name such as "UTC" or "Europe/Berlin", got ${JSON.stringify(timeZone)}; fix the option`, { cause: error });
+      throw new PolicyError('WG_POLICY_INVALID_OPTION', `policy option timeZone: expected an IANA time zone name such as "UTC" or "Europe/Berlin", or a UTC offset such as "+01:00", got ${JSON.stringify(timeZone)}; fix the option`, { cause: error });
     }
 
     this.timeZone = format.resolvedOptions().timeZone;
     this.#format = this.timeZone === 'UTC' ? undefined : format;
   }
 
-  /** Returns the local hour and weekday of `epochMs`; throws a `RangeError` when it is not finite. */
+  /** Returns the local hour, minute and weekday of `epochMs`; throws a `RangeError` when it is not finite. */
   localTime(epochMs: number): LocalTime {
     if (!Number.isFinite(epochMs)) throw new RangeError(`request time must be a finite number of milliseconds, got ${epochMs}`);
 
     const local = epochMs + this.#offsetAt(epochMs);
     const days = Math.floor(local / DAY_MS);
-    const hour = Math.floor((local - days * DAY_MS) / HOUR_MS);
+    const sinceMidnight = local - days * DAY_MS;
+    const hour = Math.floor(sinceMidnight / HOUR_MS);
+    const minute = Math.floor((sinceMidnight - hour * HOUR_MS) / MINUTE_MS);
     // 1970-01-01 was a Thursday (weekday 4).
     const weekday = (((days + 4) % 7) + 7) % 7;
 
-    return { hour, weekday };
+    return { hour, minute, weekday };
   }
 
   #offsetAt(epochMs: number): number {

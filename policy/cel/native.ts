@@ -16,7 +16,9 @@ const FIELD_KINDS: Readonly<Record<string, Readonly<Record<string, Operand['kind
   route: { id: 'string', host: 'string', path_prefix: 'string', sensitivity: 'string' },
   request: { method: 'string', host: 'string', path: 'string', ip: 'string' },
   tls: { protocol: 'string', group: 'string' },
-  time: { hour: 'number', weekday: 'number', epoch_ms: 'number' },
+  time: { hour: 'number', minute: 'number', weekday: 'number', epoch_ms: 'number' },
+  session: { active: 'bool', age_s: 'number' },
+  device: { present: 'bool', id: 'string' },
 };
 
 /**

@@ -1,5 +1,5 @@
 import type { DecisionContext } from '../decision.ts';
-import type { LocalTimeClock } from './local-time.ts';
+import type { LocalTime } from './local-time.ts';
 import { BOOL, DOUBLE, INT, STRING, listOf, mapOf, record, type CelCheckType } from './types.ts';
 
 /**
@@ -22,7 +22,10 @@ export const POLICY_VARIABLES: ReadonlyMap<string, CelCheckType> = new Map([
   ['risk', DOUBLE],
   ['features', mapOf(STRING, DOUBLE)],
   ['tls', record('tls', { protocol: STRING, group: STRING })],
-  ['time', record('time', { hour: INT, weekday: INT, epoch_ms: INT })],
+  ['time', record('time', { hour: INT, minute: INT, weekday: INT, epoch_ms: INT })],
+  ['session', record('session', { active: BOOL, age_s: INT })],
+  ['device', record('device', { present: BOOL, id: STRING })],
+  ['break_glass_active', BOOL],
 ]);
 
 /** Name of the pseudo-variable through which a `when` expression refers to named conditions (`conditions.off_hours`). */
@@ -44,8 +47,14 @@ export interface PolicyBindings {
   readonly risk: number;
   readonly features: Readonly<Record<string, number>>;
   readonly tls: { readonly protocol: string; readonly group: string };
-  readonly time: { readonly hour: bigint; readonly weekday: bigint; readonly epoch_ms: bigint };
+  readonly time: { readonly hour: bigint; readonly minute: bigint; readonly weekday: bigint; readonly epoch_ms: bigint };
+  readonly session: { readonly active: boolean; readonly age_s: bigint };
+  readonly device: { readonly present: boolean; readonly id: string };
+  readonly break_glass_active: boolean;
 }
+
+const NO_SESSION: PolicyBindings['session'] = Object.freeze({ active: false, age_s: 0n });
+const NO_DEVICE: PolicyBindings['device'] = Object.freeze({ present: false, id: '' });
 
 const ANONYMOUS: PolicyBindings['principal'] = Object.freeze({
   authenticated: false,
@@ -58,12 +67,13 @@ const ANONYMOUS: PolicyBindings['principal'] = Object.freeze({
 });
 
 /**
- * Builds the CEL variables for one request. Throws a `RangeError` when `context.time`
- * is not a finite number, because no time variable can be computed from it.
+ * Builds the CEL variables for one request from its context and its local time in the
+ * policy's time zone. `session.active` is false (and `age_s` 0) without a browser session,
+ * `device.present` false when no device identity is known.
  */
-export function buildBindings(context: DecisionContext, clock: LocalTimeClock): PolicyBindings {
+export function buildBindings(context: DecisionContext, local: LocalTime): PolicyBindings {
   const principal = context.principal;
-  const local = clock.localTime(context.time);
+  const device = principal?.device;
 
   return {
     principal: principal === null
@@ -82,6 +92,9 @@ export function buildBindings(context: DecisionContext, clock: LocalTimeClock): 
     risk: context.risk,
     features: context.features,
     tls: context.tls,
-    time: { hour: BigInt(local.hour), weekday: BigInt(local.weekday), epoch_ms: BigInt(Math.trunc(context.time)) },
+    time: { hour: BigInt(local.hour), minute: BigInt(local.minute), weekday: BigInt(local.weekday), epoch_ms: BigInt(Math.trunc(context.time)) },
+    session: context.session === undefined ? NO_SESSION : { active: true, age_s: BigInt(Math.max(0, Math.trunc(context.session.age_s))) },
+    device: device === undefined || device === '' ? NO_DEVICE : { present: true, id: device },
+    break_glass_active: context.breakGlassActive === true,
   };
 }

@@ -1,15 +1,22 @@
 import { isMap, isScalar, Scalar, type Node } from 'yaml';
 
-import type { Action, StepUpRequirement } from '../decision.ts';
+import type { Action, BreakGlassOffer, StepUpRequirement } from '../decision.ts';
 import type { CelSource, ConditionDefinition, PolicyDefinition, RuleDefinition, RuleMatchDefinition } from '../definition.ts';
+import { parseCidr, type CidrBlock } from '../engine/cidr.ts';
+import { parseHours, type TimeWindowSpec } from '../engine/time-window.ts';
+import { AUTH_METHODS, POLICY_KEYS, WEEKDAYS } from './keys.ts';
 import { NodeReader, type MapEntry, type SourcePosition } from './node-reader.ts';
 import { didYouMean } from './suggest.ts';
 
-const TOP_LEVEL_KEYS = ['version', 'conditions', 'rules'] as const;
-const RULE_KEYS = ['id', 'description', 'match', 'when', 'action', 'reason', 'step_up'] as const;
-const MATCH_KEYS = ['routes', 'hosts', 'paths', 'methods', 'groups', 'sensitivity', 'authenticated'] as const;
-const STEP_UP_KEYS = ['acr', 'max_age', 'ttl'] as const;
-const ACTIONS: readonly Action[] = ['allow', 'step_up', 'block'];
+const TOP_LEVEL_KEYS = POLICY_KEYS.top;
+const RULE_KEYS = POLICY_KEYS.rule;
+const MATCH_KEYS = POLICY_KEYS.match;
+const STEP_UP_KEYS = POLICY_KEYS.step_up;
+const BREAK_GLASS_KEYS = POLICY_KEYS.break_glass;
+const ACTIONS: readonly Action[] = ['allow', 'notify', 'step_up', 'block', 'break_glass'];
+/** Break-glass lifetime used when a rule's `break_glass` block leaves out `ttl`, in seconds. */
+export const DEFAULT_BREAK_GLASS_TTL = 3600;
+const REASON_CODE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 const SENSITIVITIES = ['low', 'normal', 'high'] as const;
 
 /** Step-up lifetime used when a rule's `step_up` block leaves out `ttl`, in seconds. */
@@ -46,10 +53,25 @@ export function readPolicyDefinition(reader: NodeReader, options: ReadPolicyOpti
     if (version !== undefined && version !== 1) reader.report('WG_POLICY_INVALID_VALUE', versionEntry.value, 'version 1, the only policy format version this Wardgate reads', String(version));
   }
 
+  const timeZoneEntry = top.get('time_zone');
+  const timeZone = timeZoneEntry === undefined ? undefined : readTimeZone(reader, timeZoneEntry.value);
   const conditions = readConditions(reader, top.get('conditions'));
   const { rules, unusedWhens } = readRules(reader, top.get('rules'), options);
 
-  return { version: 1, conditions, rules, unusedWhens };
+  return { version: 1, ...(timeZone !== undefined && { timeZone }), conditions, rules, unusedWhens };
+}
+
+function readTimeZone(reader: NodeReader, node: Node | null): string | undefined {
+  const value = reader.string(node, 'time_zone');
+  if (value === undefined) return undefined;
+
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+  } catch {
+    return reader.report('WG_POLICY_INVALID_VALUE', node, 'time_zone as an IANA time zone name such as "Europe/Berlin" or a UTC offset such as "+01:00"', `"${value}"`);
+  }
+
+  return value;
 }
 
 function readConditions(reader: NodeReader, entry: MapEntry | undefined): ConditionDefinition[] {
@@ -130,6 +152,7 @@ function readRule(reader: NodeReader, item: Node | null, index: number, options:
   const when = optional(entries, 'when', (node) => readCel(reader, node, 'when'));
   const action = optional(entries, 'action', (node) => readAction(reader, node));
   const stepUp = optional(entries, 'step_up', (node) => readStepUp(reader, node));
+  const breakGlass = optional(entries, 'break_glass', (node) => readBreakGlass(reader, node));
 
   if (action === 'step_up' && !entries.has('step_up')) {
     reader.report('WG_POLICY_MISSING_KEY', entries.get('action')!.value, 'a step_up block (acr, max_age, ttl) next to action: step_up', 'no step_up key');
@@ -137,11 +160,17 @@ function readRule(reader: NodeReader, item: Node | null, index: number, options:
   if (action !== undefined && action !== 'step_up' && entries.has('step_up')) {
     reader.report('WG_POLICY_INVALID_VALUE', entries.get('step_up')!.key, 'a step_up block only in rules with action: step_up', `a step_up block in a rule with action: ${action}`);
   }
+  if (action === 'break_glass' && !entries.has('break_glass')) {
+    reader.report('WG_POLICY_MISSING_KEY', entries.get('action')!.value, 'a break_glass block (ttl, reason_codes) next to action: break_glass', 'no break_glass key');
+  }
+  if (action !== undefined && action !== 'break_glass' && entries.has('break_glass')) {
+    reader.report('WG_POLICY_INVALID_VALUE', entries.get('break_glass')!.key, 'a break_glass block only in rules with action: break_glass', `a break_glass block in a rule with action: ${action}`);
+  }
 
   const position = reader.position(item);
   if (reader.issues.length > issuesBefore || id === undefined || action === undefined) return { id, when };
 
-  return { rule: { id, description, match, when, action, reason, stepUp, position }, id, when };
+  return { rule: { id, description, match, when, action, reason, stepUp, breakGlass, position }, id, when };
 }
 
 function optional<T>(entries: Map<string, MapEntry>, key: string, read: (node: Node | null) => T | undefined): T | undefined {
@@ -154,7 +183,7 @@ function readAction(reader: NodeReader, node: Node | null): Action | undefined {
   const value = reader.string(node, 'action');
   if (value === undefined) return undefined;
   if (!(ACTIONS as readonly string[]).includes(value)) {
-    return reader.report('WG_POLICY_INVALID_VALUE', node, `action allow, step_up or block${didYouMean(value, ACTIONS)}`, `"${value}"`);
+    return reader.report('WG_POLICY_INVALID_VALUE', node, `action allow, notify, step_up, block or break_glass${didYouMean(value, ACTIONS)}`, `"${value}"`);
   }
 
   return value as Action;
@@ -170,6 +199,71 @@ function readStepUp(reader: NodeReader, node: Node | null): StepUpRequirement | 
   if (acr === undefined) return undefined;
 
   return Object.freeze({ acr_values: acr, max_age: maxAge, ttl });
+}
+
+function readBreakGlass(reader: NodeReader, node: Node | null): BreakGlassOffer | undefined {
+  const entries = reader.map(node, 'break_glass', BREAK_GLASS_KEYS, ['reason_codes']);
+  if (entries === undefined) return undefined;
+
+  const ttl = optional(entries, 'ttl', (value) => reader.integer(value, 'break_glass.ttl (seconds)', 60, 86_400)) ?? DEFAULT_BREAK_GLASS_TTL;
+  const codesEntry = entries.get('reason_codes');
+  const codes = codesEntry === undefined ? undefined : reader.stringList(codesEntry.value, 'break_glass.reason_codes');
+  if (codes === undefined) return undefined;
+
+  const items = reader.list(codesEntry!.value, 'reason_codes', true) ?? [];
+  let valid = true;
+  codes.forEach((code, i) => {
+    if (REASON_CODE.test(code)) return;
+    valid = false;
+    reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? codesEntry!.value, 'a reason code of letters, digits, ".", "_", ":" or "-" (at most 64 characters)', `"${code}"`);
+  });
+  const duplicate = codes.find((code, i) => codes.indexOf(code) !== i);
+  if (duplicate !== undefined) {
+    valid = false;
+    reader.report('WG_POLICY_INVALID_VALUE', codesEntry!.value, 'each reason code at most once', `"${duplicate}" twice`);
+  }
+  if (!valid) return undefined;
+
+  return Object.freeze({ ttl, reason_codes: Object.freeze(codes) });
+}
+
+function readTime(reader: NodeReader, node: Node | null): TimeWindowSpec | undefined {
+  const entries = reader.map(node, 'match.time', POLICY_KEYS.time, ['hours']);
+  if (entries === undefined) return undefined;
+
+  const days = readDays(reader, entries.get('days'));
+  const hoursEntry = entries.get('hours');
+  const ranges = hoursEntry === undefined ? undefined : reader.stringList(hoursEntry.value, 'match.time.hours');
+  if (ranges === undefined) return undefined;
+
+  const items = reader.list(hoursEntry!.value, 'hours', true) ?? [];
+  const windows: { start: number; end: number }[] = [];
+  ranges.forEach((range, i) => {
+    const parsed = parseHours(range);
+    if (typeof parsed === 'string') reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? hoursEntry!.value, parsed, `"${range}"`);
+    else windows.push(parsed);
+  });
+  if (windows.length !== ranges.length || days === undefined) return undefined;
+
+  return Object.freeze({ days: Object.freeze(days), windows: Object.freeze(windows) });
+}
+
+/** Reads `match.time.days` as weekday numbers (0 = Sunday); all seven days when the key is absent. */
+function readDays(reader: NodeReader, entry: MapEntry | undefined): number[] | undefined {
+  if (entry === undefined) return [0, 1, 2, 3, 4, 5, 6];
+
+  const names = reader.stringList(entry.value, 'match.time.days');
+  if (names === undefined) return undefined;
+
+  const items = reader.list(entry.value, 'days', true) ?? [];
+  const days: number[] = [];
+  names.forEach((name, i) => {
+    const day = (WEEKDAYS as readonly string[]).indexOf(name.toLowerCase());
+    if (day === -1) reader.report('WG_POLICY_INVALID_VALUE', items[i] ?? entry.value, `a weekday of ${WEEKDAYS.join(', ')}${didYouMean(name.toLowerCase(), WEEKDAYS)}`, `"${name}"`);
+    else days.push(day);
+  });
+
+  return days.length === names.length ? days : undefined;
 }
 
 function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOptions): RuleMatchDefinition | undefined {
@@ -207,6 +301,18 @@ function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOpt
   const sensitivity = list('sensitivity', 'a sensitivity of low, normal or high', (value) => ((SENSITIVITIES as readonly string[]).includes(value) ? undefined : didYouMean(value, SENSITIVITIES)));
   const authenticatedEntry = entries.get('authenticated');
   const authenticated = authenticatedEntry === undefined ? undefined : reader.boolean(authenticatedEntry.value, 'match.authenticated');
+  const authMethods = list('auth_methods', `an authentication method of ${AUTH_METHODS.join(', ')}`, (value) => ((AUTH_METHODS as readonly string[]).includes(value) ? undefined : didYouMean(value, AUTH_METHODS)));
+  const devices = list('devices', 'a device identity pattern', () => undefined);
+  const tlsGroups = list('tls_groups', 'a TLS group name such as X25519MLKEM768', (value) => (/^[A-Za-z0-9_-]{1,64}$/.test(value) ? undefined : ''));
+  const networkBlocks: CidrBlock[] = [];
+  const networks = list('networks', 'a CIDR block such as 10.0.0.0/8 or 2001:db8::/32', (value) => {
+    const block = parseCidr(value);
+    if (typeof block === 'string') return ` with ${block}`;
+    networkBlocks.push(block);
+    return undefined;
+  });
+  const timeEntry = entries.get('time');
+  const time = timeEntry === undefined ? undefined : readTime(reader, timeEntry.value);
 
   return {
     ...(routes && { routes }),
@@ -216,6 +322,11 @@ function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOpt
     ...(groups && { groups }),
     ...(sensitivity && { sensitivity: sensitivity as ('low' | 'normal' | 'high')[] }),
     ...(authenticated !== undefined && { authenticated }),
+    ...(authMethods && { authMethods: authMethods as ('session' | 'bearer' | 'mtls')[] }),
+    ...(devices && { devices }),
+    ...(networks && { networks: networkBlocks }),
+    ...(tlsGroups && { tlsGroups }),
+    ...(time && { time }),
   };
 }
 

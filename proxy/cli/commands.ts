@@ -9,6 +9,10 @@ Commands:
   policy validate FILE...      Check policy files and print every error with file:line:column
   replay FILE [options]        Decide a recorded access log through the live decision path
   review list|show|label       Work the review queue: list pending entries, show one, label it
+  policy test PATH...          Run the policy tests (*.tests.yaml) under PATH
+  policy explain --policy FILE Show how each rule fares for one request
+  policy keygen --out DIR      Create key pairs for signing policies
+  policy sign --key-dir DIR F  Sign a policy file (writes F.sig)
 
 Run "wardgate <command> --help" for a command's options.
 `;
@@ -25,20 +29,7 @@ const COMMANDS: Record<string, Command> = {
     return (await import('../../certs/cli.ts')).runCertsDev(argv.slice(1), out, err);
   },
   replay: async (argv, out, err) => (await import('./replay-command.ts')).runReplayCommand(argv, out, err),
-  policy: async (argv, out, err) => {
-    if (argv[0] === '--help' || argv[0] === '-h') {
-      out.write('Usage: wardgate policy validate FILE...\n');
-      return 0;
-    }
-    if (argv[0] !== 'validate') return usageError(err, `unknown policy subcommand ${JSON.stringify(argv[0] ?? '')}; expected "policy validate FILE..."`);
-    const files = argv.slice(1);
-    if (files.includes('--help') || files.includes('-h')) {
-      out.write('Usage: wardgate policy validate FILE...\n\nValidates each policy file and prints every error as file:line:column. Exits 1 when any file is invalid.\n');
-      return 0;
-    }
-    if (files.length === 0) return usageError(err, 'missing policy file; usage: wardgate policy validate FILE...');
-    return (await import('../../policy/cli/validate.ts')).runPolicyValidate(files, out, err);
-  },
+  policy: async (argv, out, err) => (await import('./policy-command.ts')).runPolicyCommand(argv, out, err),
   review: async (argv, out, err) => (await import('../review/cli.ts')).runReviewCommand(argv, out, err),
 };
 

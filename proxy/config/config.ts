@@ -5,6 +5,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import { checkSharedHostsRouted, readSessionExtras, SESSION_EXTRA_KEYS, type SessionExtras } from './session-options.ts';
+import { readPolicyOptions, type PolicySigningConfig } from './policy-options.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { readScorerSections, type CareConfig, type ScorerRuntimeConfig } from './scorer-config.ts';
 import type { Cidr, TrustedProxies } from '../http/trusted-proxies.ts';
@@ -50,9 +51,13 @@ export interface WardgateConfig {
   readonly break_glass?: BreakGlassConfig;
   /** The `notify` action's notice; defaults apply when absent. */
   readonly notify?: NotifyConfig;
+  /** Candidate policy evaluated beside `policy` on live traffic without enforcing (shadow mode). */
+  readonly shadow_policy?: string;
+  /** Signature requirement for `policy` and `shadow_policy`. */
+  readonly policy_signing?: PolicySigningConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify', 'shadow_policy', 'policy_signing'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -224,6 +229,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     routes: readRoutes(reader, top.get('routes')),
     ...readScorerSections(reader, top.get('scorer'), top.get('care'), resolve),
     ...readOversightConfig(reader, top),
+    ...readPolicyOptions(reader, top, resolve),
   };
 
   if (config.tls.crl !== undefined && config.tls.client_ca === undefined) {

@@ -17,6 +17,7 @@ import { failModeDecision } from './fail-modes.ts';
 import { decideScored, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 import { REPLAY_PATH } from '../identity/saved-request.ts';
+import { observeShadow, type ShadowPort } from './shadow-mode.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -36,6 +37,8 @@ export interface PipelineDependencies {
   readonly now: () => number;
   /** Break-glass, notices and the review queue; without it `notify` and `break_glass` decisions are blocked. */
   readonly oversight?: Oversight;
+  /** Candidate policy compared with the active one on every decision (shadow mode); never enforced. */
+  readonly shadow?: ShadowPort;
 }
 
 /**
@@ -129,8 +132,9 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
 
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const now = deps.now();
-  const { decision, scored, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
+  const { decision, scored, context, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
   record(span, principal, route, decision, scored.result, scored.failedDependency);
+  if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
   const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;

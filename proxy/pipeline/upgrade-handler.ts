@@ -5,6 +5,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { completeAuthentication } from '../identity/route-access.ts';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
+import { observeShadow } from './shadow-mode.ts';
 
 /**
  * Builds the handler for HTTP upgrade requests (WebSockets). They go through the same
@@ -36,9 +37,10 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       if (auth.kind === 'anonymous' && !prepared.route.public) return refuse(401, 'WG_AUTH_REQUIRED');
 
       const now = deps.now();
-      const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
+      const { decision, scored, context } = await evaluate(deps, req, prepared, auth, tls, now, log);
       const principal = auth.kind === 'authenticated' ? auth.principal : null;
       record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
+      if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
       // A notify decision allows; a handshake cannot show the notice page, so none is shown.
       if (decision.action !== 'allow' && decision.action !== 'notify') return refuse(403, 'WG_ACCESS_BLOCKED');
 

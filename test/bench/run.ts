@@ -14,6 +14,7 @@ import { startDemoStack } from '../../demo/demo-stack.ts';
 import { Browser } from '../identity/helpers.ts';
 import { deleteKeys, signIn } from '../e2e/support.ts';
 import { formatScorerCosts, measureScorerCosts } from './scorer-cost.ts';
+import { runPolicyBench } from './policy-bench.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -86,6 +87,9 @@ if (Object.keys(wardgate.statuses).some((status) => status !== '200')) {
   console.log('WARNING: Wardgate answered with statuses other than 200; the figures do not measure the allowed path alone.');
   process.exitCode = 1;
 }
+
+console.log('');
+runPolicyBench();
 
 function load(options: Record<string, unknown>): Promise<Result> {
   const script = fileURLToPath(new URL('./load.ts', import.meta.url));

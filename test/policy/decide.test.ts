@@ -314,7 +314,7 @@ t.test('explain lists every rule tried', async (t) => {
   t.same(trace, [
     { rule: 'block-high', outcome: 'condition-false', detail: 'risk >= 0.9' },
     { rule: 'step-up-medium', outcome: 'already-elevated' },
-    { rule: 'allow-physicians', outcome: 'no-match' },
+    { rule: 'allow-physicians', outcome: 'no-match', field: 'groups', detail: 'groups [nurses] share none with match.groups [physicians]' },
     { rule: 'allow-everyone-late', outcome: 'matched' },
   ]);
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 
 import { compilePolicy, PolicyValidationError, type PolicyIssue } from '../../policy/index.ts';
+import { makeContext } from './helpers.ts';
 
 function issuesOf(source: string | Uint8Array, options = {}): readonly PolicyIssue[] {
   try {
@@ -11,6 +12,8 @@ function issuesOf(source: string | Uint8Array, options = {}): readonly PolicyIss
   }
   throw new Error('expected the policy to be rejected');
 }
+
+const baseContext = makeContext();
 
 const VALID = 'version: 1\nrules:\n  - id: r\n    action: allow\n';
 
@@ -206,4 +209,40 @@ t.test('very long id rejected', async (t) => {
   const issues = issuesOf(`version: 1\nrules:\n  - id: ${'a'.repeat(500)}\n    action: allow\n`);
 
   t.equal(issues[0]!.code, 'WG_POLICY_INVALID_VALUE');
+});
+
+t.test('hostile match values rejected', async (t) => {
+  const match = (value: string) => issuesOf(`version: 1\nrules:\n  - id: r\n    match: ${value}\n    action: allow\n`);
+
+  for (const cidr of ['10.0.0.0/-1', '10.0.0.0/08x', '::/129', '1.2.3.4.5/8', '10.0.0.0/', '/8', '%', ''.padEnd(5000, 'f')]) {
+    const issues = match(`{ networks: ${JSON.stringify([cidr])} }`);
+    t.equal(issues[0]?.code, 'WG_POLICY_INVALID_VALUE', `networks ${cidr.slice(0, 20)}`);
+  }
+  for (const hours of ['24:00-01:00', '07:60-08:00', '7:00-8:00', '07:00', '07:00-08:00-09:00', '']) {
+    const issues = match(`{ time: { hours: ${JSON.stringify(hours)} } }`);
+    t.ok(issues.length >= 1, `hours ${JSON.stringify(hours)}`);
+  }
+  t.equal(match('{ time: { days: [], hours: "07:00-08:00" } }')[0]?.code, 'WG_POLICY_INVALID_VALUE', 'empty day list');
+  t.equal(match('{ time: "always" }')[0]?.code, 'WG_POLICY_WRONG_TYPE', 'time as a string');
+  t.equal(match('{ auth_methods: [kerberos] }')[0]?.code, 'WG_POLICY_INVALID_VALUE');
+  t.equal(match('{ devices: [{ id: x }] }')[0]?.code, 'WG_POLICY_WRONG_TYPE');
+});
+
+t.test('huge match lists compile and decide', async (t) => {
+  const networks = Array.from({ length: 20_000 }, (_, i) => `"10.${i >> 8}.${i & 255}.0/24"`).join(', ');
+  const policy = compilePolicy(`version: 1\nrules:\n  - id: r\n    match: { networks: [${networks}] }\n    action: allow\n`, 'big.yaml');
+
+  t.equal(policy.decide({ ...baseContext, request: { ...baseContext.request, ip: '10.78.31.9' } }).rule, 'r');
+  t.equal(policy.decide({ ...baseContext, request: { ...baseContext.request, ip: '10.200.0.1' } }).rule, 'default');
+});
+
+t.test('hostile context values do not throw', async (t) => {
+  const policy = compilePolicy(`version: 1\nrules:\n  - id: r\n    match: { time: { hours: "07:00-19:00" }, networks: ["10.0.0.0/8"] }\n    when: "session.age_s > 10"\n    action: allow\n`, 'ctx.yaml');
+
+  for (const time of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    const decision = policy.decide({ ...baseContext, request: { ...baseContext.request, ip: '10.1.1.1' }, time, session: { age_s: 100 } });
+    t.equal(decision.action, 'block', `time ${time}`);
+  }
+  const weird = policy.decide({ ...baseContext, request: { ...baseContext.request, ip: 'fe80::1%eth0' }, session: { age_s: Number.NaN } });
+  t.equal(weird.rule, 'default');
 });

@@ -39,7 +39,7 @@ t.test('validate reports every file and every issue', async (t) => {
   t.match(out.text, /^OK policy\/examples\/demo\.yaml \(10 rules, sha256 [0-9a-f]{64}\)\n$/);
   t.equal(err.text, [
     `${bad}:3:5: rule a: the key "action" in rule #1, got no such key [WG_POLICY_MISSING_KEY]`,
-    `${bad}:4:5: rule a: one of the keys id, description, match, when, action, reason, step_up in rule #1 (did you mean "action"?), got "acton" [WG_POLICY_UNKNOWN_KEY]`,
+    `${bad}:4:5: rule a: one of the keys id, description, match, when, action, reason, step_up, break_glass in rule #1 (did you mean "action"?), got "acton" [WG_POLICY_UNKNOWN_KEY]`,
     `policy file ${missing}: expected a readable file, got ENOENT; check the path and its permissions [WG_POLICY_FILE_READ_FAILED]`,
     '',
   ].join('\n'));

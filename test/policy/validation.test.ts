@@ -28,11 +28,11 @@ rules:
     line: 5,
     column: 5,
     ruleId: 'block-high',
-    expected: 'one of the keys id, description, match, when, action, reason, step_up in rule #1 (did you mean "action"?)',
+    expected: 'one of the keys id, description, match, when, action, reason, step_up, break_glass in rule #1 (did you mean "action"?)',
     got: '"acton"',
   });
   t.equal(issues[0]!.code, 'WG_POLICY_MISSING_KEY');
-  t.equal(formatIssue(issues[1]!), 'p.yaml:5:5: rule block-high: one of the keys id, description, match, when, action, reason, step_up in rule #1 (did you mean "action"?), got "acton" [WG_POLICY_UNKNOWN_KEY]');
+  t.equal(formatIssue(issues[1]!), 'p.yaml:5:5: rule block-high: one of the keys id, description, match, when, action, reason, step_up, break_glass in rule #1 (did you mean "action"?), got "acton" [WG_POLICY_UNKNOWN_KEY]');
 });
 
 t.test('misspelled match key suggests fix', async (t) => {
