@@ -1,6 +1,5 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { chromium, type Page } from 'playwright-core';
 import { startTestStack, type TestStack } from '../e2e/support.ts';
@@ -10,32 +9,17 @@ import { startTestStack, type TestStack } from '../e2e/support.ts';
 // chromium package provides the browser; .ci/run installs it when it is missing.
 const CHROMIUM = process.env.WARDGATE_CHROMIUM ?? '/usr/bin/chromium';
 
-// Saving a note needs a fresh second factor; everything else clinicians do is allowed.
-const POLICY = `version: 1
-rules:
-  - id: notes-step-up
-    description: Saving a clinical note needs a fresh second factor.
-    match: { routes: [ehr], methods: [POST], paths: ["/notes"] }
-    action: step_up
-    step_up: { acr: "urn:wardgate:acr:mfa", max_age: 0, ttl: 900 }
-  - id: clinicians-allow
-    description: Ordinary clinical work.
-    match: { routes: [ehr], groups: [clinicians] }
-    action: allow
-`;
+// The example policy in which saving a note needs a fresh second factor.
+const POLICY = fileURLToPath(new URL('../../policy/examples/notes-step-up.yaml', import.meta.url));
 
 if (!existsSync(CHROMIUM)) {
   t.fail(`Chromium not found at ${CHROMIUM}; install Debian's chromium package (apt-get install chromium) or set WARDGATE_CHROMIUM`);
 } else {
-  const folder = mkdtempSync(join(tmpdir(), 'wgtest-browser-'));
-  const policyFile = join(folder, 'policy.yaml');
-  writeFileSync(policyFile, POLICY);
-  const stack: TestStack = await startTestStack({ policyFile });
+  const stack: TestStack = await startTestStack({ policyFile: POLICY });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   t.teardown(async () => {
     await browser.close();
     await stack.close();
-    rmSync(folder, { recursive: true, force: true });
   });
 
   // The demo's certificates come from a local CA the browser does not know.
