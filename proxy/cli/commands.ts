@@ -5,6 +5,7 @@ Commands:
   start --config FILE          Run Wardgate with a configuration file
   certs dev [--dir DIR]        Create a local CA and a server certificate for development
   policy validate FILE...      Check policy files and print every error with file:line:column
+  audit verify DIR             Verify the hash chain and signed checkpoints of an audit trail
 
 Run "wardgate <command> --help" for a command's options.
 `;
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, Command> = {
     if (files.length === 0) return usageError(err, 'missing policy file; usage: wardgate policy validate FILE...');
     return (await import('../../policy/cli/validate.ts')).runPolicyValidate(files, out, err);
   },
+  audit: async (argv, out, err) => (await import('./audit-command.ts')).runAuditCommand(argv, out, err),
 };
 
 /** Runs one CLI invocation and returns its exit code: 0 success, 1 failure, 2 usage error. */

@@ -1,0 +1,47 @@
+import { Worker } from 'node:worker_threads';
+import { AuditError } from './errors.ts';
+import type { AuditSigningKeys } from './keys.ts';
+import { checkpointMessage, type CheckpointHead, type CheckpointSignatures } from './signatures.ts';
+
+/** Signs checkpoints with Ed25519 and ML-DSA-65 in a worker thread. */
+export class CheckpointSigner {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (value: CheckpointSignatures) => void; reject: (error: Error) => void }>();
+  #nextId = 1;
+
+  constructor(keys: AuditSigningKeys) {
+    this.#worker = new Worker(new URL('./signing-worker.ts', import.meta.url), {
+      workerData: { ed25519Pkcs8: keys.ed25519Pkcs8, mlDsa65Seed: Uint8Array.from(keys.mlDsa65Seed) },
+    });
+    this.#worker.unref();
+    this.#worker.on('message', (reply: { id: number; signatures?: CheckpointSignatures; error?: string }) => {
+      const waiter = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if (reply.signatures) waiter?.resolve(reply.signatures);
+      else waiter?.reject(new AuditError('WG_AUDIT_SIGNING_FAILED', `The signing worker failed to sign a checkpoint: ${reply.error}.`));
+    });
+    this.#worker.on('error', (error) => this.#failAll(error));
+    this.#worker.on('exit', (code) => this.#failAll(new Error(`the signing worker exited with code ${code}`)));
+  }
+
+  /** Signs a chain head; resolves with both signatures. */
+  sign(head: CheckpointHead): Promise<CheckpointSignatures> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, message: checkpointMessage(head) });
+    });
+  }
+
+  /** Stops the worker; signatures still pending are rejected. */
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
+  #failAll(error: Error): void {
+    for (const waiter of this.#pending.values()) {
+      waiter.reject(new AuditError('WG_AUDIT_SIGNING_FAILED', `The signing worker failed: ${error.message}.`, { cause: error }));
+    }
+    this.#pending.clear();
+  }
+}
