@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
+import { defaultAuditConfig } from '../proxy/audit/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
 import { startWardgate, type RunningWardgate } from '../proxy/runtime.ts';
 import { startDemoApp } from './app/server.ts';
@@ -84,6 +85,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),
+      audit: defaultAuditConfig(path.join(stateDir, 'audit')),
     };
     const wardgate = await startWardgate(config, {
       allowMemoryFallback: true,

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { createScorer, createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
+import { openConfiguredAuditTrail } from './audit/start.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
@@ -31,6 +32,8 @@ export interface StartOptions {
   readonly spanProcessors?: SpanProcessor[];
   /** Interval in milliseconds at which the policy file is checked for changes; default 1000. */
   readonly policyPollMs?: number;
+  /** Called after each audit batch is written: milliseconds from the oldest record's append to the write, and the batch size. */
+  readonly onAuditWrite?: (latencyMs: number, records: number) => void;
 }
 
 export interface RunningWardgate {
@@ -60,6 +63,9 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
 
     const scorer: Scorer = await createScorer({ store: stores.baselines, modelPath: config.model, patientKey: config.patient_key });
     closers.push(() => scorer.close());
+
+    const audit = await openConfiguredAuditTrail(config, { now, logger, onWrite: options.onAuditWrite });
+    closers.push(() => audit.close());
 
     const identity = await createIdentity({
       oidc: {
@@ -91,6 +97,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       assertionHeader: config.assertion.header,
       tlsFacts: getTlsFacts,
       now,
+      audit,
       health: () => ({
         status: 'ok',
         store: stores.kind,

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 
 /** Instance ids are used in file names, so they are limited to these characters. */
@@ -38,4 +39,9 @@ export async function listAuditFiles(dir: string): Promise<Map<string, AuditFile
 /** Returns the UTC day (`YYYY-MM-DD`) of a time in milliseconds; files rotate when it changes. */
 export function utcDay(time: number): string {
   return new Date(time).toISOString().slice(0, 10);
+}
+
+/** Returns the default instance id: the host name, with characters not allowed in file names replaced by `_`. */
+export function defaultInstanceId(): string {
+  return hostname().replace(/[^A-Za-z0-9._]/g, '_').slice(0, 64) || 'wardgate';
 }

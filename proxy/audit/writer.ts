@@ -1,5 +1,4 @@
 import { mkdir, open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditEntry, AuditPort } from '../ports.ts';
@@ -65,11 +64,6 @@ interface Batch {
   readonly file: OpenFile;
   readonly lines: string[];
   readonly queuedAt: number;
-}
-
-/** Returns the default instance id: the host name, with characters not allowed in file names replaced by `_`. */
-export function defaultInstanceId(): string {
-  return hostname().replace(/[^A-Za-z0-9._]/g, '_').slice(0, 64) || 'wardgate';
 }
 
 /**
@@ -273,7 +267,7 @@ export class AuditTrail implements AuditPort {
       this.#push({ kind: 'checkpoint', head_seq: head.head_seq, head_hash: head.head_hash, key_id: this.publicKeys.key_id, signatures, final: final || undefined });
       this.#lastCheckpointSeq = this.#seq;
       // Records that arrived while signing may already call for the next checkpoint.
-      if (!final && this.#sinceCheckpoint >= this.#options.checkpointEvery) queueMicrotask(() => this.#checkpoint(false).catch(() => {}));
+      if (!final && this.#sinceCheckpoint >= this.#options.checkpointEvery) setImmediate(() => this.#checkpoint(false).catch(() => {}));
     });
     this.#signing = signing;
     try {

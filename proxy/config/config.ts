@@ -4,6 +4,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import type { RouteConfig } from '../routing/router.ts';
+import { readAuditConfig, type AuditConfig } from '../audit/config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -26,9 +27,11 @@ export interface WardgateConfig {
   readonly patient_key: Buffer;
   readonly assertion: { readonly header: string; readonly ttl: number };
   readonly routes: readonly RouteConfig[];
+  /** The audit trail; absent in configurations built in code, which then get the defaults under `.wardgate/audit`. */
+  readonly audit?: AuditConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'audit'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -117,6 +120,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       ttl: reader.integer(assertion.get('ttl'), 'assertion.ttl', 10, 600, 60),
     },
     routes: readRoutes(reader, top.get('routes')),
+    audit: readAuditConfig(reader, top.get('audit') ?? emptyMap(), resolve),
   };
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);

@@ -9,6 +9,8 @@ import type { RouteConfig } from '../routing/router.ts';
 import { sendError } from '../enforce/responses.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
+import type { AuditPort } from '../ports.ts';
+import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 
@@ -26,6 +28,8 @@ export interface PipelineDependencies {
   readonly tlsFacts: (socket: TLSSocket) => { protocol: string; group: string };
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
+  /** Receives one `decision` record per request; absent in tests that do not audit. */
+  readonly audit?: AuditPort;
 }
 
 /** Hybrid post-quantum groups that satisfy a route's `require_pq`. */
@@ -68,6 +72,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
   if (!prepared.ok) {
     log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'request.invalid', prepared.code) });
     sendError(req, res, prepared.status, prepared.code, prepared.message, incidentId);
     return;
   }
@@ -83,6 +88,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     return;
   }
   if (!route) {
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'route.not_found', 'WG_ROUTE_NOT_FOUND: no route is configured for this host and path') });
     sendError(req, res, 404, 'WG_ROUTE_NOT_FOUND', `No route is configured for host ${JSON.stringify(prepared.host)} and path ${JSON.stringify(url.pathname)}.`, incidentId);
     return;
   }
@@ -92,22 +98,26 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   if (auth === 'unavailable') {
     const decision = failModeDecision('redis', 'closed', 0);
     record(span, null, route, decision, null, 'redis');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision, failedDependency: 'redis' });
     sendError(req, res, 503, 'WG_DEPENDENCY_UNAVAILABLE', 'Sign-in state is temporarily unavailable. Try again in a minute.', incidentId, { 'retry-after': '30' });
     return;
   }
   if (auth.kind === 'rejected' && auth.status === 503) {
     // The identity layer reports an unreachable session store this way.
     record(span, null, route, failModeDecision('redis', 'closed', 0), null, 'redis');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: failModeDecision('redis', 'closed', 0), failedDependency: 'redis' });
     sendError(req, res, 503, auth.code, 'Sign-in state is temporarily unavailable. Try again in a minute.', incidentId, { 'retry-after': '30' });
     return;
   }
   if (auth.kind === 'rejected') {
     span.setAttribute('wardgate.auth.error', auth.code);
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'auth.rejected', `${auth.code}: ${auth.message}`) });
     const headers: Record<string, string> = auth.wwwAuthenticate ? { 'www-authenticate': auth.wwwAuthenticate } : {};
     sendError(req, res, auth.status, auth.code, auth.message, incidentId, headers);
     return;
   }
   if (auth.kind === 'anonymous' && !route.public) {
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('step_up', 'auth.login_required', 'no session or token; the caller is sent to sign in') });
     await deps.identity.sendLoginRedirect(req, res, url.pathname + url.search);
     return;
   }
@@ -116,6 +126,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const now = deps.now();
   const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
   record(span, principal, route, decision, scored.result, scored.failedDependency);
+  auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
   await enforce(deps, req, res, prepared, principal, decision, incidentId, now, span);

@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { SpanKind } from '@opentelemetry/api';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
+import { auditRequest } from '../audit/pipeline-audit.ts';
 
 /**
  * Builds the handler for HTTP upgrade requests (WebSockets). They go through the same
@@ -38,6 +39,7 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
       const principal = auth.kind === 'authenticated' ? auth.principal : null;
       record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
+      auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
       if (decision.action !== 'allow') return refuse(403, 'WG_ACCESS_BLOCKED');
 
       const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
