@@ -323,6 +323,9 @@ export class AuditTrail implements AuditPort {
   }
 
   async #write(batch: Batch): Promise<boolean> {
+    // The batch leaves the queue before the write starts, so that records appended during the
+    // write go to a new batch instead of into one that is already being written.
+    this.#queue.shift();
     const count = batch.lines.length;
     try {
       if (this.#handle?.file !== batch.file) {
@@ -336,13 +339,13 @@ export class AuditTrail implements AuditPort {
       }
       await this.#handle.handle.appendFile(`${batch.lines.join('\n')}\n`);
     } catch (error) {
+      this.#queue.unshift(batch);
       if (this.#writeErrors++ % 100 === 0) this.#options.logger?.error({ err: error, file: batch.file.name, records: count }, 'audit write failed; retrying in one second');
       this.#limitQueue();
       await new Promise((resolve) => setTimeout(resolve, 1000).unref());
       return !this.#closing || this.#writeErrors < 5;
     }
 
-    this.#queue.shift();
     this.#queuedRecords -= count;
     this.#unsynced += count;
     this.#options.onWrite?.(performance.now() - batch.queuedAt, count);
