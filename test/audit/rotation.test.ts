@@ -87,3 +87,29 @@ t.test('write callback reports every record', async (t) => {
   t.equal(written, readFileSync(path.join(dir, trailFiles(dir)[0]!), 'utf8').trim().split('\n').length, 'every written record is reported once');
   t.ok(writes.every(([latency]) => latency >= 0), 'latencies are non-negative');
 });
+
+t.test('records appended during writes are all kept', async (t) => {
+  const { dir, remove } = temporaryDir('interleave');
+  t.teardown(remove);
+  const trail = await openTestTrail(dir, { maxFileBytes: 16_384 });
+  for (let round = 0; round < 40; round++) {
+    appendDecisions(trail, 3, round * 3);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await trail.close();
+  const records = trailFiles(dir).flatMap((name) => readLines(path.join(dir, name)).map((line) => JSON.parse(line)));
+  t.same(records.map((record) => record.seq), records.map((_record, index) => index + 1), 'sequence numbers have no gap');
+  t.equal(records.filter((record) => record.kind === 'decision').length, 120);
+  t.same((await verify(dir)).findings, []);
+});
+
+t.test('checkpoint_interval signs a quiet trail', async (t) => {
+  const { dir, remove } = temporaryDir('interval');
+  t.teardown(remove);
+  const trail = await openTestTrail(dir, { checkpointIntervalMs: 100 });
+  appendDecisions(trail, 2);
+  for (let attempt = 0; attempt < 400 && trail.seq < 4; attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+  await trail.close();
+  const kinds = readLines(path.join(dir, trailFiles(dir)[0]!)).map((line) => JSON.parse(line).kind);
+  t.same(kinds, ['file_header', 'decision', 'decision', 'checkpoint', 'checkpoint']);
+});
