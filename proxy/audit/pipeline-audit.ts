@@ -6,7 +6,7 @@ import type { PreparedRequest } from '../pipeline/prepare.ts';
 import type { AuditPort, Dependency } from '../ports.ts';
 import { decisionEntry } from './decision-entry.ts';
 
-/** What the request pipeline passes for one decided request. */
+/** Facts the request pipeline passes about one decided request. */
 export interface RequestAuditFacts {
   readonly traceId: string;
   readonly tls: { readonly protocol: string; readonly group: string };
@@ -52,7 +52,7 @@ export function auditRequest(audit: AuditPort | undefined, req: IncomingMessage,
   }
 }
 
-/** Returns the decision recorded for a request that Wardgate answered before the policy ran. */
+/** Returns the decision recorded for a request that Wardgate rejected or redirected before the policy ran. */
 export function edgeDecision(action: Decision['action'], rule: string, reason: string): Decision {
   return { action, rule, reasons: [reason], risk: 0 };
 }

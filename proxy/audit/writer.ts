@@ -17,7 +17,7 @@ export const AUDIT_FORMAT = 'wardgate-audit/1';
 /** Fields the writer sets on every record; an entry's own values for them are replaced. */
 export const RESERVED_FIELDS = Object.freeze(['seq', 'prev', 'time', 'instance']);
 
-/** Data is handed to the operating system at most this long after `append`. */
+/** A batch is written this long after its first record was appended, or later when the write before it is still running. */
 export const WRITE_DELAY_MS = 50;
 
 /** A file is fsync'd after this many records even before `fsyncIntervalMs` has passed. */
@@ -67,9 +67,9 @@ interface Batch {
 }
 
 /**
- * Opens an instance's trail in `options.dir`: takes the folder's lock for the instance,
- * loads or creates the signing keys, finds where the last run stopped, starts a new file
- * that continues the chain, and records a `gap` event when the last run ended without a
+ * Opens an instance's trail in `options.dir`. Takes the folder's lock for the instance,
+ * loads or creates the signing keys and finds where the last run stopped. Then starts a
+ * new file that continues the chain, with a `gap` event when the last run ended without a
  * clean close.
  *
  * @throws AuditError `WG_AUDIT_INVALID_OPTION`, `WG_AUDIT_DIR_UNUSABLE`, `WG_AUDIT_DIR_LOCKED` or `WG_AUDIT_KEY_INVALID`.
@@ -96,9 +96,9 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
 }
 
 /**
- * The append-only, hash-chained audit trail of one instance. Implements the pipeline's
- * `AuditPort`: `append` assigns the sequence number and chain hash at once and returns;
- * a write queue hands batches to the disk without blocking the event loop.
+ * The append-only, hash-chained audit trail of one instance, implementing the pipeline's
+ * `AuditPort`. `append` assigns the sequence number and chain hash at once and returns.
+ * A write queue then hands batches to the disk without blocking the event loop.
  */
 export class AuditTrail implements AuditPort {
   readonly instanceId: string;

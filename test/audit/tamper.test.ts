@@ -96,16 +96,16 @@ t.test('reordered records are named', async (t) => {
 });
 
 t.test('truncated file is named', async (t) => {
-  let kept = 0;
+  let keptLines = 0;
   const { report, files } = await tampered(t, 'truncate', (_dir, files) => {
     const lines = readLines(files[0]!);
-    kept = lines.length - 3;
-    writeLines(files[0]!, lines.slice(0, kept));
+    keptLines = lines.length - 3;
+    writeLines(files[0]!, lines.slice(0, keptLines));
   });
   t.equal(report.findings.length, 1, JSON.stringify(report.findings));
   t.equal(report.findings[0]?.code, 'WG_AUDIT_FILE_TRUNCATED');
   t.equal(report.findings[0]?.file, files[0]);
-  t.equal(report.findings[0]?.line, kept + 1, 'names the first line that is gone');
+  t.equal(report.findings[0]?.line, keptLines + 1, 'names the first line that is gone');
 });
 
 t.test('removed file is named', async (t) => {
