@@ -16,6 +16,8 @@ export interface RequestAuditFacts {
   readonly result?: ScoreResult | null;
   readonly policyHash?: string;
   readonly failedDependency?: Dependency;
+  /** The break-glass claim that applies to this request, with its written justification and reason code. */
+  readonly breakGlass?: { readonly justification: string; readonly reason_code: string };
 }
 
 /**
@@ -45,6 +47,7 @@ export function auditRequest(audit: AuditPort | undefined, req: IncomingMessage,
         tls: facts.tls,
         failedDependency: facts.failedDependency,
         failMode,
+        breakGlass: facts.breakGlass,
       }),
     );
   } catch {

@@ -182,6 +182,49 @@ t.test('garbage line is named', async (t) => {
   t.equal(report.findings[0]?.line, 3);
 });
 
+t.test('duplicated record is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'duplicate', (_dir, files) => {
+    const lines = readLines(files[1]!);
+    line = linesOfKind(files[1]!, 'decision')[1]!;
+    lines.splice(line, 0, lines[line - 1]!);
+    writeLines(files[1]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INSERTED');
+  t.equal(report.findings[0]?.file, files[1]);
+  t.equal(report.findings[0]?.line, line + 1);
+});
+
+t.test('wrongly typed seq is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'typed', (_dir, files) => {
+    const lines = readLines(files[0]!);
+    line = linesOfKind(files[0]!, 'decision')[0]!;
+    const record = JSON.parse(lines[line - 1]!);
+    record.seq = String(record.seq);
+    lines[line - 1] = JSON.stringify(record);
+    writeLines(files[0]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INVALID');
+  t.equal(report.findings[0]?.line, line);
+});
+
+t.test('edited checkpoint head is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'head', (_dir, files) => {
+    const lines = readLines(files[2]!);
+    line = lines.length;
+    const checkpoint = JSON.parse(lines[line - 1]!);
+    checkpoint.head_seq -= 1;
+    lines[line - 1] = JSON.stringify(checkpoint);
+    writeLines(files[2]!, lines);
+  });
+  t.same(report.findings.map((finding) => finding.code), ['WG_AUDIT_CHECKPOINT_MISMATCH', 'WG_AUDIT_SIGNATURE_INVALID', 'WG_AUDIT_UNSIGNED_TAIL']);
+  t.ok(report.findings.slice(0, 2).every((finding) => finding.file === files[2] && finding.line === line));
+});
+
 t.test('untrusted keys are named', async (t) => {
   const other = temporaryDir('other-keys');
   t.teardown(other.remove);
