@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { SpanKind } from '@opentelemetry/api';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
-import { auditRequest } from '../audit/pipeline-audit.ts';
+import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 
 /**
  * Builds the handler for HTTP upgrade requests (WebSockets). They go through the same
@@ -28,12 +28,26 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
     (async () => {
       const tls = deps.tlsFacts(req.socket as TLSSocket);
       const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
-      if (!prepared.ok) return refuse(prepared.status, prepared.code);
-      if (!prepared.route) return refuse(404, 'WG_ROUTE_NOT_FOUND');
+      // Refusals before the policy runs are decisions too, and each gets its audit record.
+      const audit = (rule: string, reason: string) => auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', rule, reason) });
+      if (!prepared.ok) {
+        audit('request.invalid', prepared.code);
+        return refuse(prepared.status, prepared.code);
+      }
+      if (!prepared.route) {
+        audit('route.not_found', 'WG_ROUTE_NOT_FOUND');
+        return refuse(404, 'WG_ROUTE_NOT_FOUND');
+      }
 
       const auth = await deps.identity.authenticate(req);
-      if (auth.kind === 'rejected') return refuse(auth.status, auth.code);
-      if (auth.kind === 'anonymous' && !prepared.route.public) return refuse(401, 'WG_AUTH_REQUIRED');
+      if (auth.kind === 'rejected') {
+        audit('auth.rejected', auth.code);
+        return refuse(auth.status, auth.code);
+      }
+      if (auth.kind === 'anonymous' && !prepared.route.public) {
+        audit('auth.login_required', 'WG_AUTH_REQUIRED');
+        return refuse(401, 'WG_AUTH_REQUIRED');
+      }
 
       const now = deps.now();
       const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);

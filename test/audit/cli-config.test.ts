@@ -49,6 +49,22 @@ t.test('verify exits 1 with file:line per finding', async (t) => {
   t.match(result.out, /: 1 finding\n$/);
 });
 
+t.test('verify --open accepts a live trail', async (t) => {
+  const live = temporaryDir('cli-live');
+  t.teardown(live.remove);
+  const writer = await openTestTrail(live.dir);
+  t.teardown(() => writer.close());
+  appendDecisions(writer, 3);
+  await writer.flush();
+
+  const strict = await run(['audit', 'verify', live.dir]);
+  t.equal(strict.code, 1);
+  t.match(strict.out, /audit-test1-000001\.jsonl:4: WG_AUDIT_UNSIGNED_TAIL: .*\(use --open for a running instance\)/);
+  const open = await run(['audit', 'verify', live.dir, '--open']);
+  t.equal(open.code, 0);
+  t.match(open.out, /audit-test1-000001\.jsonl:4: WG_AUDIT_UNSIGNED_TAIL: .*\(note\)/);
+});
+
 t.test('verify with an explicit key file', async (t) => {
   const result = await run(['audit', 'verify', trail.dir, '--public-key', path.join(trail.dir, 'keys', 'audit-public-keys.json')]);
   t.equal(result.code, 0);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import t from 'tap';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { rawRequest, signIn, startTestStack, Browser } from '../e2e/support.ts';
@@ -26,6 +27,9 @@ t.test('one record per decided request with pseudonymised patients', async (t) =
   t.equal(rejected.status, 401);
   const invalid = await rawRequest(stack, '/fhir/Patient/p-0005%2Fx');
   t.equal(invalid.status, 400);
+
+  const upgradeHead = await anonymousUpgrade(stack.url, stack.certificates.ca.cert);
+  t.match(upgradeHead, /^HTTP\/1\.1 401 /);
 
   const decidedSpans = stack.spans.getFinishedSpans().filter((span) => span.name === 'wardgate.request' && (span.attributes['wardgate.decision'] !== undefined || span.attributes['wardgate.auth.error'] !== undefined || span.attributes['http.response.status_code'] === 400));
   const readSpan = stack.spans.getFinishedSpans().find((span) => span.attributes['url.path'] === `/fhir/Patient/${patientId}` && span.attributes['wardgate.decision'] === 'allow');
@@ -69,5 +73,17 @@ t.test('one record per decided request with pseudonymised patients', async (t) =
   t.match(decisions.find((record) => record.rule === 'auth.rejected'), { action: 'block', principal: null });
   t.match(decisions.find((record) => record.rule === 'request.invalid'), { action: 'block', route: null, reasons: ['WG_HTTP_BAD_PATH'], path: '/fhir/Patient/~unparsed', path_redacted: true });
 
+  t.match(decisions.find((record) => record.path === '/ws'), { action: 'block', rule: 'auth.login_required', principal: null, reasons: ['WG_AUTH_REQUIRED'] });
+
   t.same((await verify(auditDir)).findings, []);
 });
+
+/** Sends a WebSocket upgrade without credentials and returns the status line Wardgate answers with. */
+async function anonymousUpgrade(url: string, ca: string): Promise<string> {
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(url).port), servername: 'localhost', ca });
+  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  socket.write(`GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+  const head = await new Promise<string>((resolve, reject) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString())).once('error', reject));
+  socket.destroy();
+  return head;
+}
