@@ -21,6 +21,8 @@ export class CheckpointSigner {
       else waiter?.reject(new AuditError('WG_AUDIT_SIGNING_FAILED', `The signing worker failed to sign a checkpoint: ${reply.error}.`));
     });
     this.#worker.on('error', (error) => this.#failAll(error));
+    // NOTE: a worker that exits is not restarted, so every later checkpoint fails and is
+    // logged until Wardgate restarts. The hash chain itself keeps being written.
     this.#worker.on('exit', (code) => this.#failAll(new Error(`the signing worker exited with code ${code}`)));
     // Unreferenced after the listeners are attached, so that an idle worker never keeps the process running.
     this.#worker.unref();

@@ -88,6 +88,8 @@ export async function verifyAuditDir(dir: string, options: VerifyOptions): Promi
   return report;
 }
 
+// NOTE: an instance's records are all held in memory while it is verified, which for
+// trails of many large files needs memory in proportion to their size.
 async function verifyInstance(instance: string, files: AuditFile[], options: VerifyOptions, report: VerifyReport): Promise<{ records: number; checkpoints: number }> {
   const finding = (file: string, line: number, code: FindingCode, message: string) => report.findings.push({ file, line, code, message });
   const trusted = new Map(options.trustedKeys.map((keys) => [keys.key_id, keys]));

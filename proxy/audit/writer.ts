@@ -349,9 +349,11 @@ export class AuditTrail implements AuditPort {
     this.#queuedRecords -= count;
     this.#unsynced += count;
     this.#options.onWrite?.(performance.now() - batch.queuedAt, count);
-    if (this.#unsynced >= FSYNC_RECORDS) {
+    // A busy queue must not postpone the timed fsync until it drains.
+    if (this.#unsynced >= FSYNC_RECORDS || this.#syncDue) {
       await this.#handle.handle.datasync();
       this.#unsynced = 0;
+      this.#syncDue = false;
     }
     return true;
   }
