@@ -222,7 +222,7 @@ export class AuditTrail implements AuditPort {
     if (file.bytes > 0 && (file.bytes + size > this.#options.maxFileBytes || day !== file.day)) {
       this.#startFile(file.index + 1, file.name);
     }
-    this.#push(fields);
+    this.#push(fields, time);
   }
 
   #startFile(index: number, previousFile: string | null): void {
@@ -236,8 +236,8 @@ export class AuditTrail implements AuditPort {
     return { record, line: canonicalJson(record) };
   }
 
-  #push(fields: Record<string, unknown>): void {
-    const { record, line } = this.#serialise(fields, this.#now());
+  #push(fields: Record<string, unknown>, time = this.#now()): void {
+    const { record, line } = this.#serialise(fields, time);
     this.#seq = record.seq;
     this.#prevHash = sha256Hex(line);
 
@@ -255,6 +255,7 @@ export class AuditTrail implements AuditPort {
 
   /** Signs the current chain head in the worker and appends the checkpoint when the signatures return. */
   async #checkpoint(final: boolean): Promise<void> {
+    if (!final && this.#closing) return;
     if (this.#signing) {
       await this.#signing.catch(() => {});
       if (!final) return;
