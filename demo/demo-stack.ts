@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
+import { defaultAuditConfig } from '../proxy/audit/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
 import { startWardgate, type RunningWardgate, type StartOptions } from '../proxy/runtime.ts';
 import { startDemoApp } from './app/server.ts';
@@ -107,6 +108,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       care: { source: 'fhir', fhir_base: `${app.url}/fhir`, ttl: 300 },
       ...(options.scorer ? { scorer: options.scorer } : {}),
       ...(options.shadowPolicyFile ? { shadow_policy: options.shadowPolicyFile } : {}),
+      audit: defaultAuditConfig(path.join(stateDir, 'audit')),
     };
     const config = options.configure?.(generated) ?? generated;
     const wardgate = await startWardgate(config, {

@@ -9,6 +9,7 @@ import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_RE
 import { createAssertionSigner } from './assertion/signer.ts';
 import { createOversight } from './break-glass/create.ts';
 import type { AuditPort, PolicyPort } from './ports.ts';
+import { openConfiguredAuditTrail } from './audit/start.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
@@ -43,6 +44,8 @@ export interface StartOptions {
   readonly policy?: () => PolicyPort;
   /** Audit trail that receives break-glass claims, accesses under them and notice acknowledgements. */
   readonly audit?: AuditPort;
+  /** Called after each audit batch is written: milliseconds from the oldest record's append to the write, and the batch size. */
+  readonly onAuditWrite?: (latencyMs: number, records: number) => void;
 }
 
 export interface RunningWardgate {
@@ -75,6 +78,9 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     closers.push(() => scoring.close());
     const scorer: Scorer = scoring.scorer;
 
+    const audit = await openConfiguredAuditTrail(config, { now, logger, onWrite: options.onAuditWrite });
+    closers.push(() => audit.close());
+
     const identityExtras = identitySessionExtras(config, logger);
     const identity = await createIdentity({
       oidc: {
@@ -97,7 +103,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       onSetCookieDropped: (names: string[], req: IncomingMessage) => logger.warn({ cookies: names, url: req.url }, 'dropped upstream Set-Cookie headers for Wardgate cookie names'),
     });
 
-    const oversight = createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit, now, logger });
+    const oversight = createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit ?? audit, now, logger });
     const pipeline = {
       identity,
       scorer,
@@ -114,6 +120,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       now,
       oversight,
       ...(options.policy ? { policy: options.policy } : {}),
+      audit,
       health: () => ({
         status: 'ok',
         store: stores.kind,

@@ -13,6 +13,7 @@ Commands:
   policy explain --policy FILE Show how each rule fares for one request
   policy keygen --out DIR      Create key pairs for signing policies
   policy sign --key-dir DIR F  Sign a policy file (writes F.sig)
+  audit verify DIR             Verify the hash chain and signed checkpoints of an audit trail
 
 Run "wardgate <command> --help" for a command's options.
 `;
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   replay: async (argv, out, err) => (await import('./replay-command.ts')).runReplayCommand(argv, out, err),
   policy: async (argv, out, err) => (await import('./policy-command.ts')).runPolicyCommand(argv, out, err),
   review: async (argv, out, err) => (await import('../review/cli.ts')).runReviewCommand(argv, out, err),
+  audit: async (argv, out, err) => (await import('./audit-command.ts')).runAuditCommand(argv, out, err),
 };
 
 /** Runs one CLI invocation and returns its exit code: 0 success, 1 failure, 2 usage error. */

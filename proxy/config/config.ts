@@ -11,6 +11,7 @@ import { readScorerSections, type CareConfig, type ScorerRuntimeConfig } from '.
 import type { Cidr, TrustedProxies } from '../http/trusted-proxies.ts';
 import { ASSERTION_ALGORITHMS, readBearer, readRequiredScopes, readTrustedProxies, type AssertionAlgorithm, type BearerConfig } from './identity-sections.ts';
 import { readOversightConfig, type BreakGlassConfig, type NotifyConfig, type ReviewConfig } from '../break-glass/config.ts';
+import { readAuditConfig, type AuditConfig } from '../audit/config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -55,9 +56,11 @@ export interface WardgateConfig {
   readonly shadow_policy?: string;
   /** Signature requirement for `policy` and `shadow_policy`. */
   readonly policy_signing?: PolicySigningConfig;
+  /** The audit trail; absent in configurations built in code, which then get the defaults under `.wardgate/audit`. */
+  readonly audit?: AuditConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify', 'shadow_policy', 'policy_signing'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify', 'shadow_policy', 'policy_signing', 'audit'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -230,6 +233,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     ...readScorerSections(reader, top.get('scorer'), top.get('care'), resolve),
     ...readOversightConfig(reader, top),
     ...readPolicyOptions(reader, top, resolve),
+    audit: readAuditConfig(reader, top.get('audit') ?? emptyMap(), resolve),
   };
 
   if (config.tls.crl !== undefined && config.tls.client_ca === undefined) {

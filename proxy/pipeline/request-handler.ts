@@ -15,6 +15,8 @@ import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, R
 import type { Oversight, OversightOutcome } from '../break-glass/oversight.ts';
 import { failModeDecision } from './fail-modes.ts';
 import { decideScored, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
+import type { AuditPort } from '../ports.ts';
+import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 import { REPLAY_PATH } from '../identity/saved-request.ts';
 import { observeShadow, type ShadowPort } from './shadow-mode.ts';
@@ -39,6 +41,8 @@ export interface PipelineDependencies {
   readonly oversight?: Oversight;
   /** Candidate policy compared with the active one on every decision (shadow mode); never enforced. */
   readonly shadow?: ShadowPort;
+  /** Receives one `decision` record per request; absent in tests that do not audit. */
+  readonly audit?: AuditPort;
 }
 
 /**
@@ -83,6 +87,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   }
   if (!prepared.ok) {
     log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'request.invalid', prepared.code) });
     // A request whose framing was in doubt leaves the connection unusable for another request.
     const headers: Record<string, string> = prepared.status === 405 ? { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } : { connection: 'close' };
     sendError(req, res, prepared.status, prepared.code, prepared.message, incidentId, headers);
@@ -100,6 +105,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     return;
   }
   if (!route) {
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'route.not_found', 'WG_ROUTE_NOT_FOUND: no route is configured for this host and path') });
     sendError(req, res, 404, 'WG_ROUTE_NOT_FOUND', `No route is configured for host ${JSON.stringify(prepared.host)} and path ${JSON.stringify(url.pathname)}.`, incidentId);
     return;
   }
@@ -109,23 +115,27 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   if (auth === 'unavailable') {
     const decision = failModeDecision('redis', 'closed', 0);
     record(span, null, route, decision, null, 'redis');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision, failedDependency: 'redis' });
     sendError(req, res, 503, 'WG_DEPENDENCY_UNAVAILABLE', 'Sign-in state is temporarily unavailable. Try again in a minute.', incidentId, { 'retry-after': '30' });
     return;
   }
   if (auth.kind === 'rejected' && auth.status === 503) {
     // The identity layer reports an unreachable session store this way.
     record(span, null, route, failModeDecision('redis', 'closed', 0), null, 'redis');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: failModeDecision('redis', 'closed', 0), failedDependency: 'redis' });
     sendError(req, res, 503, auth.code, 'Sign-in state is temporarily unavailable. Try again in a minute.', incidentId, { 'retry-after': '30' });
     return;
   }
   if (auth.kind === 'rejected') {
     span.setAttribute('wardgate.auth.error', auth.code);
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'auth.rejected', `${auth.code}: ${auth.message}`) });
     const headers: Record<string, string> = auth.wwwAuthenticate ? { 'www-authenticate': auth.wwwAuthenticate } : {};
     sendError(req, res, auth.status, auth.code, auth.message, incidentId, headers);
     return;
   }
   if (deps.oversight && (await deps.oversight.handleRoute(req, res, prepared, auth, incidentId, log))) return;
   if (auth.kind === 'anonymous' && !route.public) {
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('step_up', 'auth.login_required', 'no session or token; the caller is sent to sign in') });
     await deps.identity.sendLoginRedirect(req, res, url.pathname + url.search);
     return;
   }
@@ -135,6 +145,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const { decision, scored, context, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
   record(span, principal, route, decision, scored.result, scored.failedDependency);
   if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
+  auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
   const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;

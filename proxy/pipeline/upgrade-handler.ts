@@ -6,6 +6,7 @@ import { completeAuthentication } from '../identity/route-access.ts';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
 import { observeShadow } from './shadow-mode.ts';
+import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 
 /**
  * Builds the handler for HTTP upgrade requests (WebSockets). They go through the same
@@ -29,18 +30,33 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
     (async () => {
       const tls = deps.tlsFacts(req.socket as TLSSocket);
       const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
-      if (!prepared.ok) return refuse(prepared.status, prepared.code);
-      if (!prepared.route) return refuse(404, 'WG_ROUTE_NOT_FOUND');
+      // Refusals before the policy runs are decisions too, and each gets its audit record.
+      const audit = (rule: string, reason: string) => auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', rule, reason) });
+      if (!prepared.ok) {
+        audit('request.invalid', prepared.code);
+        return refuse(prepared.status, prepared.code);
+      }
+      if (!prepared.route) {
+        audit('route.not_found', 'WG_ROUTE_NOT_FOUND');
+        return refuse(404, 'WG_ROUTE_NOT_FOUND');
+      }
 
       const auth = completeAuthentication(await deps.identity.authenticate(req), tls, prepared.route);
-      if (auth.kind === 'rejected') return refuse(auth.status, auth.code);
-      if (auth.kind === 'anonymous' && !prepared.route.public) return refuse(401, 'WG_AUTH_REQUIRED');
+      if (auth.kind === 'rejected') {
+        audit('auth.rejected', auth.code);
+        return refuse(auth.status, auth.code);
+      }
+      if (auth.kind === 'anonymous' && !prepared.route.public) {
+        audit('auth.login_required', 'WG_AUTH_REQUIRED');
+        return refuse(401, 'WG_AUTH_REQUIRED');
+      }
 
       const now = deps.now();
       const { decision, scored, context } = await evaluate(deps, req, prepared, auth, tls, now, log);
       const principal = auth.kind === 'authenticated' ? auth.principal : null;
       record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
       if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
+      auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
       // A notify decision allows; a handshake cannot show the notice page, so none is shown.
       if (decision.action !== 'allow' && decision.action !== 'notify') return refuse(403, 'WG_ACCESS_BLOCKED');
 

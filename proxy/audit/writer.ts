@@ -1,0 +1,415 @@
+import { mkdir, open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { AuditEntry, AuditPort } from '../ports.ts';
+import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical.ts';
+import { CheckpointSigner } from './checkpoint-signer.ts';
+import { AuditError } from './errors.ts';
+import { auditFileName, INSTANCE_ID_PATTERN, utcDay } from './files.ts';
+import { loadOrCreateSigningKeys, type AuditPublicKeys } from './keys.ts';
+import { PatientFieldPseudonymizer } from './patient-fields.ts';
+import { findChainHead, type ChainHead } from './recover.ts';
+import type { CheckpointSignatures } from './signatures.ts';
+
+/** Format tag in every file header. */
+export const AUDIT_FORMAT = 'wardgate-audit/1';
+
+/** Fields the writer sets on every record; an entry's own values for them are replaced. */
+export const RESERVED_FIELDS = Object.freeze(['seq', 'prev', 'time', 'instance']);
+
+/** A batch is written this long after its first record was appended, or later when the write before it is still running. */
+export const WRITE_DELAY_MS = 50;
+
+/** A file is fsync'd after this many records even before `fsyncIntervalMs` has passed. */
+export const FSYNC_RECORDS = 500;
+
+/** Records kept in memory while the disk fails; beyond this, records are counted and dropped. */
+export const MAX_QUEUED_RECORDS = 100_000;
+
+export interface AuditTrailOptions {
+  readonly dir: string;
+  /** Names this instance's chain and its files; `[A-Za-z0-9._]`, 1 to 64 characters. */
+  readonly instanceId: string;
+  /** Folder of the checkpoint signing keys; generated there on first start. */
+  readonly keyDir: string;
+  /** A checkpoint is signed after this many records. */
+  readonly checkpointEvery: number;
+  /** A checkpoint is also signed this many milliseconds after the last one when records were added. */
+  readonly checkpointIntervalMs: number;
+  /** A file is closed and a new one started before it would pass this size in bytes. */
+  readonly maxFileBytes: number;
+  /** Written data is fsync'd at least this often, in milliseconds. */
+  readonly fsyncIntervalMs: number;
+  /** HMAC key for patient pseudonyms; the same key the scorer uses. */
+  readonly patientKey: Uint8Array;
+  /** Clock for record times and daily rotation, in milliseconds since the epoch. */
+  readonly now?: () => number;
+  readonly logger?: Logger;
+  /**
+   * Called after each batch reaches the operating system, with the time in milliseconds
+   * from the oldest record's `append` to the end of the write, and the batch size.
+   */
+  readonly onWrite?: (latencyMs: number, records: number) => void;
+}
+
+interface OpenFile {
+  readonly index: number;
+  readonly name: string;
+  readonly path: string;
+  readonly day: string;
+  bytes: number;
+}
+
+interface Batch {
+  readonly file: OpenFile;
+  readonly lines: string[];
+  readonly queuedAt: number;
+}
+
+/**
+ * Opens an instance's trail in `options.dir`. Takes the folder's lock for the instance,
+ * loads or creates the signing keys and finds where the last run stopped. Then starts a
+ * new file that continues the chain, with a `gap` event when the last run ended without a
+ * clean close.
+ *
+ * @throws AuditError `WG_AUDIT_INVALID_OPTION`, `WG_AUDIT_DIR_UNUSABLE`, `WG_AUDIT_DIR_LOCKED` or `WG_AUDIT_KEY_INVALID`.
+ */
+export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditTrail> {
+  assertOptions(options);
+
+  try {
+    await mkdir(options.dir, { recursive: true, mode: 0o750 });
+  } catch (error) {
+    throw new AuditError('WG_AUDIT_DIR_UNUSABLE', `Cannot create the audit folder ${options.dir} (${(error as NodeJS.ErrnoException).code}); set audit.dir to a writable folder.`, { cause: error });
+  }
+  const lockFile = await takeLock(options.dir, options.instanceId);
+
+  try {
+    const keys = await loadOrCreateSigningKeys(options.keyDir);
+    const head = await findChainHead(options.dir, options.instanceId);
+    const signer = new CheckpointSigner(keys);
+    return new AuditTrail(options, keys.publicKeys, signer, head, lockFile);
+  } catch (error) {
+    await rm(lockFile, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * The append-only, hash-chained audit trail of one instance, implementing the pipeline's
+ * `AuditPort`. `append` assigns the sequence number and chain hash at once and returns.
+ * A write queue then hands batches to the disk without blocking the event loop.
+ */
+export class AuditTrail implements AuditPort {
+  readonly instanceId: string;
+  readonly publicKeys: AuditPublicKeys;
+  readonly #options: AuditTrailOptions;
+  readonly #now: () => number;
+  readonly #signer: CheckpointSigner;
+  readonly #pseudonymizer: PatientFieldPseudonymizer;
+  readonly #lockFile: string;
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  #seq: number;
+  #prevHash: string;
+  #file: OpenFile | null = null;
+  #queue: Batch[] = [];
+  #queuedRecords = 0;
+  #dropped = 0;
+  #flushTimer: NodeJS.Timeout | null = null;
+  #pumping: Promise<void> | null = null;
+  #handle: { file: OpenFile; handle: FileHandle } | null = null;
+  #unsynced = 0;
+  #syncDue = false;
+  #sinceCheckpoint = 0;
+  #lastCheckpointSeq = -1;
+  #signing: Promise<void> | null = null;
+  #closing = false;
+  #closed: Promise<void> | null = null;
+  #rejectedAfterClose = 0;
+  #writeErrors = 0;
+
+  constructor(options: AuditTrailOptions, publicKeys: AuditPublicKeys, signer: CheckpointSigner, head: ChainHead | null, lockFile: string) {
+    this.instanceId = options.instanceId;
+    this.publicKeys = publicKeys;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#signer = signer;
+    this.#pseudonymizer = new PatientFieldPseudonymizer(options.patientKey);
+    this.#lockFile = lockFile;
+    this.#seq = head?.last?.seq ?? 0;
+    this.#prevHash = head?.last?.hash ?? GENESIS_HASH;
+
+    this.#startFile((head?.lastFileIndex ?? 0) + 1, head?.last?.file ?? null);
+    if (head && !head.cleanClose) {
+      this.#push({
+        kind: 'gap',
+        reason: 'unclean_shutdown',
+        message: 'the previous run ended without a clean close; records it had not yet written are lost',
+        last_seen: head.last,
+        torn: head.torn,
+      });
+    }
+
+    this.#timers.push(setInterval(() => this.#requestSync(), options.fsyncIntervalMs).unref());
+    this.#timers.push(setInterval(() => this.#checkpoint(false).catch(() => {}), options.checkpointIntervalMs).unref());
+  }
+
+  /** Sequence number of the last record appended (not necessarily written yet). */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** Name of the file that receives new records. */
+  get currentFile(): string {
+    return this.#file!.name;
+  }
+
+  /**
+   * Appends one entry of any kind, with any extra fields. Patient identifiers in `path` and
+   * `patient_id` are replaced by pseudonyms. Never throws and never waits for the disk.
+   */
+  append(entry: AuditEntry): void {
+    if (this.#closing) {
+      if (this.#rejectedAfterClose++ === 0) this.#options.logger?.error({ kind: entry?.kind }, 'audit entry appended after the trail was closed; it is not recorded');
+      return;
+    }
+    try {
+      const kind = typeof entry?.kind === 'string' && entry.kind !== '' ? entry.kind : 'unknown';
+      this.#append({ ...this.#pseudonymizer.apply(entry), kind });
+    } catch (error) {
+      this.#options.logger?.error({ err: error, kind: entry?.kind }, 'audit entry could not be serialised; it is not recorded');
+    }
+  }
+
+  /** Waits until every record appended so far is written and fsync'd. */
+  async flush(): Promise<void> {
+    this.#syncDue = true;
+    await this.#pump();
+  }
+
+  /**
+   * Closes the trail cleanly: stops accepting entries, signs a final checkpoint over the
+   * chain head, writes and fsyncs everything, and releases the lock.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    for (const timer of this.#timers) clearInterval(timer);
+
+    await this.#signing?.catch(() => {});
+    try {
+      await this.#checkpoint(true);
+    } catch (error) {
+      this.#options.logger?.error({ err: error }, 'final audit checkpoint could not be signed; the trail ends without a clean close');
+    }
+    await this.flush();
+    if (this.#handle) await this.#handle.handle.close();
+    this.#handle = null;
+    await this.#signer.close();
+    await rm(this.#lockFile, { force: true });
+  }
+
+  #append(fields: Record<string, unknown>): void {
+    const time = this.#now();
+    const day = utcDay(time);
+    const size = Buffer.byteLength(this.#serialise(fields, time).line) + 1;
+    const file = this.#file!;
+    if (file.bytes > 0 && (file.bytes + size > this.#options.maxFileBytes || day !== file.day)) {
+      this.#startFile(file.index + 1, file.name);
+    }
+    this.#push(fields, time);
+  }
+
+  #startFile(index: number, previousFile: string | null): void {
+    const name = auditFileName(this.instanceId, index);
+    this.#file = { index, name, path: path.join(this.#options.dir, name), day: utcDay(this.#now()), bytes: 0 };
+    this.#push({ kind: 'file_header', format: AUDIT_FORMAT, file: index, previous_file: previousFile, public_keys: this.publicKeys });
+  }
+
+  #serialise(fields: Record<string, unknown>, time: number): { record: Record<string, unknown> & { seq: number }; line: string } {
+    const record = { ...fields, seq: this.#seq + 1, prev: this.#prevHash, time: new Date(time).toISOString(), instance: this.instanceId };
+    return { record, line: canonicalJson(record) };
+  }
+
+  #push(fields: Record<string, unknown>, time = this.#now()): void {
+    const { record, line } = this.#serialise(fields, time);
+    this.#seq = record.seq;
+    this.#prevHash = sha256Hex(line);
+
+    const file = this.#file!;
+    file.bytes += Buffer.byteLength(line) + 1;
+    const last = this.#queue[this.#queue.length - 1];
+    if (last && last.file === file) last.lines.push(line);
+    else this.#queue.push({ file, lines: [line], queuedAt: performance.now() });
+    this.#queuedRecords++;
+    this.#scheduleWrite();
+
+    if (record.kind !== 'checkpoint' && record.kind !== 'file_header') this.#sinceCheckpoint++;
+    if (this.#sinceCheckpoint >= this.#options.checkpointEvery) this.#checkpoint(false).catch(() => {});
+  }
+
+  /** Signs the current chain head in the worker and appends the checkpoint when the signatures return. */
+  async #checkpoint(final: boolean): Promise<void> {
+    if (!final && this.#closing) return;
+    if (this.#signing) {
+      await this.#signing.catch(() => {});
+      if (!final) return;
+    }
+    if (!final && (this.#sinceCheckpoint === 0 || this.#seq === this.#lastCheckpointSeq)) return;
+
+    const head = { instance: this.instanceId, head_seq: this.#seq, head_hash: this.#prevHash };
+    this.#sinceCheckpoint = 0;
+    const signing = this.#signer.sign(head).then((signatures: CheckpointSignatures) => {
+      this.#push({ kind: 'checkpoint', head_seq: head.head_seq, head_hash: head.head_hash, key_id: this.publicKeys.key_id, signatures, final: final || undefined });
+      this.#lastCheckpointSeq = this.#seq;
+      // Records that arrived while signing may already call for the next checkpoint.
+      if (!final && this.#sinceCheckpoint >= this.#options.checkpointEvery) setImmediate(() => this.#checkpoint(false).catch(() => {}));
+    });
+    this.#signing = signing;
+    try {
+      await signing;
+    } catch (error) {
+      this.#options.logger?.error({ err: error, head_seq: head.head_seq }, 'audit checkpoint signing failed; the next checkpoint covers these records');
+      throw error;
+    } finally {
+      if (this.#signing === signing) this.#signing = null;
+    }
+  }
+
+  #scheduleWrite(): void {
+    if (this.#flushTimer || this.#pumping) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = null;
+      this.#pump().catch(() => {});
+    }, WRITE_DELAY_MS);
+  }
+
+  #requestSync(): void {
+    if (this.#unsynced === 0) return;
+    this.#syncDue = true;
+    this.#pump().catch(() => {});
+  }
+
+  /** Runs the write queue until it is empty; only one pump runs at a time. */
+  #pump(): Promise<void> {
+    if (this.#pumping) return this.#pumping.then(() => (this.#queue.length > 0 || this.#syncDue ? this.#pump() : undefined));
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    this.#pumping = this.#drain().finally(() => {
+      this.#pumping = null;
+      if (this.#queue.length > 0) this.#scheduleWrite();
+    });
+    return this.#pumping;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const batch = this.#queue[0];
+      if (batch) {
+        if (!(await this.#write(batch))) return;
+        continue;
+      }
+      if (this.#syncDue && this.#handle && this.#unsynced > 0) {
+        await this.#handle.handle.datasync();
+        this.#unsynced = 0;
+      }
+      this.#syncDue = false;
+      return;
+    }
+  }
+
+  async #write(batch: Batch): Promise<boolean> {
+    // The batch leaves the queue before the write starts, so that records appended during the
+    // write go to a new batch instead of into one that is already being written.
+    this.#queue.shift();
+    const count = batch.lines.length;
+    try {
+      if (this.#handle?.file !== batch.file) {
+        if (this.#handle) {
+          await this.#handle.handle.datasync();
+          await this.#handle.handle.close();
+          this.#handle = null;
+          this.#unsynced = 0;
+        }
+        this.#handle = { file: batch.file, handle: await open(batch.file.path, 'a', 0o640) };
+      }
+      await this.#handle.handle.appendFile(`${batch.lines.join('\n')}\n`);
+    } catch (error) {
+      this.#queue.unshift(batch);
+      if (this.#writeErrors++ % 100 === 0) this.#options.logger?.error({ err: error, file: batch.file.name, records: count }, 'audit write failed; retrying in one second');
+      this.#limitQueue();
+      await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+      return !this.#closing || this.#writeErrors < 5;
+    }
+
+    this.#queuedRecords -= count;
+    this.#unsynced += count;
+    this.#options.onWrite?.(performance.now() - batch.queuedAt, count);
+    // A busy queue must not postpone the timed fsync until it drains.
+    if (this.#unsynced >= FSYNC_RECORDS || this.#syncDue) {
+      await this.#handle.handle.datasync();
+      this.#unsynced = 0;
+      this.#syncDue = false;
+    }
+    return true;
+  }
+
+  /** Keeps memory bounded while the disk fails: the newest records beyond the limit are dropped and counted. */
+  #limitQueue(): void {
+    while (this.#queuedRecords > MAX_QUEUED_RECORDS && this.#queue.length > 1) {
+      const dropped = this.#queue.pop()!;
+      this.#queuedRecords -= dropped.lines.length;
+      this.#dropped += dropped.lines.length;
+    }
+    if (this.#dropped > 0) this.#options.logger?.error({ dropped: this.#dropped }, 'audit queue is full while the disk fails; records are dropped');
+  }
+}
+
+function assertOptions(options: AuditTrailOptions): void {
+  const fail = (option: string, message: string): never => {
+    throw new AuditError('WG_AUDIT_INVALID_OPTION', `Invalid audit option ${option}: ${message}.`);
+  };
+  if (!INSTANCE_ID_PATTERN.test(options.instanceId)) fail('instance_id', `expected 1 to 64 characters of A-Z, a-z, 0-9, "." or "_", received ${JSON.stringify(options.instanceId)}`);
+  if (!Number.isInteger(options.checkpointEvery) || options.checkpointEvery < 1) fail('checkpoint_every', `expected a positive integer, received ${options.checkpointEvery}`);
+  if (!(options.checkpointIntervalMs >= 100)) fail('checkpoint_interval', `expected at least 100 ms, received ${options.checkpointIntervalMs}`);
+  if (!Number.isInteger(options.maxFileBytes) || options.maxFileBytes < 1024) fail('max_file_bytes', `expected an integer of at least 1024, received ${options.maxFileBytes}`);
+  if (!(options.fsyncIntervalMs >= 1)) fail('fsync_interval', `expected at least 1 ms, received ${options.fsyncIntervalMs}`);
+}
+
+/**
+ * Takes `audit-<instance>.lock` in `dir` so that two processes never write one chain. A lock
+ * left by a process that no longer runs (for example after SIGKILL) is taken over.
+ */
+async function takeLock(dir: string, instance: string): Promise<string> {
+  const file = path.join(dir, `audit-${instance}.lock`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o640 });
+      return file;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new AuditError('WG_AUDIT_DIR_UNUSABLE', `Cannot write the lock file ${file} (${(error as NodeJS.ErrnoException).code}); set audit.dir to a writable folder.`, { cause: error });
+      }
+    }
+    const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isRunning(owner)) {
+      throw new AuditError('WG_AUDIT_DIR_LOCKED', `Process ${owner} already writes the audit trail of instance ${JSON.stringify(instance)} in ${dir}; give each instance its own audit.instance_id or audit.dir.`);
+    }
+    await rm(file, { force: true });
+  }
+  throw new AuditError('WG_AUDIT_DIR_LOCKED', `Cannot take the lock file ${file}; another process keeps creating it.`);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,244 @@
+import path from 'node:path';
+import { rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { verifyAuditDir } from '../../proxy/audit/verify.ts';
+import { readTrustedPublicKeys, KEY_FILES, loadOrCreateSigningKeys } from '../../proxy/audit/keys.ts';
+import { appendDecisions, copyTrail, linesOfKind, openTestTrail, readLines, temporaryDir, trailFiles, verify, waitForSeq, writeLines } from './helpers.ts';
+
+// One trail of three files (one per day), each with a header, ten decisions and a signed
+// checkpoint, written once and copied for every tamper case.
+const original = temporaryDir('tamper');
+t.teardown(original.remove);
+
+t.before(async () => {
+  const clock = { now: Date.parse('2026-03-01T10:00:00Z') };
+  const trail = await openTestTrail(original.dir, { checkpointEvery: 10, now: () => clock.now });
+  for (let day = 0; day < 3; day++) {
+    clock.now = Date.parse('2026-03-01T10:00:00Z') + day * 86_400_000;
+    appendDecisions(trail, 10, day * 10);
+    await waitForSeq(trail, (day + 1) * 12);
+  }
+  await trail.close();
+});
+
+async function tampered(t: Test, label: string, change: (dir: string, files: string[]) => void) {
+  const copy = copyTrail(original.dir, label);
+  t.teardown(copy.remove);
+  const files = trailFiles(copy.dir).map((name) => path.join(copy.dir, name));
+  change(copy.dir, files);
+  return { report: await verify(copy.dir), files };
+}
+
+t.test('untouched trail verifies clean', async (t) => {
+  const report = await verify(original.dir);
+  t.same(report.findings, []);
+  t.equal(report.files, 3);
+  t.equal(report.records, 12 + 12 + 13);
+  t.equal(report.checkpoints, 4);
+});
+
+t.test('edited record is named', async (t) => {
+  const { report, files } = await tampered(t, 'edit', (_dir, files) => {
+    const lines = readLines(files[0]!);
+    const line = linesOfKind(files[0]!, 'decision')[2]!;
+    lines[line - 1] = lines[line - 1]!.replace('"action":"allow"', '"action":"block"');
+    writeLines(files[0]!, lines);
+  });
+  const line = linesOfKind(files[0]!, 'decision')[2]!;
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_EDITED');
+  t.equal(report.findings[0]?.file, files[0]);
+  t.equal(report.findings[0]?.line, line);
+});
+
+t.test('dropped record is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'drop', (_dir, files) => {
+    const lines = readLines(files[1]!);
+    line = linesOfKind(files[1]!, 'decision')[4]!;
+    lines.splice(line - 1, 1);
+    writeLines(files[1]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_DROPPED');
+  t.equal(report.findings[0]?.file, files[1]);
+  t.equal(report.findings[0]?.line, line, 'names the record that now follows the gap');
+});
+
+t.test('inserted record is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'insert', (_dir, files) => {
+    const lines = readLines(files[0]!);
+    line = linesOfKind(files[0]!, 'decision')[3]!;
+    const forged = JSON.parse(lines[line - 1]!);
+    forged.trace_id = 'forged';
+    lines.splice(line, 0, JSON.stringify(forged));
+    writeLines(files[0]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INSERTED');
+  t.equal(report.findings[0]?.file, files[0]);
+  t.equal(report.findings[0]?.line, line + 1);
+});
+
+t.test('reordered records are named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'reorder', (_dir, files) => {
+    const lines = readLines(files[2]!);
+    line = linesOfKind(files[2]!, 'decision')[5]!;
+    [lines[line - 1], lines[line]] = [lines[line]!, lines[line - 1]!];
+    writeLines(files[2]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_REORDERED');
+  t.equal(report.findings[0]?.file, files[2]);
+  t.equal(report.findings[0]?.line, line);
+});
+
+t.test('truncated file is named', async (t) => {
+  let keptLines = 0;
+  const { report, files } = await tampered(t, 'truncate', (_dir, files) => {
+    const lines = readLines(files[0]!);
+    keptLines = lines.length - 3;
+    writeLines(files[0]!, lines.slice(0, keptLines));
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_FILE_TRUNCATED');
+  t.equal(report.findings[0]?.file, files[0]);
+  t.equal(report.findings[0]?.line, keptLines + 1, 'names the first line that is gone');
+});
+
+t.test('removed file is named', async (t) => {
+  const { report, files } = await tampered(t, 'remove', (_dir, files) => rmSync(files[1]!));
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_FILE_MISSING');
+  t.equal(report.findings[0]?.file, files[2]);
+  t.match(report.findings[0]?.message, path.basename(files[1]!));
+});
+
+t.test('removed first file is named', async (t) => {
+  const { report, files } = await tampered(t, 'remove-first', (_dir, files) => rmSync(files[0]!));
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_FILE_MISSING');
+  t.equal(report.findings[0]?.file, files[1]);
+});
+
+t.test('truncated tail after the last checkpoint is named', async (t) => {
+  const { report, files } = await tampered(t, 'tail', (_dir, files) => {
+    const last = files[files.length - 1]!;
+    writeLines(last, readLines(last).slice(0, -1));
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_UNSIGNED_TAIL');
+  t.equal(report.findings[0]?.file, files[files.length - 1]);
+});
+
+t.test('removed last file is named', async (t) => {
+  const { report, files } = await tampered(t, 'remove-last', (_dir, files) => rmSync(files[files.length - 1]!));
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_UNSIGNED_TAIL');
+  t.equal(report.findings[0]?.file, files[files.length - 2]);
+});
+
+t.test('forged checkpoint signature is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'signature', (_dir, files) => {
+    const last = files[files.length - 1]!;
+    const lines = readLines(last);
+    line = lines.length;
+    const checkpoint = JSON.parse(lines[line - 1]!);
+    checkpoint.signatures.ed25519 = Buffer.from(new Uint8Array(64).fill(1)).toString('base64url');
+    lines[line - 1] = JSON.stringify(checkpoint);
+    writeLines(last, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_SIGNATURE_INVALID');
+  t.equal(report.findings[0]?.file, files[files.length - 1]);
+  t.equal(report.findings[0]?.line, line);
+  t.match(report.findings[0]?.message, /Ed25519 signature does not verify/);
+});
+
+t.test('unacknowledged torn line is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'torn', (_dir, files) => {
+    const last = files[files.length - 1]!;
+    line = readLines(last).length + 1;
+    appendFileSync(last, '{"seq":9');
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_TORN_RECORD');
+  t.equal(report.findings[0]?.file, files[files.length - 1]);
+  t.equal(report.findings[0]?.line, line);
+});
+
+t.test('garbage line is named', async (t) => {
+  const { report, files } = await tampered(t, 'garbage', (_dir, files) => {
+    const lines = readLines(files[1]!);
+    lines[2] = 'not json';
+    writeLines(files[1]!, lines);
+  });
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INVALID');
+  t.equal(report.findings[0]?.file, files[1]);
+  t.equal(report.findings[0]?.line, 3);
+});
+
+t.test('duplicated record is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'duplicate', (_dir, files) => {
+    const lines = readLines(files[1]!);
+    line = linesOfKind(files[1]!, 'decision')[1]!;
+    lines.splice(line, 0, lines[line - 1]!);
+    writeLines(files[1]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INSERTED');
+  t.equal(report.findings[0]?.file, files[1]);
+  t.equal(report.findings[0]?.line, line + 1);
+});
+
+t.test('wrongly typed seq is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'typed', (_dir, files) => {
+    const lines = readLines(files[0]!);
+    line = linesOfKind(files[0]!, 'decision')[0]!;
+    const record = JSON.parse(lines[line - 1]!);
+    record.seq = String(record.seq);
+    lines[line - 1] = JSON.stringify(record);
+    writeLines(files[0]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INVALID');
+  t.equal(report.findings[0]?.line, line);
+});
+
+t.test('edited checkpoint head is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'head', (_dir, files) => {
+    const lines = readLines(files[2]!);
+    line = lines.length;
+    const checkpoint = JSON.parse(lines[line - 1]!);
+    checkpoint.head_seq -= 1;
+    lines[line - 1] = JSON.stringify(checkpoint);
+    writeLines(files[2]!, lines);
+  });
+  t.same(report.findings.map((finding) => finding.code), ['WG_AUDIT_CHECKPOINT_MISMATCH', 'WG_AUDIT_SIGNATURE_INVALID', 'WG_AUDIT_UNSIGNED_TAIL']);
+  t.ok(report.findings.slice(0, 2).every((finding) => finding.file === files[2] && finding.line === line));
+});
+
+t.test('untrusted keys are named', async (t) => {
+  const other = temporaryDir('other-keys');
+  t.teardown(other.remove);
+  const keys = await loadOrCreateSigningKeys(other.dir);
+  const report = await verifyAuditDir(original.dir, { trustedKeys: [keys.publicKeys] });
+  t.ok(report.findings.length > 0);
+  t.ok(report.findings.every((finding) => finding.code === 'WG_AUDIT_KEY_UNTRUSTED'), JSON.stringify(report.findings.map((f) => f.code)));
+  t.same(await readTrustedPublicKeys(path.join(other.dir, KEY_FILES.publicKeys)), [keys.publicKeys]);
+});
+
+t.test('empty folder is a finding', async (t) => {
+  const empty = temporaryDir('empty');
+  t.teardown(empty.remove);
+  writeFileSync(path.join(empty.dir, 'unrelated.txt'), 'x');
+  const report = await verifyAuditDir(empty.dir, { trustedKeys: [] });
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_NO_FILES');
+});
