@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { TelemetryConfig } from '../proxy/telemetry/config.ts';
 import type { Logger } from 'pino';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
@@ -30,6 +32,9 @@ export interface DemoStackOptions {
   readonly now?: () => number;
   readonly logger?: Logger;
   readonly spanProcessors?: SpanProcessor[];
+  /** Extra metric readers passed to Wardgate, e.g. an in-memory reader in tests. */
+  readonly metricReaders?: IMetricReader[];
+  readonly telemetry?: TelemetryConfig;
 }
 
 export interface DemoStack {
@@ -84,12 +89,14 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     };
     const wardgate = await startWardgate(config, {
       allowMemoryFallback: true,
       ...(options.now ? { now: options.now } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
+      ...(options.metricReaders ? { metricReaders: options.metricReaders } : {}),
     });
     closers.push(() => wardgate.close());
 

@@ -13,10 +13,11 @@ export interface PolicyWatcher {
 /**
  * Loads the policy file and reloads it when it changes. A file that fails to load leaves
  * the last good policy in force and is reported in the log and by `lastError()`.
+ * `onReload` learns the outcome of every reload attempt that changed the file's content.
  *
  * @throws the load error at start-up, when there is no good policy to keep.
  */
-export async function watchPolicy(file: string, routeIds: readonly string[], logger: Logger, pollMs: number): Promise<PolicyWatcher> {
+export async function watchPolicy(file: string, routeIds: readonly string[], logger: Logger, pollMs: number, onReload?: (ok: boolean) => void): Promise<PolicyWatcher> {
   let active = await loadPolicyFile(file, { routeIds });
   let lastError: string | null = null;
   let reloading = Promise.resolve();
@@ -28,9 +29,11 @@ export async function watchPolicy(file: string, routeIds: readonly string[], log
       active = candidate;
       lastError = null;
       logger.info({ file, hash: active.hash }, 'policy reloaded');
+      onReload?.(true);
     } catch (error) {
       lastError = error instanceof PolicyValidationError ? error.issues.map(formatIssue).join('\n') : (error as Error).message;
       logger.error({ file, errors: lastError, hash: active.hash }, 'policy reload failed; the previous policy stays in force');
+      onReload?.(false);
     }
   };
   const onChange = () => {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { createScorer, createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
@@ -18,7 +19,8 @@ import type { KeyValueStore } from './state/key-value-store.ts';
 import { MemoryKeyValueStore } from './state/memory-key-value-store.ts';
 import { RedisKeyValueStore } from './state/redis-key-value-store.ts';
 import { createLogger } from './telemetry/logger.ts';
-import { startTracing } from './telemetry/tracing.ts';
+import { startTelemetry } from './telemetry/telemetry.ts';
+import { timeAsyncCalls } from './telemetry/timed-calls.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
 
 export interface StartOptions {
@@ -31,6 +33,8 @@ export interface StartOptions {
   readonly spanProcessors?: SpanProcessor[];
   /** Interval in milliseconds at which the policy file is checked for changes; default 1000. */
   readonly policyPollMs?: number;
+  /** Extra metric readers, e.g. an in-memory reader in tests. */
+  readonly metricReaders?: IMetricReader[];
 }
 
 export interface RunningWardgate {
@@ -46,19 +50,20 @@ export interface RunningWardgate {
  * identity, signer, router, forwarder and the TLS listener.
  */
 export async function startWardgate(config: WardgateConfig, options: StartOptions = {}): Promise<RunningWardgate> {
-  const logger = options.logger ?? createLogger();
+  const telemetry = await startTelemetry({ config: config.telemetry, patientKey: config.patient_key, extraSpanProcessors: options.spanProcessors, extraMetricReaders: options.metricReaders });
+  const logger = options.logger ?? createLogger({ redactTarget: telemetry.request.redactor });
   const now = options.now ?? Date.now;
-  const tracing = startTracing({ extraProcessors: options.spanProcessors });
-  const closers: Array<() => Promise<unknown> | void> = [() => tracing.shutdown()];
+  const closers: Array<() => Promise<unknown> | void> = [() => telemetry.shutdown()];
 
   try {
     const stores = await openStores(config, options, logger);
     closers.push(() => stores.close());
 
-    const policy = await watchPolicy(config.policy, config.routes.map((route) => route.id), logger, options.policyPollMs ?? 1000);
+    const policy = await watchPolicy(config.policy, config.routes.map((route) => route.id), logger, options.policyPollMs ?? 1000, (ok) => telemetry.metrics.recordReload('policy', ok));
     closers.push(() => policy.close());
 
-    const scorer: Scorer = await createScorer({ store: stores.baselines, modelPath: config.model, patientKey: config.patient_key });
+    const timeRedis = <T extends object>(store: T): T => (stores.kind === 'redis' ? timeAsyncCalls(store, (ms) => telemetry.metrics.recordLatency('redis', ms)) : store);
+    const scorer: Scorer = await createScorer({ store: timeRedis(stores.baselines), modelPath: config.model, patientKey: config.patient_key });
     closers.push(() => scorer.close());
 
     const identity = await createIdentity({
@@ -69,14 +74,16 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         ...(config.oidc.ca ? { ca: await readFile(config.oidc.ca, 'utf8') } : {}),
       },
       session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime },
-      store: stores.keyValue,
+      store: timeRedis(stores.keyValue),
       now,
     });
 
     const signer = await createAssertionSigner({ issuer: 'wardgate', ttlSeconds: config.assertion.ttl });
     const router = createRouter(config.routes);
     const forwarder = createForwarder({
-      onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
+      onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: telemetry.request.redactor?.redactTarget(req.url ?? '') }, 'upstream request failed'),
+      tracer: telemetry.tracer,
+      metrics: telemetry.metrics,
     });
 
     const pipeline = {
@@ -86,7 +93,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       router,
       forwarder,
       signer,
-      tracer: tracing.tracer,
+      tracer: telemetry.tracer,
+      telemetry: telemetry.request,
       logger,
       assertionHeader: config.assertion.header,
       tlsFacts: getTlsFacts,

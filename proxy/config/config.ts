@@ -4,6 +4,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import type { RouteConfig } from '../routing/router.ts';
+import { readTelemetryConfig, type TelemetryConfig } from '../telemetry/config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -26,9 +27,11 @@ export interface WardgateConfig {
   readonly patient_key: Buffer;
   readonly assertion: { readonly header: string; readonly ttl: number };
   readonly routes: readonly RouteConfig[];
+  /** Trusted hops for trace context and the Prometheus endpoint; absent means the defaults. */
+  readonly telemetry?: TelemetryConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'telemetry'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -118,9 +121,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     },
     routes: readRoutes(reader, top.get('routes')),
   };
+  const withTelemetry: WardgateConfig = { ...config, telemetry: readTelemetryConfig(reader, top.get('telemetry'), config.listen) };
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);
-  return config;
+  return withTelemetry;
 }
 
 function readRoutes(reader: OptionReader, node: Node | undefined): RouteConfig[] {

@@ -9,6 +9,9 @@ import { normalizePath } from '../http/normalize-path.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { removeWardgateCookies, removeWardgateSetCookies } from './cookies.ts';
 import { ForwardError } from './errors.ts';
+import type { Tracer } from '@opentelemetry/api';
+import type { WardgateMetrics } from '../telemetry/metrics.ts';
+import { traceUpstream } from '../telemetry/upstream-span.ts';
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions {
@@ -20,6 +23,10 @@ export interface ForwarderOptions {
   readonly upstreamTimeoutMs?: number;
   /** Called with every upstream failure so the pipeline can log it. The client has already received its 502 by then. */
   readonly onError?: (error: ForwardError, req: IncomingMessage) => void;
+  /** When set, every upstream request gets a CLIENT span under the request's server span and carries its `traceparent`. */
+  readonly tracer?: Tracer;
+  /** Receives the upstream latency of every forwarded request. */
+  readonly metrics?: WardgateMetrics;
 }
 
 /** Sends allowed requests to their route's upstream. */
@@ -63,6 +70,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   });
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, changeOrigin: true, proxyTimeout: timeoutMs });
+  if (options.tracer) traceUpstream(proxy, { tracer: options.tracer, metrics: options.metrics });
 
   proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
     rewriteCookieHeader(proxyReq);

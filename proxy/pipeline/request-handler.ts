@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
+import type { Span, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
@@ -11,6 +11,7 @@ import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
+import { annotateTarget, endServerSpan, noteDecision, startServerSpan, type RequestTelemetry } from '../telemetry/server-span.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -26,6 +27,8 @@ export interface PipelineDependencies {
   readonly tlsFacts: (socket: TLSSocket) => { protocol: string; group: string };
   readonly health: () => Record<string, unknown>;
   readonly now: () => number;
+  /** Metrics, patient-path redaction and trusted hops; without it paths stay out of spans and nothing is counted. */
+  readonly telemetry?: RequestTelemetry;
 }
 
 /** Hybrid post-quantum groups that satisfy a route's `require_pq`. */
@@ -38,19 +41,12 @@ const POST_QUANTUM_GROUPS = new Set(['X25519MLKEM768', 'SecP256r1MLKEM768', 'Sec
  */
 export function createRequestHandler(deps: PipelineDependencies) {
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    const span = deps.tracer.startSpan('wardgate.request', {
-      kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': req.method ?? '', 'server.address': hostOf(req) },
-    });
+    const span = startServerSpan(deps.tracer, req, deps.telemetry);
     const incidentId = span.spanContext().traceId;
     const log = deps.logger.child({ trace_id: incidentId });
-    res.once('finish', () => {
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-    });
+    res.once('finish', () => endServerSpan(span, res.statusCode));
     res.once('close', () => {
-      if (!res.writableFinished) span.end();
+      if (!res.writableFinished) endServerSpan(span, null);
     });
 
     handle(deps, req, res, span, incidentId, log).catch((error: unknown) => {
@@ -67,12 +63,14 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
 
   const prepared = prepareRequest(req, deps.router, deps.assertionHeader);
   if (!prepared.ok) {
-    log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
+    annotateTarget(span, req.url ?? '', null);
+    const target = deps.telemetry?.redactor?.redactTarget((req.url ?? '').slice(0, 200));
+    log.info({ code: prepared.code, ...(target === undefined ? {} : { target }) }, 'request rejected before routing');
     sendError(req, res, prepared.status, prepared.code, prepared.message, incidentId);
     return;
   }
   const { url, route } = prepared;
-  span.setAttributes({ 'url.path': url.pathname, 'wardgate.route': route?.id ?? '' });
+  annotateTarget(span, url.pathname + url.search, route);
 
   if (url.pathname === '/.wardgate/health') {
     sendJson(res, 200, deps.health());
@@ -216,6 +214,7 @@ async function scoreWithFailMode(
 ): Promise<ScoreOutcome> {
   if (!principal) return { result: null };
   const route = prepared.route!;
+  const started = performance.now();
   try {
     const result = await deps.scorer.score({
       user: principal.subject,
@@ -234,6 +233,8 @@ async function scoreWithFailMode(
     const failedDependency = dependencyOfScorerError(error);
     log.warn({ err: error, route: route.id, dependency: failedDependency, fail_mode: route.fail_mode[failedDependency] }, 'scoring failed; applying the route fail mode');
     return { result: null, failedDependency };
+  } finally {
+    deps.telemetry?.metrics.recordLatency('scorer', performance.now() - started);
   }
 }
 
@@ -244,10 +245,13 @@ export function record(span: Span, principal: Principal | null, route: RouteConf
     'wardgate.rule': decision.rule,
     'wardgate.risk': decision.risk,
     'wardgate.reasons': [...decision.reasons],
+    'wardgate.fail_mode.decided': decision.rule.startsWith('fail_mode.'),
   });
+  noteDecision(span, decision, result, route.id);
   if (principal) {
     span.setAttributes({ 'enduser.id': principal.subject, 'wardgate.auth.method': principal.method });
     if (principal.acr) span.setAttribute('wardgate.auth.acr', principal.acr);
+    if (principal.device) span.setAttribute('wardgate.device', principal.device);
   }
   if (result) {
     span.setAttributes({
@@ -261,10 +265,6 @@ export function record(span: Span, principal: Principal | null, route: RouteConf
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
-}
-
-function hostOf(req: IncomingMessage): string {
-  return (req.headers.host ?? '').toLowerCase();
 }
 
 function round(value: number): number {

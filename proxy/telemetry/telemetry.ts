@@ -1,0 +1,78 @@
+import type { Tracer } from '@opentelemetry/api';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { DEFAULT_TELEMETRY_CONFIG, type TelemetryConfig } from './config.ts';
+import { createMetrics, type WardgateMetrics } from './metrics.ts';
+import { parseOtelEnv, type OtelSettings } from './otel-env.ts';
+import { PatientPathRedactor } from './patient-redaction.ts';
+import { startPrometheusEndpoint, type PrometheusEndpoint } from './prometheus.ts';
+import type { RequestTelemetry } from './server-span.ts';
+import { startTracing, type Tracing } from './tracing.ts';
+import { TrustedHops } from './trusted-hops.ts';
+
+/** Options of {@link startTelemetry}. */
+export interface TelemetryOptions {
+  /** Environment to read `OTEL_*` from; default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly config?: TelemetryConfig;
+  /** HMAC key for patient pseudonyms in paths; without it paths are left out of spans. */
+  readonly patientKey?: Uint8Array;
+  readonly extraSpanProcessors?: readonly SpanProcessor[];
+  readonly extraMetricReaders?: readonly IMetricReader[];
+}
+
+/** Tracing, metrics and the request-path helpers, started once per process. */
+export interface Telemetry {
+  readonly settings: OtelSettings;
+  readonly resource: Resource;
+  readonly tracer: Tracer;
+  readonly tracing: Tracing;
+  readonly metrics: WardgateMetrics;
+  /** The Prometheus endpoint, when `telemetry.prometheus` is configured. */
+  readonly prometheus: PrometheusEndpoint | null;
+  /** What the request pipeline takes as `telemetry`. */
+  readonly request: RequestTelemetry;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts tracing and metrics from the `OTEL_*` environment variables and the `telemetry`
+ * section of the configuration, and the Prometheus endpoint when one is configured.
+ *
+ * @throws {TelemetryError} `WG_TELEMETRY_INVALID_ENV` naming the invalid variable, before
+ *   anything is started; or the listen error of the Prometheus endpoint.
+ */
+export async function startTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
+  const settings = parseOtelEnv(options.env ?? process.env);
+  const config = options.config ?? DEFAULT_TELEMETRY_CONFIG;
+  const trustedHops = new TrustedHops(config.trusted_hops);
+  const redactor = options.patientKey && options.patientKey.byteLength > 0 ? new PatientPathRedactor(options.patientKey) : null;
+  const resource = resourceFromAttributes({ ...settings.resourceAttributes, [ATTR_SERVICE_NAME]: settings.serviceName });
+
+  const prometheus = config.prometheus ? await startPrometheusEndpoint(config.prometheus.host, config.prometheus.port) : null;
+  const readers = [...(options.extraMetricReaders ?? []), ...(prometheus ? [prometheus.reader] : [])];
+  const metrics = createMetrics(settings, resource, readers);
+  const tracing = startTracing({
+    settings,
+    resource,
+    extraProcessors: options.extraSpanProcessors,
+    onDrop: (count, reason) => metrics.recordExportDrop('traces', count, reason),
+  });
+
+  return {
+    settings,
+    resource,
+    tracer: tracing.tracer,
+    tracing,
+    metrics,
+    prometheus,
+    request: { metrics, redactor, trustedHops },
+    shutdown: async () => {
+      await tracing.shutdown().catch(() => {});
+      await metrics.shutdown().catch(() => {});
+      await prometheus?.close();
+    },
+  };
+}
