@@ -70,8 +70,8 @@ export class BoundedBatchSpanProcessor implements SpanProcessor {
 
   /** Exports everything queued now, one batch after another; failures are counted, not thrown. */
   async forceFlush(): Promise<void> {
-    if (this.#inFlight) await this.#inFlight;
-    while (this.#queue.length > 0) {
+    // A finished export may start the next batch itself, so loop until nothing is in flight.
+    while (this.#inFlight || this.#queue.length > 0) {
       this.#exportNext();
       await this.#inFlight;
     }

@@ -88,6 +88,11 @@ export class WardgateMetrics {
     this.#exportDrops.add(count, { 'wardgate.telemetry.signal': signal, 'wardgate.telemetry.reason': reason });
   }
 
+  /** Exports what has been collected so far through every push reader (OTLP). */
+  forceFlush(): Promise<void> {
+    return this.#provider.forceFlush();
+  }
+
   /** Collects and exports once more, then stops every reader. */
   shutdown(): Promise<void> {
     return this.#provider.shutdown();

@@ -1,0 +1,129 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import t from 'tap';
+import { startTelemetry } from '../../proxy/telemetry/telemetry.ts';
+import { eventually, startCollector, TestMetricReader } from './helpers.ts';
+
+const DROPPED = 'wardgate.telemetry.dropped';
+
+t.test('silent collector keeps the queue bounded', async (t) => {
+  // A collector that accepts connections and never answers.
+  const sockets: Socket[] = [];
+  let open = 0;
+  let maxOpen = 0;
+  const silent = createServer((socket) => {
+    sockets.push(socket);
+    open++;
+    maxOpen = Math.max(maxOpen, open);
+    socket.on('error', () => {});
+    socket.on('close', () => open--);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+
+  const reader = new TestMetricReader();
+  const telemetry = await startTelemetry({
+    env: {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1/traces`,
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10',
+      OTEL_BSP_EXPORT_TIMEOUT: '200',
+    },
+    extraMetricReaders: [reader],
+  });
+  t.teardown(() => telemetry.shutdown());
+  const processor = telemetry.tracing.otlpProcessor!;
+  t.ok(processor, 'traces go through the bounded processor');
+
+  let maxQueue = 0;
+  const spans = 5000;
+  for (let index = 0; index < spans; index++) {
+    telemetry.tracer.startSpan(`span ${index}`).end();
+    maxQueue = Math.max(maxQueue, processor.queueLength);
+  }
+
+  t.ok(maxQueue <= 100, `the queue never passed its bound of 100 (max ${maxQueue})`);
+  const queueFull = await reader.counterSum(DROPPED, { 'wardgate.telemetry.signal': 'traces', 'wardgate.telemetry.reason': 'queue_full' });
+  // At most one batch is in flight and 100 spans wait, so everything else was dropped.
+  t.ok(queueFull >= spans - 100 - 10, `spans beyond the bound are counted as dropped (${queueFull})`);
+
+  const timedOut = await eventually(async () => (await reader.counterSum(DROPPED, { 'wardgate.telemetry.reason': 'export_timeout' })) > 0);
+  t.ok(timedOut, 'the unanswered export is abandoned and its batch counted');
+  t.ok(await eventually(() => sockets.length >= 1), 'the exporter did connect to the collector');
+  t.ok(maxOpen <= 4, `abandoned exports are closed, so few connections are open at once (max ${maxOpen})`);
+});
+
+t.test('collector answering 503 drops every span', async (t) => {
+  const collector = await startCollector(t, 503);
+  const reader = new TestMetricReader();
+  const telemetry = await startTelemetry({
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_MAX_QUEUE_SIZE: '50',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10',
+      OTEL_BSP_EXPORT_TIMEOUT: '300',
+      OTEL_METRICS_EXPORTER: 'none',
+    },
+    extraMetricReaders: [reader],
+  });
+  t.teardown(() => telemetry.shutdown());
+
+  for (let index = 0; index < 30; index++) telemetry.tracer.startSpan(`span ${index}`).end();
+  await telemetry.tracing.otlpProcessor!.forceFlush();
+
+  t.ok(collector.requests.length >= 1, 'the collector was asked');
+  t.equal(collector.requests[0]?.path, '/v1/traces');
+  t.equal(telemetry.tracing.otlpProcessor!.queueLength, 0, 'nothing stays queued');
+  const failed = await reader.counterSum(DROPPED, { 'wardgate.telemetry.signal': 'traces', 'wardgate.telemetry.reason': 'export_failed' });
+  const timedOut = await reader.counterSum(DROPPED, { 'wardgate.telemetry.signal': 'traces', 'wardgate.telemetry.reason': 'export_timeout' });
+  t.equal(failed + timedOut, 30, 'every span is counted as dropped exactly once');
+});
+
+t.test('metric export to a failing collector counts drops', async (t) => {
+  const collector = await startCollector(t, 503);
+  const reader = new TestMetricReader();
+  const telemetry = await startTelemetry({
+    env: { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${collector.url}/v1/metrics`, OTEL_EXPORTER_OTLP_TIMEOUT: '300', OTEL_TRACES_EXPORTER: 'none' },
+    extraMetricReaders: [reader],
+  });
+  t.teardown(() => telemetry.shutdown());
+
+  telemetry.metrics.recordRequest('allow', 'ehr');
+  telemetry.metrics.recordRisk(0.4, 'ehr');
+  await telemetry.metrics.forceFlush();
+
+  t.ok(collector.requests.some((request) => request.path === '/v1/metrics'), 'the metrics were sent');
+  t.ok((await reader.counterSum(DROPPED, { 'wardgate.telemetry.signal': 'metrics' })) >= 2, 'the lost data points are counted');
+});
+
+t.test('working collector drops nothing', async (t) => {
+  const collector = await startCollector(t, 200);
+  const reader = new TestMetricReader();
+  const telemetry = await startTelemetry({
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_METRICS_EXPORTER: 'none' },
+    extraMetricReaders: [reader],
+  });
+  t.teardown(() => telemetry.shutdown());
+
+  for (let index = 0; index < 25; index++) telemetry.tracer.startSpan(`span ${index}`).end();
+  await telemetry.tracing.otlpProcessor!.forceFlush();
+
+  t.ok(collector.requests.length >= 1);
+  t.equal(await reader.counterSum(DROPPED), 0);
+});
+
+t.test('unsampled spans are not queued', async (t) => {
+  const collector = await startCollector(t, 200);
+  const telemetry = await startTelemetry({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'always_off', OTEL_METRICS_EXPORTER: 'none' } });
+  t.teardown(() => telemetry.shutdown());
+
+  const span = telemetry.tracer.startSpan('unsampled');
+  span.end();
+
+  t.match(span.spanContext().traceId, /^[0-9a-f]{32}$/, 'an unsampled span still has a trace id for the incident id');
+  t.not(span.spanContext().traceId, '0'.repeat(32));
+  t.equal(telemetry.tracing.otlpProcessor!.queueLength, 0);
+});
