@@ -42,6 +42,8 @@ export interface RunningWardgate {
   /** `redis` or `memory`. */
   readonly storeKind: 'redis' | 'memory';
   readonly logger: Logger;
+  /** Address of the Prometheus endpoint, or null when `telemetry.prometheus` is not configured. */
+  readonly prometheusAddress: AddressInfo | null;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
   const logger = options.logger ?? createLogger({ redactTarget: telemetry.request.redactor });
   const now = options.now ?? Date.now;
   const closers: Array<() => Promise<unknown> | void> = [() => telemetry.shutdown()];
+  logger.info(telemetry.summary(), 'telemetry configured');
 
   try {
     const stores = await openStores(config, options, logger);
@@ -125,6 +128,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       address,
       storeKind: stores.kind,
       logger,
+      prometheusAddress: telemetry.prometheus?.address ?? null,
       close: async () => {
         for (const close of closers.reverse()) await close();
         logger.info('wardgate stopped');

@@ -34,6 +34,8 @@ export interface Telemetry {
   readonly prometheus: PrometheusEndpoint | null;
   /** What the request pipeline takes as `telemetry`. */
   readonly request: RequestTelemetry;
+  /** Where traces and metrics go, for the start-up log line; never includes header values. */
+  summary(): Record<string, unknown>;
   shutdown(): Promise<void>;
 }
 
@@ -69,6 +71,15 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
     metrics,
     prometheus,
     request: { metrics, redactor, trustedHops },
+    summary: () => ({
+      service_name: settings.serviceName,
+      sdk_disabled: settings.disabled,
+      traces_endpoint: settings.traces?.url ?? null,
+      metrics_endpoint: settings.metrics?.url ?? null,
+      sampler: settings.sampler.ratio === 1 ? settings.sampler.name : `${settings.sampler.name}(${settings.sampler.ratio})`,
+      prometheus: prometheus ? `http://${prometheus.address.address}:${prometheus.address.port}/metrics` : null,
+      trusted_hops: config.trusted_hops,
+    }),
     shutdown: async () => {
       await tracing.shutdown().catch(() => {});
       await metrics.shutdown().catch(() => {});
