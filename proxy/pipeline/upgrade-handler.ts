@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { SpanKind } from '@opentelemetry/api';
+import { startServerSpan } from '../telemetry/server-span.ts';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
 
@@ -12,7 +12,7 @@ import { evaluate, record, type PipelineDependencies } from './request-handler.t
  */
 export function createUpgradeHandler(deps: PipelineDependencies) {
   return function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const span = deps.tracer.startSpan('wardgate.upgrade', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } });
+    const span = startServerSpan(deps.tracer, req, deps.telemetry);
     const incidentId = span.spanContext().traceId;
     const log = deps.logger.child({ trace_id: incidentId });
     socket.on('error', (error) => log.debug({ err: error }, 'upgrade socket error'));

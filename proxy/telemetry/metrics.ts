@@ -37,6 +37,7 @@ export class WardgateMetrics {
   readonly #reloads: Counter;
   readonly #auditWrite: Histogram;
   readonly #exportDrops: Counter;
+  readonly #serverDuration: Histogram;
   readonly #provider: MeterProvider;
 
   constructor(provider: MeterProvider) {
@@ -55,6 +56,7 @@ export class WardgateMetrics {
     };
     this.#reloads = meter.createCounter('wardgate.reloads', { unit: '{reload}', description: 'Policy and model reload attempts, by kind and outcome.' });
     this.#auditWrite = duration('wardgate.audit.write.duration', 'Time to write one audit record.');
+    this.#serverDuration = duration('http.server.request.duration', 'Duration of HTTP server requests, from the request to the end of the response.');
     this.#exportDrops = meter.createCounter('wardgate.telemetry.dropped', { unit: '{item}', description: 'Spans or metric data points dropped instead of exported.' });
   }
 
@@ -72,6 +74,16 @@ export class WardgateMetrics {
   recordLatency(kind: LatencyKind, ms: number, attributes: Attributes = {}): void {
     if (!Number.isFinite(ms) || ms < 0) return;
     this.#latency[kind]?.record(ms / 1000, attributes);
+  }
+
+  /** Records one HTTP request's duration with the semantic conventions' attributes (method, status, route). */
+  recordServerRequest(ms: number, attributes: { method: string; status: number | null; route: string | null }): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    const recorded: Attributes = { 'http.request.method': attributes.method, 'url.scheme': 'https' };
+    if (attributes.status !== null) recorded['http.response.status_code'] = attributes.status;
+    else recorded['error.type'] = 'client_closed';
+    if (attributes.route) recorded['http.route'] = attributes.route;
+    this.#serverDuration.record(ms / 1000, recorded);
   }
 
   recordReload(kind: ReloadKind, ok: boolean): void {

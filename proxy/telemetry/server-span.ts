@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -24,8 +25,10 @@ const propagator = new W3CTraceContextPropagator();
 interface ServerSpanState {
   readonly telemetry: RequestTelemetry | undefined;
   readonly method: string;
+  readonly started: number;
   action: string;
   route: string;
+  httpRoute: string | null;
   ended: boolean;
 }
 
@@ -67,7 +70,7 @@ export function startServerSpan(tracer: Tracer, req: IncomingMessage, telemetry:
   if (userAgent) attributes['user_agent.original'] = userAgent.slice(0, 512);
 
   const span = tracer.startSpan(method === '_OTHER' ? fallbackName : method, { kind: SpanKind.SERVER, attributes }, parent);
-  states.set(span, { telemetry, method, action: 'none', route: '', ended: false });
+  states.set(span, { telemetry, method, started: performance.now(), action: 'none', route: '', httpRoute: null, ended: false });
   requestSpans.set(req, span);
   return span;
 }
@@ -96,6 +99,7 @@ export function annotateTarget(span: Span, target: string, route: { id: string; 
   span.setAttributes({ 'http.route': httpRoute, 'wardgate.route': route.id });
   if (state.method !== '_OTHER') span.updateName(`${state.method} ${httpRoute}`);
   state.route = route.id;
+  state.httpRoute = httpRoute;
 }
 
 /** Notes the decision for the request metrics and records the risk histogram. */
@@ -123,6 +127,7 @@ export function endServerSpan(span: Span, statusCode: number | null): void {
   if (state) {
     state.ended = true;
     state.telemetry?.metrics.recordRequest(state.action, state.route);
+    state.telemetry?.metrics.recordServerRequest(performance.now() - state.started, { method: state.method, status: statusCode, route: state.httpRoute });
   }
   span.end();
 }

@@ -77,7 +77,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
       traces_endpoint: settings.traces?.url ?? null,
       metrics_endpoint: settings.metrics?.url ?? null,
       sampler: settings.sampler.ratio === 1 ? settings.sampler.name : `${settings.sampler.name}(${settings.sampler.ratio})`,
-      prometheus: prometheus ? `http://${prometheus.address.address}:${prometheus.address.port}/metrics` : null,
+      prometheus: prometheus ? `http://${prometheus.address.family === 'IPv6' ? `[${prometheus.address.address}]` : prometheus.address.address}:${prometheus.address.port}/metrics` : null,
       trusted_hops: config.trusted_hops,
     }),
     shutdown: async () => {
