@@ -56,6 +56,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
   const logger = options.logger ?? createLogger({ redactTarget: telemetry.request.redactor });
   const now = options.now ?? Date.now;
   const closers: Array<() => Promise<unknown> | void> = [() => telemetry.shutdown()];
+  telemetry.attachLogger(logger);
   logger.info(telemetry.summary(), 'telemetry configured');
 
   try {

@@ -115,7 +115,7 @@ export class WardgateMetrics {
  * Creates the meter provider with an OTLP reader when `settings.metrics` names an endpoint,
  * plus any `extraReaders` (the Prometheus endpoint, or an in-memory reader in tests).
  */
-export function createMetrics(settings: OtelSettings, resource: Resource, extraReaders: readonly IMetricReader[] = []): WardgateMetrics {
+export function createMetrics(settings: OtelSettings, resource: Resource, extraReaders: readonly IMetricReader[] = [], onDrop?: (count: number) => void): WardgateMetrics {
   const readers: IMetricReader[] = [...extraReaders];
   let metrics: WardgateMetrics | null = null;
 
@@ -123,7 +123,10 @@ export function createMetrics(settings: OtelSettings, resource: Resource, extraR
     const target = settings.metrics;
     const config = { url: target.url, headers: { ...target.headers }, timeoutMillis: target.timeoutMs, concurrencyLimit: 2 };
     const exporter = target.protocol === 'http/json' ? new OtlpJsonMetricExporter(config) : new OtlpProtobufMetricExporter(config);
-    const counted = new DropCountingMetricExporter(exporter, (count) => metrics?.recordExportDrop('metrics', count, 'export_failed'));
+    const counted = new DropCountingMetricExporter(exporter, (count) => {
+      metrics?.recordExportDrop('metrics', count, 'export_failed');
+      onDrop?.(count);
+    });
     readers.push(new PeriodicExportingMetricReader({ exporter: counted, exportIntervalMillis: settings.metricExport.intervalMs, exportTimeoutMillis: settings.metricExport.timeoutMs }));
   }
 

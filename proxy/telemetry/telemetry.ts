@@ -1,4 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
+import type { Logger } from 'pino';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
@@ -34,6 +35,8 @@ export interface Telemetry {
   readonly prometheus: PrometheusEndpoint | null;
   /** What the request pipeline takes as `telemetry`. */
   readonly request: RequestTelemetry;
+  /** Sets the logger that reports dropped telemetry, at most one line per minute. */
+  attachLogger(logger: Logger): void;
   /** Where traces and metrics go, for the start-up log line; never includes header values. */
   summary(): Record<string, unknown>;
   shutdown(): Promise<void>;
@@ -55,12 +58,16 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
 
   const prometheus = config.prometheus ? await startPrometheusEndpoint(config.prometheus.host, config.prometheus.port) : null;
   const readers = [...(options.extraMetricReaders ?? []), ...(prometheus ? [prometheus.reader] : [])];
-  const metrics = createMetrics(settings, resource, readers);
+  const dropLog = new DropLog();
+  const metrics = createMetrics(settings, resource, readers, (count) => dropLog.add('metrics', count, 'export_failed'));
   const tracing = startTracing({
     settings,
     resource,
     extraProcessors: options.extraSpanProcessors,
-    onDrop: (count, reason) => metrics.recordExportDrop('traces', count, reason),
+    onDrop: (count, reason) => {
+      metrics.recordExportDrop('traces', count, reason);
+      dropLog.add('traces', count, reason);
+    },
   });
 
   return {
@@ -71,6 +78,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
     metrics,
     prometheus,
     request: { metrics, redactor, trustedHops },
+    attachLogger: (logger) => dropLog.attach(logger),
     summary: () => ({
       service_name: settings.serviceName,
       sdk_disabled: settings.disabled,
@@ -86,4 +94,32 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
       await prometheus?.close();
     },
   };
+}
+
+/** Minimum time in milliseconds between two log lines about dropped telemetry. */
+const DROP_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Logs dropped spans and data points at most once a minute, with the counts since the
+ * previous line, so a collector outage gives a few lines instead of one per batch.
+ */
+class DropLog {
+  #logger: Logger | null = null;
+  #pending: Record<string, number> = {};
+  #lastLoggedAt = -Infinity;
+
+  attach(logger: Logger): void {
+    this.#logger = logger;
+  }
+
+  add(signal: 'traces' | 'metrics', count: number, reason: string): void {
+    const key = `${signal}.${reason}`;
+    this.#pending[key] = (this.#pending[key] ?? 0) + count;
+
+    const now = Date.now();
+    if (!this.#logger || now - this.#lastLoggedAt < DROP_LOG_INTERVAL_MS) return;
+    this.#lastLoggedAt = now;
+    this.#logger.warn({ dropped: this.#pending }, 'telemetry export dropped data; check that the OTLP collector is reachable and healthy');
+    this.#pending = {};
+  }
 }

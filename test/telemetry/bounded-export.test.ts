@@ -1,4 +1,6 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import t from 'tap';
 import { startTelemetry } from '../../proxy/telemetry/telemetry.ts';
 import { eventually, startCollector, TestMetricReader } from './helpers.ts';
@@ -36,6 +38,14 @@ t.test('silent collector keeps the queue bounded', async (t) => {
   t.teardown(() => telemetry.shutdown());
   const processor = telemetry.tracing.otlpProcessor!;
   t.ok(processor, 'traces go through the bounded processor');
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  telemetry.attachLogger(pino({ level: 'warn' }, destination));
 
   let maxQueue = 0;
   const spans = 5000;
@@ -52,6 +62,8 @@ t.test('silent collector keeps the queue bounded', async (t) => {
   const timedOut = await eventually(async () => (await reader.counterSum(DROPPED, { 'wardgate.telemetry.reason': 'export_timeout' })) > 0);
   t.ok(timedOut, 'the unanswered export is abandoned and its batch counted');
   t.ok(await eventually(() => sockets.length >= 1), 'the exporter did connect to the collector');
+  t.equal(lines.length, 1, 'thousands of drops give one log line a minute');
+  t.match(JSON.parse(lines[0] ?? '{}'), { level: 40, dropped: { 'traces.queue_full': Number }, msg: /check that the OTLP collector is reachable/ });
   t.ok(maxOpen <= 4, `abandoned exports are closed, so few connections are open at once (max ${maxOpen})`);
 });
 
