@@ -2,7 +2,7 @@ import { context, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
-/** Why spans were dropped instead of exported. */
+/** Reason spans were dropped instead of exported. */
 export type SpanDropReason = 'queue_full' | 'export_failed' | 'export_timeout' | 'shutdown';
 
 /** Options of {@link BoundedBatchSpanProcessor}; all counts are spans and all times milliseconds. */
@@ -18,10 +18,10 @@ export interface BoundedBatchOptions {
 
 /**
  * Batches ended spans for an exporter with a hard bound on memory. Ended spans wait in a
- * queue of at most `maxQueueSize`; a span arriving at a full queue is dropped at once and
+ * queue of at most `maxQueueSize`. A span arriving at a full queue is dropped at once and
  * counted, so a collector that is down, slow or failing never slows a request. At most one
- * export runs at a time and each is abandoned after `exportTimeoutMs`, which bounds what a
- * collector that never answers can hold on to.
+ * export runs at a time, and each is abandoned after `exportTimeoutMs`. That bounds what a
+ * collector that never responds can hold on to.
  *
  * The SDK's own BatchSpanProcessor drops in the same way but only reports drops as a
  * diagnostic log line; this processor reports them to `onDrop` for the export-drops metric.

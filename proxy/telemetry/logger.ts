@@ -8,9 +8,9 @@ export interface LoggerOptions {
   readonly level?: string;
   readonly destination?: DestinationStream;
   /**
-   * Replaces patient ids in a request target with pseudonyms. When set, the `url`, `target`
-   * and `path` fields of every log line pass through it; when null or absent they are logged
-   * as given, so callers must not log targets without one.
+   * Redactor that replaces patient ids in a request target with pseudonyms. When set, the
+   * `url`, `target` and `path` fields of every log line pass through it. Without it they are
+   * logged as given, so callers must then not log request targets.
    */
   readonly redactTarget?: { redactTarget(target: string): string } | null;
 }

@@ -12,10 +12,10 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { OtelSettings } from './otel-env.ts';
 
-/** What a latency histogram measures. */
+/** Kind of operation a latency histogram measures. */
 export type LatencyKind = 'scorer' | 'redis' | 'idp' | 'upstream';
 
-/** What was reloaded. */
+/** Kind of file that was reloaded. */
 export type ReloadKind = 'policy' | 'model';
 
 /** Telemetry signal whose export dropped data. */
@@ -26,8 +26,8 @@ const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.7
 const RISK_BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1];
 
 /**
- * Wardgate's metric instruments. Other parts call these methods; each one is cheap (an
- * in-memory aggregation) and never throws, so it is safe on the request path. Durations
+ * Wardgate's metric instruments. Other parts call these methods. Each one is an in-memory
+ * aggregation that ignores invalid numbers, so it is safe on the request path. Durations
  * are taken in milliseconds and recorded in seconds, the unit the semantic conventions use.
  */
 export class WardgateMetrics {

@@ -15,11 +15,14 @@ export const MAX_REDACTED_LENGTH = 2048;
  * HMAC-SHA256 value the scorer stores in baselines (keyed with `patient_key`), so the SOC
  * can follow one patient across traces without seeing the id.
  *
- * What counts as a patient id is wider than what the scorer extracts, because a miss here
- * leaks an id: every path segment after a `Patient` segment (except `$operation` and
- * `_history`-style segments), every value of the `patient` and `subject` parameters, every
- * `Patient/{id}` reference in any parameter, and any segment or value equal to an id that
- * `extractPatientIds` found. Redacting twice gives the same result as redacting once.
+ * More counts as a patient id here than the scorer extracts, because a miss here leaks an
+ * id. Replaced are:
+ * - every path segment after a `Patient` segment, except `$operation` and `_history`-style ones;
+ * - every value of the `patient` and `subject` parameters;
+ * - every `Patient/{id}` reference in any parameter;
+ * - any segment or value equal to an id that `extractPatientIds` found.
+ *
+ * Redacting twice gives the same result as redacting once.
  */
 export class PatientPathRedactor {
   readonly #pseudonymizer: PatientPseudonymizer;
@@ -36,7 +39,8 @@ export class PatientPathRedactor {
 
   /**
    * Redacts a request target (`/path?query`) and returns its path and query (without `?`),
-   * each cut to {@link MAX_REDACTED_LENGTH} characters. Never throws.
+   * each cut to {@link MAX_REDACTED_LENGTH} characters. Invalid input gives empty or
+   * unchanged parts instead of an error.
    */
   redact(target: string): { path: string; query: string } {
     const text = typeof target === 'string' ? target : '';

@@ -9,7 +9,7 @@ import type { WardgateMetrics } from './metrics.ts';
 import type { PatientPathRedactor } from './patient-redaction.ts';
 import type { TrustedHops } from './trusted-hops.ts';
 
-/** What the request pipeline needs to trace and measure requests. */
+/** Telemetry dependencies of the request pipeline: metrics, path redaction and trusted hops. */
 export interface RequestTelemetry {
   readonly metrics: WardgateMetrics;
   /** Turns patient ids in paths into pseudonyms; without it no path or query is recorded. */
@@ -37,10 +37,10 @@ const requestSpans = new WeakMap<IncomingMessage, Span>();
 
 /**
  * Starts the SERVER span of a request with the HTTP semantic convention attributes known
- * before routing. A `traceparent` header is honoured, making this span its child, only when
- * the connection comes from a trusted hop; from anyone else the trace starts here. Either
- * way the incoming `traceparent` and `tracestate` are removed from the request, so what
- * goes upstream is Wardgate's own trace context (see `traceUpstream`).
+ * before routing. A `traceparent` header makes this span its child only when the
+ * connection comes from a trusted hop. From any other address the trace starts here.
+ * Either way the incoming `traceparent` and `tracestate` are removed from the request, so
+ * the upstream receives Wardgate's own trace context (see `traceUpstream`).
  */
 export function startServerSpan(tracer: Tracer, req: IncomingMessage, telemetry: RequestTelemetry | undefined, fallbackName = 'HTTP'): Span {
   const remoteAddress = req.socket.remoteAddress ?? '';
@@ -112,8 +112,8 @@ export function noteDecision(span: Span, decision: Decision, result: ScoreResult
 }
 
 /**
- * Ends the server span with the response status (ERROR for 5xx, as the HTTP conventions
- * say for servers) and counts the request. Safe to call more than once.
+ * Ends the server span with the response status (ERROR for 5xx, as the HTTP semantic
+ * conventions require for servers) and counts the request. Safe to call more than once.
  */
 export function endServerSpan(span: Span, statusCode: number | null): void {
   const state = states.get(span);

@@ -33,11 +33,11 @@ export interface Telemetry {
   readonly metrics: WardgateMetrics;
   /** The Prometheus endpoint, when `telemetry.prometheus` is configured. */
   readonly prometheus: PrometheusEndpoint | null;
-  /** What the request pipeline takes as `telemetry`. */
+  /** Telemetry dependencies of the request pipeline (its `telemetry` field). */
   readonly request: RequestTelemetry;
   /** Sets the logger that reports dropped telemetry, at most one line per minute. */
   attachLogger(logger: Logger): void;
-  /** Where traces and metrics go, for the start-up log line; never includes header values. */
+  /** Summary of the trace and metric destinations for the start-up log line, without header values. */
   summary(): Record<string, unknown>;
   shutdown(): Promise<void>;
 }

@@ -8,7 +8,7 @@ import { eventually, startCollector, TestMetricReader } from './helpers.ts';
 const DROPPED = 'wardgate.telemetry.dropped';
 
 t.test('silent collector keeps the queue bounded', async (t) => {
-  // A collector that accepts connections and never answers.
+  // A collector that accepts connections and never responds.
   const sockets: Socket[] = [];
   let open = 0;
   let maxOpen = 0;

@@ -42,7 +42,7 @@ export interface FakeCollector {
   readonly requests: { path: string; contentType: string; headers: IncomingMessage['headers']; body: Buffer }[];
 }
 
-/** Starts an OTLP/HTTP receiver on a free port that answers every request with `status`. */
+/** Starts an OTLP/HTTP receiver on a free port that responds to every request with `status`. */
 export async function startCollector(t: Test, status = 200): Promise<FakeCollector> {
   const requests: FakeCollector['requests'] = [];
   const server: Server = createServer((req, res) => {

@@ -19,7 +19,7 @@ interface Upstream {
   readonly server: Server;
 }
 
-/** An upstream that records the headers it receives and answers 200. */
+/** Starts an upstream that records the headers it receives and responds with 200. */
 async function startUpstream(t: Test): Promise<Upstream> {
   const received: IncomingHttpHeaders[] = [];
   const server = createServer((req, res) => {
