@@ -77,12 +77,26 @@ export class BoundedBatchSpanProcessor implements SpanProcessor {
     }
   }
 
+  /**
+   * Stops the timer and exports what is queued, for at most `exportTimeoutMs` in all, so
+   * that a dead collector cannot hold up the process's exit. Spans still queued after that
+   * are counted as dropped with reason `shutdown`.
+   */
   async shutdown(): Promise<void> {
     if (this.#shutdown) return;
-    clearInterval(this.#timer);
-    await this.forceFlush();
     this.#shutdown = true;
-    await this.#exporter.shutdown();
+    clearInterval(this.#timer);
+
+    let deadline: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      deadline = setTimeout(resolve, this.#options.exportTimeoutMs);
+    });
+    await Promise.race([this.forceFlush(), expired]);
+    clearTimeout(deadline);
+
+    const left = this.#queue.splice(0);
+    if (left.length > 0) this.#options.onDrop?.(left.length, 'shutdown');
+    await Promise.race([this.#exporter.shutdown(), new Promise<void>((resolve) => setTimeout(resolve, this.#options.exportTimeoutMs).unref())]);
   }
 
   #exportNext(): void {

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
 import { startTelemetry } from '../../proxy/telemetry/telemetry.ts';
+import { rawRequest, startTestStack } from '../e2e/support.ts';
 import { eventually, startCollector, TestMetricReader } from './helpers.ts';
 
 const DROPPED = 'wardgate.telemetry.dropped';
@@ -138,4 +139,44 @@ t.test('unsampled spans are not queued', async (t) => {
   t.match(span.spanContext().traceId, /^[0-9a-f]{32}$/, 'an unsampled span still has a trace id for the incident id');
   t.not(span.spanContext().traceId, '0'.repeat(32));
   t.equal(telemetry.tracing.otlpProcessor!.queueLength, 0);
+});
+
+t.test('requests pass while the collector is silent', async (t) => {
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+
+  const variables = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    OTEL_BSP_MAX_QUEUE_SIZE: '5',
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '5',
+    OTEL_BSP_EXPORT_TIMEOUT: '500',
+    OTEL_METRICS_EXPORTER: 'none',
+  };
+  Object.assign(process.env, variables);
+  const reader = new TestMetricReader();
+  let stack;
+  try {
+    stack = await startTestStack({ spanProcessors: [], metricReaders: [reader] });
+  } finally {
+    for (const name of Object.keys(variables)) delete process.env[name];
+  }
+  t.teardown(() => stack.close());
+
+  const statuses: number[] = [];
+  for (let index = 0; index < 40; index++) {
+    statuses.push((await rawRequest(stack, `/fhir/Patient/p-${index}`, { headers: { accept: 'application/json' } })).status);
+  }
+
+  t.same(new Set(statuses), new Set([401]), 'every request got its normal answer');
+  t.equal(await reader.counterSum('wardgate.requests'), 40, 'every request was counted');
+  // 40 server spans, at most 5 queued and 5 in flight: at least 30 were dropped.
+  t.ok((await reader.counterSum(DROPPED, { 'wardgate.telemetry.reason': 'queue_full' })) >= 30, 'spans beyond the queue were dropped and counted');
 });
