@@ -23,8 +23,9 @@ export interface BoundedBatchOptions {
  * export runs at a time, and each is abandoned after `exportTimeoutMs`. That bounds what a
  * collector that never responds can hold on to.
  *
- * The SDK's own BatchSpanProcessor drops in the same way but only reports drops as a
- * diagnostic log line; this processor reports them to `onDrop` for the export-drops metric.
+ * The SDK's own BatchSpanProcessor (version 2.12) drops in the same way, but it reports
+ * drops only as a diagnostic log line. This processor reports them to `onDrop` for the
+ * export-drops metric.
  */
 export class BoundedBatchSpanProcessor implements SpanProcessor {
   readonly #exporter: SpanExporter;
