@@ -13,7 +13,7 @@ export interface PolicyWatcher {
 /**
  * Loads the policy file and reloads it when it changes. A file that fails to load leaves
  * the last good policy in force and is reported in the log and by `lastError()`.
- * `onReload` learns the outcome of every reload attempt that changed the file's content.
+ * `onReload` gets true after a reload that changed the policy and false after a failed one.
  *
  * @throws the load error at start-up, when there is no good policy to keep.
  */
