@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -19,12 +21,16 @@ interface Upstream {
   readonly server: Server;
 }
 
-/** Starts an upstream that records the headers it receives and responds with 200. */
+/** Starts an upstream that records the headers it receives and responds with 200, or 101 to an upgrade. */
 async function startUpstream(t: Test): Promise<Upstream> {
   const received: IncomingHttpHeaders[] = [];
   const server = createServer((req, res) => {
     received.push(req.headers);
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+  });
+  server.on('upgrade', (req, socket) => {
+    received.push(req.headers);
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
@@ -120,6 +126,29 @@ t.test('untrusted client', async (t) => {
     t.ok(Array.isArray(span?.attributes['wardgate.top_features']), 'the top features are recorded');
     const everything = JSON.stringify(stack.spans.getFinishedSpans().map((candidate) => candidate.attributes));
     t.notMatch(everything, 'p-0002', 'no span attribute carries the clear patient id');
+  });
+
+  t.test('WebSocket handshake gets a client span', async (t) => {
+    upstream.received.length = 0;
+    const { port } = new URL(stack.url);
+    const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
+    t.teardown(() => socket.destroy());
+    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const key = randomBytes(16).toString('base64');
+    socket.write(`GET /ws HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\nCookie: ${cookie}\r\ntraceparent: ${CLIENT_TRACEPARENT}\r\n\r\n`);
+    const head = await new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1'))));
+    socket.destroy();
+
+    t.match(head, /^HTTP\/1\.1 101 /);
+    const match = TRACEPARENT.exec(String(upstream.received[0]?.traceparent));
+    t.ok(match, 'the upstream receives a valid traceparent');
+    t.not(match?.[1], CLIENT_TRACE_ID, 'the untrusted client trace id is not forwarded');
+    const spans = await spansOfTrace(stack, match![1]!, 2);
+    const server = serverSpan(spans);
+    const client = clientSpan(spans);
+    t.equal(client?.parentSpanContext?.spanId, server?.spanContext().spanId, 'the handshake span is a child of the server span');
+    t.equal(match?.[2], client?.spanContext().spanId, 'the upstream traceparent carries the client span id');
+    t.equal(client?.attributes['http.response.status_code'], 101);
   });
 
   t.test('upstream failure ends the client span with an error', async (t) => {
