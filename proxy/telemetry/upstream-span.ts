@@ -17,7 +17,7 @@ const propagator = new W3CTraceContextPropagator();
 /**
  * Wraps every HTTP request that `proxy` sends upstream in a CLIENT span, child of the
  * request's server span. The span starts when http-proxy creates the upstream request and
- * ends when the upstream response has been read, or on the request's error or close; the
+ * ends when the upstream response has been read, or on the request's error or close. The
  * `traceparent` header sent upstream carries this span's id, so the upstream's own spans
  * hang below it. The upstream latency histogram gets the same duration.
  *
