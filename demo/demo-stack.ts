@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { TelemetryConfig } from '../proxy/telemetry/config.ts';
 import type { Logger } from 'pino';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
@@ -43,6 +45,9 @@ export interface DemoStackOptions {
   readonly crlPollMs?: number;
   /** Extra Wardgate start options, e.g. a stand-in policy or an audit port in tests. */
   readonly wardgateOptions?: Pick<StartOptions, 'policy' | 'audit'>;
+  /** Extra metric readers passed to Wardgate, e.g. an in-memory reader in tests. */
+  readonly metricReaders?: IMetricReader[];
+  readonly telemetry?: TelemetryConfig;
 }
 
 export interface DemoStack {
@@ -109,6 +114,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       ...(options.scorer ? { scorer: options.scorer } : {}),
       ...(options.shadowPolicyFile ? { shadow_policy: options.shadowPolicyFile } : {}),
       audit: defaultAuditConfig(path.join(stateDir, 'audit')),
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     };
     const config = options.configure?.(generated) ?? generated;
     const wardgate = await startWardgate(config, {
@@ -118,6 +124,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
       ...(options.crlPollMs ? { crlPollMs: options.crlPollMs } : {}),
       ...options.wardgateOptions,
+      ...(options.metricReaders ? { metricReaders: options.metricReaders } : {}),
     });
     closers.push(() => wardgate.close());
 

@@ -21,6 +21,8 @@ export interface WatchPolicyOptions {
   readonly option?: string;
   /** Called after a new policy is in force, for example to reset shadow counters. */
   readonly onReload?: (policy: CompiledPolicy) => void;
+  /** Called with true after a reload that changed the policy and false after a failed one (metrics). */
+  readonly onReloadResult?: (ok: boolean) => void;
 }
 
 /**
@@ -49,9 +51,11 @@ export async function watchPolicy(file: string, routeIds: readonly string[], log
       loadedAt = Date.now();
       logger.info({ option, file, hash: active.hash, rules: active.ruleIds.length }, 'policy reloaded');
       options.onReload?.(active);
+      options.onReloadResult?.(true);
     } catch (error) {
       lastError = error instanceof PolicyValidationError ? error.issues.map(formatIssue).join('\n') : (error as Error).message;
       logger.error({ option, file, errors: lastError, hash: active.hash }, 'policy reload failed; the previous policy stays in force');
+      options.onReloadResult?.(false);
     }
   };
   const onChange = () => {

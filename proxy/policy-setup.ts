@@ -23,7 +23,7 @@ export interface PolicySetup {
  *
  * @throws the key or load error at start-up.
  */
-export async function startPolicies(config: WardgateConfig, logger: Logger, pollMs: number): Promise<PolicySetup> {
+export async function startPolicies(config: WardgateConfig, logger: Logger, pollMs: number, onReloadResult?: (ok: boolean) => void): Promise<PolicySetup> {
   const routeIds = config.routes.map((route) => route.id);
   const signingConfig = config.policy_signing;
   let signing: PolicyVerificationKeys | undefined;
@@ -33,7 +33,7 @@ export async function startPolicies(config: WardgateConfig, logger: Logger, poll
 
   const comparator = new ShadowComparator();
   const reset = () => comparator.reset();
-  const active = await watchPolicy(config.policy, routeIds, logger, pollMs, { ...(signing && { signing }), onReload: reset });
+  const active = await watchPolicy(config.policy, routeIds, logger, pollMs, { ...(signing && { signing }), onReload: reset, ...(onReloadResult && { onReloadResult }) });
   let candidate: PolicyWatcher | undefined;
   try {
     if (config.shadow_policy !== undefined) {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
@@ -22,7 +23,8 @@ import type { KeyValueStore } from './state/key-value-store.ts';
 import { MemoryKeyValueStore } from './state/memory-key-value-store.ts';
 import { RedisKeyValueStore } from './state/redis-key-value-store.ts';
 import { createLogger } from './telemetry/logger.ts';
-import { startTracing } from './telemetry/tracing.ts';
+import { startTelemetry } from './telemetry/telemetry.ts';
+import { timeAsyncCalls } from './telemetry/timed-calls.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
 import { openScorerRuntime } from './scorer-runtime.ts';
 import { watchCrl } from './tls/crl-watch.ts';
@@ -46,6 +48,8 @@ export interface StartOptions {
   readonly audit?: AuditPort;
   /** Called after each audit batch is written: milliseconds from the oldest record's append to the write, and the batch size. */
   readonly onAuditWrite?: (latencyMs: number, records: number) => void;
+  /** Extra metric readers, e.g. an in-memory reader in tests. */
+  readonly metricReaders?: IMetricReader[];
 }
 
 export interface RunningWardgate {
@@ -53,6 +57,8 @@ export interface RunningWardgate {
   /** `redis` or `memory`. */
   readonly storeKind: 'redis' | 'memory';
   readonly logger: Logger;
+  /** Address of the Prometheus endpoint, or null when `telemetry.prometheus` is not configured. */
+  readonly prometheusAddress: AddressInfo | null;
   close(): Promise<void>;
 }
 
@@ -61,24 +67,34 @@ export interface RunningWardgate {
  * identity, signer, router, forwarder and the TLS listener.
  */
 export async function startWardgate(config: WardgateConfig, options: StartOptions = {}): Promise<RunningWardgate> {
-  const logger = options.logger ?? createLogger();
+  const telemetry = await startTelemetry({ config: config.telemetry, patientKey: config.patient_key, extraSpanProcessors: options.spanProcessors, extraMetricReaders: options.metricReaders });
+  const logger = options.logger ?? createLogger({ redactTarget: telemetry.request.redactor });
   const now = options.now ?? Date.now;
-  const tracing = startTracing({ extraProcessors: options.spanProcessors });
-  const closers: Array<() => Promise<unknown> | void> = [() => tracing.shutdown()];
+  const closers: Array<() => Promise<unknown> | void> = [() => telemetry.shutdown()];
+  telemetry.attachLogger(logger);
+  logger.info(telemetry.summary(), 'telemetry configured');
 
   try {
     const stores = await openStores(config, options, logger);
     closers.push(() => stores.close());
 
-    const policies = await startPolicies(config, logger, options.policyPollMs ?? 1000);
+    const policies = await startPolicies(config, logger, options.policyPollMs ?? 1000, (ok) => telemetry.metrics.recordReload('policy', ok));
     const policy = policies.active;
     closers.push(() => policies.close());
 
-    const scoring = await openScorerRuntime(config, stores.baselines, stores.keyValue, logger);
+    const timeRedis = <T extends object>(store: T): T => (stores.kind === 'redis' ? timeAsyncCalls(store, (ms) => telemetry.metrics.recordLatency('redis', ms)) : store);
+    const scoring = await openScorerRuntime(config, timeRedis(stores.baselines), stores.keyValue, logger, { onModelReload: (ok) => telemetry.metrics.recordReload('model', ok) });
     closers.push(() => scoring.close());
     const scorer: Scorer = scoring.scorer;
 
-    const audit = await openConfiguredAuditTrail(config, { now, logger, onWrite: options.onAuditWrite });
+    const audit = await openConfiguredAuditTrail(config, {
+      now,
+      logger,
+      onWrite: (latencyMs: number, records: number) => {
+        telemetry.metrics.recordAuditWrite(latencyMs);
+        options.onAuditWrite?.(latencyMs, records);
+      },
+    });
     closers.push(() => audit.close());
 
     const identityExtras = identitySessionExtras(config, logger);
@@ -91,7 +107,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       },
       session: { idle_timeout_s: config.session.idle_timeout, absolute_lifetime_s: config.session.absolute_lifetime, ...identityExtras.session },
       ...identityExtras.identity,
-      store: stores.keyValue,
+      store: timeRedis(stores.keyValue),
       now,
       ...(config.bearer ? { bearer: await bearerOptions(config.bearer) } : {}),
     });
@@ -99,8 +115,10 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const signer = await createAssertionSigner({ issuer: 'wardgate', ttlSeconds: config.assertion.ttl, ...(config.assertion.algorithm ? { algorithm: config.assertion.algorithm } : {}) });
     const router = createRouter(config.routes);
     const forwarder = createForwarder({
-      onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: req.url }, 'upstream request failed'),
-      onSetCookieDropped: (names: string[], req: IncomingMessage) => logger.warn({ cookies: names, url: req.url }, 'dropped upstream Set-Cookie headers for Wardgate cookie names'),
+      onError: (error: Error, req: IncomingMessage) => logger.warn({ err: error, url: telemetry.request.redactor?.redactTarget(req.url ?? '') }, 'upstream request failed'),
+      onSetCookieDropped: (names: string[], req: IncomingMessage) => logger.warn({ cookies: names, url: telemetry.request.redactor?.redactTarget(req.url ?? '') }, 'dropped upstream Set-Cookie headers for Wardgate cookie names'),
+      tracer: telemetry.tracer,
+      metrics: telemetry.metrics,
     });
 
     const oversight = createOversight({ config, store: stores.keyValue, redis: stores.redis, identity, audit: options.audit ?? audit, now, logger });
@@ -112,7 +130,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       router,
       forwarder,
       signer,
-      tracer: tracing.tracer,
+      tracer: telemetry.tracer,
+      telemetry: telemetry.request,
       logger,
       assertionHeader: config.assertion.header,
       tlsFacts: getTlsFacts,
@@ -157,6 +176,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       address,
       storeKind: stores.kind,
       logger,
+      prometheusAddress: telemetry.prometheus?.address ?? null,
       close: async () => {
         for (const close of closers.reverse()) await close();
         logger.info('wardgate stopped');

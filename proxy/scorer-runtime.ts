@@ -24,7 +24,13 @@ export interface ScorerRuntime {
  *
  * @throws the model and care-source errors at start-up, when there is nothing good to keep.
  */
-export async function openScorerRuntime(config: WardgateConfig, store: BaselineStore, cache: CareCache, logger: Logger): Promise<ScorerRuntime> {
+export async function openScorerRuntime(
+  config: WardgateConfig,
+  store: BaselineStore,
+  cache: CareCache,
+  logger: Logger,
+  hooks: { readonly onModelReload?: (ok: boolean) => void } = {},
+): Promise<ScorerRuntime> {
   const settings = config.scorer ?? SCORER_DEFAULTS;
   const runner = await createModelRunner({
     path: config.model,
@@ -32,8 +38,14 @@ export async function openScorerRuntime(config: WardgateConfig, store: BaselineS
     batchWaitUs: settings.batch_wait_us,
     deadlineMs: settings.deadline_ms,
     pollMs: settings.reload_poll_ms,
-    onReload: (version) => logger.info({ file: config.model, model: version }, 'model reloaded'),
-    onReloadError: (error) => logger.error({ file: config.model, err: error, model: runner.version }, 'model reload failed; the previous model stays in force'),
+    onReload: (version) => {
+      logger.info({ file: config.model, model: version }, 'model reloaded');
+      hooks.onModelReload?.(true);
+    },
+    onReloadError: (error) => {
+      logger.error({ file: config.model, err: error, model: runner.version }, 'model reload failed; the previous model stays in force');
+      hooks.onModelReload?.(false);
+    },
   });
 
   try {

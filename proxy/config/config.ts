@@ -12,6 +12,7 @@ import type { Cidr, TrustedProxies } from '../http/trusted-proxies.ts';
 import { ASSERTION_ALGORITHMS, readBearer, readRequiredScopes, readTrustedProxies, type AssertionAlgorithm, type BearerConfig } from './identity-sections.ts';
 import { readOversightConfig, type BreakGlassConfig, type NotifyConfig, type ReviewConfig } from '../break-glass/config.ts';
 import { readAuditConfig, type AuditConfig } from '../audit/config.ts';
+import { readTelemetryConfig, type TelemetryConfig } from '../telemetry/config.ts';
 
 export type { FailMode, RouteConfig } from '../routing/router.ts';
 
@@ -58,9 +59,11 @@ export interface WardgateConfig {
   readonly policy_signing?: PolicySigningConfig;
   /** The audit trail; absent in configurations built in code, which then get the defaults under `.wardgate/audit`. */
   readonly audit?: AuditConfig;
+  /** Trusted hops for trace context and the Prometheus endpoint; absent means the defaults. */
+  readonly telemetry?: TelemetryConfig;
 }
 
-const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify', 'shadow_policy', 'policy_signing', 'audit'] as const;
+const TOP_LEVEL = ['listen', 'tls', 'redis', 'oidc', 'session', 'policy', 'model', 'patient_key_env', 'assertion', 'routes', 'scorer', 'care', 'bearer', 'review', 'break_glass', 'notify', 'shadow_policy', 'policy_signing', 'audit', 'telemetry'] as const;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
@@ -235,13 +238,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     ...readPolicyOptions(reader, top, resolve),
     audit: readAuditConfig(reader, top.get('audit') ?? emptyMap(), resolve),
   };
+  const withTelemetry: WardgateConfig = { ...config, telemetry: readTelemetryConfig(reader, top.get('telemetry'), config.listen) };
 
   if (config.tls.crl !== undefined && config.tls.client_ca === undefined) {
     reader.report(tls.get('crl'), 'tls.crl', 'a CRL applies only to client certificates; set tls.client_ca as well, or remove tls.crl');
   }
   checkSharedHostsRouted(reader, session, config.session, config.routes.map((route) => route.host));
   if (reader.issues.length > 0) throw new ConfigError(reader.issues);
-  return config;
+  return withTelemetry;
 }
 
 function readRoutes(reader: OptionReader, node: Node | undefined): RouteConfig[] {

@@ -10,6 +10,9 @@ import type { RouteConfig } from '../routing/router.ts';
 import { removeWardgateCookies, removeWardgateSetCookies } from './cookies.ts';
 import { ForwardError } from './errors.ts';
 import { replayBodyOf } from './replay-body.ts';
+import type { Tracer } from '@opentelemetry/api';
+import type { WardgateMetrics } from '../telemetry/metrics.ts';
+import { traceUpstream } from '../telemetry/upstream-span.ts';
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions {
@@ -23,6 +26,10 @@ export interface ForwarderOptions {
   readonly onError?: (error: ForwardError, req: IncomingMessage) => void;
   /** Called with the names of `__Host-wardgate*` cookies an upstream tried to set; those Set-Cookie headers were dropped. */
   readonly onSetCookieDropped?: (names: string[], req: IncomingMessage) => void;
+  /** When set, every upstream request gets a CLIENT span under the request's server span and carries its `traceparent`. */
+  readonly tracer?: Tracer;
+  /** Receives the upstream latency of every forwarded request. */
+  readonly metrics?: WardgateMetrics;
 }
 
 /** Sends allowed requests to their route's upstream. */
@@ -66,6 +73,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   });
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, changeOrigin: true, proxyTimeout: timeoutMs });
+  if (options.tracer) traceUpstream(proxy, { tracer: options.tracer, metrics: options.metrics });
 
   proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
     rewriteCookieHeader(proxyReq);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
+import type { Span, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
@@ -20,6 +20,7 @@ import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
 import { REPLAY_PATH } from '../identity/saved-request.ts';
 import { observeShadow, type ShadowPort } from './shadow-mode.ts';
+import { annotateTarget, endServerSpan, noteDecision, startServerSpan, type RequestTelemetry } from '../telemetry/server-span.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -43,6 +44,8 @@ export interface PipelineDependencies {
   readonly shadow?: ShadowPort;
   /** Receives one `decision` record per request; absent in tests that do not audit. */
   readonly audit?: AuditPort;
+  /** Metrics, patient-path redaction and trusted hops; without it paths stay out of spans and nothing is counted. */
+  readonly telemetry?: RequestTelemetry;
 }
 
 /**
@@ -52,19 +55,12 @@ export interface PipelineDependencies {
  */
 export function createRequestHandler(deps: PipelineDependencies) {
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    const span = deps.tracer.startSpan('wardgate.request', {
-      kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': req.method ?? '', 'server.address': hostOf(req) },
-    });
+    const span = startServerSpan(deps.tracer, req, deps.telemetry);
     const incidentId = span.spanContext().traceId;
     const log = deps.logger.child({ trace_id: incidentId });
-    res.once('finish', () => {
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-    });
+    res.once('finish', () => endServerSpan(span, res.statusCode));
     res.once('close', () => {
-      if (!res.writableFinished) span.end();
+      if (!res.writableFinished) endServerSpan(span, null);
     });
 
     handle(deps, req, res, span, incidentId, log).catch((error: unknown) => {
@@ -86,7 +82,9 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
   }
   if (!prepared.ok) {
-    log.info({ code: prepared.code, target: req.url?.slice(0, 200) }, 'request rejected before routing');
+    annotateTarget(span, req.url ?? '', null);
+    const target = deps.telemetry?.redactor?.redactTarget((req.url ?? '').slice(0, 200));
+    log.info({ code: prepared.code, ...(target === undefined ? {} : { target }) }, 'request rejected before routing');
     auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'request.invalid', prepared.code) });
     // A request whose framing was in doubt leaves the connection unusable for another request.
     const headers: Record<string, string> = prepared.status === 405 ? { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } : { connection: 'close' };
@@ -94,7 +92,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     return;
   }
   const { url, route } = prepared;
-  span.setAttributes({ 'url.path': url.pathname, 'wardgate.route': route?.id ?? '' });
+  annotateTarget(span, url.pathname + url.search, route);
 
   if (url.pathname === '/.wardgate/health') {
     sendJson(res, 200, deps.health());
@@ -177,7 +175,9 @@ export async function evaluate(
     elevatedAcr: auth.kind === 'authenticated' ? auth.elevatedAcr : [],
     time: now,
   };
+  const started = performance.now();
   const scored = await scoreWithFailMode(deps.scorer, facts, log);
+  if (facts.principal) deps.telemetry?.metrics.recordLatency('scorer', performance.now() - started);
   // Break-glass grants and benign review labels are facts the policy may read.
   const extra = deps.oversight ? await deps.oversight.facts(principal, facts.route.id, scored.result, now, log) : undefined;
   const policy = deps.policy();
@@ -238,11 +238,13 @@ export function record(span: Span, principal: Principal | null, route: RouteConf
     'wardgate.rule': decision.rule,
     'wardgate.risk': decision.risk,
     'wardgate.reasons': [...decision.reasons],
+    'wardgate.fail_mode.decided': decision.rule.startsWith('fail_mode.'),
   });
+  noteDecision(span, decision, result, route.id);
   if (principal) {
     span.setAttributes({ 'enduser.id': principal.subject, 'wardgate.auth.method': principal.method });
     if (principal.acr) span.setAttribute('wardgate.auth.acr', principal.acr);
-    if (principal.device) span.setAttribute('wardgate.auth.device', principal.device);
+    if (principal.device) span.setAttributes({ 'wardgate.auth.device': principal.device, 'wardgate.device': principal.device });
   }
   if (result) {
     span.setAttributes({
@@ -256,10 +258,6 @@ export function record(span: Span, principal: Principal | null, route: RouteConf
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
-}
-
-function hostOf(req: IncomingMessage): string {
-  return (req.headers.host ?? '').toLowerCase();
 }
 
 function round(value: number): number {

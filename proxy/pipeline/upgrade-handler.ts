@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { SpanKind } from '@opentelemetry/api';
 import { completeAuthentication } from '../identity/route-access.ts';
+import { startServerSpan } from '../telemetry/server-span.ts';
 import { prepareRequest } from './prepare.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
 import { observeShadow } from './shadow-mode.ts';
@@ -15,7 +16,7 @@ import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
  */
 export function createUpgradeHandler(deps: PipelineDependencies) {
   return function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const span = deps.tracer.startSpan('wardgate.upgrade', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } });
+    const span = startServerSpan(deps.tracer, req, deps.telemetry);
     const incidentId = span.spanContext().traceId;
     const log = deps.logger.child({ trace_id: incidentId });
     socket.on('error', (error) => log.debug({ err: error }, 'upgrade socket error'));

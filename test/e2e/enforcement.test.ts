@@ -1,4 +1,5 @@
 import t from 'tap';
+import { PatientPathRedactor } from '../../proxy/telemetry/patient-redaction.ts';
 import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
 
 let stack: TestStack;
@@ -37,7 +38,8 @@ t.test('encoded dollar cannot bypass the export rule', async (t) => {
   t.equal(response.status, 403);
   const body = JSON.parse(response.body) as { incident_id: string };
   const span = stack.spans.getFinishedSpans().find((candidate) => candidate.spanContext().traceId === body.incident_id);
-  t.equal(span?.attributes['url.path'], '/fhir/Patient/p-0001/$everything');
+  const pseudonym = new PatientPathRedactor(stack.config.patient_key).pseudonym('p-0001');
+  t.equal(span?.attributes['url.path'], `/fhir/Patient/${pseudonym}/$everything`, 'the patient id is a pseudonym');
   t.equal(span?.attributes['wardgate.rule'], 'export-others-block');
 });
 

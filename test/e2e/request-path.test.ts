@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
+import { PatientPathRedactor } from '../../proxy/telemetry/patient-redaction.ts';
 import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
 
 let stack: TestStack;
@@ -49,7 +50,8 @@ t.test('span carries user, route, risk and decision', async (t) => {
   const response = await browser.request(`${stack.url}/fhir/Patient/p-0001`);
 
   t.equal(response.status, 200);
-  const span = await waitForSpan(stack, (candidate) => candidate.attributes['url.path'] === '/fhir/Patient/p-0001');
+  const pseudonym = new PatientPathRedactor(stack.config.patient_key).pseudonym('p-0001');
+  const span = await waitForSpan(stack, (candidate) => candidate.attributes['url.path'] === `/fhir/Patient/${pseudonym}`);
   t.equal(span.attributes['enduser.id'], stack.idp.accounts.find((account) => account.username === 'nurse')!.subject);
   t.equal(span.attributes['wardgate.route'], 'ehr');
   t.equal(span.attributes['wardgate.decision'], 'allow');
