@@ -1,3 +1,4 @@
+import { SpanKind } from '@opentelemetry/api';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -31,8 +32,8 @@ t.test('one record per decided request with pseudonymised patients', async (t) =
   const upgradeHead = await anonymousUpgrade(stack.url, stack.certificates.ca.cert);
   t.match(upgradeHead, /^HTTP\/1\.1 401 /);
 
-  const decidedSpans = stack.spans.getFinishedSpans().filter((span) => span.name === 'wardgate.request' && (span.attributes['wardgate.decision'] !== undefined || span.attributes['wardgate.auth.error'] !== undefined || span.attributes['http.response.status_code'] === 400));
-  const readSpan = stack.spans.getFinishedSpans().find((span) => span.attributes['url.path'] === `/fhir/Patient/${patientId}` && span.attributes['wardgate.decision'] === 'allow');
+  const decidedSpans = stack.spans.getFinishedSpans().filter((span) => span.kind === SpanKind.SERVER && (span.attributes['wardgate.decision'] !== undefined || span.attributes['wardgate.auth.error'] !== undefined || span.attributes['http.response.status_code'] === 400));
+  const readSpan = stack.spans.getFinishedSpans().find((span) => String(span.attributes['url.path']).startsWith('/fhir/Patient/pseudonym-') && span.attributes['wardgate.decision'] === 'allow');
   await stack.close();
   closed = true;
 
