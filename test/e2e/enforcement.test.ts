@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PatientPathRedactor } from '../../proxy/telemetry/patient-redaction.ts';
-import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
+import { Browser, rawRequest, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 
 let stack: TestStack;
 
@@ -24,7 +24,7 @@ t.test('blocked API request carries the trace id', async (t) => {
   const body = JSON.parse(response.body) as { error: string; incident_id: string };
   t.equal(body.error, 'WG_ACCESS_BLOCKED');
   t.match(body.incident_id, /^[0-9a-f]{32}$/);
-  const span = stack.spans.getFinishedSpans().find((candidate) => candidate.spanContext().traceId === body.incident_id);
+  const span = await waitForSpan(stack, (candidate) => candidate.spanContext().traceId === body.incident_id);
   t.ok(span, 'a span has the incident id as its trace id');
   t.equal(span?.attributes['wardgate.rule'], 'export-others-block');
   t.equal(span?.attributes['wardgate.decision'], 'block');
@@ -37,7 +37,7 @@ t.test('encoded dollar cannot bypass the export rule', async (t) => {
 
   t.equal(response.status, 403);
   const body = JSON.parse(response.body) as { incident_id: string };
-  const span = stack.spans.getFinishedSpans().find((candidate) => candidate.spanContext().traceId === body.incident_id);
+  const span = await waitForSpan(stack, (candidate) => candidate.spanContext().traceId === body.incident_id);
   const pseudonym = new PatientPathRedactor(stack.config.patient_key).pseudonym('p-0001');
   t.equal(span?.attributes['url.path'], `/fhir/Patient/${pseudonym}/$everything`, 'the patient id is a pseudonym');
   t.equal(span?.attributes['wardgate.rule'], 'export-others-block');

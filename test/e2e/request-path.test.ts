@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { PatientPathRedactor } from '../../proxy/telemetry/patient-redaction.ts';
-import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
+import { Browser, rawRequest, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 
 let stack: TestStack;
 
@@ -128,15 +128,6 @@ t.test('misspelled config key fails start-up with line and column', async (t) =>
   t.equal(result.code, 1);
   t.match(result.stderr, /wardgate\.yaml:2:1: polcy: unknown option; did you mean "policy"\?/);
 });
-
-async function waitForSpan(stack: TestStack, predicate: (span: ReturnType<TestStack['spans']['getFinishedSpans']>[number]) => boolean) {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const span = stack.spans.getFinishedSpans().find(predicate);
-    if (span) return span;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('expected span was not exported');
-}
 
 function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, WARDGATE_OIDC_CLIENT_SECRET: 'test-secret', WARDGATE_PATIENT_KEY: 'a'.repeat(64) };

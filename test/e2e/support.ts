@@ -112,4 +112,17 @@ export function rawRequest(
   });
 }
 
+/**
+ * Waits for a finished span that matches: a span ends on the response's 'finish' event, which
+ * can come after the client has read the whole response.
+ */
+export async function waitForSpan(stack: TestStack, predicate: (span: ReturnType<TestStack['spans']['getFinishedSpans']>[number]) => boolean) {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const span = stack.spans.getFinishedSpans().find(predicate);
+    if (span) return span;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('expected span was not exported');
+}
+
 export { Browser };
