@@ -80,7 +80,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
       session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),
-      model: path.join(REPOSITORY, 'scorer/models/risk-v1.onnx'),
+      model: path.join(REPOSITORY, 'scorer/models/risk-v2.onnx'),
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),

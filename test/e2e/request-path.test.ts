@@ -101,7 +101,7 @@ t.test('misspelled policy key fails start-up with line and column', async (t) =>
       'oidc: { issuer: "https://localhost:1", client_id: wardgate }',
       'redis: { url: memory }',
       'policy: policy.yaml',
-      'model: ../../../../scorer/models/risk-v1.onnx',
+      'model: ../../../../scorer/models/risk-v2.onnx',
       'routes:',
       '  - { id: ehr, host: "*", upstream: "http://127.0.0.1:9" }',
       '',
