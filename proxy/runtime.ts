@@ -58,7 +58,12 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const policy = await watchPolicy(config.policy, config.routes.map((route) => route.id), logger, options.policyPollMs ?? 1000);
     closers.push(() => policy.close());
 
-    const scorer: Scorer = await createScorer({ store: stores.baselines, modelPath: config.model, patientKey: config.patient_key });
+    const scorer: Scorer = await createScorer({
+      store: stores.baselines,
+      modelPath: config.model,
+      patientKey: config.patient_key,
+      onResponseError: (error) => logger.warn({ err: error }, 'recording a response in the baselines failed'),
+    });
     closers.push(() => scorer.close());
 
     const identity = await createIdentity({

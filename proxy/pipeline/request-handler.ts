@@ -11,6 +11,7 @@ import type { Principal } from '../identity/principal.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { failModeDecision, dependencyOfScorerError } from './fail-modes.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
+import { observeResponseOnFinish } from './response-observation.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -115,6 +116,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const now = deps.now();
   const { decision, scored } = await evaluate(deps, req, prepared, auth, tls, now, log);
+  if (principal && scored.result) observeResponseOnFinish(res, deps.scorer, { user: principal.subject, groups: principal.groups, time: now, routeId: route.id });
   record(span, principal, route, decision, scored.result, scored.failedDependency);
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 

@@ -32,7 +32,7 @@ t.test('simulation is deterministic for a seed', async (t) => {
 });
 
 t.test('simulator labels every misuse kind and role', async (t) => {
-  const { records, panel } = simulateTraffic({ seed: 3, days: 8, scale: 0.5, episodesPerDay: 8 });
+  const { records, panel } = simulateTraffic({ seed: 3, days: 14, scale: 1, episodesPerDay: 8 });
   const kinds = new Set(records.map((record) => record.kind));
   const roles = new Set(records.map((record) => record.role));
 
