@@ -68,7 +68,7 @@ local networkRequests = remember(networks, ARGV[2], networkCap)
 local deviceRequests = remember(devices, ARGV[3], deviceCap)
 
 -- Integer halving keeps the ratios and lets old behaviour fade. 'hist' is never halved.
-if tonumber(redis.call('HGET', stats, 'min')) > decayAt then
+if (tonumber(redis.call('HGET', stats, 'min') or 0) or 0) > decayAt then
   local fields = redis.call('HGETALL', stats)
   for i = 1, #fields, 2 do
     if fields[i] ~= 'hist' then

@@ -54,7 +54,7 @@ if before > 0 or redis.call('HLEN', networks) < networkCap then
   redis.call('HINCRBY', networks, ARGV[3], 1)
 end
 
-if tonumber(redis.call('HGET', stats, 'min')) > decayAt then
+if (tonumber(redis.call('HGET', stats, 'min') or 0) or 0) > decayAt then
   local fields = redis.call('HGETALL', stats)
   for i = 1, #fields, 2 do
     redis.call('HSET', stats, fields[i], math.floor(tonumber(fields[i + 1]) / 2))

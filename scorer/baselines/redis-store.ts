@@ -135,7 +135,7 @@ function unavailable(cause: unknown): ScorerError {
 
   return new ScorerError(
     'WG_SCORER_STORE_UNAVAILABLE',
-    `Baseline store failed: ${(cause as Error)?.message ?? String(cause)}. The route's fail mode applies; check Redis.`,
+    `Baseline store failed: ${String((cause as Error)?.message ?? cause).replace(/\.+$/, '')}. The route's fail mode applies; check Redis.`,
     { cause },
   );
 }

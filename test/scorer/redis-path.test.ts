@@ -143,3 +143,29 @@ t.test('distinct patients stay bounded in memory', async (t) => {
   t.ok(bytes < 256 * 1024, `user keys use ${bytes} bytes after 3000 distinct patients in an hour`);
   for (const key of userKeys) t.ok((await redis.pttl(key)) > 0, `${key} expires`);
 });
+
+t.test('foreign key types fail with a coded error', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('wrongtype');
+  const errors: unknown[] = [];
+  const store = new RedisBaselineStore(redis, { prefix, onBackgroundError: (error) => errors.push(error) });
+  t.teardown(async () => {
+    await store.close();
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+  await store.observe(request());
+  await store.settle();
+  const keys = await keysUnder(redis, prefix);
+  const userStats = keys.find((key) => key.includes('{u:') && key.endsWith('}:s'))!;
+  const peerStats = keys.find((key) => key.includes('{g:') && key.endsWith('}:s'))!;
+  await redis.set(userStats, 'not a hash');
+  await redis.set(peerStats, 'not a hash');
+
+  await t.rejects(store.observe(request({ time: MONDAY + 9 * HOUR + 5000 })), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
+  await redis.del(userStats);
+  await store.observe(request({ time: MONDAY + 9 * HOUR + 6000 }));
+  await store.settle();
+  t.equal(errors.length, 1, 'the failed peer update reaches onBackgroundError');
+  t.match(errors[0], { code: 'WG_SCORER_STORE_UNAVAILABLE' });
+});

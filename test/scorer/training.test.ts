@@ -62,3 +62,32 @@ t.test('replay record has the replay fields', async (t) => {
   t.equal(line.episode, misuse.episode);
   t.equal(toReplayRecord(records.find((record) => record.label === 'benign')!).episode, undefined, 'benign lines carry no episode');
 });
+
+t.test('simulate command writes replay and panel files', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, readdirSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const directory = mkdtempSync(join(tmpdir(), 'wardgate-simulate-'));
+  t.teardown(() => rmSync(directory, { recursive: true, force: true }));
+  const script = new URL('../../scorer/training/simulate.ts', import.meta.url).pathname;
+  const out = join(directory, 'traffic.jsonl');
+  const panel = join(directory, 'panel.json');
+
+  const ok = spawnSync(process.execPath, [script, '--out', out, '--panel', panel, '--days', '1', '--scale', '0.2', '--seed', '5'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [script, '--out', out, '--panel', panel, '--days', 'many'], { encoding: 'utf8' });
+  const missing = spawnSync(process.execPath, [script, '--out', out], { encoding: 'utf8' });
+
+  t.equal(ok.status, 0, ok.stderr);
+  const lines = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  t.ok(lines.length > 100, `${lines.length} lines`);
+  t.ok(lines.every((line) => typeof line.time === 'string' && Array.isArray(line.groups) && typeof line.status === 'number'), 'lines have the replay fields');
+  const parsed = JSON.parse(readFileSync(panel, 'utf8'));
+  t.type(parsed.practitioners, 'object');
+  t.type(parsed.patients, 'object');
+  t.equal(bad.status, 2);
+  t.equal(bad.stderr, 'Invalid option --days: expected an integer from 1 to 365, received "many".\n');
+  t.equal(missing.status, 2);
+  t.match(missing.stderr, /^Missing option --panel\./);
+  t.same(readdirSync(directory).sort(), ['panel.json', 'traffic.jsonl'], 'no temporary file is left behind');
+});
