@@ -19,6 +19,11 @@ export interface TrainingConfig {
   readonly scale?: number;
   /** Mean misuse episodes per simulated day. */
   readonly episodesPerDay?: number;
+  /**
+   * Simulated hospitals to train on, each with its own users, patients and baselines.
+   * Hospital k uses seed `seed + 4 * k`, which keeps the validation seeds 2 and 3 out.
+   */
+  readonly hospitals?: number;
   readonly modelVersion?: string;
   readonly boosting?: Partial<BoostingOptions>;
   /** Share of benign rows kept for fitting (weighted up by its inverse); misuse rows are all kept. */
@@ -51,15 +56,30 @@ export const DEFAULT_TRAINING = Object.freeze({
   days: 28,
   scale: 1,
   episodesPerDay: 10,
+  hospitals: 2,
   modelVersion: 'risk-v2',
   benignSample: 0.5,
 } satisfies TrainingConfig);
 
-/** Simulates the training period and extracts its feature rows. */
-export async function buildTrainingSet(config: Pick<TrainingConfig, 'seed' | 'days' | 'scale' | 'episodesPerDay'>): Promise<TrainingSet> {
-  const simulation = simulateTraffic({ seed: config.seed, days: config.days, scale: config.scale ?? 1, episodesPerDay: config.episodesPerDay ?? 6 });
+/** Simulates the training period of each hospital and extracts its feature rows. */
+export async function buildTrainingSet(config: Pick<TrainingConfig, 'seed' | 'days' | 'scale' | 'episodesPerDay' | 'hospitals'>): Promise<TrainingSet> {
+  const records: SimulatedRequest[] = [];
+  const rows: Float32Array[] = [];
 
-  return { records: simulation.records, rows: await extractFeatureRows(simulation, config.seed) };
+  for (let hospital = 0; hospital < (config.hospitals ?? 1); hospital += 1) {
+    const seed = config.seed + 4 * hospital;
+    const simulation = simulateTraffic({
+      seed,
+      days: config.days,
+      scale: config.scale ?? 1,
+      episodesPerDay: config.episodesPerDay ?? 6,
+      prefix: hospital === 0 ? '' : `h${hospital}-`,
+    });
+    records.push(...simulation.records);
+    rows.push(...(await extractFeatureRows(simulation, seed)));
+  }
+
+  return { records, rows };
 }
 
 /**
@@ -92,6 +112,7 @@ export function fitModel(set: TrainingSet, config: TrainingConfig, exclude?: Mis
     days: config.days,
     scale: config.scale ?? 1,
     episodes_per_day: config.episodesPerDay ?? 6,
+    hospitals: config.hospitals ?? 1,
     model: 'gradient-boosted trees, logistic loss',
     boosting: options,
     benign_sample: sample,
