@@ -18,7 +18,7 @@ export interface ScorerOptions {
   readonly utcOffsetMinutes?: number;
   /** Care relationships and patient flags; default `NO_CARE_SOURCE` (relationship unknown). */
   readonly careSource?: CareRelationshipSource;
-  /** Called with errors of `observeResponse`, which never throws; default: ignore them. */
+  /** Receives the errors that `observeResponse` catches; by default they are dropped. */
   readonly onResponseError?: (error: unknown) => void;
 }
 

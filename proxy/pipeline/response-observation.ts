@@ -4,9 +4,9 @@ import type { ScorerPort } from '../ports.ts';
 
 /**
  * Reports the response of a scored request to the scorer once it has been sent, for the
- * response-side features (bytes, 403/404 probing). Runs on `finish`, off the request path;
- * `ScorerPort.observeResponse` is fire-and-forget and never throws. Bytes are the bytes the
- * socket wrote for this response, headers included, which works for proxied and local answers.
+ * response-side features (bytes, 403/404 probing). It runs on `finish`, off the request path,
+ * and the scorer's `observeResponse` returns at once and catches its own errors. Bytes are the
+ * bytes the socket wrote for this response, headers included, for proxied and local responses.
  */
 export function observeResponseOnFinish(
   res: ServerResponse,

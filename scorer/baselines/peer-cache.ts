@@ -28,7 +28,7 @@ const EMPTY: PeerSummary = Object.freeze({
  * second Redis call. A group's keys carry the group's own hash tag and so usually live in
  * another Redis Cluster slot than the user's, which one Lua script cannot read. The store
  * refreshes an entry after each request of the group, off the request path.
- * NOTE: each instance sees the summary as of the last update it ran itself, and a group
+ * NOTE: each instance reads the summary as of the last update it ran itself, and a group
  * reads as empty after a restart until its first update returns.
  */
 export class PeerSummaryCache {

@@ -18,9 +18,9 @@ import { formatSummary, summarize, type LabelledDecision } from './metrics.ts';
 const DAY = 86_400_000;
 
 /**
- * The evaluation policy: the risk rules of policy/examples/demo.yaml (`block-very-high-risk`
- * at risk >= 0.9, `step-up-unusual` at risk >= 0.6). A record is flagged when the action is
- * not `allow`.
+ * Maps a risk to the action of the evaluation policy, which is the risk rules of
+ * policy/examples/demo.yaml (`block-very-high-risk` at risk >= 0.9, `step-up-unusual` at
+ * risk >= 0.6). A record is flagged when the action is not `allow`.
  */
 export function evaluationAction(risk: number): Action {
   if (risk >= 0.9) return 'block';

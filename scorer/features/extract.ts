@@ -12,7 +12,7 @@ export const FAMILIAR_AFTER_REQUESTS = 50;
 export const BYTES_BASELINE_HOURS = 8;
 const SENSITIVITY = Object.freeze({ low: 0, normal: 0.5, high: 1 });
 
-/** What the care-relationship source said about the patients of one request. */
+/** Facts from the care-relationship source about the patients of one request. */
 export interface CareFacts {
   /** Patients of the request that are not in the user's care set (0 when the relationship is unknown). */
   readonly outsideCare: number;

@@ -49,7 +49,7 @@ export function toReplayRecord(record: SimulatedRequest): ReplayRecord {
 }
 
 /**
- * A care source over a simulation's panel, for training and `npm run eval`. Practitioners
+ * Builds a care source over a simulation's panel, for training and `npm run eval`. Practitioners
  * not in the panel get `null` (relationship unknown), as a production source does for an
  * unknown practitioner. The panel is static: a patient stays in a practitioner's care for
  * the whole simulation once assigned.

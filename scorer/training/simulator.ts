@@ -3,8 +3,8 @@ import { Prng } from './prng.ts';
 
 /**
  * A simulator of clinical traffic through Wardgate, for training and evaluating the risk
- * model. It produces requests with their responses (status, bytes) and labels, and the care
- * relationships and patient flags it used; the trainer feeds the requests through the same
+ * model. It produces labelled requests with their responses (status, bytes), and the care
+ * relationships and patient flags it used. The trainer feeds the requests through the same
  * baseline store and feature code as live traffic. Everything derives from the seed.
  */
 
@@ -84,7 +84,7 @@ const BROWSERS = Object.freeze([
   'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15',
 ]);
 const USERS_PER_ROLE: Readonly<Record<Role, number>> = Object.freeze({ physician: 10, nurse: 15, clerk: 4, radiologist: 3, billing: 4 });
-/** Which roles commit which misuse. Billing has no care relationships, so its neighbour snooping would look like its daily work. */
+/** Roles that commit each misuse kind. Billing has no care relationships, so its neighbour snooping would look like its daily work. */
 const ACTORS: Readonly<Record<MisuseKind, readonly Role[]>> = Object.freeze({
   employee_snooping: ['physician', 'nurse', 'clerk', 'radiologist', 'billing'],
   neighbour_snooping: ['physician', 'nurse', 'clerk', 'radiologist'],
@@ -110,7 +110,7 @@ interface User {
   readonly weekOffset: number;
   /** Physicians only: on call from home on nights of this weekday. */
   readonly onCallWeekday: number;
-  /** Whether the care source knows this user; otherwise their relationship is unknown. */
+  /** Whether the care source lists this user. For other users the care relationship is unknown. */
   readonly inPanel: boolean;
   /**
    * Sensitivity of the EHR route as this user's department configured it. It varies by user
@@ -305,8 +305,12 @@ function benignEmitter(world: World, user: User, ip: string): Emitter {
   return (time, method, path, route, response) => {
     const { random } = world;
     const missing = random.chance(0.003);
+    let status = method === 'POST' ? 201 : 200;
+    if (missing) {
+      status = 404;
+    }
     push(world, user, { time, method, path, route, ip, userAgent: user.userAgent }, 'normal', undefined, response ?? {
-      status: missing ? 404 : method === 'POST' ? 201 : 200,
+      status,
       bytes: missing ? 180 : benignBytes(random, path),
     });
   };
@@ -448,7 +452,7 @@ function simulatePhysician(world: World, user: User, emit: Emitter, start: numbe
   }
 }
 
-/** An on-call night: a few calls about the physician's own patients, from home. */
+/** Simulates an on-call night: a few calls about the physician's own patients, from home. */
 function simulateOnCall(world: World, user: User): void {
   const { random, day } = world;
   const emit = benignEmitter(world, user, user.homeIp);
