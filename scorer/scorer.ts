@@ -35,7 +35,7 @@ export interface Scorer {
    * Records the response to a scored request (status, bytes) for the response-side features.
    * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
    */
-  observeResponse(observation: ResponseObservation): void;
+  observeResponse?(observation: ResponseObservation): void;
   /** Releases the model. The store belongs to the caller and stays open. */
   close(): Promise<void>;
 }

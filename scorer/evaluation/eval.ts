@@ -98,7 +98,7 @@ async function scoreThroughScorer(model: Uint8Array, records: readonly Simulated
   try {
     for (const record of records) {
       const result = await scorer.score(record.input);
-      scorer.observeResponse({ ...record.input, status: record.status, bytes: record.bytes });
+      scorer.observeResponse?.({ ...record.input, status: record.status, bytes: record.bytes });
       if (record.day >= EVALUATION.scoredFromDay) {
         scored.push({ record, risk: result.risk, row: Float32Array.from(FEATURE_SCHEMA.names, (name) => result.features[name]!) });
       }

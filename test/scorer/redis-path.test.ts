@@ -113,7 +113,8 @@ t.test('scorer observeResponse never throws', async (t) => {
   const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 5), onResponseError: (error) => errors.push(error) });
   t.teardown(() => scorer.close());
 
-  t.doesNotThrow(() => scorer.observeResponse({ user: 'u', groups: [], time: MONDAY, routeId: 'r', status: 200, bytes: 1 }));
+  t.type(scorer.observeResponse, 'function', 'the behavioural scorer implements observeResponse');
+  t.doesNotThrow(() => scorer.observeResponse!({ user: 'u', groups: [], time: MONDAY, routeId: 'r', status: 200, bytes: 1 }));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(errors.length, 1, 'the error reaches onResponseError');
   t.match((errors[0] as Error).message, /redis down/);
