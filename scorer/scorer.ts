@@ -20,6 +20,8 @@ export interface ScorerOptions {
   readonly careSource?: CareRelationshipSource;
   /** Receives the errors that `observeResponse` catches; by default they are dropped. */
   readonly onResponseError?: (error: unknown) => void;
+  /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
+  readonly model?: RiskModel;
 }
 
 export interface Scorer {
@@ -79,13 +81,12 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
     careSource,
     utcOffsetMinutes,
   });
-  const model = await loadRiskModel(options.modelPath);
+  const model = options.model ?? (await loadRiskModel(options.modelPath));
 
   return new BehaviouralScorer(options.store, extractor, model, options.onResponseError ?? (() => {}));
 }
 
 class BehaviouralScorer implements Scorer {
-  readonly modelVersion: string;
   readonly #store: BaselineStore;
   readonly #extractor: FeatureExtractor;
   readonly #model: RiskModel;
@@ -96,7 +97,11 @@ class BehaviouralScorer implements Scorer {
     this.#extractor = extractor;
     this.#model = model;
     this.#onResponseError = onResponseError;
-    this.modelVersion = model.version;
+  }
+
+  /** Read on every call, because a hot-reloading model changes its version. */
+  get modelVersion(): string {
+    return this.#model.version;
   }
 
   async score(input: ScoreInput): Promise<ScoreResult> {
@@ -106,8 +111,8 @@ class BehaviouralScorer implements Scorer {
     return Object.freeze({
       risk: risk!,
       features: namedFeatures(vector),
-      top: Object.freeze(await this.#model.explain(vector)),
-      modelVersion: this.modelVersion,
+      top: Object.freeze(this.#model.explain(vector)),
+      modelVersion: this.#model.version,
     });
   }
 

@@ -131,3 +131,15 @@ t.test('store failures surface as store unavailable', async (t) => {
 
   await t.rejects(scorer.score(request()), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
 });
+
+t.test('scorer accepts an opened model', async (t) => {
+  const { loadRiskModel } = await import('../../scorer/model/risk-model.ts');
+  const model = await loadRiskModel(MODEL_PATH);
+  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: 'opened-by-caller.onnx', model, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  const result = await scorer.score(request());
+
+  t.equal(scorer.modelVersion, model.version);
+  t.equal(result.modelVersion, model.version);
+});
