@@ -219,12 +219,21 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
     down = false;
   });
 
+  let peerUpdateFailures = 0;
   const keyValue = await RedisKeyValueStore.connect({ url: config.redis.url, keyPrefix: `${config.redis.key_prefix}kv:`, redis: { ...BASELINE_REDIS_OPTIONS } });
   return {
     kind: 'redis',
     keyValue,
     redis,
-    baselines: new RedisBaselineStore(redis, { prefix: `${config.redis.key_prefix}bl:` }),
+    baselines: new RedisBaselineStore(redis, {
+      prefix: `${config.redis.key_prefix}bl:`,
+      // Peer-group updates run after each request, so an outage fails many of them: log the
+      // first failure and then every thousandth.
+      onBackgroundError: (error) => {
+        peerUpdateFailures += 1;
+        if (peerUpdateFailures % 1000 === 1) logger.warn({ err: error, failures: peerUpdateFailures }, 'updating a peer-group baseline failed');
+      },
+    }),
     close: async () => {
       await keyValue.close();
       await redis.quit().catch(() => redis.disconnect());

@@ -50,7 +50,14 @@ export async function openScorerRuntime(
 
   try {
     const care = await openCareSource(config, cache, logger);
-    const scorer = await createScorer({ store, modelPath: config.model, patientKey: config.patient_key, careSource: care, model: runner });
+    const scorer = await createScorer({
+      store,
+      modelPath: config.model,
+      patientKey: config.patient_key,
+      careSource: care,
+      model: runner,
+      onResponseError: (error) => logger.warn({ err: error }, 'recording a response in the baselines failed'),
+    });
 
     return {
       scorer,

@@ -1,25 +1,25 @@
 import type { BaselineStore } from './baselines/store.ts';
-import { ScorerError, isScorerError } from './errors.ts';
-import { buildFeatureVector, namedFeatures } from './features/extract.ts';
-import { PatientPseudonymizer, extractPatientIds } from './features/patient.ts';
+import { NO_CARE_SOURCE, type CareRelationshipSource } from './care/source.ts';
+import { ScorerError } from './errors.ts';
+import { namedFeatures } from './features/extract.ts';
+import { FeatureExtractor } from './features/extractor.ts';
+import { PatientPseudonymizer } from './features/patient.ts';
 import { loadRiskModel, type RiskModel } from './model/risk-model.ts';
-import type { ScoreInput, ScoreResult } from './types.ts';
-import type { CareRelationshipSource } from './care/source.ts';
+import type { ResponseObservation, ScoreInput, ScoreResult } from './types.ts';
 
 export interface ScorerOptions {
   /** Baseline store: `RedisBaselineStore`, or `MemoryBaselineStore` for one instance without Redis. */
   readonly store: BaselineStore;
-  /** Path of the ONNX model, for example `scorer/models/risk-v1.onnx`. */
+  /** Path of the ONNX model, for example `scorer/models/risk-v2.onnx`. */
   readonly modelPath: string;
   /** HMAC key (at least 32 bytes) that turns patient ids into pseudonyms; copied, never logged. */
   readonly patientKey: Uint8Array;
   /** Offset of the hospital's local time from UTC in minutes, for `night_time`; default 0. */
   readonly utcOffsetMinutes?: number;
-  /**
-   * Care relationships and patient flags, for features that read them; default `NO_CARE_SOURCE`.
-   * NOTE: no feature of the v1 schema reads it yet, so the scorer does not consult it.
-   */
+  /** Care relationships and patient flags; default `NO_CARE_SOURCE` (relationship unknown). */
   readonly careSource?: CareRelationshipSource;
+  /** Receives the errors that `observeResponse` catches; by default they are dropped. */
+  readonly onResponseError?: (error: unknown) => void;
   /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
   readonly model?: RiskModel;
 }
@@ -33,6 +33,11 @@ export interface Scorer {
    *   `WG_SCORER_INVALID_INPUT`, `WG_SCORER_INFERENCE_FAILED`.
    */
   score(input: ScoreInput): Promise<ScoreResult>;
+  /**
+   * Records the response to a scored request (status, bytes) for the response-side features.
+   * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
+   */
+  observeResponse?(observation: ResponseObservation): void;
   /** Releases the model. The store belongs to the caller and stays open. */
   close(): Promise<void>;
 }
@@ -44,7 +49,7 @@ export interface Scorer {
  * const redis = await createRedisClient(process.env.REDIS_URL);
  * const scorer = await createScorer({
  *   store: new RedisBaselineStore(redis, { prefix: 'wg:bl:' }),
- *   modelPath: 'scorer/models/risk-v1.onnx',
+ *   modelPath: 'scorer/models/risk-v2.onnx',
  *   patientKey: randomBytes(32),
  * });
  * const { risk, top } = await scorer.score(input);
@@ -65,23 +70,33 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
     throwInvalidOption('utcOffsetMinutes', 'an integer between -840 and 840', String(utcOffsetMinutes));
   }
 
-  const pseudonymizer = new PatientPseudonymizer(options.patientKey);
+  const careSource = options.careSource ?? NO_CARE_SOURCE;
+  if (typeof careSource?.careSet !== 'function' || typeof careSource.patientFlags !== 'function') {
+    throwInvalidOption('careSource', 'a CareRelationshipSource with careSet and patientFlags', typeof careSource);
+  }
+
+  const extractor = new FeatureExtractor({
+    store: options.store,
+    pseudonymizer: new PatientPseudonymizer(options.patientKey),
+    careSource,
+    utcOffsetMinutes,
+  });
   const model = options.model ?? (await loadRiskModel(options.modelPath));
 
-  return new BehaviouralScorer(options.store, model, pseudonymizer, utcOffsetMinutes);
+  return new BehaviouralScorer(options.store, extractor, model, options.onResponseError ?? (() => {}));
 }
 
 class BehaviouralScorer implements Scorer {
   readonly #store: BaselineStore;
+  readonly #extractor: FeatureExtractor;
   readonly #model: RiskModel;
-  readonly #pseudonymizer: PatientPseudonymizer;
-  readonly #utcOffsetMinutes: number;
+  readonly #onResponseError: (error: unknown) => void;
 
-  constructor(store: BaselineStore, model: RiskModel, pseudonymizer: PatientPseudonymizer, utcOffsetMinutes: number) {
+  constructor(store: BaselineStore, extractor: FeatureExtractor, model: RiskModel, onResponseError: (error: unknown) => void) {
     this.#store = store;
+    this.#extractor = extractor;
     this.#model = model;
-    this.#pseudonymizer = pseudonymizer;
-    this.#utcOffsetMinutes = utcOffsetMinutes;
+    this.#onResponseError = onResponseError;
   }
 
   /** Read on every call, because a hot-reloading model changes its version. */
@@ -90,19 +105,7 @@ class BehaviouralScorer implements Scorer {
   }
 
   async score(input: ScoreInput): Promise<ScoreResult> {
-    const patientIds = extractPatientIds(input.path);
-    const pseudonyms = patientIds.map((id) => this.#pseudonymizer.pseudonymize(id));
-
-    let raw;
-    try {
-      raw = await this.#store.observe(input, pseudonyms);
-    } catch (error) {
-      throw isScorerError(error)
-        ? error
-        : new ScorerError('WG_SCORER_STORE_UNAVAILABLE', `Baseline store failed: ${(error as Error).message}.`, { cause: error });
-    }
-
-    const vector = buildFeatureVector(input, raw, { patientCount: patientIds.length, utcOffsetMinutes: this.#utcOffsetMinutes });
+    const vector = await this.#extractor.extract(input);
     const [risk] = await this.#model.run([vector]);
 
     return Object.freeze({
@@ -113,8 +116,28 @@ class BehaviouralScorer implements Scorer {
     });
   }
 
+  observeResponse(observation: ResponseObservation): void {
+    if (this.#store.observeResponse === undefined) {
+      return;
+    }
+
+    try {
+      this.#store.observeResponse(observation).catch((error: unknown) => this.#report(error));
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
   async close(): Promise<void> {
     await this.#model.close();
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#onResponseError(error);
+    } catch {
+      // A failing error callback must not turn a fire-and-forget call into a crash.
+    }
   }
 }
 

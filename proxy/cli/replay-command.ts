@@ -30,7 +30,7 @@ carry labels, one summary line.
 Options:
   --config FILE        take routes, policy, model and patient key from a Wardgate configuration
   --policy FILE        policy file (default policy/examples/demo.yaml); ignored with --config
-  --model FILE         ONNX model (default scorer/models/risk-v1.onnx); ignored with --config
+  --model FILE         ONNX model (default scorer/models/risk-v2.onnx); ignored with --config
   --care-panel FILE    care-relationship panel file (YAML or JSON) for care features
   --redis URL          keep baselines in this Redis instead of in process
   --redis-prefix P     key prefix of the replay's baselines in Redis (default wg:replay:)
@@ -104,7 +104,7 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
       if (options.out === undefined) out.write(text);
       else lines.push(text);
     };
-    const outcome = await replayRecords(log.records, { scorer, policy, router: createRouter(setup.routes), log: warnTo(err) }, emit);
+    const outcome = await replayRecords(log.records, { scorer, policy, router: createRouter(setup.routes), log: warnTo(err), settle: async () => store.settle?.() }, emit);
     for (const skipped of outcome.skipped) err.write(`wardgate replay: line ${skipped.line}: skipped: ${skipped.reason}\n`);
 
     if (outcome.decisions.some((decision) => decision.label !== undefined)) {
@@ -129,7 +129,7 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
     return {
       routes: demoRoutes('http://127.0.0.1:1'),
       policyFile: path.resolve(options.policy ?? path.join(REPOSITORY, 'policy/examples/demo.yaml')),
-      modelPath: path.resolve(options.model ?? path.join(REPOSITORY, 'scorer/models/risk-v1.onnx')),
+      modelPath: path.resolve(options.model ?? path.join(REPOSITORY, 'scorer/models/risk-v2.onnx')),
       patientKey: decodeKey(process.env.WARDGATE_PATIENT_KEY),
     };
   }

@@ -21,6 +21,7 @@ import { prepareRequest, type PreparedRequest } from './prepare.ts';
 import { REPLAY_PATH } from '../identity/saved-request.ts';
 import { observeShadow, type ShadowPort } from './shadow-mode.ts';
 import { annotateTarget, endServerSpan, noteDecision, startServerSpan, type RequestTelemetry } from '../telemetry/server-span.ts';
+import { observeResponseOnFinish } from './response-observation.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -141,6 +142,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
   const now = deps.now();
   const { decision, scored, context, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
+  if (principal && scored.result) observeResponseOnFinish(res, deps.scorer, { user: principal.subject, groups: principal.groups, time: now, routeId: route.id });
   record(span, principal, route, decision, scored.result, scored.failedDependency);
   if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
   auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });

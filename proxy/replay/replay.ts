@@ -40,6 +40,8 @@ export interface ReplayDependencies {
   readonly policy: PolicyPort;
   readonly router: RouterPort;
   readonly log: Pick<Logger, 'warn'>;
+  /** Waits for the baseline updates that run after a request (peer groups), so that Redis and memory replays agree. */
+  readonly settle?: () => Promise<void>;
 }
 
 export interface ReplayOutcome {
@@ -73,6 +75,7 @@ export async function replayRecords(
 
     const { decision, scored } = await scoreAndDecide(deps.scorer, deps.policy, facts, deps.log);
     deps.scorer.observeResponse?.({ user: record.user, groups: record.groups, time: record.time, routeId: facts.route.id, status: record.status, bytes: record.bytes });
+    await deps.settle?.();
 
     const labels = { ...(record.label ? { label: record.label } : {}), ...(record.episode ? { episode: record.episode } : {}) };
     decisions.push({ time: record.time, user: record.user, action: decision.action, ...labels });

@@ -3,11 +3,11 @@ import { TTL_MS } from './limits.ts';
 import type { Observation } from './observation.ts';
 
 /**
- * Redis keys of one subject, in the order observe.lua expects them. The `{tag}` hash tag
- * puts all keys of a subject into one Redis Cluster slot, which a Lua script requires.
+ * Redis keys of one user, in the order observe.lua expects them. The `{tag}` hash tag puts
+ * all keys of a user into one Redis Cluster slot, which a Lua script requires.
  */
-export function subjectKeys(prefix: string, tag: string, observation: Observation): string[] {
-  const base = `${prefix}{${tag}}:`;
+export function userKeys(prefix: string, observation: Observation): string[] {
+  const base = `${prefix}{${observation.userTag}}:`;
 
   return [
     `${base}s`,
@@ -19,13 +19,13 @@ export function subjectKeys(prefix: string, tag: string, observation: Observatio
     `${base}d:${observation.day}`,
     `${base}ph:${observation.hour}`,
     `${base}pd:${observation.day}`,
+    `${base}r:${observation.hour}`,
   ];
 }
 
-/** Script arguments of one subject, in the order observe.lua expects them. */
-export function subjectArguments(observation: Observation, limits: SubjectLimits): string[] {
+/** Script arguments of the user script, in the order observe.lua expects them. */
+export function userArguments(observation: Observation, limits: SubjectLimits, bulkExport: boolean, outsideCare: number, flagged: number): string[] {
   return [
-    observation.member,
     String(observation.hourOfWeek),
     observation.networkHash,
     observation.deviceHash,
@@ -37,6 +37,49 @@ export function subjectArguments(observation: Observation, limits: SubjectLimits
     String(limits.deviceCap),
     String(limits.patientCap),
     String(limits.decayAtMinutes),
+    bulkExport ? '1' : '0',
+    String(outsideCare),
+    String(flagged),
     ...observation.patients,
   ];
+}
+
+/** Redis keys of one peer group, in the order peer.lua expects them. */
+export function peerKeys(prefix: string, observation: Observation): string[] {
+  const base = `${prefix}{${observation.peerTag}}:`;
+
+  return [
+    `${base}s`,
+    `${base}w`,
+    `${base}n`,
+    `${base}m:${observation.minute}`,
+    `${base}h:${observation.hour}`,
+    `${base}d:${observation.day}`,
+    `${base}ph:${observation.hour}`,
+    `${base}pd:${observation.day}`,
+  ];
+}
+
+/** Script arguments of the peer script, in the order peer.lua expects them. */
+export function peerArguments(observation: Observation, limits: SubjectLimits): string[] {
+  return [
+    observation.member,
+    String(observation.hourOfWeek),
+    observation.networkHash,
+    String(TTL_MS.minute),
+    String(TTL_MS.hour),
+    String(TTL_MS.day),
+    String(TTL_MS.long),
+    String(limits.networkCap),
+    String(limits.patientCap),
+    String(limits.decayAtMinutes),
+    ...observation.patients,
+  ];
+}
+
+/** Redis keys of the response script: the user's stats hash and the hour's response hash. */
+export function responseKeys(prefix: string, userTag: string, hour: number): string[] {
+  const base = `${prefix}{${userTag}}:`;
+
+  return [`${base}s`, `${base}r:${hour}`];
 }

@@ -4,7 +4,7 @@ export interface SubjectLimits {
   readonly networkCap: number;
   /** Maximum distinct user agent hashes remembered per subject. */
   readonly deviceCap: number;
-  /** Maximum (member, patient) pairs per hour or day bucket; counts saturate there. */
+  /** Maximum distinct patients (for a peer group: member and patient pairs) per hour or day bucket; counts saturate there. */
   readonly patientCap: number;
   /** When active minutes exceed this, all decayed counters are halved (integer division). */
   readonly decayAtMinutes: number;
@@ -13,14 +13,16 @@ export interface SubjectLimits {
 export const USER_LIMITS: SubjectLimits = Object.freeze({
   networkCap: 64,
   deviceCap: 64,
-  patientCap: 2000,
+  // A set of 1000 32-character pseudonyms stays under about 64 KiB in Redis.
+  patientCap: 1000,
   // About 40 working days of 8 hours: older behaviour fades with a half-life of that order.
   decayAtMinutes: 20_000,
 });
 
 export const PEER_LIMITS: SubjectLimits = Object.freeze({
-  networkCap: 1024,
-  deviceCap: 1024,
+  // peer.lua returns every remembered network to the in-process peer cache, so keep this small.
+  networkCap: 256,
+  deviceCap: 0,
   // NOTE: a large group saturates here under load, which lowers the peer's patient averages.
   patientCap: 20_000,
   decayAtMinutes: 2_000_000,

@@ -1,8 +1,9 @@
-import type { ScoreInput } from '../types.ts';
-import { subjectArguments, subjectKeys } from './keys.ts';
-import { PEER_LIMITS, USER_LIMITS, type SubjectLimits } from './limits.ts';
+import type { ResponseObservation, ScoreInput } from '../types.ts';
+import { userKeys, peerKeys, responseKeys } from './keys.ts';
+import { PEER_LIMITS, TTL_MS, USER_LIMITS } from './limits.ts';
 import { buildObservation, type Observation } from './observation.ts';
-import { SUBJECT_FIELDS, type BaselineStore, type RawBaseline, type SubjectBaseline } from './store.ts';
+import { peerView, type PeerSummary } from './peer-cache.ts';
+import type { BaselineStore, ObserveExtras, PeerBaseline, RawBaseline, SubjectBaseline } from './store.ts';
 
 interface Entry {
   readonly value: Map<string, number> | Set<string>;
@@ -12,11 +13,13 @@ interface Entry {
 
 /** Observations between two sweeps of expired keys. */
 const SWEEP_INTERVAL = 4096;
+const HOUR_MS = 3_600_000;
 
 /**
- * Baselines in process memory, for one instance without Redis (the demo) and for the
- * training simulator. It runs the steps of observe.lua in the same order on the same keys,
- * so it returns the same numbers as {@link RedisBaselineStore}.
+ * Baselines in process memory, for one instance without Redis (the demo), the training
+ * simulator and `npm run eval`. It runs the steps of observe.lua, peer.lua and respond.lua in
+ * the same order on the same keys, so it returns the same numbers as `RedisBaselineStore`
+ * once that store has settled.
  * NOTE: keys expire by request time, while Redis expires them by its own clock, so the two
  * stores differ only when a subject is idle for longer than a key's TTL.
  */
@@ -24,24 +27,49 @@ export class MemoryBaselineStore implements BaselineStore {
   readonly #entries = new Map<string, Entry>();
   #observations = 0;
 
-  async observe(input: ScoreInput, patientPseudonyms?: string | readonly string[]): Promise<RawBaseline> {
-    return this.observeNow(input, patientPseudonyms);
+  async observe(input: ScoreInput, extras: ObserveExtras = {}): Promise<RawBaseline> {
+    return this.observeNow(input, extras);
   }
 
   /** Synchronous {@link observe}, for the simulator's tight loop. */
-  observeNow(input: ScoreInput, patientPseudonyms?: string | readonly string[]): RawBaseline {
-    const observation = buildObservation(input, patientPseudonyms);
+  observeNow(input: ScoreInput, extras: ObserveExtras = {}): RawBaseline {
+    const observation = buildObservation(input, extras.patients ?? []);
 
     this.#observations += 1;
     if (this.#observations % SWEEP_INTERVAL === 0) {
       this.#sweep(input.time);
     }
 
-    return {
-      user: this.#observeSubject(observation.userTag, observation, USER_LIMITS, input.time),
-      peer: this.#observeSubject(observation.peerTag, observation, PEER_LIMITS, input.time),
-    };
+    const user = this.#observeUser(observation, extras, input.time);
+    const peer = this.#peerBefore(observation, input.time);
+    this.#updatePeer(observation, input.time);
+
+    return { user, peer };
   }
+
+  async observeResponse(observation: ResponseObservation): Promise<void> {
+    this.observeResponseNow(observation);
+  }
+
+  /** Synchronous {@link observeResponse}. */
+  observeResponseNow(response: ResponseObservation): void {
+    const observation = buildObservation({ ...response, ip: '0.0.0.0', userAgent: '', method: 'GET', host: '', path: '', sensitivity: 'normal' });
+    const [statsKey, hourKey] = responseKeys('', observation.userTag, Math.floor(response.time / HOUR_MS)) as [string, string];
+    const stats = this.#hash(statsKey, response.time);
+    const hour = this.#hash(hourKey, response.time);
+
+    const responses = increment(hour, 'n');
+    increment(hour, 'bytes', response.bytes);
+    increment(hour, 'denied', isDenied(response.status) ? 1 : 0);
+    increment(stats, 'rb', response.bytes);
+    if (responses === 1) {
+      increment(stats, 'rh');
+    }
+    this.#expire(hourKey, response.time, TTL_MS.hour);
+    this.#expire(statsKey, response.time, TTL_MS.long);
+  }
+
+  async settle(): Promise<void> {}
 
   async close(): Promise<void> {
     this.#entries.clear();
@@ -52,23 +80,29 @@ export class MemoryBaselineStore implements BaselineStore {
     return this.#entries.size;
   }
 
-  #observeSubject(tag: string, observation: Observation, limits: SubjectLimits, now: number): SubjectBaseline {
-    const keys = subjectKeys('', tag, observation);
-    const args = subjectArguments(observation, limits);
-    const [statsKey, weekKey, networksKey, devicesKey, minuteKey, hourKey, dayKey, hourPatientsKey, dayPatientsKey] =
-      keys as [string, string, string, string, string, string, string, string, string];
-    const [member, hourOfWeek, network, device, minuteTtl, hourTtl, dayTtl, longTtl] = args as [
-      string, string, string, string, string, string, string, string,
-    ];
+  #observeUser(observation: Observation, extras: ObserveExtras, now: number): SubjectBaseline {
+    const limits = USER_LIMITS;
+    const [statsKey, weekKey, networksKey, devicesKey, minuteKey, hourKey, dayKey, hourPatientsKey, dayPatientsKey, responseKey] = userKeys(
+      '',
+      observation,
+    ) as [string, string, string, string, string, string, string, string, string, string];
+    const hourOfWeek = String(observation.hourOfWeek);
 
     const stats = this.#hash(statsKey, now);
     const week = this.#hash(weekKey, now);
     const networks = this.#hash(networksKey, now);
     const devices = this.#hash(devicesKey, now);
+    const minute = this.#hash(minuteKey, now);
+    const hour = this.#hash(hourKey, now);
+    const day = this.#hash(dayKey, now);
 
-    const minuteRequests = increment(this.#hash(minuteKey, now), member);
-    const hourRequests = increment(this.#hash(hourKey, now), member);
-    const dayRequests = increment(this.#hash(dayKey, now), member);
+    const minuteRequests = increment(minute, 'n');
+    const hourRequests = increment(hour, 'n');
+    const hourMinutes = minuteRequests === 1 ? increment(hour, 'm') : (hour.get('m') ?? 0);
+    const dayRequests = increment(day, 'n');
+    const exportsDay = increment(day, 'x', extras.bulkExport === true ? 1 : 0);
+    const outsideCareHour = increment(hour, 'o', extras.outsideCare ?? 0);
+    const flaggedHour = increment(hour, 'f', extras.flagged ?? 0);
 
     increment(stats, 'req');
     if (minuteRequests === 1) {
@@ -87,42 +121,30 @@ export class MemoryBaselineStore implements BaselineStore {
     const hourPatients = this.#set(hourPatientsKey, now);
     const dayPatients = this.#set(dayPatientsKey, now);
     for (const patient of observation.patients) {
-      const pair = `${member}:${patient}`;
-      addPatient(hourPatients, stats, 'ph', pair, limits.patientCap);
-      addPatient(dayPatients, stats, 'pd', pair, limits.patientCap);
+      addPatient(hourPatients, stats, 'ph', patient, limits.patientCap);
+      addPatient(dayPatients, stats, 'pd', patient, limits.patientCap);
     }
 
-    const networkRequests = remember(networks, network, limits.networkCap);
-    const deviceRequests = remember(devices, device, limits.deviceCap);
+    const networkRequests = remember(networks, observation.networkHash, limits.networkCap);
+    const deviceRequests = remember(devices, observation.deviceHash, limits.deviceCap);
 
     if ((stats.get('min') ?? 0) > limits.decayAtMinutes) {
-      for (const [field, value] of stats) {
-        if (field !== 'hist') {
-          stats.set(field, Math.floor(value / 2));
-        }
-      }
-      for (const [bucket, value] of week) {
-        week.set(bucket, Math.floor(value / 2));
-      }
+      halve(stats, 'hist');
+      halve(week);
     }
 
-    this.#expire(minuteKey, now, minuteTtl);
-    this.#expire(hourKey, now, hourTtl);
-    this.#expire(hourPatientsKey, now, hourTtl);
-    this.#expire(dayKey, now, dayTtl);
-    this.#expire(dayPatientsKey, now, dayTtl);
+    this.#expire(minuteKey, now, TTL_MS.minute);
+    this.#expire(hourKey, now, TTL_MS.hour);
+    this.#expire(hourPatientsKey, now, TTL_MS.hour);
+    this.#expire(dayKey, now, TTL_MS.day);
+    this.#expire(dayPatientsKey, now, TTL_MS.day);
     for (const key of [statsKey, weekKey, networksKey, devicesKey]) {
-      this.#expire(key, now, longTtl);
+      this.#expire(key, now, TTL_MS.long);
     }
+    this.#dropEmptySets([hourPatientsKey, dayPatientsKey]);
 
-    // An empty set is no key in Redis, so drop empty ones here too.
-    for (const key of [hourPatientsKey, dayPatientsKey]) {
-      if ((this.#entries.get(key)?.value as Set<string> | undefined)?.size === 0) {
-        this.#entries.delete(key);
-      }
-    }
-
-    const values: Record<(typeof SUBJECT_FIELDS)[number], number> = {
+    const responses = this.#peek(responseKey, now) as Map<string, number> | undefined;
+    const values: SubjectBaseline = {
       requests: stats.get('req') ?? 0,
       activeMinutes: stats.get('min') ?? 0,
       activeHours: stats.get('hr') ?? 0,
@@ -139,9 +161,103 @@ export class MemoryBaselineStore implements BaselineStore {
       minuteRequests,
       hourPatients: hourPatients.size,
       dayPatients: dayPatients.size,
+      exportsDay,
+      outsideCareHour,
+      flaggedHour,
+      hourMinutes,
+      responsesHour: responses?.get('n') ?? 0,
+      deniedHour: responses?.get('denied') ?? 0,
+      bytesHour: responses?.get('bytes') ?? 0,
+      responseBytes: stats.get('rb') ?? 0,
+      responseHours: stats.get('rh') ?? 0,
     };
 
-    return Object.freeze(values) as SubjectBaseline;
+    return Object.freeze(values);
+  }
+
+  #peerBefore(observation: Observation, now: number): PeerBaseline {
+    const [statsKey, weekKey, networksKey, , hourKey] = peerKeys('', observation) as [string, string, string, string, string];
+    const stats = (this.#peek(statsKey, now) as Map<string, number> | undefined) ?? new Map<string, number>();
+    const summary: PeerSummary = {
+      counters: {
+        requests: stats.get('req') ?? 0,
+        activeMinutes: stats.get('min') ?? 0,
+        activeHours: stats.get('hr') ?? 0,
+        activeDays: stats.get('day') ?? 0,
+        patientHours: stats.get('ph') ?? 0,
+        patientDays: stats.get('pd') ?? 0,
+        hourOfWeekTotal: stats.get('wt') ?? 0,
+      },
+      week: (this.#peek(weekKey, now) as Map<string, number> | undefined) ?? new Map(),
+      networks: (this.#peek(networksKey, now) as Map<string, number> | undefined) ?? new Map(),
+      hour: observation.hour,
+      hourMinutes: (this.#peek(hourKey, now) as Map<string, number> | undefined)?.get('m') ?? 0,
+    };
+
+    return peerView(summary, observation);
+  }
+
+  #updatePeer(observation: Observation, now: number): void {
+    const limits = PEER_LIMITS;
+    const [statsKey, weekKey, networksKey, minuteKey, hourKey, dayKey, hourPatientsKey, dayPatientsKey] = peerKeys('', observation) as [
+      string, string, string, string, string, string, string, string,
+    ];
+    const hourOfWeek = String(observation.hourOfWeek);
+    const stats = this.#hash(statsKey, now);
+    const week = this.#hash(weekKey, now);
+    const networks = this.#hash(networksKey, now);
+
+    const minuteRequests = increment(this.#hash(minuteKey, now), observation.member);
+    const hourRequests = increment(this.#hash(hourKey, now), observation.member);
+    const dayRequests = increment(this.#hash(dayKey, now), observation.member);
+
+    increment(stats, 'req');
+    if (minuteRequests === 1) {
+      increment(this.#hash(hourKey, now), 'm');
+      increment(stats, 'min');
+      increment(stats, 'wt');
+      increment(week, hourOfWeek);
+    }
+    if (hourRequests === 1) {
+      increment(stats, 'hr');
+    }
+    if (dayRequests === 1) {
+      increment(stats, 'day');
+    }
+
+    const hourPatients = this.#set(hourPatientsKey, now);
+    const dayPatients = this.#set(dayPatientsKey, now);
+    for (const patient of observation.patients) {
+      const pair = `${observation.member}:${patient}`;
+      addPatient(hourPatients, stats, 'ph', pair, limits.patientCap);
+      addPatient(dayPatients, stats, 'pd', pair, limits.patientCap);
+    }
+
+    remember(networks, observation.networkHash, limits.networkCap);
+
+    if ((stats.get('min') ?? 0) > limits.decayAtMinutes) {
+      halve(stats);
+      halve(week);
+    }
+
+    this.#expire(minuteKey, now, TTL_MS.minute);
+    this.#expire(hourKey, now, TTL_MS.hour);
+    this.#expire(hourPatientsKey, now, TTL_MS.hour);
+    this.#expire(dayKey, now, TTL_MS.day);
+    this.#expire(dayPatientsKey, now, TTL_MS.day);
+    for (const key of [statsKey, weekKey, networksKey]) {
+      this.#expire(key, now, TTL_MS.long);
+    }
+    this.#dropEmptySets([hourPatientsKey, dayPatientsKey]);
+  }
+
+  // An empty set is no key in Redis, so drop empty ones here too.
+  #dropEmptySets(keys: readonly string[]): void {
+    for (const key of keys) {
+      if ((this.#entries.get(key)?.value as Set<string> | undefined)?.size === 0) {
+        this.#entries.delete(key);
+      }
+    }
   }
 
   #hash(key: string, now: number): Map<string, number> {
@@ -150,6 +266,12 @@ export class MemoryBaselineStore implements BaselineStore {
 
   #set(key: string, now: number): Set<string> {
     return this.#live(key, now, () => new Set<string>()) as Set<string>;
+  }
+
+  #peek(key: string, now: number): Map<string, number> | Set<string> | undefined {
+    const entry = this.#entries.get(key);
+
+    return entry === undefined || entry.expiresAt <= now ? undefined : entry.value;
   }
 
   #live(key: string, now: number, create: () => Map<string, number> | Set<string>): Map<string, number> | Set<string> {
@@ -167,10 +289,10 @@ export class MemoryBaselineStore implements BaselineStore {
     return entry.value;
   }
 
-  #expire(key: string, now: number, ttl: string): void {
+  #expire(key: string, now: number, ttl: number): void {
     const entry = this.#entries.get(key);
     if (entry !== undefined) {
-      entry.expiresAt = now + Number(ttl);
+      entry.expiresAt = now + ttl;
     }
   }
 
@@ -183,19 +305,32 @@ export class MemoryBaselineStore implements BaselineStore {
   }
 }
 
-function increment(hash: Map<string, number>, field: string): number {
-  const value = (hash.get(field) ?? 0) + 1;
+/** Returns whether a response status counts as denied or probing (403 Forbidden, 404 Not Found). */
+export function isDenied(status: number): boolean {
+  return status === 403 || status === 404;
+}
+
+function increment(hash: Map<string, number>, field: string, by = 1): number {
+  const value = (hash.get(field) ?? 0) + by;
   hash.set(field, value);
 
   return value;
 }
 
-function addPatient(set: Set<string>, stats: Map<string, number>, field: string, pair: string, cap: number): void {
-  if (set.has(pair) || set.size >= cap) {
+function halve(hash: Map<string, number>, keep?: string): void {
+  for (const [field, value] of hash) {
+    if (field !== keep) {
+      hash.set(field, Math.floor(value / 2));
+    }
+  }
+}
+
+function addPatient(set: Set<string>, stats: Map<string, number>, field: string, member: string, cap: number): void {
+  if (set.has(member) || set.size >= cap) {
     return;
   }
 
-  set.add(pair);
+  set.add(member);
   increment(stats, field);
 }
 

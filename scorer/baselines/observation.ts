@@ -25,6 +25,7 @@ export interface Observation {
   /** Hour of the week in UTC, 0 = Monday 00:00 to 167 = Sunday 23:00. */
   readonly hourOfWeek: number;
   readonly networkHash: string;
+  /** Hash of `input.device` when known, else of the user agent. */
   readonly deviceHash: string;
   readonly patients: readonly string[];
 }
@@ -54,7 +55,7 @@ export function buildObservation(input: ScoreInput, patients: string | readonly 
     // 1970-01-01 was a Thursday, so day 0 is weekday 3 when Monday is 0.
     hourOfWeek: ((day + 3) % 7) * 24 + hourOfDay,
     networkHash: sha256Hex(`net\0${networkPrefix(input.ip)}`).slice(0, 16),
-    deviceHash: sha256Hex(`ua\0${input.userAgent}`).slice(0, 16),
+    deviceHash: input.device === undefined || input.device === '' ? sha256Hex(`ua\0${input.userAgent}`).slice(0, 16) : sha256Hex(`dev\0${input.device}`).slice(0, 16),
     patients: typeof patients === 'string' ? [patients] : [...patients],
   };
 }

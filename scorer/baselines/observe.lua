@@ -1,24 +1,31 @@
--- Adds one request to one baseline subject (a user or a peer group) and returns its counters.
+-- Adds one request to one user's baseline and returns the user's counters. All keys carry the
+-- user's hash tag, so this is one script call in one Redis Cluster slot per request.
 -- memory-store.ts implements the same steps in the same order; change both together.
 --
 -- KEYS: 1 stats hash, 2 hour-of-week hash, 3 network hash, 4 device hash,
---       5 minute hash, 6 hour hash, 7 day hash, 8 hour patient set, 9 day patient set
--- ARGV: 1 member, 2 hour of week, 3 network hash, 4 device hash,
---       5 minute TTL ms, 6 hour TTL ms, 7 day TTL ms, 8 long TTL ms,
---       9 network cap, 10 device cap, 11 patient cap, 12 decay threshold in active minutes,
---       13.. patient pseudonyms
+--       5 minute hash, 6 hour hash, 7 day hash, 8 hour patient set, 9 day patient set,
+--       10 hour response hash (written by respond.lua)
+-- ARGV: 1 hour of week, 2 network hash, 3 device hash,
+--       4 minute TTL ms, 5 hour TTL ms, 6 day TTL ms, 7 long TTL ms,
+--       8 network cap, 9 device cap, 10 patient cap, 11 decay threshold in active minutes,
+--       12 bulk export (0 or 1), 13 patients outside care, 14 flagged patients, 15.. patient pseudonyms
 -- Reply: the integers of SUBJECT_FIELDS in store.ts, in that order.
 local stats, week, networks, devices = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local member, hourOfWeek = ARGV[1], ARGV[2]
-local networkCap, deviceCap = tonumber(ARGV[9]), tonumber(ARGV[10])
-local patientCap, decayAt = tonumber(ARGV[11]), tonumber(ARGV[12])
+local hourOfWeek = ARGV[1]
+local networkCap, deviceCap = tonumber(ARGV[8]), tonumber(ARGV[9])
+local patientCap, decayAt = tonumber(ARGV[10]), tonumber(ARGV[11])
 
-local minuteRequests = redis.call('HINCRBY', KEYS[5], member, 1)
-local hourRequests = redis.call('HINCRBY', KEYS[6], member, 1)
-local dayRequests = redis.call('HINCRBY', KEYS[7], member, 1)
+local minuteRequests = redis.call('HINCRBY', KEYS[5], 'n', 1)
+local hourRequests = redis.call('HINCRBY', KEYS[6], 'n', 1)
+local dayRequests = redis.call('HINCRBY', KEYS[7], 'n', 1)
+local exportsDay = redis.call('HINCRBY', KEYS[7], 'x', tonumber(ARGV[12]))
+local outsideCareHour = redis.call('HINCRBY', KEYS[6], 'o', tonumber(ARGV[13]))
+local flaggedHour = redis.call('HINCRBY', KEYS[6], 'f', tonumber(ARGV[14]))
 
 redis.call('HINCRBY', stats, 'req', 1)
+local hourMinutes = tonumber(redis.call('HGET', KEYS[6], 'm') or 0)
 if minuteRequests == 1 then
+  hourMinutes = redis.call('HINCRBY', KEYS[6], 'm', 1)
   redis.call('HINCRBY', stats, 'min', 1)
   redis.call('HINCRBY', stats, 'wt', 1)
   redis.call('HINCRBY', week, hourOfWeek, 1)
@@ -31,21 +38,21 @@ if dayRequests == 1 then
   redis.call('HINCRBY', stats, 'hist', 1)
 end
 
-local function addPatient(set, field, pair)
-  if redis.call('SISMEMBER', set, pair) == 1 then
+-- Distinct patients per window. The set saturates at the cap, so its memory stays bounded.
+local function addPatient(set, field, patient)
+  if redis.call('SISMEMBER', set, patient) == 1 then
     return
   end
   if redis.call('SCARD', set) >= patientCap then
     return
   end
-  redis.call('SADD', set, pair)
+  redis.call('SADD', set, patient)
   redis.call('HINCRBY', stats, field, 1)
 end
 
-for i = 13, #ARGV do
-  local pair = member .. ':' .. ARGV[i]
-  addPatient(KEYS[8], 'ph', pair)
-  addPatient(KEYS[9], 'pd', pair)
+for i = 15, #ARGV do
+  addPatient(KEYS[8], 'ph', ARGV[i])
+  addPatient(KEYS[9], 'pd', ARGV[i])
 end
 
 -- Counts requests per network or device; returns the count before this request.
@@ -57,11 +64,11 @@ local function remember(hash, value, cap)
   return before
 end
 
-local networkRequests = remember(networks, ARGV[3], networkCap)
-local deviceRequests = remember(devices, ARGV[4], deviceCap)
+local networkRequests = remember(networks, ARGV[2], networkCap)
+local deviceRequests = remember(devices, ARGV[3], deviceCap)
 
 -- Integer halving keeps the ratios and lets old behaviour fade. 'hist' is never halved.
-if tonumber(redis.call('HGET', stats, 'min')) > decayAt then
+if (tonumber(redis.call('HGET', stats, 'min') or 0) or 0) > decayAt then
   local fields = redis.call('HGETALL', stats)
   for i = 1, #fields, 2 do
     if fields[i] ~= 'hist' then
@@ -74,16 +81,17 @@ if tonumber(redis.call('HGET', stats, 'min')) > decayAt then
   end
 end
 
-redis.call('PEXPIRE', KEYS[5], ARGV[5])
-redis.call('PEXPIRE', KEYS[6], ARGV[6])
-redis.call('PEXPIRE', KEYS[8], ARGV[6])
-redis.call('PEXPIRE', KEYS[7], ARGV[7])
-redis.call('PEXPIRE', KEYS[9], ARGV[7])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+redis.call('PEXPIRE', KEYS[6], ARGV[5])
+redis.call('PEXPIRE', KEYS[8], ARGV[5])
+redis.call('PEXPIRE', KEYS[7], ARGV[6])
+redis.call('PEXPIRE', KEYS[9], ARGV[6])
 for i = 1, 4 do
-  redis.call('PEXPIRE', KEYS[i], ARGV[8])
+  redis.call('PEXPIRE', KEYS[i], ARGV[7])
 end
 
-local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist')
+local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh')
+local r = redis.call('HMGET', KEYS[10], 'n', 'denied', 'bytes')
 local function int(value)
   return tonumber(value or 0) or 0
 end
@@ -96,4 +104,6 @@ return {
   minuteRequests,
   redis.call('SCARD', KEYS[8]),
   redis.call('SCARD', KEYS[9]),
+  exportsDay, outsideCareHour, flaggedHour, hourMinutes,
+  int(r[1]), int(r[2]), int(r[3]), int(s[9]), int(s[10]),
 }

@@ -3,32 +3,43 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
 import { ScorerError, isScorerError } from '../errors.ts';
-import type { ScoreInput } from '../types.ts';
-import { subjectArguments, subjectKeys } from './keys.ts';
-import { PEER_LIMITS, USER_LIMITS } from './limits.ts';
-import { buildObservation } from './observation.ts';
-import { SUBJECT_FIELDS, type BaselineStore, type RawBaseline, type SubjectBaseline } from './store.ts';
+import type { ResponseObservation, ScoreInput } from '../types.ts';
+import { peerArguments, peerKeys, responseKeys, userArguments, userKeys } from './keys.ts';
+import { PEER_LIMITS, TTL_MS, USER_LIMITS } from './limits.ts';
+import { isDenied } from './memory-store.ts';
+import { buildObservation, type Observation } from './observation.ts';
+import { PeerSummaryCache, peerView, type PeerSummary } from './peer-cache.ts';
+import { PEER_FIELDS, SUBJECT_FIELDS, type BaselineStore, type ObserveExtras, type RawBaseline, type SubjectBaseline } from './store.ts';
 
-const OBSERVE_SCRIPT = readFileSync(new URL('./observe.lua', import.meta.url), 'utf8');
-const COMMAND = 'wardgateObserveBaseline';
-const KEY_COUNT = 9;
+const SCRIPTS = Object.freeze({
+  observe: { name: 'wardgateObserveUser', keys: 10, lua: readFileSync(new URL('./observe.lua', import.meta.url), 'utf8') },
+  peer: { name: 'wardgateObservePeer', keys: 8, lua: readFileSync(new URL('./peer.lua', import.meta.url), 'utf8') },
+  respond: { name: 'wardgateObserveResponse', keys: 2, lua: readFileSync(new URL('./respond.lua', import.meta.url), 'utf8') },
+});
+const HOUR_MS = 3_600_000;
 
-type ObserveCommand = (keysAndArguments: string[]) => unknown;
+type ScriptCommand = (keysAndArguments: string[]) => Promise<unknown>;
 
 export interface RedisBaselineStoreOptions {
   /** Key prefix, for example `wg:bl:`; every key of the store starts with it. */
   readonly prefix: string;
+  /** Called with errors of updates that run off the request path (peer and response updates). */
+  readonly onBackgroundError?: (error: ScorerError) => void;
 }
 
 /**
- * Baselines in Redis. One pipeline of two EVALSHA calls (user, then peer group) reads and
- * updates both baselines in one round trip. Each call touches only keys of one hash tag.
- * NOTE: in Redis Cluster the two calls usually go to two nodes, so that is two round trips
- * in parallel, not one.
+ * Baselines in Redis. On the request path, one EVALSHA of observe.lua reads and updates all of
+ * the user's keys, which share the user's hash tag and so one Redis Cluster slot. The peer
+ * group's keys carry the group's hash tag, so peer.lua updates them after the request was
+ * scored and returns the group's summary into a {@link PeerSummaryCache} that the next
+ * request reads in process. Responses are recorded by a separate call of respond.lua.
  */
 export class RedisBaselineStore implements BaselineStore {
   readonly #redis: Redis;
   readonly #prefix: string;
+  readonly #peers = new PeerSummaryCache();
+  readonly #pending = new Set<Promise<void>>();
+  readonly #onBackgroundError: (error: ScorerError) => void;
 
   constructor(redis: Redis, options: RedisBaselineStoreOptions) {
     if (typeof options.prefix !== 'string' || options.prefix === '' || /[{}\s]/.test(options.prefix)) {
@@ -41,47 +52,80 @@ export class RedisBaselineStore implements BaselineStore {
 
     this.#redis = redis;
     this.#prefix = options.prefix;
-    if (!(COMMAND in redis)) {
-      redis.defineCommand(COMMAND, { numberOfKeys: KEY_COUNT, lua: OBSERVE_SCRIPT });
+    this.#onBackgroundError = options.onBackgroundError ?? (() => {});
+    for (const script of Object.values(SCRIPTS)) {
+      if (!(script.name in redis)) {
+        redis.defineCommand(script.name, { numberOfKeys: script.keys, lua: script.lua });
+      }
     }
   }
 
-  async observe(input: ScoreInput, patientPseudonyms?: string | readonly string[]): Promise<RawBaseline> {
-    const observation = buildObservation(input, patientPseudonyms);
-    const userCall = [
-      ...subjectKeys(this.#prefix, observation.userTag, observation),
-      ...subjectArguments(observation, USER_LIMITS),
-    ];
-    const peerCall = [
-      ...subjectKeys(this.#prefix, observation.peerTag, observation),
-      ...subjectArguments(observation, PEER_LIMITS),
-    ];
+  async observe(input: ScoreInput, extras: ObserveExtras = {}): Promise<RawBaseline> {
+    const observation = buildObservation(input, extras.patients ?? []);
+    const peer = peerView(this.#peers.get(observation.peerTag), observation);
 
-    let results: [Error | null, unknown][] | null;
+    let reply: unknown;
     try {
-      const pipeline = this.#redis.pipeline() as unknown as Record<string, ObserveCommand> & {
-        exec(): Promise<[Error | null, unknown][] | null>;
-      };
-      pipeline[COMMAND]!(userCall);
-      pipeline[COMMAND]!(peerCall);
-      results = await pipeline.exec();
+      reply = await this.#command(SCRIPTS.observe.name)([
+        ...userKeys(this.#prefix, observation),
+        ...userArguments(observation, USER_LIMITS, extras.bulkExport === true, extras.outsideCare ?? 0, extras.flagged ?? 0),
+      ]);
     } catch (error) {
       throw unavailable(error);
     }
 
-    const failed = results?.find(([error]) => error !== null);
-    if (results === null || failed !== undefined) {
-      throw unavailable(failed?.[0] ?? new Error('the pipeline was discarded'));
-    }
+    const user = toSubjectBaseline(reply);
+    this.#background(this.#updatePeer(observation));
 
-    return {
-      user: toSubjectBaseline(results[0]![1], 'user'),
-      peer: toSubjectBaseline(results[1]![1], 'peer group'),
-    };
+    return { user, peer };
+  }
+
+  async observeResponse(response: ResponseObservation): Promise<void> {
+    const observation = buildObservation({ ...response, ip: '0.0.0.0', userAgent: '', method: 'GET', host: '', path: '', sensitivity: 'normal' });
+
+    try {
+      await this.#command(SCRIPTS.respond.name)([
+        ...responseKeys(this.#prefix, observation.userTag, Math.floor(response.time / HOUR_MS)),
+        String(Math.max(0, Math.trunc(response.bytes))),
+        isDenied(response.status) ? '1' : '0',
+        String(TTL_MS.hour),
+        String(TTL_MS.long),
+      ]);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  async settle(): Promise<void> {
+    while (this.#pending.size > 0) {
+      await Promise.all([...this.#pending]);
+    }
   }
 
   /** The Redis client belongs to the caller, so closing the store leaves it open. */
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.settle();
+  }
+
+  async #updatePeer(observation: Observation): Promise<void> {
+    const reply = await this.#command(SCRIPTS.peer.name)([
+      ...peerKeys(this.#prefix, observation),
+      ...peerArguments(observation, PEER_LIMITS),
+    ]);
+
+    this.#peers.set(observation.peerTag, toPeerSummary(reply, observation.hour));
+  }
+
+  #background(task: Promise<void>): void {
+    const tracked = task.catch((error: unknown) => this.#onBackgroundError(unavailable(error))).finally(() => this.#pending.delete(tracked));
+    this.#pending.add(tracked);
+  }
+
+  #command(name: string): ScriptCommand {
+    const command = (this.#redis as unknown as Record<string, ScriptCommand>)[name]!;
+
+    return command.bind(this.#redis);
+  }
 }
 
 function unavailable(cause: unknown): ScorerError {
@@ -91,25 +135,60 @@ function unavailable(cause: unknown): ScorerError {
 
   return new ScorerError(
     'WG_SCORER_STORE_UNAVAILABLE',
-    `Baseline store failed: ${(cause as Error)?.message ?? String(cause)}. The route's fail mode applies; check Redis.`,
+    `Baseline store failed: ${String((cause as Error)?.message ?? cause).replace(/\.+$/, '')}. The route's fail mode applies; check Redis.`,
     { cause },
   );
 }
 
-function toSubjectBaseline(reply: unknown, subject: string): SubjectBaseline {
+function toSubjectBaseline(reply: unknown): SubjectBaseline {
   const valid =
     Array.isArray(reply) &&
     reply.length === SUBJECT_FIELDS.length &&
     reply.every((value) => Number.isSafeInteger(value) && value >= 0);
   if (!valid) {
-    throw new ScorerError(
-      'WG_SCORER_STORE_REPLY_INVALID',
-      `Invalid baseline reply for the ${subject}: expected ${SUBJECT_FIELDS.length} non-negative integers, ` +
-        `received ${JSON.stringify(reply)?.slice(0, 120)}. Check that the Redis keys under the prefix belong to Wardgate.`,
-    );
+    throw invalidReply('user', `${SUBJECT_FIELDS.length} non-negative integers`, reply);
   }
 
   const entries = SUBJECT_FIELDS.map((field, index) => [field, (reply as number[])[index]]);
 
   return Object.freeze(Object.fromEntries(entries)) as SubjectBaseline;
+}
+
+function toPeerSummary(reply: unknown, hour: number): PeerSummary {
+  const [counters, week, networks, hourMinutes] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const valid =
+    Array.isArray(counters) &&
+    counters.length === PEER_FIELDS.length &&
+    counters.every((value) => Number.isSafeInteger(value) && value >= 0) &&
+    Array.isArray(week) &&
+    Array.isArray(networks) &&
+    Number.isSafeInteger(hourMinutes);
+  if (!valid) {
+    throw invalidReply('peer group', `${PEER_FIELDS.length} counters, two field lists and an integer`, reply);
+  }
+
+  return Object.freeze({
+    counters: Object.freeze(Object.fromEntries(PEER_FIELDS.map((field, index) => [field, counters[index] as number]))) as PeerSummary['counters'],
+    week: pairs(week),
+    networks: pairs(networks),
+    hour,
+    hourMinutes: hourMinutes as number,
+  });
+}
+
+function pairs(flat: unknown[]): Map<string, number> {
+  const map = new Map<string, number>();
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    map.set(String(flat[i]), Number(flat[i + 1]));
+  }
+
+  return map;
+}
+
+function invalidReply(subject: string, expected: string, reply: unknown): ScorerError {
+  return new ScorerError(
+    'WG_SCORER_STORE_REPLY_INVALID',
+    `Invalid baseline reply for the ${subject}: expected ${expected}, ` +
+      `received ${JSON.stringify(reply)?.slice(0, 120)}. Check that the Redis keys under the prefix belong to Wardgate.`,
+  );
 }

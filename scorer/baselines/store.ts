@@ -1,49 +1,97 @@
-import type { ScoreInput } from '../types.ts';
+import type { ResponseObservation, ScoreInput } from '../types.ts';
 
 /**
- * Counters of one baseline subject (a user, or a peer group) after the current request was
- * added. All values are integers so that every store implementation returns the same numbers.
- * "Member" is the user within a subject: for a user baseline the user is the only member.
+ * Counters of one user after the current request was added. All values are integers so that
+ * every store implementation returns the same numbers.
  */
 export interface SubjectBaseline {
   /** Requests, halved together with the other decayed counters. */
   readonly requests: number;
-  /** Distinct (member, minute) pairs with activity, decayed. */
+  /** Distinct active minutes, decayed. */
   readonly activeMinutes: number;
-  /** Distinct (member, hour) pairs with activity, decayed. */
+  /** Distinct active hours, decayed. */
   readonly activeHours: number;
-  /** Distinct (member, UTC day) pairs with activity, decayed. */
+  /** Distinct active UTC days, decayed. */
   readonly activeDays: number;
-  /** Distinct (member, patient, hour) triples, decayed. */
+  /** Distinct (patient, hour) pairs, decayed. */
   readonly patientHours: number;
-  /** Distinct (member, patient, UTC day) triples, decayed. */
+  /** Distinct (patient, UTC day) pairs, decayed. */
   readonly patientDays: number;
   /** Active minutes in the current hour of the week, decayed. */
   readonly hourOfWeekMinutes: number;
   /** Active minutes over all 168 hours of the week, decayed. */
   readonly hourOfWeekTotal: number;
-  /** Distinct (member, UTC day) pairs, never decayed; for a user, the days of history. */
+  /** Distinct active UTC days, never decayed: the days of history. */
   readonly historyDays: number;
   /** Requests from the request's network before this one (0: a new network). */
   readonly networkRequests: number;
-  /** Distinct networks remembered, at most the subject's network cap. */
+  /** Distinct networks remembered, at most the network cap. */
   readonly networkCount: number;
-  /** Requests with the request's user agent hash before this one (0: a new device). */
+  /** Requests from the request's device before this one (0: a new device). */
   readonly deviceRequests: number;
-  /** Distinct user agent hashes remembered, at most the subject's device cap. */
+  /** Distinct devices remembered, at most the device cap. */
   readonly deviceCount: number;
-  /** Requests by this member in the current minute. */
+  /** Requests in the current minute. */
   readonly minuteRequests: number;
-  /** Distinct (member, patient) pairs in the current hour; for a user, their distinct patients. */
+  /** Distinct patients in the current hour (saturates at the patient cap). */
   readonly hourPatients: number;
-  /** Distinct (member, patient) pairs in the current UTC day. */
+  /** Distinct patients in the current UTC day (saturates at the patient cap). */
   readonly dayPatients: number;
+  /** Bulk exports in the current UTC day, this request included. */
+  readonly exportsDay: number;
+  /** Patient accesses outside the user's care relationships in the current hour. */
+  readonly outsideCareHour: number;
+  /** Active minutes in the current hour, this request's minute included. */
+  readonly hourMinutes: number;
+  /** Accesses to VIP or employee patients in the current hour. */
+  readonly flaggedHour: number;
+  /** Responses recorded in the current hour (written by `observeResponse`). */
+  readonly responsesHour: number;
+  /** 403 and 404 responses recorded in the current hour. */
+  readonly deniedHour: number;
+  /** Response bytes recorded in the current hour. */
+  readonly bytesHour: number;
+  /** Response bytes over all hours with responses, decayed. */
+  readonly responseBytes: number;
+  /** Distinct hours with at least one recorded response, decayed. */
+  readonly responseHours: number;
 }
 
-/** Result of one observation: the user's baseline and their peer group's. */
+/**
+ * The peer group's baseline as it was before the current request, from the peer summary
+ * the store keeps. Peer counters sum over all members of the group.
+ */
+export interface PeerBaseline {
+  readonly requests: number;
+  readonly activeMinutes: number;
+  readonly activeHours: number;
+  readonly activeDays: number;
+  readonly patientHours: number;
+  readonly patientDays: number;
+  readonly hourOfWeekMinutes: number;
+  readonly hourOfWeekTotal: number;
+  /** Requests of the group from the request's network (0: new to the whole group). */
+  readonly networkRequests: number;
+  /** Active (member, minute) pairs of the group in the current hour. */
+  readonly hourMinutes: number;
+}
+
+/** Result of one observation: the user's baseline after the update and their peer group's. */
 export interface RawBaseline {
   readonly user: SubjectBaseline;
-  readonly peer: SubjectBaseline;
+  readonly peer: PeerBaseline;
+}
+
+/** Facts about the request that the store counts but cannot derive from the request itself. */
+export interface ObserveExtras {
+  /** Patient pseudonyms named by the request; never clear patient ids. */
+  readonly patients?: readonly string[];
+  /** How many of `patients` are outside the user's care relationships. */
+  readonly outsideCare?: number;
+  /** How many of `patients` are flagged VIP or employee. */
+  readonly flagged?: number;
+  /** Whether the request is a bulk export. */
+  readonly bulkExport?: boolean;
 }
 
 /**
@@ -52,17 +100,27 @@ export interface RawBaseline {
  */
 export interface BaselineStore {
   /**
-   * Adds one request to the user's and the peer group's baselines and returns both after the
-   * update. `patientPseudonyms` are keyed pseudonyms, never clear patient ids.
+   * Adds one request to the user's baseline (one round trip to the backing store) and returns
+   * it with the peer group's baseline. The peer group's summary is updated afterwards, off
+   * the request path; {@link settle} waits for that.
    *
    * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
    */
-  observe(input: ScoreInput, patientPseudonyms?: string | readonly string[]): Promise<RawBaseline>;
+  observe(input: ScoreInput, extras?: ObserveExtras): Promise<RawBaseline>;
+  /**
+   * Records the response to a request (status and bytes) in the user's baseline. Callers do
+   * not wait for it on the request path.
+   *
+   * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
+   */
+  observeResponse?(observation: ResponseObservation): Promise<void>;
+  /** Waits until updates started off the request path have finished (tests, replay). */
+  settle?(): Promise<void>;
   /** Releases what the store opened itself; a client passed in by the caller stays open. */
   close(): Promise<void>;
 }
 
-/** Order of the integers a store returns per subject, shared by both implementations. */
+/** Order of the integers a store returns for the user, shared by both implementations. */
 export const SUBJECT_FIELDS = Object.freeze([
   'requests',
   'activeMinutes',
@@ -80,4 +138,24 @@ export const SUBJECT_FIELDS = Object.freeze([
   'minuteRequests',
   'hourPatients',
   'dayPatients',
+  'exportsDay',
+  'outsideCareHour',
+  'flaggedHour',
+  'hourMinutes',
+  'responsesHour',
+  'deniedHour',
+  'bytesHour',
+  'responseBytes',
+  'responseHours',
 ] as const satisfies readonly (keyof SubjectBaseline)[]);
+
+/** Order of the peer summary's counters, shared by both implementations and peer.lua. */
+export const PEER_FIELDS = Object.freeze([
+  'requests',
+  'activeMinutes',
+  'activeHours',
+  'activeDays',
+  'patientHours',
+  'patientDays',
+  'hourOfWeekTotal',
+] as const satisfies readonly (keyof PeerBaseline)[]);

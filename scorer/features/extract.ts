@@ -1,42 +1,71 @@
-import type { RawBaseline, SubjectBaseline } from '../baselines/store.ts';
+import type { RawBaseline, SubjectBaseline, PeerBaseline } from '../baselines/store.ts';
 import type { ScoreInput } from '../types.ts';
 import { isBulkExport } from './patient.ts';
 import { FEATURE_SCHEMA, WARM_UP_DAYS } from './schema.ts';
 
 const HOURS_PER_WEEK = 168;
+const HOUR_SMOOTHING = 0.1;
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Requests after which a network or device counts as familiar. */
 export const FAMILIAR_AFTER_REQUESTS = 50;
+/** Hours with responses a user needs before `bytes_hour_ratio` compares against their own mean. */
+export const BYTES_BASELINE_HOURS = 8;
 const SENSITIVITY = Object.freeze({ low: 0, normal: 0.5, high: 1 });
+
+/** Facts from the care-relationship source about the patients of one request. */
+export interface CareFacts {
+  /** Patients of the request that are not in the user's care set (0 when the relationship is unknown). */
+  readonly outsideCare: number;
+  /** True when the request names patients and the source could not tell the user's care set. */
+  readonly unknown: boolean;
+  /** True when a patient of the request is flagged VIP. */
+  readonly vip: boolean;
+  /** True when a patient of the request is flagged as an employee of the hospital. */
+  readonly employee: boolean;
+  /** Patients of the request flagged VIP or employee. */
+  readonly flagged: number;
+}
+
+export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({ outsideCare: 0, unknown: false, vip: false, employee: false, flagged: 0 });
 
 export interface FeatureContext {
   /** Patient ids the request names (after de-duplication). */
   readonly patientCount: number;
   /** Offset of the hospital's local time from UTC in minutes, for `night_time`. */
   readonly utcOffsetMinutes: number;
+  readonly care: CareFacts;
 }
 
 /**
- * Builds the feature vector of one request in {@link FEATURE_SCHEMA} order. Live scoring
- * and the training simulator both call this function, so the model reads the same
- * features in training as in production.
+ * Builds the feature vector of one request in {@link FEATURE_SCHEMA} order. Live scoring,
+ * the training simulator and `npm run eval` all call this function, so the model reads the
+ * same features in training as in production. docs/features.md explains each feature.
  */
 export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context: FeatureContext): Float32Array {
   const { user, peer } = raw;
   const warmUp = Math.min(1, user.historyDays / WARM_UP_DAYS);
-  const blend = (pick: (subject: SubjectBaseline) => number): number =>
-    warmUp * pick(user) + (1 - warmUp) * pick(peer);
+  const blend = (pickUser: (subject: SubjectBaseline) => number, pickPeer: (subject: PeerBaseline) => number): number =>
+    warmUp * pickUser(user) + (1 - warmUp) * pickPeer(peer);
 
-  const meanRate = blend((s) => ratio(s.requests, s.activeMinutes));
-  const meanPatientsPerHour = blend((s) => ratio(s.patientHours, s.activeHours));
-  const meanPatientsPerDay = blend((s) => ratio(s.patientDays, s.activeDays));
-  const hourShare = blend((s) => (s.hourOfWeekMinutes + 1) / (s.hourOfWeekTotal + HOURS_PER_WEEK));
-  const localHour = Math.floor((((input.time + context.utcOffsetMinutes * 60_000) % 86_400_000) + 86_400_000) % 86_400_000 / 3_600_000);
+  const meanRate = blend((s) => ratio(s.requests, s.activeMinutes), (s) => ratio(s.requests, s.activeMinutes));
+  const meanPatientsPerHour = blend((s) => ratio(s.patientHours, s.activeHours), (s) => ratio(s.patientHours, s.activeHours));
+  const meanPatientsPerDay = blend((s) => ratio(s.patientDays, s.activeDays), (s) => ratio(s.patientDays, s.activeDays));
+  // Leave out the current hour's own minutes, so a burst at an unusual hour is compared with
+  // the history before it and cannot make its own hour look usual.
+  const userHourShare = hourShare(Math.max(0, user.hourOfWeekMinutes - user.hourMinutes), Math.max(0, user.hourOfWeekTotal - user.hourMinutes));
+  const peerHourShare = hourShare(Math.max(0, peer.hourOfWeekMinutes - peer.hourMinutes), Math.max(0, peer.hourOfWeekTotal - peer.hourMinutes));
+  const blendedHourShare = warmUp * userHourShare + (1 - warmUp) * peerHourShare;
+  const localHour = Math.floor(((((input.time + context.utcOffsetMinutes * 60_000) % 86_400_000) + 86_400_000) % 86_400_000) / 3_600_000);
+  const bulkExport = isBulkExport(input.path) ? 1 : 0;
+  const outsideShare = context.patientCount === 0 ? 0 : Math.min(1, context.care.outsideCare / context.patientCount);
+  const meanBytesPerHour = ratio(user.responseBytes, user.responseHours);
+  const bytesRatio = user.responseHours < BYTES_BASELINE_HOURS || user.responsesHour === 0 ? 0 : Math.log2((user.bytesHour + 1) / (meanBytesPerHour + 1));
 
   const values = [
     Math.log2((user.minuteRequests + 1) / (meanRate + 1)),
     Math.log2(1 + user.minuteRequests),
-    -Math.log2(HOURS_PER_WEEK * hourShare),
+    -Math.log2(HOURS_PER_WEEK * blendedHourShare),
+    -Math.log2(HOURS_PER_WEEK * peerHourShare),
     novelty(user.networkRequests),
     novelty(peer.networkRequests),
     novelty(user.deviceRequests),
@@ -44,9 +73,21 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
     Math.log2((user.hourPatients + 1) / (meanPatientsPerHour + 1)),
     Math.log2(1 + user.dayPatients),
     Math.log2((user.dayPatients + 1) / (meanPatientsPerDay + 1)),
-    isBulkExport(input.path) ? 1 : 0,
+    outsideShare,
+    Math.log2(1 + user.outsideCareHour),
+    context.care.unknown ? 1 : 0,
+    context.care.vip ? 1 : 0,
+    context.care.employee ? 1 : 0,
+    Math.log2(1 + user.flaggedHour),
+    bulkExport,
+    Math.log2(1 + user.exportsDay),
+    bulkExport * outsideShare,
+    bytesRatio,
+    Math.log2(1 + user.deniedHour),
+    user.deniedHour / (user.responsesHour + 1),
     SENSITIVITY[input.sensitivity] ?? SENSITIVITY.normal,
     localHour >= 22 || localHour < 6 ? 1 : 0,
+    input.sessionAgeSeconds === undefined ? 0 : Math.log2(1 + Math.max(0, input.sessionAgeSeconds) / 3600),
     warmUp,
     Math.log2(1 + context.patientCount),
     WRITE_METHODS.has(input.method.toUpperCase()) ? 1 : 0,
@@ -69,6 +110,14 @@ export function namedFeatures(vector: Float32Array): Readonly<Record<string, num
 /** 1 for a network or device never seen, falling linearly to 0 at {@link FAMILIAR_AFTER_REQUESTS}. */
 function novelty(requestsBefore: number): number {
   return 1 - Math.min(1, requestsBefore / FAMILIAR_AFTER_REQUESTS);
+}
+
+/**
+ * Share of active minutes in one hour of the week, smoothed with a tenth of a minute per
+ * hour, so an empty history gives the uniform 1/168 and a thin one is not flattened.
+ */
+function hourShare(minutes: number, total: number): number {
+  return (minutes + HOUR_SMOOTHING) / (total + HOUR_SMOOTHING * HOURS_PER_WEEK);
 }
 
 function ratio(numerator: number, denominator: number): number {

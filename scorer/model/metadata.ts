@@ -1,7 +1,7 @@
 import { ScorerError } from '../errors.ts';
 import { onnx } from './onnx-proto.ts';
 
-/** Largest model file the scorer decodes; the shipped logistic model is about 2 KiB. */
+/** Largest model file the scorer decodes; the shipped tree model is a few hundred KiB. */
 export const MAX_MODEL_BYTES = 64 * 1024 * 1024;
 
 /** Per-feature terms of a logistic model, in logit units: `weights[i] * (x[i] - means[i]) / scales[i]`. */
@@ -13,6 +13,30 @@ export interface LinearExplanation {
   readonly bias: number;
 }
 
+/**
+ * One node of a regression tree. Internal nodes send a row left when
+ * `row[feature] <= threshold` (ONNX `BRANCH_LEQ`); leaves have `feature` -1. `value` is the
+ * leaf output, and for internal nodes the output the node would give as a leaf, which the
+ * path-based explanation uses. `cover` is the sum of training hessians that reached the node.
+ */
+export interface TreeNode {
+  readonly feature: number;
+  readonly threshold: number;
+  readonly left: number;
+  readonly right: number;
+  readonly value: number;
+  readonly cover: number;
+}
+
+/** Boosted trees in logit units: risk = sigmoid(base + sum over trees of the reached leaf's value). */
+export interface TreeExplanation {
+  readonly kind: 'trees';
+  readonly base: number;
+  readonly trees: readonly (readonly TreeNode[])[];
+}
+
+export type ModelExplanation = LinearExplanation | TreeExplanation;
+
 /** Wardgate metadata decoded from a model file's `metadata_props`. */
 export interface ModelMetadata {
   readonly featureNames: readonly string[];
@@ -20,7 +44,7 @@ export interface ModelMetadata {
   /** `wardgate.model_version`, or undefined when the file has none. */
   readonly modelVersion: string | undefined;
   readonly trainingSummary: unknown;
-  readonly explanation: LinearExplanation | undefined;
+  readonly explanation: ModelExplanation | undefined;
   readonly props: Readonly<Record<string, string>>;
 }
 
@@ -133,7 +157,11 @@ function parseJson(props: Record<string, string>, key: string, source: string): 
   }
 }
 
-function assertExplanation(value: unknown, featureCount: number, source: string): LinearExplanation {
+function assertExplanation(value: unknown, featureCount: number, source: string): ModelExplanation {
+  if ((value as { kind?: unknown } | null)?.kind === 'trees') {
+    return assertTreeExplanation(value as Partial<TreeExplanation>, featureCount, source);
+  }
+
   const candidate = value as Partial<LinearExplanation> | null;
   const isVector = (vector: unknown): vector is number[] =>
     Array.isArray(vector) && vector.length === featureCount && vector.every((x) => Number.isFinite(x));
@@ -150,11 +178,39 @@ function assertExplanation(value: unknown, featureCount: number, source: string)
     throwInvalid(
       source,
       `metadata ${METADATA_KEYS.explanation} must be {kind: "logistic", means, scales, weights, bias} ` +
-        `with ${featureCount} finite numbers per vector and positive scales`,
+        `with ${featureCount} finite numbers per vector and positive scales, or {kind: "trees", base, trees}`,
     );
   }
 
   return Object.freeze(candidate as LinearExplanation);
+}
+
+function assertTreeExplanation(candidate: Partial<TreeExplanation>, featureCount: number, source: string): TreeExplanation {
+  const validTree = (nodes: unknown): boolean =>
+    Array.isArray(nodes) &&
+    nodes.length > 0 &&
+    nodes.every((node: Partial<TreeNode>, index) => {
+      const leaf = node.feature === -1;
+      return (
+        Number.isInteger(node.feature) &&
+        node.feature! >= -1 &&
+        node.feature! < featureCount &&
+        Number.isFinite(node.threshold) &&
+        Number.isFinite(node.value) &&
+        Number.isFinite(node.cover) &&
+        (leaf ||
+          (Number.isInteger(node.left) && Number.isInteger(node.right) && node.left! > index && node.right! > index && node.left! < nodes.length && node.right! < nodes.length))
+      );
+    });
+  if (!Number.isFinite(candidate.base) || !Array.isArray(candidate.trees) || !candidate.trees.every(validTree)) {
+    throwInvalid(
+      source,
+      `metadata ${METADATA_KEYS.explanation} of kind "trees" must have a finite base and trees of nodes ` +
+        `{feature (-1 to ${featureCount - 1}), threshold, left, right, value, cover} whose children follow their parent`,
+    );
+  }
+
+  return Object.freeze(candidate as TreeExplanation);
 }
 
 function throwInvalid(source: string, reason: string, cause?: unknown): never {

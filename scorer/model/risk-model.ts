@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { ScorerError } from '../errors.ts';
 import { FEATURE_SCHEMA } from '../features/schema.ts';
 import type { Contribution } from '../types.ts';
+import { topContributions } from './contributions.ts';
 import { assertFeatureNames, decodeModelMetadata, type ModelMetadata } from './metadata.ts';
 
 const INPUT_NAME = 'features';
@@ -37,7 +38,7 @@ export async function loadRiskModel(path: string): Promise<RiskModel> {
     throw new ScorerError(
       'WG_SCORER_MODEL_NOT_FOUND',
       `Invalid option modelPath: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). ` +
-        'Point modelPath at scorer/models/risk-v1.onnx or a model built by npm run train.',
+        'Point modelPath at scorer/models/risk-v2.onnx or a model built by npm run train.',
       { cause: error, detail: { option: 'modelPath' } },
     );
   }
@@ -120,18 +121,8 @@ class OnnxRiskModel implements RiskModel {
 
   explain(row: Float32Array): Contribution[] {
     const explanation = this.metadata.explanation;
-    if (explanation === undefined) {
-      return [];
-    }
 
-    const contributions = this.metadata.featureNames.map((name, i) => ({
-      name,
-      value: row[i]!,
-      contribution: (explanation.weights[i]! * (row[i]! - explanation.means[i]!)) / explanation.scales[i]!,
-    }));
-    contributions.sort((a, b) => b.contribution - a.contribution || a.name.localeCompare(b.name));
-
-    return contributions.slice(0, 3).map((entry) => Object.freeze(entry));
+    return explanation === undefined ? [] : topContributions(explanation, this.metadata.featureNames, row);
   }
 
   async close(): Promise<void> {

@@ -1,23 +1,38 @@
 import { createHash } from 'node:crypto';
 
 import { MemoryBaselineStore } from '../baselines/memory-store.ts';
-import { buildFeatureVector } from '../features/extract.ts';
-import { PatientPseudonymizer, extractPatientIds } from '../features/patient.ts';
-import type { SimulatedRequest } from './simulator.ts';
+import { FeatureExtractor } from '../features/extractor.ts';
+import { PatientPseudonymizer } from '../features/patient.ts';
+import { panelCareSource } from './replay-format.ts';
+import type { Simulation } from './simulator.ts';
+
+/** Key that pseudonymizes the simulation's fictional patients; derived from the seed, never used live. */
+export function simulationPatientKey(seed: number): Buffer {
+  return createHash('sha256').update(`wardgate-simulation-${seed}`).digest();
+}
 
 /**
- * Turns simulated requests into feature rows through the same patient extraction, baseline
- * store logic and feature code as live scoring, in time order.
+ * Turns simulated requests into feature rows through the same patient extraction, care
+ * source, baseline store logic and feature code as live scoring, in time order. Each
+ * response is recorded right after its request, as the proxy does when the response ends.
  */
-export function extractFeatureRows(records: readonly SimulatedRequest[], seed: number): Float32Array[] {
+export async function extractFeatureRows(simulation: Simulation, seed: number): Promise<Float32Array[]> {
   const store = new MemoryBaselineStore();
-  // The simulated patients are fictional, so a key derived from the seed is enough here.
-  const pseudonymizer = new PatientPseudonymizer(createHash('sha256').update(`wardgate-training-${seed}`).digest());
+  const pseudonymizer = new PatientPseudonymizer(simulationPatientKey(seed));
+  const extractor = new FeatureExtractor({ store, pseudonymizer, careSource: panelCareSource(simulation.panel, pseudonymizer) });
+  const rows: Float32Array[] = [];
 
-  return records.map((record) => {
-    const patientIds = extractPatientIds(record.input.path);
-    const raw = store.observeNow(record.input, patientIds.map((id) => pseudonymizer.pseudonymize(id)));
+  for (const record of simulation.records) {
+    rows.push(await extractor.extract(record.input));
+    store.observeResponseNow({
+      user: record.input.user,
+      groups: record.input.groups,
+      time: record.input.time,
+      routeId: record.input.routeId,
+      status: record.status,
+      bytes: record.bytes,
+    });
+  }
 
-    return buildFeatureVector(record.input, raw, { patientCount: patientIds.length, utcOffsetMinutes: 0 });
-  });
+  return rows;
 }

@@ -1,187 +1,193 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { FEATURE_SCHEMA } from '../features/schema.ts';
-import type { LinearExplanation } from '../model/metadata.ts';
-import { encodeLogisticModel } from '../model/onnx-writer.ts';
-import { fitLogistic } from './logistic.ts';
+import type { TreeExplanation } from '../model/metadata.ts';
+import { encodeTreeModel } from '../model/tree-writer.ts';
+import { fitBoostedTrees, type BoostingOptions } from './boosting.ts';
+import { parseIntegerOption } from './options.ts';
 import { extractFeatureRows } from './pipeline.ts';
-import { ROLES, simulateTraffic, type Label, type SimulatedRequest } from './simulator.ts';
+import { Prng } from './prng.ts';
+import { MISUSE_KINDS, ROLES, simulateTraffic, type MisuseKind, type SimulatedRequest } from './simulator.ts';
 
 export interface TrainingConfig {
   readonly seed: number;
-  /** Days whose requests train the model; baselines start empty on day 0. */
-  readonly trainDays: number;
-  /** Following days held out for the evaluation. */
-  readonly evalDays: number;
+  /** Simulated days whose requests train the model; baselines start empty on day 0. */
+  readonly days: number;
   readonly scale?: number;
-  readonly iterations?: number;
+  /** Mean misuse episodes per simulated day. */
+  readonly episodesPerDay?: number;
+  /**
+   * Simulated hospitals to train on, each with its own users, patients and baselines.
+   * Hospital k uses seed `seed + 4 * k`, which keeps the validation seeds 2 and 3 out.
+   */
+  readonly hospitals?: number;
   readonly modelVersion?: string;
+  readonly boosting?: Partial<BoostingOptions>;
+  /** Share of benign rows kept for fitting (weighted up by its inverse); misuse rows are all kept. */
+  readonly benignSample?: number;
 }
 
-export interface Evaluation {
-  readonly threshold: number;
-  /** Share of misuse requests at or above the threshold. */
-  readonly requestRecall: number;
-  /** Share of misuse episodes with at least one request at or above the threshold. */
-  readonly episodeRecall: number;
-  /** Share of normal requests at or above the threshold. */
-  readonly falsePositiveRate: number;
-  readonly misuseRequests: number;
-  readonly normalRequests: number;
-  readonly episodes: number;
+/** Labelled feature rows of one simulation, in time order. */
+export interface TrainingSet {
+  readonly records: readonly SimulatedRequest[];
+  readonly rows: readonly Float32Array[];
 }
 
 export interface TrainingResult {
   readonly model: Uint8Array;
-  readonly explanation: LinearExplanation;
+  readonly explanation: TreeExplanation;
   readonly summary: Record<string, unknown>;
-  readonly evaluation: Evaluation;
 }
 
-export const DEFAULT_TRAINING: TrainingConfig = Object.freeze({
-  seed: 1,
-  trainDays: 21,
-  evalDays: 7,
-  scale: 1,
-  iterations: 500,
-  modelVersion: 'risk-v1',
+export const DEFAULT_BOOSTING: BoostingOptions = Object.freeze({
+  trees: 80,
+  depth: 4,
+  learningRate: 0.25,
+  l2: 1,
+  minChildWeight: 2,
+  bins: 48,
 });
 
-const THRESHOLD = 0.5;
+export const DEFAULT_TRAINING = Object.freeze({
+  seed: 1,
+  days: 28,
+  scale: 1,
+  episodesPerDay: 10,
+  hospitals: 2,
+  modelVersion: 'risk-v2',
+  benignSample: 0.5,
+} satisfies TrainingConfig);
+
+/** Simulates the training period of each hospital and extracts its feature rows. */
+export async function buildTrainingSet(config: Pick<TrainingConfig, 'seed' | 'days' | 'scale' | 'episodesPerDay' | 'hospitals'>): Promise<TrainingSet> {
+  const records: SimulatedRequest[] = [];
+  const rows: Float32Array[] = [];
+
+  for (let hospital = 0; hospital < (config.hospitals ?? 1); hospital += 1) {
+    const seed = config.seed + 4 * hospital;
+    const simulation = simulateTraffic({
+      seed,
+      days: config.days,
+      scale: config.scale ?? 1,
+      episodesPerDay: config.episodesPerDay ?? 6,
+      prefix: hospital === 0 ? '' : `h${hospital}-`,
+    });
+    records.push(...simulation.records);
+    rows.push(...(await extractFeatureRows(simulation, seed)));
+  }
+
+  return { records, rows };
+}
 
 /**
- * Simulates `trainDays + evalDays` days of traffic, fits the model on the first `trainDays`
- * and evaluates it on the rest. The same config always gives the same model bytes.
+ * Fits the boosted trees on a training set, optionally without one misuse kind, and encodes
+ * the ONNX model. The same set and config always give the same model bytes.
  */
-export function trainModel(config: TrainingConfig): TrainingResult {
-  const records = simulateTraffic({ seed: config.seed, days: config.trainDays + config.evalDays, scale: config.scale ?? 1 });
-  const rows = extractFeatureRows(records, config.seed);
-  const training = records.map((record, index) => ({ record, row: rows[index]! })).filter(({ record }) => record.day < config.trainDays);
-  const heldOut = records.map((record, index) => ({ record, row: rows[index]! })).filter(({ record }) => record.day >= config.trainDays);
+export function fitModel(set: TrainingSet, config: TrainingConfig, exclude?: MisuseKind): TrainingResult {
+  const random = new Prng(config.seed ^ 0x5eed);
+  const sample = config.benignSample ?? DEFAULT_TRAINING.benignSample;
+  const rows: Float32Array[] = [];
+  const labels: number[] = [];
+  const weights: number[] = [];
+  const used: SimulatedRequest[] = [];
 
-  const explanation = fitLogistic(
-    training.map(({ row }) => row),
-    training.map(({ record }) => (record.label === 'normal' ? 0 : 1)),
-    { iterations: config.iterations ?? 300, learningRate: 0.05, l2: 0.001 },
-  );
-  const evaluation = evaluate(explanation, heldOut);
+  set.records.forEach((record, index) => {
+    if (record.kind === exclude) return;
+    const misuse = record.label === 'misuse';
+    if (!misuse && !random.chance(sample)) return;
+    rows.push(set.rows[index]!);
+    labels.push(misuse ? 1 : 0);
+    weights.push(misuse ? 1 : 1 / sample);
+    used.push(record);
+  });
+
+  const options = { ...DEFAULT_BOOSTING, ...config.boosting };
+  const explanation = fitBoostedTrees(rows, labels, weights, options);
   const summary = {
     seed: config.seed,
-    simulator: 'wardgate-simulator-v1',
-    train_days: config.trainDays,
-    eval_days: config.evalDays,
+    simulator: 'wardgate-simulator-v2',
+    days: config.days,
     scale: config.scale ?? 1,
-    records: countBy(training.map(({ record }) => record)),
-    held_out: { ...countBy(heldOut.map(({ record }) => record)), evaluation },
+    episodes_per_day: config.episodesPerDay ?? 6,
+    hospitals: config.hospitals ?? 1,
+    model: 'gradient-boosted trees, logistic loss',
+    boosting: options,
+    benign_sample: sample,
+    excluded_kind: exclude ?? null,
+    records: describe(set.records.filter((record) => record.kind !== exclude)),
+    fitted_rows: used.length,
   };
-  const model = encodeLogisticModel({
+  const model = encodeTreeModel({
     featureNames: FEATURE_SCHEMA.names,
     schemaVersion: FEATURE_SCHEMA.version,
-    modelVersion: config.modelVersion ?? 'risk-v1',
+    modelVersion: config.modelVersion ?? DEFAULT_TRAINING.modelVersion,
     explanation,
     trainingSummary: summary,
   });
 
-  return { model, explanation, summary, evaluation };
+  return { model, explanation, summary };
 }
 
-/** Risk of one row from the explanation, the same logistic function the ONNX graph computes. */
-export function logisticRisk(explanation: LinearExplanation, row: Float32Array): number {
-  let z = explanation.bias;
-  for (let i = 0; i < row.length; i += 1) {
-    z += (explanation.weights[i]! * (row[i]! - explanation.means[i]!)) / explanation.scales[i]!;
-  }
-
-  return 1 / (1 + Math.exp(-z));
+/** Simulates, extracts and fits in one step: what `npm run train` runs. */
+export async function trainModel(config: TrainingConfig): Promise<TrainingResult> {
+  return fitModel(await buildTrainingSet(config), config);
 }
 
-function evaluate(explanation: LinearExplanation, heldOut: { record: SimulatedRequest; row: Float32Array }[]): Evaluation {
-  let misuse = 0;
-  let caught = 0;
-  let normal = 0;
-  let falseAlarms = 0;
-  const episodes = new Map<number, boolean>();
+/** Counts records by label, kind and role, episodes by kind, and users by role. */
+export function describe(records: readonly SimulatedRequest[]): Record<string, unknown> {
+  const byLabel: Record<string, number> = {};
+  const byKind: Record<string, number> = {};
+  const byRole: Record<string, number> = Object.fromEntries(ROLES.map((role) => [role, 0]));
+  const episodes: Record<string, Set<string>> = Object.fromEntries(MISUSE_KINDS.map((kind) => [kind, new Set<string>()]));
+  const users: Record<string, Set<string>> = Object.fromEntries(ROLES.map((role) => [role, new Set<string>()]));
 
-  for (const { record, row } of heldOut) {
-    const alert = logisticRisk(explanation, row) >= THRESHOLD;
-    if (record.label === 'normal') {
-      normal += 1;
-      falseAlarms += alert ? 1 : 0;
-    } else {
-      misuse += 1;
-      caught += alert ? 1 : 0;
-      episodes.set(record.episode, (episodes.get(record.episode) ?? false) || alert);
-    }
+  for (const record of records) {
+    byLabel[record.label] = (byLabel[record.label] ?? 0) + 1;
+    byKind[record.kind] = (byKind[record.kind] ?? 0) + 1;
+    byRole[record.role] = (byRole[record.role] ?? 0) + 1;
+    users[record.role]!.add(record.input.user);
+    if (record.episode !== undefined) episodes[record.kind]?.add(record.episode);
   }
-
-  const detected = [...episodes.values()].filter(Boolean).length;
 
   return {
-    threshold: THRESHOLD,
-    requestRecall: round(misuse === 0 ? 0 : caught / misuse),
-    episodeRecall: round(episodes.size === 0 ? 0 : detected / episodes.size),
-    falsePositiveRate: round(normal === 0 ? 0 : falseAlarms / normal),
-    misuseRequests: misuse,
-    normalRequests: normal,
-    episodes: episodes.size,
+    total: records.length,
+    by_label: byLabel,
+    by_kind: byKind,
+    by_role: byRole,
+    episodes_by_kind: Object.fromEntries(Object.entries(episodes).map(([kind, set]) => [kind, set.size])),
+    users_by_role: Object.fromEntries(Object.entries(users).map(([role, set]) => [role, set.size])),
   };
 }
 
-function countBy(records: readonly SimulatedRequest[]): { by_label: Record<string, number>; by_role: Record<string, number> } {
-  const byLabel: Record<string, number> = {};
-  const byRole: Record<string, number> = Object.fromEntries(ROLES.map((role) => [role, 0]));
-  for (const record of records) {
-    byLabel[record.label satisfies Label] = (byLabel[record.label] ?? 0) + 1;
-    byRole[record.role] = (byRole[record.role] ?? 0) + 1;
-  }
-
-  return { by_label: byLabel, by_role: byRole };
-}
-
-function round(value: number): number {
-  return Math.round(value * 10_000) / 10_000;
-}
-
-function main(): void {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       seed: { type: 'string', default: String(DEFAULT_TRAINING.seed) },
-      out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v1.onnx', import.meta.url)) },
-      'train-days': { type: 'string', default: String(DEFAULT_TRAINING.trainDays) },
-      'eval-days': { type: 'string', default: String(DEFAULT_TRAINING.evalDays) },
+      days: { type: 'string', default: String(DEFAULT_TRAINING.days) },
+      out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v2.onnx', import.meta.url)) },
     },
     strict: true,
   });
-  const seed = parseInteger('--seed', values.seed, 0, 2 ** 32 - 1);
-  const trainDays = parseInteger('--train-days', values['train-days'], 1, 365);
-  const evalDays = parseInteger('--eval-days', values['eval-days'], 1, 365);
+  const seed = parseIntegerOption('--seed', values.seed, 0, 2 ** 32 - 1);
+  const days = parseIntegerOption('--days', values.days, 1, 365);
 
-  const result = trainModel({ ...DEFAULT_TRAINING, seed, trainDays, evalDays });
+  const result = await trainModel({ ...DEFAULT_TRAINING, seed, days });
   mkdirSync(dirname(values.out), { recursive: true });
-  writeFileSync(values.out, result.model);
+  const temporary = `${values.out}.${process.pid}.tmp`;
+  writeFileSync(temporary, result.model);
+  renameSync(temporary, values.out);
 
-  const { evaluation } = result;
+  const records = result.summary.records as { total: number; by_label: Record<string, number>; episodes_by_kind: Record<string, number> };
   process.stdout.write(
-    `wrote ${values.out} (${result.model.byteLength} bytes, seed ${seed})\n` +
-      `held-out ${evalDays} days, threshold ${evaluation.threshold}: ` +
-      `request recall ${evaluation.requestRecall}, episode recall ${evaluation.episodeRecall} (${evaluation.episodes} episodes), ` +
-      `false-positive rate ${evaluation.falsePositiveRate} (${evaluation.normalRequests} normal requests)\n`,
+    `wrote ${values.out} (${result.model.byteLength} bytes, seed ${seed}, ${days} days)\n` +
+      `trained on ${records.total} records (${records.by_label.misuse ?? 0} misuse), episodes by kind ${JSON.stringify(records.episodes_by_kind)}\n` +
+      'run npm run eval for the held-out evaluation\n',
   );
 }
 
-function parseInteger(option: string, text: string, min: number, max: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    process.stderr.write(`Invalid option ${option}: expected an integer from ${min} to ${max}, received ${JSON.stringify(text)}.\n`);
-    process.exit(2);
-  }
-
-  return value;
-}
-
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main();
+  await main();
 }

@@ -82,7 +82,7 @@ t.test('SIGKILL, restart and verify', async (t) => {
       'redis: { url: memory }',
       `oidc: { issuer: "${idp.issuer}", client_id: wardgate-test, ca: ${certificates.paths.caCert} }`,
       `policy: ${path.join(REPOSITORY, 'policy/examples/demo.yaml')}`,
-      `model: ${path.join(REPOSITORY, 'scorer/models/risk-v1.onnx')}`,
+      `model: ${path.join(REPOSITORY, 'scorer/models/risk-v2.onnx')}`,
       'audit: { dir: audit, checkpoint_every: 25, checkpoint_interval: 1, instance_id: kill1 }',
       'routes:',
       `  - { id: ehr, host: "*", path_prefix: /, upstream: "${app.url}" }`,

@@ -9,7 +9,7 @@ import { createModelRunner } from '../../scorer/model/model-runner.ts';
 import { encodeLogisticModel } from '../../scorer/model/onnx-writer.ts';
 import { loadRiskModel, type RiskModel } from '../../scorer/model/risk-model.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v2.onnx', import.meta.url).pathname;
 const WIDTH = FEATURE_SCHEMA.names.length;
 
 /** Deterministic feature rows with values in the range the features take (0 to about 6). */

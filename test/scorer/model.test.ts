@@ -32,9 +32,9 @@ t.test('model with a renamed feature is rejected', async (t) => {
 
   await t.rejects(createRiskModel(encodeLogisticModel(spec(names)), 'renamed.onnx'), {
     code: 'WG_SCORER_MODEL_SCHEMA_MISMATCH',
-    detail: { position: 4, expected: 'network_new_for_peers', found: 'network_is_new' },
+    detail: { position: 4, expected: 'network_new_for_user', found: 'network_is_new' },
     message:
-      'Model renamed.onnx does not match feature schema wardgate-features-v1: at position 4 expected "network_new_for_peers", ' +
+      'Model renamed.onnx does not match feature schema wardgate-features-v2: at position 4 expected "network_new_for_user", ' +
       'found "network_is_new". Retrain the model with npm run train.',
   });
 });
@@ -70,7 +70,7 @@ t.test('matching model runs in onnxruntime', async (t) => {
   t.equal(risks[0]!.toFixed(5), (1 / (1 + Math.exp(1))).toFixed(5));
   t.equal(risks[1]!.toFixed(5), (1 / (1 + Math.exp(-1))).toFixed(5));
   t.match(model.version, /^test-model@sha256:[0-9a-f]{12}$/);
-  t.same(model.explain(row)[0], { name: 'patients_hour', value: 1, contribution: 2 });
+  t.same(model.explain(row)[0], { name: FEATURE_SCHEMA.names[6], value: 1, contribution: 2 });
 });
 
 t.test('missing model file is a coded error', async (t) => {
@@ -117,15 +117,66 @@ t.test('metadata decoder rejects malformed metadata', async (t) => {
 });
 
 t.test('shipped model carries the training metadata', async (t) => {
-  const model = await loadRiskModel(new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname);
+  const model = await loadRiskModel(new URL('../../scorer/models/risk-v2.onnx', import.meta.url).pathname);
   t.teardown(() => model.close());
 
-  const summary = model.metadata.trainingSummary as { seed: number; records: { by_label: Record<string, number>; by_role: Record<string, number> } };
+  const summary = model.metadata.trainingSummary as {
+    seed: number;
+    records: { by_label: Record<string, number>; by_role: Record<string, number>; episodes_by_kind: Record<string, number> };
+  };
   t.same(model.metadata.featureNames, FEATURE_SCHEMA.names);
-  t.equal(model.metadata.schemaVersion, 'wardgate-features-v1');
+  t.equal(model.metadata.schemaVersion, 'wardgate-features-v2');
+  t.equal(model.metadata.explanation?.kind, 'trees');
   t.equal(summary.seed, 1);
-  t.ok(summary.records.by_label.normal! > 10_000, 'normal records counted');
-  t.ok(summary.records.by_label.stolen_account! > 0, 'stolen-account records counted');
+  t.ok(summary.records.by_label.benign! > 10_000, 'benign records counted');
+  t.ok(summary.records.episodes_by_kind.stolen_account! > 0, 'stolen-account episodes counted');
   t.ok(summary.records.by_role.radiologist! > 0, 'radiologist records counted');
-  t.match(model.version, /^risk-v1@sha256:[0-9a-f]{12}$/);
+  t.match(model.version, /^risk-v2@sha256:[0-9a-f]{12}$/);
+});
+
+t.test('tree model runs and explains by path', async (t) => {
+  const { encodeTreeModel } = await import('../../scorer/model/tree-writer.ts');
+  // One tree: split on feature 7 at 2, then on feature 13 at 0.5 in the right branch.
+  const nodes = [
+    { feature: 7, threshold: 2, left: 1, right: 2, value: 0, cover: 10 },
+    { feature: -1, threshold: 0, left: -1, right: -1, value: -2, cover: 6 },
+    { feature: 13, threshold: 0.5, left: 3, right: 4, value: 1, cover: 4 },
+    { feature: -1, threshold: 0, left: -1, right: -1, value: 0.5, cover: 2 },
+    { feature: -1, threshold: 0, left: -1, right: -1, value: 3, cover: 2 },
+  ];
+  const bytes = encodeTreeModel({
+    featureNames: FEATURE_SCHEMA.names,
+    schemaVersion: FEATURE_SCHEMA.version,
+    modelVersion: 'tree-test',
+    explanation: { kind: 'trees', base: -1, trees: [nodes] },
+    trainingSummary: { seed: 0 },
+  });
+  const model = await createRiskModel(bytes, 'tree.onnx');
+  t.teardown(() => model.close());
+
+  const low = new Float32Array(WIDTH);
+  const high = new Float32Array(WIDTH);
+  high[7] = 5;
+  high[13] = 1;
+  const [lowRisk, highRisk] = await model.run([low, high]);
+
+  t.equal(lowRisk!.toFixed(5), (1 / (1 + Math.exp(3))).toFixed(5), 'sigmoid(-1 - 2)');
+  t.equal(highRisk!.toFixed(5), (1 / (1 + Math.exp(-2))).toFixed(5), 'sigmoid(-1 + 3)');
+  const top = model.explain(high);
+  t.same(top[0], { name: FEATURE_SCHEMA.names[13], value: 1, contribution: 2 }, 'second split adds 3 - 1');
+  t.same(top[1], { name: FEATURE_SCHEMA.names[7], value: 5, contribution: 1 }, 'first split adds 1 - 0');
+  t.equal(top.length, 3);
+});
+
+t.test('tree explanation with a bad child index is rejected', async (t) => {
+  const { encodeTreeModel } = await import('../../scorer/model/tree-writer.ts');
+  const bytes = encodeTreeModel({
+    featureNames: FEATURE_SCHEMA.names,
+    schemaVersion: FEATURE_SCHEMA.version,
+    modelVersion: 'tree-test',
+    explanation: { kind: 'trees', base: 0, trees: [[{ feature: 0, threshold: 1, left: 0, right: 9, value: 0, cover: 1 }]] },
+    trainingSummary: {},
+  });
+
+  t.throws(() => decodeModelMetadata(bytes, 'bad-tree.onnx'), { code: 'WG_SCORER_MODEL_INVALID', message: /of kind "trees"/ });
 });

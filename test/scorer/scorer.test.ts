@@ -6,7 +6,7 @@ import { createScorer, type Scorer } from '../../scorer/scorer.ts';
 import type { ScoreInput } from '../../scorer/types.ts';
 import { MONDAY, request } from './helpers.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v2.onnx', import.meta.url).pathname;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const WARD = Array.from({ length: 20 }, (_, i) => `w1-${i}`);
@@ -82,7 +82,7 @@ t.test('score result names features and top contributions', async (t) => {
   t.ok(result.top[0]!.contribution >= result.top[1]!.contribution && result.top[1]!.contribution >= result.top[2]!.contribution, 'top is sorted');
   t.ok(result.risk >= 0 && result.risk <= 1, 'risk in [0, 1]');
   t.equal(result.modelVersion, scorer.modelVersion);
-  t.match(result.modelVersion, /^risk-v1@sha256:/);
+  t.match(result.modelVersion, /^risk-v2@sha256:/);
 });
 
 t.test('night time follows the configured UTC offset', async (t) => {
@@ -130,4 +130,16 @@ t.test('store failures surface as store unavailable', async (t) => {
   t.teardown(() => scorer.close());
 
   await t.rejects(scorer.score(request()), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
+});
+
+t.test('scorer accepts an opened model', async (t) => {
+  const { loadRiskModel } = await import('../../scorer/model/risk-model.ts');
+  const model = await loadRiskModel(MODEL_PATH);
+  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: 'opened-by-caller.onnx', model, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  const result = await scorer.score(request());
+
+  t.equal(scorer.modelVersion, model.version);
+  t.equal(result.modelVersion, model.version);
 });

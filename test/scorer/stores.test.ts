@@ -2,7 +2,7 @@ import t from 'tap';
 
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
 import { RedisBaselineStore } from '../../scorer/baselines/redis-store.ts';
-import type { RawBaseline } from '../../scorer/baselines/store.ts';
+import type { BaselineStore, RawBaseline } from '../../scorer/baselines/store.ts';
 import type { ScoreInput } from '../../scorer/types.ts';
 import { MONDAY, connectTestRedis, deleteKeysUnder, keysUnder, request, testPrefix } from './helpers.ts';
 
@@ -24,10 +24,12 @@ const EVENTS: [ScoreInput, string[]][] = [
   [request({ time: MONDAY + 8 * DAY + 9 * HOUR, ip: '::ffff:10.20.1.200' }), ['pa']],
 ];
 
-async function replay(store: { observe(input: ScoreInput, patients?: readonly string[]): Promise<RawBaseline> }): Promise<RawBaseline[]> {
+async function replay(store: BaselineStore): Promise<RawBaseline[]> {
   const results: RawBaseline[] = [];
   for (const [input, patients] of EVENTS) {
-    results.push(await store.observe(input, patients));
+    results.push(await store.observe(input, { patients }));
+    // The peer update runs off the request path; wait for it so both stores see the same order.
+    await store.settle?.();
   }
 
   return results;
@@ -91,7 +93,7 @@ t.test('Redis holds no clear patient id', async (t) => {
   const store = new RedisBaselineStore(redis, { prefix });
   const scorer = await createScorer({
     store,
-    modelPath: new URL('../../scorer/models/risk-v1.onnx', import.meta.url).pathname,
+    modelPath: new URL('../../scorer/models/risk-v2.onnx', import.meta.url).pathname,
     patientKey: Buffer.alloc(32, 9),
   });
   t.teardown(async () => {

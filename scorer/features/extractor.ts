@@ -1,0 +1,85 @@
+import type { BaselineStore } from '../baselines/store.ts';
+import { NO_CARE_SOURCE, type CareRelationshipSource } from '../care/source.ts';
+import { ScorerError, isScorerError } from '../errors.ts';
+import type { ScoreInput } from '../types.ts';
+import { buildFeatureVector, NO_PATIENT_CARE_FACTS, type CareFacts } from './extract.ts';
+import { PatientPseudonymizer, extractPatientIds, isBulkExport } from './patient.ts';
+
+export interface FeatureExtractorOptions {
+  readonly store: BaselineStore;
+  readonly pseudonymizer: PatientPseudonymizer;
+  readonly careSource?: CareRelationshipSource;
+  readonly utcOffsetMinutes?: number;
+}
+
+/**
+ * Turns one request into its feature vector: patient ids to pseudonyms, care relationship and
+ * patient flags from the care source, one baseline update in the store, then the features.
+ * The scorer and `npm run eval` share it, so evaluation runs the production path.
+ */
+export class FeatureExtractor {
+  readonly #store: BaselineStore;
+  readonly #pseudonymizer: PatientPseudonymizer;
+  readonly #careSource: CareRelationshipSource;
+  readonly #utcOffsetMinutes: number;
+
+  constructor(options: FeatureExtractorOptions) {
+    this.#store = options.store;
+    this.#pseudonymizer = options.pseudonymizer;
+    this.#careSource = options.careSource ?? NO_CARE_SOURCE;
+    this.#utcOffsetMinutes = options.utcOffsetMinutes ?? 0;
+  }
+
+  /**
+   * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for a malformed path, ip or time,
+   *   `WG_SCORER_STORE_UNAVAILABLE` when the store or the care source fails.
+   */
+  async extract(input: ScoreInput): Promise<Float32Array> {
+    const patientIds = extractPatientIds(input.path);
+    const pseudonyms = patientIds.map((id) => this.#pseudonymizer.pseudonymize(id));
+    const care = await this.#careFacts(input, pseudonyms);
+
+    let raw;
+    try {
+      raw = await this.#store.observe(input, {
+        patients: pseudonyms,
+        outsideCare: care.outsideCare,
+        flagged: care.flagged,
+        bulkExport: isBulkExport(input.path),
+      });
+    } catch (error) {
+      throw isScorerError(error)
+        ? error
+        : new ScorerError('WG_SCORER_STORE_UNAVAILABLE', `Baseline store failed: ${(error as Error).message}.`, { cause: error });
+    }
+
+    return buildFeatureVector(input, raw, { patientCount: patientIds.length, utcOffsetMinutes: this.#utcOffsetMinutes, care });
+  }
+
+  async #careFacts(input: ScoreInput, pseudonyms: readonly string[]): Promise<CareFacts> {
+    if (pseudonyms.length === 0) {
+      return NO_PATIENT_CARE_FACTS;
+    }
+
+    try {
+      const [careSet, flags] = await Promise.all([
+        this.#careSource.careSet(input.user, input.time),
+        Promise.all(pseudonyms.map((pseudonym) => this.#careSource.patientFlags(pseudonym))),
+      ]);
+
+      return {
+        outsideCare: careSet === null ? 0 : pseudonyms.filter((pseudonym) => !careSet.has(pseudonym)).length,
+        unknown: careSet === null,
+        vip: flags.some((flag) => flag.vip),
+        employee: flags.some((flag) => flag.employee),
+        flagged: flags.filter((flag) => flag.vip || flag.employee).length,
+      };
+    } catch (error) {
+      throw new ScorerError(
+        'WG_SCORER_STORE_UNAVAILABLE',
+        `Care relationship source failed: ${(error as Error).message}. The route's fail mode applies; check the care source.`,
+        { cause: error },
+      );
+    }
+  }
+}

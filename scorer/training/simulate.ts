@@ -1,0 +1,55 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { parseIntegerOption } from './options.ts';
+import { toReplayRecord } from './replay-format.ts';
+import { simulateTraffic } from './simulator.ts';
+
+const USAGE = 'usage: node scorer/training/simulate.ts --out FILE.jsonl --panel FILE.json [--seed N] [--days N] [--scale X]';
+
+/**
+ * Writes a simulation as replay JSON Lines and its care relationships and patient flags as a
+ * panel file (`{ practitioners: { user: [patientId] }, patients: { id: { vip, employee } } }`).
+ * Both files are written to a temporary name first, so a failure leaves no half-written file.
+ */
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      out: { type: 'string' },
+      panel: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      days: { type: 'string', default: '14' },
+      scale: { type: 'string', default: '1' },
+    },
+    strict: true,
+  });
+  if (values.out === undefined || values.panel === undefined) {
+    process.stderr.write(`Missing option ${values.out === undefined ? '--out' : '--panel'}.\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const seed = parseIntegerOption('--seed', values.seed, 0, 2 ** 32 - 1);
+  const days = parseIntegerOption('--days', values.days, 1, 365);
+  const scale = Number(values.scale);
+  if (!(scale > 0 && scale <= 20)) {
+    process.stderr.write(`Invalid option --scale: expected a number above 0 and at most 20, received ${JSON.stringify(values.scale)}.\n`);
+    process.exit(2);
+  }
+
+  const { records, panel } = simulateTraffic({ seed, days, scale });
+  writeAtomically(resolve(values.out), records.map((record) => JSON.stringify(toReplayRecord(record))).join('\n') + '\n');
+  writeAtomically(resolve(values.panel), JSON.stringify(panel, null, 1) + '\n');
+  process.stdout.write(`wrote ${records.length} records to ${values.out} and the panel to ${values.panel} (seed ${seed}, ${days} days)\n`);
+}
+
+function writeAtomically(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, text);
+  renameSync(temporary, path);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main();
+}

@@ -1,0 +1,143 @@
+import t from 'tap';
+
+import type { PeerBaseline, RawBaseline, SubjectBaseline } from '../../scorer/baselines/store.ts';
+import { buildFeatureVector, namedFeatures, NO_PATIENT_CARE_FACTS, type CareFacts, type FeatureContext } from '../../scorer/features/extract.ts';
+import { FEATURE_SCHEMA, type FeatureName } from '../../scorer/features/schema.ts';
+import type { ScoreInput } from '../../scorer/types.ts';
+import { MONDAY, request } from './helpers.ts';
+
+const HOUR = 3_600_000;
+
+/** A settled user: 7 days of history, familiar network and device, a quiet current hour. */
+const USER: SubjectBaseline = Object.freeze({
+  requests: 1000,
+  activeMinutes: 500,
+  activeHours: 60,
+  activeDays: 7,
+  patientHours: 300,
+  patientDays: 140,
+  hourOfWeekMinutes: 30,
+  hourOfWeekTotal: 500,
+  historyDays: 7,
+  networkRequests: 900,
+  networkCount: 1,
+  deviceRequests: 900,
+  deviceCount: 1,
+  minuteRequests: 2,
+  hourPatients: 5,
+  dayPatients: 20,
+  exportsDay: 0,
+  outsideCareHour: 0,
+  flaggedHour: 0,
+  hourMinutes: 5,
+  responsesHour: 10,
+  deniedHour: 0,
+  bytesHour: 50_000,
+  responseBytes: 3_000_000,
+  responseHours: 60,
+});
+
+const PEER: PeerBaseline = Object.freeze({
+  requests: 10_000,
+  activeMinutes: 5000,
+  activeHours: 600,
+  activeDays: 70,
+  patientHours: 3000,
+  patientDays: 1400,
+  hourOfWeekMinutes: 300,
+  hourOfWeekTotal: 5000,
+  networkRequests: 9000,
+  hourMinutes: 20,
+});
+
+function features(
+  input: Partial<ScoreInput> = {},
+  user: Partial<SubjectBaseline> = {},
+  peer: Partial<PeerBaseline> = {},
+  context: Partial<Omit<FeatureContext, 'care'>> & { care?: Partial<CareFacts> } = {},
+): Readonly<Record<FeatureName, number>> {
+  const raw: RawBaseline = { user: { ...USER, ...user }, peer: { ...PEER, ...peer } };
+  const vector = buildFeatureVector(request({ time: MONDAY + 9 * HOUR, ...input }), raw, {
+    patientCount: context.patientCount ?? 1,
+    utcOffsetMinutes: context.utcOffsetMinutes ?? 0,
+    care: { ...NO_PATIENT_CARE_FACTS, ...context.care },
+  });
+
+  return namedFeatures(vector) as Readonly<Record<FeatureName, number>>;
+}
+
+const base = features();
+
+t.test('schema is versioned and complete', async (t) => {
+  t.equal(FEATURE_SCHEMA.version, 'wardgate-features-v2');
+  t.ok(FEATURE_SCHEMA.names.length >= 15, `${FEATURE_SCHEMA.names.length} features`);
+  t.equal(new Set(FEATURE_SCHEMA.names).size, FEATURE_SCHEMA.names.length, 'names are unique');
+  t.same(Object.keys(base), [...FEATURE_SCHEMA.names]);
+});
+
+t.test('each feature responds to its own signal', async (t) => {
+  const cases: [FeatureName, Readonly<Record<FeatureName, number>>, 'up' | 'down'][] = [
+    ['request_rate_ratio', features({}, { minuteRequests: 40 }), 'up'],
+    ['requests_this_minute', features({}, { minuteRequests: 40 }), 'up'],
+    ['hour_of_week_rarity', features({}, { hourOfWeekMinutes: 5 }, { hourOfWeekMinutes: 20 }), 'up'],
+    ['peer_hour_rarity', features({}, {}, { hourOfWeekMinutes: 20 }), 'up'],
+    ['network_new_for_user', features({}, { networkRequests: 0 }), 'up'],
+    ['network_new_for_peers', features({}, {}, { networkRequests: 0 }), 'up'],
+    ['device_new_for_user', features({}, { deviceRequests: 0 }), 'up'],
+    ['patients_hour', features({}, { hourPatients: 60 }), 'up'],
+    ['patients_hour_ratio', features({}, { hourPatients: 60 }), 'up'],
+    ['patients_day', features({}, { dayPatients: 200 }), 'up'],
+    ['patients_day_ratio', features({}, { dayPatients: 200 }), 'up'],
+    ['outside_care_share', features({}, {}, {}, { care: { outsideCare: 1 } }), 'up'],
+    ['outside_care_hour', features({}, { outsideCareHour: 12 }), 'up'],
+    ['care_unknown', features({}, {}, {}, { care: { unknown: true } }), 'up'],
+    ['patient_vip', features({}, {}, {}, { care: { vip: true } }), 'up'],
+    ['patient_employee', features({}, {}, {}, { care: { employee: true } }), 'up'],
+    ['flagged_patients_hour', features({}, { flaggedHour: 3 }), 'up'],
+    ['bulk_export', features({ path: '/fhir/Patient/p1/$everything' }), 'up'],
+    ['exports_day', features({}, { exportsDay: 5 }), 'up'],
+    ['bulk_export_outside_care', features({ path: '/fhir/Patient/p1/$everything' }, {}, {}, { care: { outsideCare: 1 } }), 'up'],
+    ['bytes_hour_ratio', features({}, { bytesHour: 5_000_000 }), 'up'],
+    ['denied_hour', features({}, { deniedHour: 8 }), 'up'],
+    ['denied_share_hour', features({}, { deniedHour: 8 }), 'up'],
+    ['route_sensitivity', features({ sensitivity: 'low' }), 'down'],
+    ['night_time', features({ time: MONDAY + 3 * HOUR }), 'up'],
+    ['session_age', features({ sessionAgeSeconds: 8 * 3600 }), 'up'],
+    ['warm_up', features({}, { historyDays: 2 }), 'down'],
+    ['patient_access', features({}, {}, {}, { patientCount: 6 }), 'up'],
+    ['write_method', features({ method: 'POST' }), 'up'],
+  ];
+
+  t.same(cases.map(([name]) => name).sort(), [...FEATURE_SCHEMA.names].sort(), 'every feature has a case');
+  for (const [name, changed, direction] of cases) {
+    if (direction === 'up') t.ok(changed[name] > base[name], `${name}: ${base[name]} -> ${changed[name]} rises`);
+    else t.ok(changed[name] < base[name], `${name}: ${base[name]} -> ${changed[name]} falls`);
+  }
+});
+
+t.test('feature values follow their definitions', async (t) => {
+  t.equal(base.requests_this_minute, Math.fround(Math.log2(3)));
+  t.equal(base.network_new_for_user, 0, 'familiar network');
+  t.equal(features({}, { networkRequests: 25 }).network_new_for_user, 0.5, 'half familiar after 25 of 50 requests');
+  t.equal(features({}, {}, {}, { patientCount: 4, care: { outsideCare: 1 } }).outside_care_share, 0.25);
+  t.equal(features({}, {}, {}, { patientCount: 0 }).outside_care_share, 0, 'no patient, no share');
+  t.equal(features({}, { deniedHour: 3, responsesHour: 5 }).denied_share_hour, 0.5);
+  t.equal(features({}, { responseHours: 3, bytesHour: 5_000_000 }).bytes_hour_ratio, 0, 'bytes need a baseline of 8 hours');
+  t.equal(base.session_age, 0, 'no session age for bearer callers');
+  t.equal(base.warm_up, 1);
+  t.equal(features({}, { historyDays: 0 }).warm_up, 0);
+  t.equal(features({ time: MONDAY + 21 * HOUR }, {}, {}, { utcOffsetMinutes: 120 }).night_time, 1, '23:00 local');
+});
+
+t.test('unknown care relationship differs from not in care', async (t) => {
+  const unknown = features({}, {}, {}, { care: { unknown: true } });
+  const outside = features({}, {}, {}, { care: { outsideCare: 1 } });
+  const inCare = features();
+
+  t.equal(unknown.care_unknown, 1);
+  t.equal(unknown.outside_care_share, 0);
+  t.equal(outside.care_unknown, 0);
+  t.equal(outside.outside_care_share, 1);
+  t.equal(inCare.care_unknown, 0);
+  t.equal(inCare.outside_care_share, 0);
+});
