@@ -26,6 +26,7 @@ import { createLogger } from './telemetry/logger.ts';
 import { startTelemetry } from './telemetry/telemetry.ts';
 import { timeAsyncCalls } from './telemetry/timed-calls.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
+import { IDP_FETCH_CHANNEL, type IdpFetchEvent } from './identity/https-fetch.ts';
 import { openScorerRuntime } from './scorer-runtime.ts';
 import { watchCrl } from './tls/crl-watch.ts';
 import { bearerOptions } from './identity/bearer-config.ts';
@@ -86,6 +87,10 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const scoring = await openScorerRuntime(config, timeRedis(stores.baselines), stores.keyValue, logger, { onModelReload: (ok) => telemetry.metrics.recordReload('model', ok) });
     closers.push(() => scoring.close());
     const scorer: Scorer = scoring.scorer;
+
+    const recordIdpLatency = (event: unknown) => telemetry.metrics.recordLatency('idp', (event as IdpFetchEvent).ms);
+    IDP_FETCH_CHANNEL.subscribe(recordIdpLatency);
+    closers.push(() => IDP_FETCH_CHANNEL.unsubscribe(recordIdpLatency));
 
     const audit = await openConfiguredAuditTrail(config, {
       now,

@@ -1,3 +1,4 @@
+import { channel } from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
 
@@ -14,6 +15,28 @@ const TIMEOUT_MS = 5_000;
  * requests slower than 5 s fail.
  */
 export function createHttpsFetch(ca?: string): HttpsFetch {
+  const fetchOnce = createUntimedFetch(ca);
+  return async (url, init) => {
+    const started = performance.now();
+    try {
+      return await fetchOnce(url, init);
+    } finally {
+      if (IDP_FETCH_CHANNEL.hasSubscribers) IDP_FETCH_CHANNEL.publish({ ms: performance.now() - started } satisfies IdpFetchEvent);
+    }
+  };
+}
+
+/**
+ * Every fetch to the IdP or a JWKS endpoint publishes its duration here, so that metrics can
+ * record IdP latency without the identity layer knowing about telemetry.
+ */
+export const IDP_FETCH_CHANNEL = channel('wardgate:idp-fetch');
+
+export interface IdpFetchEvent {
+  readonly ms: number;
+}
+
+function createUntimedFetch(ca?: string): HttpsFetch {
   return async (url, init = {}) => {
     const target = new URL(url);
     if (target.protocol !== 'https:' && !(target.protocol === 'http:' && isLoopback(target.hostname))) {

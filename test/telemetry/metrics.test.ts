@@ -68,6 +68,8 @@ t.test('risk and latencies are recorded', async (t) => {
   t.ok((await reader.histogramCount('wardgate.scorer.duration')) >= 1, 'scorer latency');
   t.ok((await reader.histogramCount('wardgate.redis.duration')) >= 1, 'Redis latency');
   t.ok(await eventually(async () => (await reader.histogramCount('wardgate.upstream.duration')) >= 1), 'upstream latency');
+  t.ok(await eventually(async () => (await reader.histogramCount('wardgate.idp.duration')) >= 1), 'IdP latency (the sign-in exchanged a code)');
+  t.ok(await eventually(async () => (await reader.histogramCount('wardgate.audit.write.duration')) >= 1), 'audit write latency');
   t.ok(await eventually(async () => (await reader.histogramCount('http.server.request.duration', { 'http.route': '/*', 'http.request.method': 'GET' })) >= 1), 'HTTP server duration');
   const risk = (await reader.points('wardgate.risk'))[0]?.value as { min?: number; max?: number } | undefined;
   t.ok(risk && risk.min! >= 0 && risk.max! <= 1, 'risk stays in [0, 1]');
