@@ -28,7 +28,7 @@ export async function generatePolicyKeys(dir: string): Promise<string[]> {
   for (const [name] of files) {
     const path = join(dir, name);
     const exists = await access(path).then(() => true, () => false);
-    if (exists) throw new PolicyError('WG_POLICY_SIGNING_KEY_INVALID', `policy keygen: expected no key file at ${path}, got an existing one; keys are never overwritten, so choose another --out directory or remove the old keys first`);
+    if (exists) throw new PolicyError('WG_POLICY_SIGNING_KEY_INVALID', `expected no key file at ${path}, got an existing one; keys are never overwritten, so choose another --out directory or remove the old keys first`);
   }
 
   const written: string[] = [];
@@ -40,7 +40,7 @@ export async function generatePolicyKeys(dir: string): Promise<string[]> {
       await handle.chmod(mode);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new PolicyError('WG_POLICY_SIGNING_KEY_INVALID', `policy keygen: expected no key file at ${path}, got an existing one; keys are never overwritten, so choose another --out directory or remove the old keys first`, { cause: error });
+        throw new PolicyError('WG_POLICY_SIGNING_KEY_INVALID', `expected no key file at ${path}, got an existing one; keys are never overwritten, so choose another --out directory or remove the old keys first`, { cause: error });
       }
       throw new PolicyError('WG_POLICY_SIGNING_KEY_INVALID', `policy keygen: failed to write ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the directory's permissions`, { cause: error });
     }

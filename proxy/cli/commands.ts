@@ -26,7 +26,11 @@ const COMMANDS: Record<string, Command> = {
   start: async (argv, out, err) => (await import('./start-command.ts')).runStartCommand(argv, out, err),
   certs: async (argv, out, err) => {
     if (argv[0] === 'client' || argv[0] === 'crl') return (await import('../../certs/device-cli.ts')).runDeviceCertsCommand(argv, out, err);
-    if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev"`);
+    if (argv[0] === '--help' || argv[0] === '-h') {
+      out.write('Usage: wardgate certs dev|client|crl [options]\n\n  certs dev [--dir DIR] [--host H]...   create a development CA and server certificate\n  certs client NAME [--uri URI]         issue a device (mTLS) certificate from that CA\n  certs crl [--revoke FILE]...          write a CRL of that CA\n\nRun "wardgate certs SUBCOMMAND --help" for its options.\n');
+      return 0;
+    }
+    if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev", "certs client" or "certs crl"`);
     return (await import('../../certs/cli.ts')).runCertsDev(argv.slice(1), out, err);
   },
   replay: async (argv, out, err) => (await import('./replay-command.ts')).runReplayCommand(argv, out, err),

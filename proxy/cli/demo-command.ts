@@ -30,6 +30,10 @@ export async function runDemoCommand(argv: string[], out: NodeJS.WritableStream,
     stack = await startDemoStack({ port, idpPort });
   } catch (error) {
     const { code, port: busyPort } = error as { code?: string; port?: number };
+    if (code === 'WG_AUDIT_DIR_LOCKED') {
+      err.write(`wardgate: another demo in this folder is writing the audit trail; stop it first (${(error as Error).message})\n`);
+      return 1;
+    }
     if (code !== 'EADDRINUSE') throw error;
     const option = busyPort === idpPort ? '--idp-port' : '--port';
     err.write(`wardgate: port ${busyPort} is already in use; stop the program using it or pick another port with ${option} (with npm: npm start -- ${option} N)\n`);
@@ -44,10 +48,13 @@ Wardgate demo is running.
   Clinical app through Wardgate:  ${stack.url}/   (also https://ehr.localhost:${stack.wardgate.address.port}/)
   Demo IdP:                       ${stack.idp.issuer}
   Upstream app (direct, no auth): ${stack.appUrl}
-  Store:                          ${stack.wardgate.storeKind === 'redis' ? `Redis at ${stack.config.redis.url}` : 'in-process (Redis did not answer; one instance only)'}
+  Store:                          ${stack.wardgate.storeKind === 'redis' ? `Redis at ${stack.config.redis.url}, key prefix ${stack.config.redis.key_prefix}` : 'in-process (Redis did not answer; one instance only)'}
+  Audit trail:                    ${stack.config.audit?.dir ?? '(none)'}  (wardgate audit verify DIR)
+  Review queue:                   wardgate review list --redis ${stack.config.redis.url} --prefix ${stack.config.redis.key_prefix}
   Development CA (trust it or accept the warning): ${stack.certificates.paths.caCert}
 
-Demo accounts (step-up asks for a TOTP code: add the secret to an authenticator app):
+Demo accounts (step-up asks for a TOTP code: add the secret to an authenticator app;
+the secrets are new at every start, so enrol again after a restart):
 ${accounts}
 
 Press Ctrl+C to stop.

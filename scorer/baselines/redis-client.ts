@@ -45,7 +45,7 @@ export async function createRedisClient(url: string, overrides: RedisOptions = {
     client.disconnect();
     throw new ScorerError(
       'WG_SCORER_STORE_UNAVAILABLE',
-      `Redis at ${parsed.host} is not reachable: ${(error as Error).message}. Check redis.url in the configuration (REDIS_URL for the demo) and that Redis is running.`,
+      `Redis at ${parsed.host} is not reachable (${(error as Error).message.replace(/\.$/, '')}). Check redis.url in the configuration (REDIS_URL for the demo) and that Redis is running.`,
       { cause: error },
     );
   }

@@ -77,7 +77,7 @@ t.test('a missing certificate names the option and the path', async (t) => {
 t.test('unreachable Redis at start-up is one line naming redis.url, without a stack trace', async (t) => {
   const result = await start(config({ redis: 'redis://127.0.0.1:1' }));
   t.equal(result.code, 1);
-  t.match(result.err, /Redis at 127\.0\.0\.1:1 is not reachable: .*Check redis\.url in the configuration/);
+  t.match(result.err, /Redis at 127\.0\.0\.1:1 is not reachable \(.*\)\. Check redis\.url in the configuration/);
   t.notMatch(result.err, /^\s+at /m, 'no stack trace');
   t.equal(result.err.trim().split('\n').length, 1);
 });
