@@ -8,7 +8,11 @@ import type { Principal } from './identity/principal.ts';
 /** What the request pipeline needs from the identity layer. */
 export interface IdentityPort {
   handleWardgateRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
-  authenticate(req: IncomingMessage): Promise<AuthResult>;
+  /**
+   * With `keepClaimsWhenIdpDown`, a session whose claims are due for a refresh keeps its
+   * current claims when the IdP cannot be reached (the route's `fail_mode.idp: open`).
+   */
+  authenticate(req: IncomingMessage, options?: { readonly keepClaimsWhenIdpDown?: boolean }): Promise<AuthResult>;
   sendLoginRedirect(req: IncomingMessage, res: ServerResponse, returnTo: string): Promise<void> | void;
   sendStepUp(req: IncomingMessage, res: ServerResponse, requirement: StepUpRequirement, returnTo: string): Promise<void> | void;
   /** Restores a request kept across a step-up into `req`; returns false after sending an error response. */

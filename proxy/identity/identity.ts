@@ -137,7 +137,7 @@ export class Identity {
    * token alone; otherwise the session cookie decides. A missing, unknown or expired session
    * is `anonymous`; a bad token, or a store that does not respond, is `rejected`.
    */
-  async authenticate(req: IncomingMessage): Promise<AuthResult> {
+  async authenticate(req: IncomingMessage, options: { readonly keepClaimsWhenIdpDown?: boolean } = {}): Promise<AuthResult> {
     const now = this.#now();
     const authorization = req.headers.authorization;
 
@@ -151,7 +151,11 @@ export class Identity {
         return { kind: 'anonymous' };
       }
       const loaded = await this.#sessions.load(sessionId, now);
-      const record = loaded === null ? null : await refreshClaims(this.#refreshContext(), sessionId, loaded, now);
+      const record = loaded === null ? null : await refreshClaims(this.#refreshContext(), sessionId, loaded, now).catch((error: unknown) => {
+        // An IdP outage keeps the claims already held only where the route's fail mode allows it.
+        if (options.keepClaimsWhenIdpDown === true && error instanceof IdentityError && error.code === 'WG_AUTH_IDP_UNAVAILABLE') return loaded;
+        throw error;
+      });
       if (record === null) {
         return { kind: 'anonymous' };
       }

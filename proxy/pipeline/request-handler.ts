@@ -118,6 +118,14 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     sendError(req, res, 503, 'WG_DEPENDENCY_UNAVAILABLE', 'Sign-in state is temporarily unavailable. Try again in a minute.', incidentId, { 'retry-after': '30' });
     return;
   }
+  if (auth.kind === 'rejected' && auth.code === 'WG_AUTH_IDP_UNAVAILABLE') {
+    // The IdP could not refresh the session's claims: the route's IdP fail mode decides.
+    const decision = failModeDecision('idp', 'closed', 0);
+    record(span, null, route, decision, null, 'idp');
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision, failedDependency: 'idp' });
+    sendError(req, res, 503, auth.code, 'The sign-in service is temporarily unavailable. Try again in a minute.', incidentId, { 'retry-after': '30' });
+    return;
+  }
   if (auth.kind === 'rejected' && auth.status === 503) {
     // The identity layer reports an unreachable session store this way.
     record(span, null, route, failModeDecision('redis', 'closed', 0), null, 'redis');
@@ -225,7 +233,10 @@ async function enforce(
 
 async function authenticateWithFailMode(deps: PipelineDependencies, req: IncomingMessage, route: RouteConfig, log: Logger): Promise<AuthResult | 'unavailable'> {
   try {
-    return await deps.identity.authenticate(req);
+    const result = await deps.identity.authenticate(req);
+    if (result.kind !== 'rejected' || result.code !== 'WG_AUTH_IDP_UNAVAILABLE' || route.fail_mode.idp !== 'open') return result;
+    log.warn({ route: route.id, dependency: 'idp', fail_mode: 'open' }, 'claims could not be refreshed; the route fails open, so the session keeps its current claims');
+    return await deps.identity.authenticate(req, { keepClaimsWhenIdpDown: true });
   } catch (error) {
     // The session store is what tells who the caller is, so there is no fail-open path here.
     log.error({ err: error, route: route.id }, 'authentication failed because a dependency is unavailable');
