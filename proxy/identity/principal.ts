@@ -20,4 +20,6 @@ export interface Principal {
   readonly scopes?: readonly string[];
   /** Opaque session id for `method: 'session'`; never logged. */
   readonly sessionId?: string;
+  /** When the browser session signed in, in milliseconds since the epoch (`method: 'session'`). */
+  readonly sessionStartedAt?: number;
 }

@@ -205,6 +205,7 @@ export function sessionPrincipal(id: string, record: SessionRecord, now: number)
     ...(record.auth_time === undefined ? {} : { auth_time: record.auth_time }),
     method: 'session',
     sessionId: id,
+    sessionStartedAt: record.created_at,
   };
   const elevatedAcr = [...new Set(record.elevations.filter((e) => e.until > now).map((e) => e.acr))];
 

@@ -112,6 +112,7 @@ export function decideScored(
     tls: facts.tls,
     elevatedAcr: facts.elevatedAcr,
     time: facts.time,
+    ...(facts.principal?.sessionStartedAt === undefined ? {} : { session: { age_s: Math.max(0, (facts.time - facts.principal.sessionStartedAt) / 1000) } }),
     ...extra,
   };
 
