@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
@@ -148,6 +148,7 @@ async function checkFilesExist(config: WardgateConfig, text: string, file: strin
     if (target === undefined) continue;
     try {
       await access(target, constants.R_OK);
+      if (!(await stat(target)).isFile()) throw Object.assign(new Error('not a file'), { code: 'a folder, not a file' });
     } catch (error) {
       const node = document.getIn(option.split('.'), true) as Node | undefined;
       const position = node?.range ? lines.linePos(node.range[0]) : { line: 1, col: 1 };
@@ -175,7 +176,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   const base = path.dirname(path.resolve(file));
   const resolve = (value: string) => path.resolve(base, value);
-  const top = reader.map(document.contents as Node, '', TOP_LEVEL) ?? new Map<string, Node>();
+  const top = reader.map(document.contents as Node, '(file)', TOP_LEVEL) ?? new Map<string, Node>();
 
   const listen = reader.map(top.get('listen') ?? emptyMap(), 'listen', ['host', 'port', 'trusted_proxies']) ?? new Map();
   const tls = reader.map(top.get('tls'), 'tls', ['cert', 'key', 'client_ca', 'groups', 'crl']) ?? new Map();

@@ -74,6 +74,20 @@ t.test('a missing certificate names the option and the path', async (t) => {
   t.match(result.err, new RegExp(`:3:\\d+: tls\\.cert: cannot read ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(ENOENT\\)`));
 });
 
+t.test('a folder where a file belongs names the option', async (t) => {
+  const result = await start(config({ cert: folder }));
+  t.equal(result.code, 1);
+  t.match(result.err, /:3:\d+: tls\.cert: cannot read .* \(a folder, not a file\)/);
+});
+
+t.test('an empty or list-shaped file says the file must be a mapping', async (t) => {
+  for (const text of ['', '- a\n- b\n']) {
+    const result = await start(text);
+    t.equal(result.code, 1);
+    t.match(result.err, /:1:1: \(file\): expected a mapping/);
+  }
+});
+
 t.test('unreachable Redis at start-up is one line naming redis.url, without a stack trace', async (t) => {
   const result = await start(config({ redis: 'redis://127.0.0.1:1' }));
   t.equal(result.code, 1);
