@@ -133,7 +133,13 @@ function describeDecision(decision: Decision): string {
 function contextFromFlags(options: Record<string, string | boolean>): Record<string, unknown> {
   const text = (flag: string) => (typeof options[flag] === 'string' ? (options[flag] as string) : undefined);
   const list = (flag: string) => text(flag)?.split(',').map((item) => item.trim()).filter((item) => item !== '');
-  const number = (flag: string) => (text(flag) === undefined ? undefined : Number(text(flag)));
+  // A value that is not a number is passed on as text, so the context check names it.
+  const number = (flag: string) => {
+    const raw = text(flag);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    return raw.trim() !== '' && Number.isFinite(value) ? value : raw;
+  };
   const defined = (object: Record<string, unknown>) => Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
 
   const user = text('user');

@@ -58,7 +58,7 @@ t.test('bad context values name the flag', async (t) => {
 
   t.equal(code, 1);
   t.equal(out, '');
-  t.match(err, /^wardgate policy explain: --risk: expected a number from 0 to 1, got NaN$/m);
+  t.match(err, /^wardgate policy explain: --risk: expected a number from 0 to 1, got "high"$/m);
   t.match(err, /^wardgate policy explain: --time: expected a time as an ISO 8601 date-time/m);
   t.match(err, /^wardgate policy explain: --auth-method: expected session, bearer or mtls, got "kerberos"$/m);
 });
