@@ -21,6 +21,11 @@ export async function runPolicyValidate(
 
   let failed = false;
   for (const file of files) {
+    if (/\.tests\.ya?ml$/i.test(file)) {
+      // A glob such as policy/examples/*.yaml picks up the test files beside the policies.
+      out.write(`SKIP ${file} (a policy test file; run it with: wardgate policy test ${file})\n`);
+      continue;
+    }
     try {
       const policy = await loadPolicyFile(file, options);
       const count = policy.ruleIds.length;

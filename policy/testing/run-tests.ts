@@ -100,7 +100,7 @@ export async function runTestFile(file: string): Promise<TestFileResult> {
   }
   if (top.version !== 1) problem(['version'], 'version 1', describe(top.version));
   if (typeof top.policy !== 'string' || top.policy === '') problem(['policy'], 'policy: the policy file to test, relative to this file', describe(top.policy));
-  if (!Array.isArray(top.cases) || top.cases.length === 0) problem(['cases'], 'cases as a non-empty list', describe(top.cases));
+  if (!Array.isArray(top.cases) || top.cases.length === 0) problem(['cases'], 'cases as a non-empty list', Array.isArray(top.cases) ? 'an empty list' : describe(top.cases));
   if (top.time_zone !== undefined && typeof top.time_zone !== 'string') problem(['time_zone'], 'time_zone as a string', describe(top.time_zone));
   if (top.defaults !== undefined && (typeof top.defaults !== 'object' || top.defaults === null || Array.isArray(top.defaults))) problem(['defaults'], 'defaults as a request context mapping', describe(top.defaults));
   if (errors.length > 0) return { file, cases: [], errors };

@@ -23,6 +23,18 @@ t.test('validate prints OK line for a valid file', async (t) => {
   t.equal(err.text, '');
 });
 
+t.test('validate skips policy test files with a hint', async (t) => {
+  const out = new CapturedOutput();
+  const err = new CapturedOutput();
+
+  const code = await runPolicyValidate(['policy/examples/demo.tests.yaml', DEMO], out, err);
+
+  t.equal(code, 0);
+  t.match(out.text, /^SKIP policy\/examples\/demo\.tests\.yaml \(a policy test file; run it with: wardgate policy test policy\/examples\/demo\.tests\.yaml\)$/m);
+  t.match(out.text, /^OK policy\/examples\/demo\.yaml /m);
+  t.equal(err.text, '');
+});
+
 t.test('validate reports every file and every issue', async (t) => {
   const dir = join(tmpdir(), `wgtest-policy-${randomBytes(6).toString('hex')}`);
   await mkdir(dir);
