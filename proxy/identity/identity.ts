@@ -229,6 +229,9 @@ export class Identity {
     try {
       assertMethod(req, res, ['GET']);
       const ids = url.searchParams.getAll('id');
+      if (ids.length !== 1 || ids[0] === '') {
+        throw new IdentityError('WG_AUTH_SAVED_REQUEST_UNKNOWN', `Query parameter "id" must appear exactly once with a value, got ${ids.length === 0 ? 'none' : ids.map((id) => JSON.stringify(id.slice(0, 64))).join(', ')}. Open the link Wardgate sent after the sign-in, or go back to the application and send the form again.`);
+      }
       const sessionId = readCookie(req, SESSION_COOKIE);
       const saved = ids.length !== 1 || sessionId === undefined ? null : await this.#savedRequests.take(ids[0], sessionId);
       if (saved === null) {

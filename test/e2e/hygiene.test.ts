@@ -40,3 +40,11 @@ t.test('a request with a transfer coding before chunked gets 400 and the connect
   t.match(reply, /WG_HTTP_AMBIGUOUS_FRAMING/);
   t.equal(reply.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, 'the request smuggled behind it got no response');
 });
+
+t.test('a kept-form link without exactly one id says so', async (t) => {
+  for (const query of ['', '?id=', '?id=a&id=b']) {
+    const response = await rawRequest(stack, `/.wardgate/replay${query}`, { headers: { accept: 'application/json' } });
+    t.equal(response.status, 403, `query ${JSON.stringify(query)}`);
+    t.match(response.body, /must appear exactly once with a value/);
+  }
+});
