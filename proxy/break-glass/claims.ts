@@ -20,8 +20,12 @@ export interface RouteInput {
   readonly now: number;
 }
 
-/** Characters a justification may not contain: controls other than tab and line breaks. */
-const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+/**
+ * Characters a justification may not contain: controls other than tab and line breaks, C1
+ * controls, bidirectional overrides and isolates (they reorder what an analyst reads), the
+ * Unicode line and paragraph separators, and U+FFFD, which stands for bytes that were not UTF-8.
+ */
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufffd]/u;
 
 /**
  * Serves a POSTed break-glass claim or notice acknowledgement. Every rejection is a coded
@@ -115,7 +119,7 @@ function checkClaim(reasonCodes: readonly string[], reasonCode: string, justific
   }
 
   if (CONTROL_CHARACTERS.test(justification)) {
-    return new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', 'The justification contains control characters; write plain text.');
+    return new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', 'The justification contains control, direction-override or invalid characters; write plain text.');
   }
   return null;
 }

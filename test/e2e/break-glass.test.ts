@@ -168,6 +168,10 @@ t.test('API client claims with JSON', async (t) => {
   const wrongType = await post({ offer: body.break_glass.offer, csrf: body.break_glass.csrf, reason_code: 'continuity_of_care', justification: 42 });
   t.equal(JSON.parse(wrongType.body).error, 'WG_BREAK_GLASS_INVALID_BODY');
 
+  for (const hidden of ['\u202e', '\u2028', '\ufffd', '\u0085']) {
+    const disguised = await post({ offer: body.break_glass.offer, csrf: body.break_glass.csrf, reason_code: 'continuity_of_care', justification: `Ward transfer paperwork ${hidden}needs the latest observations.` });
+    t.equal(disguised.status, 400, `U+${hidden.codePointAt(0)!.toString(16).padStart(4, '0')} is rejected`);
+  }
   const granted = await post({ offer: body.break_glass.offer, csrf: body.break_glass.csrf, reason_code: 'continuity_of_care', justification: 'Ward transfer paperwork needs the latest observations tonight.' });
   t.equal(granted.status, 200);
   t.match(JSON.parse(granted.body), { granted: true, route: 'ehr', reason_code: 'continuity_of_care', return_to: '/fhir/Observation?patient=p-0004' });
