@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 import type { Action } from '../../policy/decision.ts';
 import { MemoryBaselineStore } from '../baselines/memory-store.ts';
@@ -30,8 +31,13 @@ export function evaluationAction(risk: number): Action {
 }
 
 export const EVALUATION = Object.freeze({
-  /** The test period: other users, other patients, later dates, another seed. */
-  testSeed: 1001,
+  /**
+   * Seeds of the test period: other users, other patients, later dates. They were chosen
+   * before any run on them and are for the final evaluation only (docs/model-card.md).
+   */
+  testSeeds: Object.freeze([7741, 8863]),
+  /** Seeds for every tuning run (`npm run eval -- --period validation`). */
+  validationSeeds: Object.freeze([2, 3]),
   testDays: 14,
   /** Days of the test period that only build baselines; records from this day on are scored. */
   scoredFromDay: 7,
@@ -48,19 +54,26 @@ interface ScoredRecord {
  * the scorer (features, memory baselines, care source, ONNX model) and the evaluation policy.
  * Then leaves each misuse kind out of training in turn and tests on that kind alone.
  */
-export async function runEvaluation(write: (line: string) => void): Promise<void> {
+export async function runEvaluation(write: (line: string) => void, period: EvaluationPeriod = 'test', listFlaggedBenign = false): Promise<void> {
+  if (listFlaggedBenign && period !== 'validation') {
+    throw new Error('Listing flagged benign records is for tuning and is allowed on the validation period only.');
+  }
   const trainingSet = await buildTrainingSet(DEFAULT_TRAINING);
   const trained = fitModel(trainingSet, DEFAULT_TRAINING);
-  write(`training: seed ${DEFAULT_TRAINING.seed}, ${DEFAULT_TRAINING.days} days, ${trainingSet.records.length} records`);
+  write(`training: seed ${DEFAULT_TRAINING.seed}, ${DEFAULT_TRAINING.hospitals} hospitals, ${DEFAULT_TRAINING.days} days, ${trainingSet.records.length} records`);
 
-  const test = simulateTraffic({
-    seed: EVALUATION.testSeed,
-    days: EVALUATION.testDays,
-    prefix: 't-',
-    start: SIMULATION_START + (DEFAULT_TRAINING.days + 7) * DAY,
-  });
-  const scored = await scoreThroughScorer(trained.model, test.records, test.panel);
-  write(`test: seed ${EVALUATION.testSeed}, ${EVALUATION.testDays} days, scored from day ${EVALUATION.scoredFromDay}, ${scored.length} records`);
+  const seeds = period === 'test' ? EVALUATION.testSeeds : EVALUATION.validationSeeds;
+  const scored: ScoredRecord[] = [];
+  for (const [index, seed] of seeds.entries()) {
+    const simulation = simulateTraffic({
+      seed,
+      days: EVALUATION.testDays,
+      prefix: `${period === 'test' ? 't' : 'v'}${index}-`,
+      start: SIMULATION_START + (DEFAULT_TRAINING.days + 7) * DAY,
+    });
+    scored.push(...(await scoreThroughScorer(trained.model, seed, simulation.records, simulation.panel)));
+  }
+  write(`${period}: seeds ${seeds.join(' and ')}, ${EVALUATION.testDays} days each, scored from day ${EVALUATION.scoredFromDay}, ${scored.length} records`);
 
   write(`all ${formatSummary(summarize(scored.map(toDecision)))}`);
   for (const role of ROLES) {
@@ -80,13 +93,21 @@ export async function runEvaluation(write: (line: string) => void): Promise<void
     const decisions = subset.map(({ record }, index) => toDecision({ record, risk: risks[index]!, row: subset[index]!.row }));
     write(`left_out=${kind} ${formatSummary(summarize(decisions))}`);
   }
+
+  if (listFlaggedBenign) {
+    for (const { record, risk, row } of scored) {
+      if (record.label !== 'benign' || evaluationAction(risk) === 'allow') continue;
+      const features = FEATURE_SCHEMA.names.map((name, index) => `${name}=${row[index]!.toFixed(2)}`).filter((text) => !text.endsWith('=0.00'));
+      write(`flagged_benign role=${record.role} user=${record.input.user} day=${record.day} ${record.input.method} ${record.input.path} risk=${risk.toFixed(3)} ${features.join(' ')}`);
+    }
+  }
 }
 
-async function scoreThroughScorer(model: Uint8Array, records: readonly SimulatedRequest[], panel: Parameters<typeof panelCareSource>[0]): Promise<ScoredRecord[]> {
+async function scoreThroughScorer(model: Uint8Array, seed: number, records: readonly SimulatedRequest[], panel: Parameters<typeof panelCareSource>[0]): Promise<ScoredRecord[]> {
   const directory = mkdtempSync(join(tmpdir(), 'wardgate-eval-'));
   const modelPath = join(directory, 'model.onnx');
   writeFileSync(modelPath, model);
-  const patientKey = simulationPatientKey(EVALUATION.testSeed);
+  const patientKey = simulationPatientKey(seed);
   const scorer = await createScorer({
     store: new MemoryBaselineStore(),
     modelPath,
@@ -121,8 +142,19 @@ function toDecision({ record, risk }: ScoredRecord): LabelledDecision {
   };
 }
 
+/** `validation` for tuning, `test` for the final evaluation only. */
+export type EvaluationPeriod = 'validation' | 'test';
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: { period: { type: 'string', default: 'test' }, 'list-flagged-benign': { type: 'boolean', default: false } },
+    strict: true,
+  });
+  if (values.period !== 'validation' && values.period !== 'test') {
+    process.stderr.write(`Invalid option --period: expected validation or test, received ${JSON.stringify(values.period)}.\n`);
+    process.exit(2);
+  }
   const started = Date.now();
-  await runEvaluation((line) => process.stdout.write(`${line}\n`));
+  await runEvaluation((line) => process.stdout.write(`${line}\n`), values.period, values['list-flagged-benign']);
   process.stdout.write(`evaluation took ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
