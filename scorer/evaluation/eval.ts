@@ -14,7 +14,7 @@ import { simulationPatientKey } from '../training/pipeline.ts';
 import { panelCareSource } from '../training/replay-format.ts';
 import { MISUSE_KINDS, ROLES, SIMULATION_START, simulateTraffic, type SimulatedRequest } from '../training/simulator.ts';
 import { DEFAULT_TRAINING, buildTrainingSet, fitModel } from '../training/train.ts';
-import { formatSummary, summarize, type LabelledDecision } from './metrics.ts';
+import { EPISODE_CATCH_WINDOW, formatSummary, summarize, type LabelledDecision } from './metrics.ts';
 
 const DAY = 86_400_000;
 
@@ -54,9 +54,9 @@ interface ScoredRecord {
  * the scorer (features, memory baselines, care source, ONNX model) and the evaluation policy.
  * Then leaves each misuse kind out of training in turn and tests on that kind alone.
  */
-export async function runEvaluation(write: (line: string) => void, period: EvaluationPeriod = 'test', listFlaggedBenign = false): Promise<void> {
-  if (listFlaggedBenign && period !== 'validation') {
-    throw new Error('Listing flagged benign records is for tuning and is allowed on the validation period only.');
+export async function runEvaluation(write: (line: string) => void, period: EvaluationPeriod = 'test', listErrors = false): Promise<void> {
+  if (listErrors && period !== 'validation') {
+    throw new Error('Listing flagged benign records and missed episodes is for tuning and is allowed on the validation period only.');
   }
   const trainingSet = await buildTrainingSet(DEFAULT_TRAINING);
   const trained = fitModel(trainingSet, DEFAULT_TRAINING);
@@ -84,23 +84,51 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
     write(`kind=${kind} ${formatSummary(summarize(subset.map(toDecision)))}`);
   }
 
+  const leftOutScores = new Map<string, ScoredRecord[]>();
   for (const kind of MISUSE_KINDS) {
     const withoutKind = fitModel(trainingSet, DEFAULT_TRAINING, kind);
     const model = await createRiskModel(withoutKind.model, `without-${kind}`);
     const subset = scored.filter(({ record }) => record.label === 'benign' || record.kind === kind);
     const risks = await model.run(subset.map(({ row }) => row));
     await model.close();
-    const decisions = subset.map(({ record }, index) => toDecision({ record, risk: risks[index]!, row: subset[index]!.row }));
+    const rescored = subset.map(({ record, row }, index) => ({ record, risk: risks[index]!, row }));
+    leftOutScores.set(kind, rescored);
+    const decisions = rescored.map(toDecision);
     write(`left_out=${kind} ${formatSummary(summarize(decisions))}`);
   }
 
-  if (listFlaggedBenign) {
+  if (listErrors) {
     for (const { record, risk, row } of scored) {
       if (record.label !== 'benign' || evaluationAction(risk) === 'allow') continue;
-      const features = FEATURE_SCHEMA.names.map((name, index) => `${name}=${row[index]!.toFixed(2)}`).filter((text) => !text.endsWith('=0.00'));
-      write(`flagged_benign role=${record.role} user=${record.input.user} day=${record.day} ${record.input.method} ${record.input.path} risk=${risk.toFixed(3)} ${features.join(' ')}`);
+      write(`flagged_benign role=${record.role} user=${record.input.user} day=${record.day} ${record.input.method} ${record.input.path} risk=${risk.toFixed(3)} ${describeRow(row)}`);
     }
+    listMissedEpisodes('all', scored, write);
+    for (const [kind, entries] of leftOutScores) listMissedEpisodes(`left_out=${kind}`, entries, write);
   }
+}
+
+/** Writes one line per episode none of whose first records is flagged, with the features of its first record. */
+function listMissedEpisodes(label: string, scored: readonly ScoredRecord[], write: (line: string) => void): void {
+  const episodes = new Map<string, ScoredRecord[]>();
+  for (const entry of scored) {
+    if (entry.record.episode === undefined) continue;
+    episodes.set(entry.record.episode, [...(episodes.get(entry.record.episode) ?? []), entry]);
+  }
+  for (const [episode, entries] of episodes) {
+    const first = entries.slice(0, EPISODE_CATCH_WINDOW);
+    if (first.some(({ risk }) => evaluationAction(risk) !== 'allow')) continue;
+    const { record, row } = first[0]!;
+    const maxRisk = Math.max(...first.map((entry) => entry.risk));
+    write(`missed_episode ${label} ${episode} kind=${record.kind} role=${record.role} records=${entries.length} max_risk=${maxRisk.toFixed(3)} ${describeRow(row)}`);
+  }
+}
+
+/** Lists the non-zero features of a row as name=value. */
+function describeRow(row: Float32Array): string {
+  return FEATURE_SCHEMA.names
+    .map((name, index) => `${name}=${row[index]!.toFixed(2)}`)
+    .filter((text) => !text.endsWith('=0.00'))
+    .join(' ');
 }
 
 async function scoreThroughScorer(model: Uint8Array, seed: number, records: readonly SimulatedRequest[], panel: Parameters<typeof panelCareSource>[0]): Promise<ScoredRecord[]> {
@@ -147,7 +175,7 @@ export type EvaluationPeriod = 'validation' | 'test';
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
-    options: { period: { type: 'string', default: 'test' }, 'list-flagged-benign': { type: 'boolean', default: false } },
+    options: { period: { type: 'string', default: 'test' }, 'list-errors': { type: 'boolean', default: false } },
     strict: true,
   });
   if (values.period !== 'validation' && values.period !== 'test') {
@@ -155,6 +183,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.exit(2);
   }
   const started = Date.now();
-  await runEvaluation((line) => process.stdout.write(`${line}\n`), values.period, values['list-flagged-benign']);
+  await runEvaluation((line) => process.stdout.write(`${line}\n`), values.period, values['list-errors']);
   process.stdout.write(`evaluation took ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }

@@ -113,7 +113,7 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
 /**
  * Computes a hand-set, unsupervised anomaly score in [0, 1] from the other features: the
  * largest of the request rate, the distinct patients this hour and the response bytes
- * against the user's own baseline, a new network at an unusual hour, denied responses and
+ * against the user's own baseline, a new network or device at an unusual hour, denied responses and
  * exports today, each divided by the value in {@link ANOMALY_SCALES} and capped at 1. It is
  * not fitted to any misuse kind, so it carries over to kinds the model never saw.
  */
@@ -124,7 +124,7 @@ function anomalyScore(values: readonly number[]): number {
   return Math.max(
     scaled(at('request_rate_ratio'), ANOMALY_SCALES.rate),
     scaled(at('patients_hour_ratio'), ANOMALY_SCALES.patients),
-    at('network_new_for_user') * scaled(at('hour_of_week_rarity'), ANOMALY_SCALES.hourRarity),
+    Math.max(at('network_new_for_user'), at('device_new_for_user')) * scaled(at('hour_of_week_rarity'), ANOMALY_SCALES.hourRarity),
     scaled(at('denied_hour'), ANOMALY_SCALES.denied),
     scaled(at('bytes_hour_ratio'), ANOMALY_SCALES.bytes),
     scaled(at('exports_day'), ANOMALY_SCALES.exports),

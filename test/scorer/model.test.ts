@@ -44,7 +44,7 @@ t.test('model with a missing last feature is rejected', async (t) => {
 
   await t.rejects(createRiskModel(encodeLogisticModel(spec(names)), 'short.onnx'), {
     code: 'WG_SCORER_MODEL_SCHEMA_MISMATCH',
-    detail: { position: WIDTH - 1, expected: 'write_method', found: null },
+    detail: { position: WIDTH - 1, expected: FEATURE_SCHEMA.names[WIDTH - 1], found: null },
   });
 });
 
