@@ -50,9 +50,10 @@ interface ScoredRecord {
 }
 
 /**
- * Trains on one simulated period and evaluates on a later period with different users, through
- * the scorer (features, memory baselines, care source, ONNX model) and the evaluation policy.
- * Then leaves each misuse kind out of training in turn and tests on that kind alone.
+ * Trains on one simulated period and evaluates on the later test or validation periods, which
+ * have different users, through the scorer (features, memory baselines, care source, ONNX model)
+ * and the evaluation policy. Then leaves each misuse kind out of training in turn and tests on
+ * that kind alone. `listErrors` (validation only) also lists flagged benign records and missed episodes.
  */
 export async function runEvaluation(write: (line: string) => void, period: EvaluationPeriod = 'test', listErrors = false): Promise<void> {
   if (listErrors && period !== 'validation') {

@@ -111,11 +111,11 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
 }
 
 /**
- * Computes a hand-set, unsupervised anomaly score in [0, 1] from the other features: the
- * largest of the request rate, the distinct patients this hour and the response bytes
- * against the user's own baseline, a new network or device at an unusual hour, denied responses and
- * exports today, each divided by the value in {@link ANOMALY_SCALES} and capped at 1. It is
- * not fitted to any misuse kind, so it carries over to kinds the model never saw.
+ * Computes a hand-set, unsupervised anomaly score in [0, 1] from the other features. It is the
+ * largest of six components, each divided by its value in {@link ANOMALY_SCALES} and clipped
+ * to [0, 1]: the request rate, the distinct patients this hour and the response bytes against
+ * the user's own baseline, a new network or device at an unusual hour, denied responses, and
+ * exports today. It is not fitted to any misuse kind, so it carries over to kinds the model never saw.
  */
 function anomalyScore(values: readonly number[]): number {
   const at = (name: (typeof FEATURE_SCHEMA.names)[number]): number => values[FEATURE_SCHEMA.names.indexOf(name)]!;
