@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 import type { Action } from '../../policy/decision.ts';
 import { MemoryBaselineStore } from '../baselines/memory-store.ts';
@@ -13,7 +14,7 @@ import { simulationPatientKey } from '../training/pipeline.ts';
 import { panelCareSource } from '../training/replay-format.ts';
 import { MISUSE_KINDS, ROLES, SIMULATION_START, simulateTraffic, type SimulatedRequest } from '../training/simulator.ts';
 import { DEFAULT_TRAINING, buildTrainingSet, fitModel } from '../training/train.ts';
-import { formatSummary, summarize, type LabelledDecision } from './metrics.ts';
+import { EPISODE_CATCH_WINDOW, formatSummary, summarize, type LabelledDecision } from './metrics.ts';
 
 const DAY = 86_400_000;
 
@@ -30,8 +31,13 @@ export function evaluationAction(risk: number): Action {
 }
 
 export const EVALUATION = Object.freeze({
-  /** The test period: other users, other patients, later dates, another seed. */
-  testSeed: 1001,
+  /**
+   * Seeds of the test period: other users, other patients, later dates. They were chosen
+   * before any run on them and are for the final evaluation only (docs/model-card.md).
+   */
+  testSeeds: Object.freeze([7741, 8863]),
+  /** Seeds for every tuning run (`npm run eval -- --period validation`). */
+  validationSeeds: Object.freeze([2, 3]),
   testDays: 14,
   /** Days of the test period that only build baselines; records from this day on are scored. */
   scoredFromDay: 7,
@@ -44,23 +50,31 @@ interface ScoredRecord {
 }
 
 /**
- * Trains on one simulated period and evaluates on a later period with different users, through
- * the scorer (features, memory baselines, care source, ONNX model) and the evaluation policy.
- * Then leaves each misuse kind out of training in turn and tests on that kind alone.
+ * Trains on one simulated period and evaluates on the later test or validation periods, which
+ * have different users, through the scorer (features, memory baselines, care source, ONNX model)
+ * and the evaluation policy. Then leaves each misuse kind out of training in turn and tests on
+ * that kind alone. `listErrors` (validation only) also lists flagged benign records and missed episodes.
  */
-export async function runEvaluation(write: (line: string) => void): Promise<void> {
+export async function runEvaluation(write: (line: string) => void, period: EvaluationPeriod = 'test', listErrors = false): Promise<void> {
+  if (listErrors && period !== 'validation') {
+    throw new Error('Listing flagged benign records and missed episodes is for tuning and is allowed on the validation period only.');
+  }
   const trainingSet = await buildTrainingSet(DEFAULT_TRAINING);
   const trained = fitModel(trainingSet, DEFAULT_TRAINING);
-  write(`training: seed ${DEFAULT_TRAINING.seed}, ${DEFAULT_TRAINING.days} days, ${trainingSet.records.length} records`);
+  write(`training: seed ${DEFAULT_TRAINING.seed}, ${DEFAULT_TRAINING.hospitals} hospitals, ${DEFAULT_TRAINING.days} days, ${trainingSet.records.length} records`);
 
-  const test = simulateTraffic({
-    seed: EVALUATION.testSeed,
-    days: EVALUATION.testDays,
-    prefix: 't-',
-    start: SIMULATION_START + (DEFAULT_TRAINING.days + 7) * DAY,
-  });
-  const scored = await scoreThroughScorer(trained.model, test.records, test.panel);
-  write(`test: seed ${EVALUATION.testSeed}, ${EVALUATION.testDays} days, scored from day ${EVALUATION.scoredFromDay}, ${scored.length} records`);
+  const seeds = period === 'test' ? EVALUATION.testSeeds : EVALUATION.validationSeeds;
+  const scored: ScoredRecord[] = [];
+  for (const [index, seed] of seeds.entries()) {
+    const simulation = simulateTraffic({
+      seed,
+      days: EVALUATION.testDays,
+      prefix: `${period === 'test' ? 't' : 'v'}${index}-`,
+      start: SIMULATION_START + (DEFAULT_TRAINING.days + 7) * DAY,
+    });
+    scored.push(...(await scoreThroughScorer(trained.model, seed, simulation.records, simulation.panel)));
+  }
+  write(`${period}: seeds ${seeds.join(' and ')}, ${EVALUATION.testDays} days each, scored from day ${EVALUATION.scoredFromDay}, ${scored.length} records`);
 
   write(`all ${formatSummary(summarize(scored.map(toDecision)))}`);
   for (const role of ROLES) {
@@ -71,22 +85,58 @@ export async function runEvaluation(write: (line: string) => void): Promise<void
     write(`kind=${kind} ${formatSummary(summarize(subset.map(toDecision)))}`);
   }
 
+  const leftOutScores = new Map<string, ScoredRecord[]>();
   for (const kind of MISUSE_KINDS) {
     const withoutKind = fitModel(trainingSet, DEFAULT_TRAINING, kind);
     const model = await createRiskModel(withoutKind.model, `without-${kind}`);
     const subset = scored.filter(({ record }) => record.label === 'benign' || record.kind === kind);
     const risks = await model.run(subset.map(({ row }) => row));
     await model.close();
-    const decisions = subset.map(({ record }, index) => toDecision({ record, risk: risks[index]!, row: subset[index]!.row }));
+    const rescored = subset.map(({ record, row }, index) => ({ record, risk: risks[index]!, row }));
+    leftOutScores.set(kind, rescored);
+    const decisions = rescored.map(toDecision);
     write(`left_out=${kind} ${formatSummary(summarize(decisions))}`);
+  }
+
+  if (listErrors) {
+    for (const { record, risk, row } of scored) {
+      if (record.label !== 'benign' || evaluationAction(risk) === 'allow') continue;
+      write(`flagged_benign role=${record.role} user=${record.input.user} day=${record.day} ${record.input.method} ${record.input.path} risk=${risk.toFixed(3)} ${describeRow(row)}`);
+    }
+    listMissedEpisodes('all', scored, write);
+    for (const [kind, entries] of leftOutScores) listMissedEpisodes(`left_out=${kind}`, entries, write);
   }
 }
 
-async function scoreThroughScorer(model: Uint8Array, records: readonly SimulatedRequest[], panel: Parameters<typeof panelCareSource>[0]): Promise<ScoredRecord[]> {
+/** Writes one line per episode none of whose first records is flagged, with the features of its first record. */
+function listMissedEpisodes(label: string, scored: readonly ScoredRecord[], write: (line: string) => void): void {
+  const episodes = new Map<string, ScoredRecord[]>();
+  for (const entry of scored) {
+    if (entry.record.episode === undefined) continue;
+    episodes.set(entry.record.episode, [...(episodes.get(entry.record.episode) ?? []), entry]);
+  }
+  for (const [episode, entries] of episodes) {
+    const first = entries.slice(0, EPISODE_CATCH_WINDOW);
+    if (first.some(({ risk }) => evaluationAction(risk) !== 'allow')) continue;
+    const { record, row } = first[0]!;
+    const maxRisk = Math.max(...first.map((entry) => entry.risk));
+    write(`missed_episode ${label} ${episode} kind=${record.kind} role=${record.role} records=${entries.length} max_risk=${maxRisk.toFixed(3)} ${describeRow(row)}`);
+  }
+}
+
+/** Lists the non-zero features of a row as name=value. */
+function describeRow(row: Float32Array): string {
+  return FEATURE_SCHEMA.names
+    .map((name, index) => `${name}=${row[index]!.toFixed(2)}`)
+    .filter((text) => !text.endsWith('=0.00'))
+    .join(' ');
+}
+
+async function scoreThroughScorer(model: Uint8Array, seed: number, records: readonly SimulatedRequest[], panel: Parameters<typeof panelCareSource>[0]): Promise<ScoredRecord[]> {
   const directory = mkdtempSync(join(tmpdir(), 'wardgate-eval-'));
   const modelPath = join(directory, 'model.onnx');
   writeFileSync(modelPath, model);
-  const patientKey = simulationPatientKey(EVALUATION.testSeed);
+  const patientKey = simulationPatientKey(seed);
   const scorer = await createScorer({
     store: new MemoryBaselineStore(),
     modelPath,
@@ -121,8 +171,19 @@ function toDecision({ record, risk }: ScoredRecord): LabelledDecision {
   };
 }
 
+/** `validation` for tuning, `test` for the final evaluation only. */
+export type EvaluationPeriod = 'validation' | 'test';
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: { period: { type: 'string', default: 'test' }, 'list-errors': { type: 'boolean', default: false } },
+    strict: true,
+  });
+  if (values.period !== 'validation' && values.period !== 'test') {
+    process.stderr.write(`Invalid option --period: expected validation or test, received ${JSON.stringify(values.period)}.\n`);
+    process.exit(2);
+  }
   const started = Date.now();
-  await runEvaluation((line) => process.stdout.write(`${line}\n`));
+  await runEvaluation((line) => process.stdout.write(`${line}\n`), values.period, values['list-errors']);
   process.stdout.write(`evaluation took ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }

@@ -24,9 +24,17 @@ export interface CareFacts {
   readonly employee: boolean;
   /** Patients of the request flagged VIP or employee. */
   readonly flagged: number;
+  /**
+   * Patients of the request flagged VIP or employee that are not in the user's care set, or
+   * all flagged patients when the care relationship is unknown.
+   */
+  readonly flaggedWithoutCare: number;
 }
 
-export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({ outsideCare: 0, unknown: false, vip: false, employee: false, flagged: 0 });
+export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({ outsideCare: 0, unknown: false, vip: false, employee: false, flagged: 0, flaggedWithoutCare: 0 });
+
+/** Scales of the components of `anomaly_score`: the feature value at which a component reaches 1. */
+const ANOMALY_SCALES = Object.freeze({ rate: 4, patients: 3, hourRarity: 4, denied: 4, bytes: 4, exports: 4 });
 
 export interface FeatureContext {
   /** Patient ids the request names (after de-duplication). */
@@ -91,13 +99,36 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
     warmUp,
     Math.log2(1 + context.patientCount),
     WRITE_METHODS.has(input.method.toUpperCase()) ? 1 : 0,
+    Math.log2(1 + context.care.flaggedWithoutCare),
   ];
+  values.push(anomalyScore(values));
 
   if (values.length !== FEATURE_SCHEMA.names.length) {
     throw new Error(`buildFeatureVector: built ${values.length} features, FEATURE_SCHEMA names ${FEATURE_SCHEMA.names.length}`);
   }
 
   return Float32Array.from(values);
+}
+
+/**
+ * Computes a hand-set, unsupervised anomaly score in [0, 1] from the other features. It is the
+ * largest of six components, each divided by its value in {@link ANOMALY_SCALES} and clipped
+ * to [0, 1]: the request rate, the distinct patients this hour and the response bytes against
+ * the user's own baseline, a new network or device at an unusual hour, denied responses, and
+ * exports today. It is not fitted to any misuse kind, so it carries over to kinds the model never saw.
+ */
+function anomalyScore(values: readonly number[]): number {
+  const at = (name: (typeof FEATURE_SCHEMA.names)[number]): number => values[FEATURE_SCHEMA.names.indexOf(name)]!;
+  const scaled = (value: number, scale: number): number => Math.min(1, Math.max(0, value / scale));
+
+  return Math.max(
+    scaled(at('request_rate_ratio'), ANOMALY_SCALES.rate),
+    scaled(at('patients_hour_ratio'), ANOMALY_SCALES.patients),
+    Math.max(at('network_new_for_user'), at('device_new_for_user')) * scaled(at('hour_of_week_rarity'), ANOMALY_SCALES.hourRarity),
+    scaled(at('denied_hour'), ANOMALY_SCALES.denied),
+    scaled(at('bytes_hour_ratio'), ANOMALY_SCALES.bytes),
+    scaled(at('exports_day'), ANOMALY_SCALES.exports),
+  );
 }
 
 /** Returns the vector as a frozen record keyed by feature name. */

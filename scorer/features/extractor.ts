@@ -73,6 +73,7 @@ export class FeatureExtractor {
         vip: flags.some((flag) => flag.vip),
         employee: flags.some((flag) => flag.employee),
         flagged: flags.filter((flag) => flag.vip || flag.employee).length,
+        flaggedWithoutCare: flags.filter((flag, index) => (flag.vip || flag.employee) && (careSet === null || !careSet.has(pseudonyms[index]!))).length,
       };
     } catch (error) {
       throw new ScorerError(

@@ -10,7 +10,7 @@
  * {@link WARM_UP_DAYS} active days.
  */
 export const FEATURE_SCHEMA = Object.freeze({
-  version: 'wardgate-features-v2',
+  version: 'wardgate-features-v3',
   names: Object.freeze([
     'request_rate_ratio',
     'requests_this_minute',
@@ -41,6 +41,8 @@ export const FEATURE_SCHEMA = Object.freeze({
     'warm_up',
     'patient_access',
     'write_method',
+    'flagged_without_care',
+    'anomaly_score',
   ] as const),
 });
 

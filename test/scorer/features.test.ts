@@ -69,7 +69,7 @@ function features(
 const base = features();
 
 t.test('schema is versioned and complete', async (t) => {
-  t.equal(FEATURE_SCHEMA.version, 'wardgate-features-v2');
+  t.equal(FEATURE_SCHEMA.version, 'wardgate-features-v3');
   t.ok(FEATURE_SCHEMA.names.length >= 15, `${FEATURE_SCHEMA.names.length} features`);
   t.equal(new Set(FEATURE_SCHEMA.names).size, FEATURE_SCHEMA.names.length, 'names are unique');
   t.same(Object.keys(base), [...FEATURE_SCHEMA.names]);
@@ -106,6 +106,8 @@ t.test('each feature responds to its own signal', async (t) => {
     ['warm_up', features({}, { historyDays: 2 }), 'down'],
     ['patient_access', features({}, {}, {}, { patientCount: 6 }), 'up'],
     ['write_method', features({ method: 'POST' }), 'up'],
+    ['flagged_without_care', features({}, {}, {}, { care: { flaggedWithoutCare: 1 } }), 'up'],
+    ['anomaly_score', features({}, { minuteRequests: 40 }), 'up'],
   ];
 
   t.same(cases.map(([name]) => name).sort(), [...FEATURE_SCHEMA.names].sort(), 'every feature has a case');
@@ -127,6 +129,17 @@ t.test('feature values follow their definitions', async (t) => {
   t.equal(base.warm_up, 1);
   t.equal(features({}, { historyDays: 0 }).warm_up, 0);
   t.equal(features({ time: MONDAY + 21 * HOUR }, {}, {}, { utcOffsetMinutes: 120 }).night_time, 1, '23:00 local');
+  t.equal(features({}, {}, {}, { care: { flaggedWithoutCare: 1 } }).flagged_without_care, 1, 'log2(1 + 1)');
+});
+
+t.test('anomaly score is capped and unsupervised', async (t) => {
+  t.equal(base.anomaly_score, 0, 'an ordinary request scores 0');
+  t.equal(features({}, { minuteRequests: 400 }).anomaly_score, 1, 'a rate far above the baseline reaches the cap');
+  t.equal(features({}, { deniedHour: 3 }).anomaly_score, 0.5, 'log2(1 + 3) denied of scale 4');
+  const newNetworkAtUsualHour = features({}, { networkRequests: 0 });
+  const newNetworkAtRareHour = features({}, { networkRequests: 0, hourOfWeekMinutes: 0 });
+  t.equal(newNetworkAtUsualHour.anomaly_score, 0, 'a new network at a usual hour is not anomalous alone');
+  t.ok(newNetworkAtRareHour.anomaly_score > 0, 'a new network at a rare hour is');
 });
 
 t.test('unknown care relationship differs from not in care', async (t) => {
