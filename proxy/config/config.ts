@@ -176,7 +176,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   const base = path.dirname(path.resolve(file));
   const resolve = (value: string) => path.resolve(base, value);
-  const top = reader.map(document.contents as Node, '(file)', TOP_LEVEL) ?? new Map<string, Node>();
+  const top = reader.map(document.contents as Node, '', TOP_LEVEL) ?? new Map<string, Node>();
 
   const listen = reader.map(top.get('listen') ?? emptyMap(), 'listen', ['host', 'port', 'trusted_proxies']) ?? new Map();
   const tls = reader.map(top.get('tls'), 'tls', ['cert', 'key', 'client_ca', 'groups', 'crl']) ?? new Map();

@@ -20,7 +20,8 @@ export class OptionReader {
   report(node: Node | null | undefined, option: string, message: string): void {
     const offset = node?.range?.[0] ?? 0;
     const { line, col } = this.#lines.linePos(offset);
-    this.issues.push({ file: this.#file, line, column: col, option, message });
+    // The top level has no option name of its own.
+    this.issues.push({ file: this.#file, line, column: col, option: option === '' ? '(file)' : option, message });
   }
 
   /** Returns the map at `node` as key → value node, reporting keys outside `allowed`. */

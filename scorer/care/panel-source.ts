@@ -1,5 +1,4 @@
-import { unwatchFile, watchFile } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 
 import type { PatientPseudonymizer } from '../features/patient.ts';
@@ -94,6 +93,9 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
     throw new CareSourceError('WG_CARE_INVALID_OPTION', `Invalid option pollMs: expected a whole number of milliseconds, 0 or more, received ${String(pollMs)}.`);
   }
 
+  // The file's identity is taken before it is read, so a write during start-up is seen as a
+  // change (fs.watchFile takes its own first reading later and would miss it).
+  let seen = await fileVersion(file);
   let panel = await loadPanelFile(file, pseudonymizer);
   let lastError: string | null = null;
   let reloading = Promise.resolve();
@@ -112,7 +114,14 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   const onChange = () => {
     reloading = reloading.then(reload);
   };
-  if (pollMs > 0) watchFile(file, { interval: pollMs, persistent: false }, onChange);
+  const timer = pollMs > 0 ? setInterval(() => {
+    void fileVersion(file).then((version) => {
+      if (version === seen) return;
+      seen = version;
+      onChange();
+    });
+  }, pollMs) : undefined;
+  timer?.unref();
 
   return {
     careSet: async (user) => panel.practitioners.get(user) ?? null,
@@ -123,7 +132,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
       await reloading;
     },
     close: async () => {
-      if (pollMs > 0) unwatchFile(file, onChange);
+      if (timer !== undefined) clearInterval(timer);
       await reloading;
     },
   };
@@ -180,4 +189,14 @@ function describe(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
 
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** Size, modification time and inode of a file as one string; `missing` when it cannot be read. */
+async function fileVersion(file: string): Promise<string> {
+  try {
+    const info = await stat(file);
+    return `${info.ino}:${info.size}:${info.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
 }

@@ -92,7 +92,9 @@ t.test('panel source fails at start without a good file', async (t) => {
   await t.rejects(watchPanelFile('/nonexistent/panel.yaml', pseudonymizer), { code: 'WG_CARE_PANEL_NOT_FOUND', message: /Cannot read the care panel file \/nonexistent\/panel\.yaml \(ENOENT\); check care\.panel_file\./ });
 });
 
+/** Polls for up to 30 s of wall time: timers run late on a loaded machine. */
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  if (!condition()) throw new Error('condition not met within 5 s');
+  const deadline = Date.now() + 30_000;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!condition()) throw new Error('condition not met within 30 s');
 }
