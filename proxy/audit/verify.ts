@@ -74,9 +74,10 @@ export function formatFinding(finding: Finding): string {
 
 /**
  * Verifies every instance's trail in `dir`: sequence numbers, hash links within and across
- * files, file headers, the file sequence, and both signatures of every checkpoint. Each
- * finding names the first record or file that was edited, dropped, inserted, reordered,
- * truncated or removed.
+ * files, duplicate keys, file headers, the file sequence, both signatures of every
+ * checkpoint, and whether the trail reaches the position in the instance's head state
+ * file. Each finding names the first record or file that was edited, dropped, inserted,
+ * reordered, truncated or removed.
  */
 export async function verifyAuditDir(dir: string, options: VerifyOptions): Promise<VerifyReport> {
   const report: VerifyReport = { findings: [], notes: [], instances: 0, files: 0, records: 0, checkpoints: 0 };
