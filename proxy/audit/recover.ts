@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { recordHash } from './canonical.ts';
-import { listAuditFiles } from './files.ts';
+import { AuditError } from './errors.ts';
+import { auditFileName, listAuditFiles } from './files.ts';
+import { readHeadState, type HeadState } from './head.ts';
 
 /** The last complete record an earlier run left behind. */
 export interface LastRecord {
@@ -21,30 +23,51 @@ export interface TornTail {
   readonly bytes: number;
 }
 
+/** Records that the head state file says were written but the trail no longer holds. */
+export interface MissingRecords {
+  /** The position stored in the head state file. */
+  readonly recorded: HeadState;
+  /** Names of the files after the last one present, up to the recorded one; empty when the recorded file is present but truncated. */
+  readonly files: string[];
+  /** Describes what is missing, for the gap event. */
+  readonly message: string;
+}
+
 /** Where an instance's chain stands when a new run starts. */
 export interface ChainHead {
-  /** Highest file index present; the new run writes to the next one. */
+  /** Highest file index present, or 0 when no file is left; the new run writes to the next unused one. */
   readonly lastFileIndex: number;
   readonly last: LastRecord | null;
   /** Whether the last run ended with a final checkpoint (a clean close). */
   readonly cleanClose: boolean;
   readonly torn: TornTail | null;
+  /** Set when the trail ends before the position in the head state file. */
+  readonly missing: MissingRecords | null;
+  /** Why the head state file could not be used, or null. */
+  readonly headError: string | null;
 }
 
 /**
- * Finds the end of an instance's chain in `dir`: the last complete record and any torn
- * line after it. Returns null when the instance has no files yet. Reads files from the
- * newest backwards until one holds a complete record.
+ * Finds the end of an instance's chain in `dir`: the last complete record, any torn line
+ * after it, and whether records that the head state file records are missing. Returns null
+ * when the instance has neither files nor a head state. Reads files from the newest
+ * backwards until one holds a complete record.
+ *
+ * @throws AuditError `WG_AUDIT_DIR_UNUSABLE` when a trail file cannot be read.
  */
 export async function findChainHead(dir: string, instance: string): Promise<ChainHead | null> {
+  const { state, error: headError } = await readHeadState(dir, instance);
   const files = (await listAuditFiles(dir)).get(instance) ?? [];
-  if (files.length === 0) return null;
+  if (files.length === 0) {
+    if (!state && !headError) return null;
+    return { lastFileIndex: 0, last: null, cleanClose: false, torn: null, missing: state ? describeMissing(instance, state, 0, null) : null, headError: headError ?? null };
+  }
 
   let torn: TornTail | null = null;
   let last: LastRecord | null = null;
   for (let i = files.length - 1; i >= 0 && !last; i--) {
     const file = files[i]!;
-    const content = await readFile(file.path);
+    const content = await readTrailFile(file.path);
     const { complete, tornAt } = splitLines(content);
     if (tornAt !== null && i === files.length - 1) {
       torn = { file: file.name, line: complete.length + 1, offset: tornAt, bytes: content.length - tornAt };
@@ -55,8 +78,28 @@ export async function findChainHead(dir: string, instance: string): Promise<Chai
     }
   }
 
+  const lastFileIndex = files[files.length - 1]!.index;
   const cleanClose = !torn && last?.kind === 'checkpoint' && (await lastIsFinal(files[files.length - 1]!.path));
-  return { lastFileIndex: files[files.length - 1]!.index, last, cleanClose, torn };
+  const missing = state && (last === null || last.seq < state.seq) ? describeMissing(instance, state, lastFileIndex, last) : null;
+  return { lastFileIndex, last, cleanClose, torn, missing, headError: headError ?? null };
+}
+
+function describeMissing(instance: string, recorded: HeadState, lastFileIndex: number, last: LastRecord | null): MissingRecords {
+  const files: string[] = [];
+  for (let index = lastFileIndex + 1; index <= recorded.file; index++) files.push(auditFileName(instance, index));
+  const from = (last?.seq ?? 0) + 1;
+  const records = from === recorded.seq ? `record seq ${recorded.seq} is` : `records seq ${from} to ${recorded.seq} are`;
+  const where = files.length > 0 ? `${files.join(', ')} ${files.length === 1 ? 'was' : 'were'} removed` : `${auditFileName(instance, recorded.file)} was truncated`;
+  return { recorded, files, message: `the head state file records seq ${recorded.seq} in ${auditFileName(instance, recorded.file)}, but ${records} missing from the trail: ${where}` };
+}
+
+async function readTrailFile(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new AuditError('WG_AUDIT_DIR_UNUSABLE', `Cannot read the audit file ${file} (${code}); restore it or move it out of the audit folder, then start again.`, { cause: error });
+  }
 }
 
 /** Splits a file into complete lines (ending in a newline) and the offset of a trailing partial line. */
@@ -77,7 +120,7 @@ function parseRecord(line: string): { seq: number; kind: string; time?: unknown;
 }
 
 async function lastIsFinal(file: string): Promise<boolean> {
-  const { complete } = splitLines(await readFile(file));
+  const { complete } = splitLines(await readTrailFile(file));
   const record = complete.length > 0 ? parseRecord(complete[complete.length - 1]!) : null;
   return record?.kind === 'checkpoint' && record.final === true;
 }

@@ -1,6 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { GENESIS_HASH, recordHash } from './canonical.ts';
+import { findDuplicateKey } from './duplicate-keys.ts';
 import { auditFileName, listAuditFiles, type AuditFile } from './files.ts';
+import { headFileName, headStateInstances, readHeadState, type HeadState } from './head.ts';
 import type { AuditPublicKeys } from './keys.ts';
 import { splitLines, type TornTail } from './recover.ts';
 import { verifyCheckpointSignatures } from './signatures.ts';
@@ -16,6 +19,9 @@ export type FindingCode =
   | 'WG_AUDIT_CHAIN_BROKEN'
   | 'WG_AUDIT_FILE_MISSING'
   | 'WG_AUDIT_FILE_TRUNCATED'
+  | 'WG_AUDIT_FILE_UNREADABLE'
+  | 'WG_AUDIT_HEAD_INVALID'
+  | 'WG_AUDIT_HEAD_MISSING'
   | 'WG_AUDIT_TORN_RECORD'
   | 'WG_AUDIT_HEADER_INVALID'
   | 'WG_AUDIT_KEY_UNTRUSTED'
@@ -68,18 +74,25 @@ export function formatFinding(finding: Finding): string {
 
 /**
  * Verifies every instance's trail in `dir`: sequence numbers, hash links within and across
- * files, file headers, the file sequence, and both signatures of every checkpoint. Each
- * finding names the first record or file that was edited, dropped, inserted, reordered,
- * truncated or removed.
+ * files, duplicate keys, file headers, the file sequence, both signatures of every
+ * checkpoint, and whether the trail reaches the position in the instance's head state
+ * file. Each finding names the first record or file that was edited, dropped, inserted,
+ * reordered, truncated or removed.
  */
 export async function verifyAuditDir(dir: string, options: VerifyOptions): Promise<VerifyReport> {
   const report: VerifyReport = { findings: [], notes: [], instances: 0, files: 0, records: 0, checkpoints: 0 };
+  // Head states are read before the files, so that a running writer cannot record a head
+  // beyond the records read.
+  const heads = new Map<string, { state: HeadState | null; error?: string }>();
+  for (const instance of headStateInstances(await readdir(dir))) heads.set(instance, await readHeadState(dir, instance));
   const byInstance = await listAuditFiles(dir);
+  for (const instance of heads.keys()) if (!byInstance.has(instance)) byInstance.set(instance, []);
+
   if (byInstance.size === 0) {
-    report.findings.push({ file: dir, line: 0, code: 'WG_AUDIT_NO_FILES', message: 'no audit files (audit-<instance>-<n>.jsonl) in this folder; check the path' });
+    report.findings.push({ file: dir, line: 0, code: 'WG_AUDIT_NO_FILES', message: 'no audit files (audit-<instance>-<n>.jsonl) in this folder; pass the folder set as audit.dir' });
   }
   for (const [instance, files] of byInstance) {
-    const counts = await verifyInstance(instance, files, options, report);
+    const counts = await verifyInstance(dir, instance, files, heads.get(instance) ?? { state: null }, options, report);
     report.instances++;
     report.files += files.length;
     report.records += counts.records;
@@ -90,7 +103,14 @@ export async function verifyAuditDir(dir: string, options: VerifyOptions): Promi
 
 // NOTE: an instance's records are all held in memory while it is verified, which for
 // trails of many large files needs memory in proportion to their size.
-async function verifyInstance(instance: string, files: AuditFile[], options: VerifyOptions, report: VerifyReport): Promise<{ records: number; checkpoints: number }> {
+async function verifyInstance(
+  dir: string,
+  instance: string,
+  files: AuditFile[],
+  head: { state: HeadState | null; error?: string },
+  options: VerifyOptions,
+  report: VerifyReport,
+): Promise<{ records: number; checkpoints: number }> {
   const finding = (file: string, line: number, code: FindingCode, message: string) => report.findings.push({ file, line, code, message });
   const trusted = new Map(options.trustedKeys.map((keys) => [keys.key_id, keys]));
   const { items, torn } = await readItems(instance, files, finding);
@@ -178,7 +198,53 @@ async function verifyInstance(instance: string, files: AuditFile[], options: Ver
 
   const end: Item | null = previous;
   if (end !== null) checkEnd(end, options, report);
+  checkHeadState(dir, instance, files, items, head, report);
   return { records: items.length, checkpoints };
+}
+
+/**
+ * Compares the trail with the head state file, which the writer updates after every file
+ * header, checkpoint and close. A trail whose records end before the recorded head lost its
+ * newest file or the end of it.
+ */
+function checkHeadState(dir: string, instance: string, files: AuditFile[], items: Item[], head: { state: HeadState | null; error?: string }, report: VerifyReport): void {
+  const headFile = path.join(dir, headFileName(instance));
+  if (head.error) {
+    report.findings.push({ file: headFile, line: 0, code: 'WG_AUDIT_HEAD_INVALID', message: `${head.error}: it was edited or corrupted, so deleted newest records cannot be detected; compare with the checkpoints shipped off the host` });
+    return;
+  }
+  const state = head.state;
+  if (!state) {
+    if (items.length > 0) report.notes.push({ file: headFile, line: 0, code: 'WG_AUDIT_HEAD_MISSING', message: 'no head state file, so a deletion of the newest records cannot be detected; it is missing for trails written before head state files existed, otherwise it was deleted' });
+    return;
+  }
+
+  const recordedFile = auditFileName(instance, state.file);
+  const atHead = items.find((item) => item.record.seq === state.seq);
+  if (atHead) {
+    // A record already named by another finding, such as a forged checkpoint, is not named twice.
+    const named = report.findings.some((finding) => finding.file === atHead.file.path && finding.line === atHead.line);
+    if (atHead.hash !== state.head_hash && !named) {
+      report.findings.push({ file: atHead.file.path, line: atHead.line, code: 'WG_AUDIT_RECORD_EDITED', message: `record seq ${state.seq} was edited: the head state file records hash ${state.head_hash.slice(0, 16)}... for it, but it hashes to ${atHead.hash.slice(0, 16)}...` });
+    }
+    return;
+  }
+  const lastSeq = items.reduce((max, item) => Math.max(max, item.record.seq), 0);
+  // A recorded head inside the trail's range is a dropped record, which the chain checks report.
+  if (state.seq < lastSeq) return;
+
+  const lastFile = files[files.length - 1];
+  const endsAt = lastSeq === 0 ? 'the trail has no records' : `the trail ends at seq ${lastSeq}`;
+  if (!lastFile || state.file > lastFile.index) {
+    const firstMissing = (lastFile?.index ?? 0) + 1;
+    const missing = firstMissing === state.file ? `${recordedFile} is` : `${auditFileName(instance, firstMissing)} to ${recordedFile} are`;
+    report.findings.push({ file: path.join(dir, auditFileName(instance, firstMissing)), line: 0, code: 'WG_AUDIT_FILE_MISSING', message: `the head state file records seq ${state.seq} in ${recordedFile}, but ${endsAt} and ${missing} missing: the newest files were removed` });
+    return;
+  }
+  const holder = [...items].reverse().find((item) => item.file.index === state.file);
+  const target = files.find((file) => file.index === state.file) ?? lastFile;
+  const cut = lastSeq + 1 === state.seq ? `record seq ${state.seq} was` : `records seq ${lastSeq + 1} to ${state.seq} were`;
+  report.findings.push({ file: target.path, line: (holder?.line ?? 0) + 1, code: 'WG_AUDIT_FILE_TRUNCATED', message: `the head state file records seq ${state.seq} in ${recordedFile}, but ${endsAt}: ${cut} cut from the end of the file` });
 }
 
 /** Reads every file into chain items, reporting missing files and unparsable lines. */
@@ -196,7 +262,16 @@ async function readItems(instance: string, files: AuditFile[], finding: (file: s
     }
     expectedIndex = file.index + 1;
 
-    const content = await readFile(file.path);
+    let content: Buffer;
+    try {
+      content = await readFile(file.path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      const reason = code === 'EISDIR' ? 'is a folder, not a trail file' : `cannot be read (${code})`;
+      finding(file.path, 0, 'WG_AUDIT_FILE_UNREADABLE', `the path ${reason}: the file was replaced or its permissions changed; restore the file from a copy`);
+      unlinked = true;
+      continue;
+    }
     const { complete, tornAt } = splitLines(content);
     if (tornAt !== null) torn.push({ file, line: complete.length + 1, offset: tornAt, bytes: content.length - tornAt });
 
@@ -207,6 +282,10 @@ async function readItems(instance: string, files: AuditFile[], finding: (file: s
         finding(file.path, index + 1, 'WG_AUDIT_RECORD_INVALID', 'the line is not a valid audit record (JSON with seq, prev and kind): it was edited or corrupted');
         unlinked = true;
         return;
+      }
+      const duplicate = findDuplicateKey(text);
+      if (duplicate !== null) {
+        finding(file.path, index + 1, 'WG_AUDIT_RECORD_INVALID', `the record has the key ${JSON.stringify(duplicate)} twice: a reader that keeps the first value sees other content than the hash covers, so the line was edited`);
       }
       items.push({ file, line: index + 1, record, hash: recordHash(record), first: items.length === start, last: false, unlinked });
       unlinked = false;

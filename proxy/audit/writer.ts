@@ -6,6 +6,7 @@ import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical.ts';
 import { CheckpointSigner } from './checkpoint-signer.ts';
 import { AuditError } from './errors.ts';
 import { auditFileName, INSTANCE_ID_PATTERN, utcDay } from './files.ts';
+import { writeHeadState } from './head.ts';
 import { loadOrCreateSigningKeys, type AuditPublicKeys } from './keys.ts';
 import { PatientFieldPseudonymizer } from './patient-fields.ts';
 import { findChainHead, type ChainHead } from './recover.ts';
@@ -64,6 +65,11 @@ interface Batch {
   readonly file: OpenFile;
   readonly lines: string[];
   readonly queuedAt: number;
+  /** Sequence number and hash of the batch's last record. */
+  lastSeq: number;
+  lastHash: string;
+  /** The batch holds a file header or checkpoint, after which the head state is written. */
+  updatesHead: boolean;
 }
 
 /**
@@ -128,6 +134,10 @@ export class AuditTrail implements AuditPort {
   #closed: Promise<void> | null = null;
   #rejectedAfterClose = 0;
   #writeErrors = 0;
+  /** Last record written to a file, and whether the head state must be written after the next fsync. */
+  #written: { seq: number; hash: string; file: number } | null = null;
+  #headDue = false;
+  #headErrors = 0;
 
   constructor(options: AuditTrailOptions, publicKeys: AuditPublicKeys, signer: CheckpointSigner, head: ChainHead | null, lockFile: string) {
     this.instanceId = options.instanceId;
@@ -137,11 +147,31 @@ export class AuditTrail implements AuditPort {
     this.#signer = signer;
     this.#pseudonymizer = new PatientFieldPseudonymizer(options.patientKey);
     this.#lockFile = lockFile;
-    this.#seq = head?.last?.seq ?? 0;
-    this.#prevHash = head?.last?.hash ?? GENESIS_HASH;
+    // When records that the head state records are missing, the chain continues from the
+    // recorded head, so that no file index or sequence number of the missing records is reused.
+    const missing = head?.missing ?? null;
+    this.#seq = missing ? missing.recorded.seq : (head?.last?.seq ?? 0);
+    this.#prevHash = missing ? missing.recorded.head_hash : (head?.last?.hash ?? GENESIS_HASH);
+    const lastFileIndex = Math.max(head?.lastFileIndex ?? 0, missing?.recorded.file ?? 0);
+    const previousFile = missing ? auditFileName(this.instanceId, missing.recorded.file) : (head?.last?.file ?? null);
 
-    this.#startFile((head?.lastFileIndex ?? 0) + 1, head?.last?.file ?? null);
-    if (head && !head.cleanClose) {
+    this.#startFile(lastFileIndex + 1, previousFile);
+    if (head?.headError) {
+      options.logger?.error({ instance: this.instanceId }, `audit ${head.headError}; deletions of the newest records before this start cannot be detected`);
+      this.#push({ kind: 'gap', reason: 'head_state_invalid', message: `${head.headError}; records deleted from the end of the trail before this start cannot be detected`, last_seen: head.last, torn: head.torn });
+    }
+    if (missing) {
+      options.logger?.error({ instance: this.instanceId, recorded_seq: missing.recorded.seq, last_seq: head?.last?.seq ?? null, missing_files: missing.files }, `audit records are missing: ${missing.message}`);
+      this.#push({
+        kind: 'gap',
+        reason: 'records_missing',
+        message: missing.message,
+        last_seen: head?.last ?? null,
+        recorded_head: { seq: missing.recorded.seq, hash: missing.recorded.head_hash, file: auditFileName(this.instanceId, missing.recorded.file) },
+        missing_files: missing.files,
+        torn: head?.torn ?? null,
+      });
+    } else if (head && !head.cleanClose && !head.headError) {
       this.#push({
         kind: 'gap',
         reason: 'unclean_shutdown',
@@ -207,6 +237,7 @@ export class AuditTrail implements AuditPort {
     } catch (error) {
       this.#options.logger?.error({ err: error }, 'final audit checkpoint could not be signed; the trail ends without a clean close');
     }
+    this.#headDue = true;
     await this.flush();
     if (this.#handle) await this.#handle.handle.close();
     this.#handle = null;
@@ -243,9 +274,12 @@ export class AuditTrail implements AuditPort {
 
     const file = this.#file!;
     file.bytes += Buffer.byteLength(line) + 1;
-    const last = this.#queue[this.#queue.length - 1];
-    if (last && last.file === file) last.lines.push(line);
-    else this.#queue.push({ file, lines: [line], queuedAt: performance.now() });
+    let batch = this.#queue[this.#queue.length - 1];
+    if (batch && batch.file === file) batch.lines.push(line);
+    else this.#queue.push((batch = { file, lines: [line], queuedAt: performance.now(), lastSeq: 0, lastHash: '', updatesHead: false }));
+    batch.lastSeq = record.seq;
+    batch.lastHash = this.#prevHash;
+    if (record.kind === 'checkpoint' || record.kind === 'file_header') batch.updatesHead = true;
     this.#queuedRecords++;
     this.#scheduleWrite();
 
@@ -319,6 +353,7 @@ export class AuditTrail implements AuditPort {
         this.#unsynced = 0;
       }
       this.#syncDue = false;
+      if (this.#unsynced === 0) await this.#writeHead();
       return;
     }
   }
@@ -349,14 +384,34 @@ export class AuditTrail implements AuditPort {
 
     this.#queuedRecords -= count;
     this.#unsynced += count;
+    this.#written = { seq: batch.lastSeq, hash: batch.lastHash, file: batch.file.index };
+    if (batch.updatesHead) this.#headDue = true;
     this.#options.onWrite?.(performance.now() - batch.queuedAt, count);
-    // A busy queue must not postpone the timed fsync until it drains.
-    if (this.#unsynced >= FSYNC_RECORDS || this.#syncDue) {
+    // A busy queue must not postpone the timed fsync until it drains. A file header or
+    // checkpoint is fsync'd at once, so that the head state can record it.
+    if (this.#unsynced >= FSYNC_RECORDS || this.#syncDue || this.#headDue) {
       await this.#handle.handle.datasync();
       this.#unsynced = 0;
       this.#syncDue = false;
+      await this.#writeHead();
     }
     return true;
+  }
+
+  /**
+   * Stores the last written record in the head state file when a header or checkpoint was
+   * written since the last update, or the trail is closing. Called only when everything
+   * written is fsync'd, so that the state never runs ahead of the files.
+   */
+  async #writeHead(): Promise<void> {
+    if (!this.#headDue || !this.#written) return;
+    this.#headDue = false;
+    const written = this.#written;
+    try {
+      await writeHeadState(this.#options.dir, { instance: this.instanceId, seq: written.seq, head_hash: written.hash, file: written.file });
+    } catch (error) {
+      if (this.#headErrors++ % 100 === 0) this.#options.logger?.error({ err: error, seq: written.seq }, 'audit head state file could not be written; a later checkpoint retries');
+    }
   }
 
   /** Keeps memory bounded while the disk fails: the newest records beyond the limit are dropped and counted. */

@@ -1,7 +1,9 @@
-import { access } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AuditError } from '../audit/errors.ts';
-import { KEY_FILES, readTrustedPublicKeys } from '../audit/keys.ts';
+import { listAuditFiles } from '../audit/files.ts';
+import { headStateInstances } from '../audit/head.ts';
+import { KEY_FILES, readTrustedPublicKeys, type AuditPublicKeys } from '../audit/keys.ts';
 import { formatFinding, verifyAuditDir } from '../audit/verify.ts';
 import { parseOptions, usageError } from './commands.ts';
 
@@ -15,7 +17,8 @@ Options:
   --public-key FILE   trusted public keys (audit-public-keys.json); default DIR/keys/${KEY_FILES.publicKeys}
   --open              accept a trail that ends without a final checkpoint (a running instance)
 
-Exit status: 0 when the trail is intact, 1 on any finding, 2 on a usage error.
+Exit status: 0 when the trail is intact, 1 on any finding (also when DIR holds no trail
+files), 2 on a usage error (DIR missing or not a folder, unreadable key file).
 `;
 
 /** Runs `wardgate audit ...`; returns 0 when clean, 1 on findings, 2 on usage errors. */
@@ -36,19 +39,28 @@ export async function runAuditCommand(argv: string[], out: NodeJS.WritableStream
   if (parsed.positional.length > 1) return usageError(err, `unexpected argument ${JSON.stringify(parsed.positional[1])}; verify one folder at a time`);
 
   const dir = parsed.positional[0]!;
+  let names: string[];
   try {
-    await access(dir);
-  } catch {
-    return usageError(err, `audit folder ${dir} not found; pass the folder set as audit.dir`);
-  }
-  const keyFile = typeof parsed.options['public-key'] === 'string' ? parsed.options['public-key'] : path.join(dir, 'keys', KEY_FILES.publicKeys);
-
-  let trustedKeys;
-  try {
-    trustedKeys = await readTrustedPublicKeys(keyFile);
+    if (!(await stat(dir)).isDirectory()) return usageError(err, `audit path ${dir} is not a folder; pass the folder set as audit.dir`);
+    names = await readdir(dir);
   } catch (error) {
-    if (error instanceof AuditError) return usageError(err, error.message);
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return usageError(err, `audit folder ${dir} not found; pass the folder set as audit.dir`);
+    return usageError(err, `cannot read the audit folder ${dir} (${code ?? String(error)}); check its owner and permissions`);
+  }
+
+  // A folder without trail files is reported as such, before the default key file that it
+  // usually also lacks. A key file passed with --public-key is always read.
+  const explicitKeyFile = typeof parsed.options['public-key'] === 'string' ? parsed.options['public-key'] : null;
+  let trustedKeys: AuditPublicKeys[] = [];
+  if (explicitKeyFile !== null || (await listAuditFiles(dir)).size > 0 || headStateInstances(names).length > 0) {
+    const keyFile = explicitKeyFile ?? path.join(dir, 'keys', KEY_FILES.publicKeys);
+    try {
+      trustedKeys = await readTrustedPublicKeys(keyFile);
+    } catch (error) {
+      if (error instanceof AuditError) return usageError(err, error.message);
+      throw error;
+    }
   }
 
   const report = await verifyAuditDir(dir, { trustedKeys, allowOpenTail: parsed.options.open === true });

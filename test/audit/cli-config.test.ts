@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { runCli } from '../../proxy/cli/commands.ts';
 import { parseConfig } from '../../proxy/config/config.ts';
@@ -87,6 +87,40 @@ for (const [argv, reason] of usageCases) {
     t.equal(result.err.split('\n').filter(Boolean).length, 1, 'the reason is one line');
   });
 }
+
+t.test('verify on a file is a usage error', async (t) => {
+  const file = path.join(trail.dir, trailFiles(trail.dir)[0]!);
+  const result = await run(['audit', 'verify', file]);
+  t.equal(result.code, 2);
+  t.equal(result.err, `wardgate: audit path ${file} is not a folder; pass the folder set as audit.dir\n`);
+  t.equal(result.out, '');
+});
+
+t.test('verify on an empty folder reports no trail files', async (t) => {
+  const empty = temporaryDir('cli-empty');
+  t.teardown(empty.remove);
+  const result = await run(['audit', 'verify', empty.dir]);
+  t.equal(result.code, 1);
+  t.equal(result.err, '');
+  t.match(result.out, /:0: WG_AUDIT_NO_FILES: no audit files \(audit-<instance>-<n>\.jsonl\) in this folder/);
+  t.notMatch(result.out, /keys/, 'the missing key file is not reported');
+});
+
+t.test('verify names a folder in place of a trail file', async (t) => {
+  const copy = temporaryDir('cli-eisdir');
+  t.teardown(copy.remove);
+  const writer = await openTestTrail(copy.dir);
+  appendDecisions(writer, 2);
+  await writer.close();
+  const second = await openTestTrail(copy.dir);
+  await second.close();
+  const folder = path.join(copy.dir, 'audit-test1-000003.jsonl');
+  mkdirSync(folder);
+  const result = await run(['audit', 'verify', copy.dir]);
+  t.equal(result.code, 1);
+  t.equal(result.err, '');
+  t.match(result.out, `${folder}:0: WG_AUDIT_FILE_UNREADABLE: the path is a folder, not a trail file`);
+});
 
 t.test('malformed key file is a usage error', async (t) => {
   const dir = temporaryDir('badkey');

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ensureDevCertificates } from '../../certs/dev-certificates.ts';
 import { startDemoApp } from '../../demo/app/server.ts';
 import { startDemoIdp } from '../../demo/idp/idp.ts';
@@ -57,8 +57,9 @@ async function sendLoad(port: number, ca: string, prefix: string, count: number)
   return statuses;
 }
 
-t.test('SIGKILL, restart and verify', async (t) => {
-  const { dir, remove } = temporaryDir('kill');
+/** Starts the demo app and IdP and writes a Wardgate configuration whose audit trail is in `audit` of a new folder. */
+async function setUp(t: Test, label: string, instanceId: string) {
+  const { dir, remove } = temporaryDir(label);
   t.teardown(remove);
   const certificates = await ensureDevCertificates(path.join(dir, 'certs'));
   const app = await startDemoApp({ port: 0, host: '127.0.0.1' });
@@ -83,14 +84,27 @@ t.test('SIGKILL, restart and verify', async (t) => {
       `oidc: { issuer: "${idp.issuer}", client_id: wardgate-test, ca: ${certificates.paths.caCert} }`,
       `policy: ${path.join(REPOSITORY, 'policy/examples/demo.yaml')}`,
       `model: ${path.join(REPOSITORY, 'scorer/models/risk-v2.onnx')}`,
-      'audit: { dir: audit, checkpoint_every: 25, checkpoint_interval: 1, instance_id: kill1 }',
+      `audit: { dir: audit, checkpoint_every: 25, checkpoint_interval: 1, instance_id: ${instanceId} }`,
       'routes:',
       `  - { id: ehr, host: "*", path_prefix: /, upstream: "${app.url}" }`,
       '',
     ].join('\n'),
   );
   const env = { ...process.env, WARDGATE_OIDC_CLIENT_SECRET: clientSecret, WARDGATE_PATIENT_KEY: randomBytes(32).toString('hex'), WARDGATE_LOG_LEVEL: 'info' };
-  const ca = certificates.ca.cert;
+  return { auditDir, configFile, env, ca: certificates.ca.cert };
+}
+
+/** Runs `wardgate audit verify DIR` and returns its exit code and output. */
+async function verifyCommand(auditDir: string): Promise<{ code: number; printed: string }> {
+  const output = new PassThrough();
+  let printed = '';
+  output.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+  const code = await runCli(['audit', 'verify', auditDir], output, output);
+  return { code, printed };
+}
+
+t.test('SIGKILL, restart and verify', async (t) => {
+  const { auditDir, configFile, env, ca } = await setUp(t, 'kill', 'kill1');
 
   const first = await startWardgate(configFile, env);
   t.teardown(() => first.process.kill('SIGKILL'));
@@ -126,10 +140,45 @@ t.test('SIGKILL, restart and verify', async (t) => {
   const text = files.map((name) => readFileSync(path.join(auditDir, name), 'utf8')).join('');
   t.notMatch(text, /pat-kill-|pat-after-/, 'no patient id appears in clear');
 
-  const output = new PassThrough();
-  let printed = '';
-  output.on('data', (chunk: Buffer) => (printed += chunk.toString()));
-  const code = await runCli(['audit', 'verify', auditDir], output, output);
+  const { code, printed } = await verifyCommand(auditDir);
   t.equal(code, 0, printed);
   t.match(printed, /: intact\n$/);
+});
+
+t.test('removed newest file after SIGTERM', async (t) => {
+  const { auditDir, configFile, env, ca } = await setUp(t, 'remove-newest', 'rm1');
+  const stop = async (child: Child) => {
+    child.process.kill('SIGTERM');
+    t.same(await child.exited, { code: 0, signal: null }, 'the run closes cleanly');
+  };
+
+  const first = await startWardgate(configFile, env);
+  t.teardown(() => first.process.kill('SIGKILL'));
+  await stop(first);
+  const second = await startWardgate(configFile, env);
+  t.teardown(() => second.process.kill('SIGKILL'));
+  await sendLoad(second.port, ca, 'pat-rm', 3);
+  await stop(second);
+
+  const removed = path.join(auditDir, 'audit-rm1-000002.jsonl');
+  const removedRecords = readLines(removed).map((line) => JSON.parse(line));
+  const lastSeq = removedRecords.at(-1).seq;
+  rmSync(removed);
+  const afterRemoval = await verifyCommand(auditDir);
+  t.equal(afterRemoval.code, 1, afterRemoval.printed);
+  t.match(afterRemoval.printed, `${removed}:0: WG_AUDIT_FILE_MISSING: the head state file records seq ${lastSeq} in audit-rm1-000002.jsonl`);
+
+  const third = await startWardgate(configFile, env);
+  t.teardown(() => third.process.kill('SIGKILL'));
+  await stop(third);
+  t.same(trailFiles(auditDir), ['audit-rm1-000001.jsonl', 'audit-rm1-000003.jsonl'], 'the removed file index is not reused');
+  const [header, gap] = readLines(path.join(auditDir, 'audit-rm1-000003.jsonl')).map((line) => JSON.parse(line));
+  t.equal(header.seq, lastSeq + 1, 'no sequence number of the removed records is reused');
+  t.equal(gap.kind, 'gap');
+  t.equal(gap.reason, 'records_missing');
+  t.same(gap.missing_files, ['audit-rm1-000002.jsonl']);
+
+  const afterRestart = await verifyCommand(auditDir);
+  t.equal(afterRestart.code, 1, afterRestart.printed);
+  t.match(afterRestart.printed, /audit-rm1-000003\.jsonl:1: WG_AUDIT_FILE_MISSING: audit-rm1-000002\.jsonl is missing before this file/);
 });

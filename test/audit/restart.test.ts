@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { recordHash } from '../../proxy/audit/canonical.ts';
@@ -86,4 +86,15 @@ t.test('half a key pair is rejected', async (t) => {
   t.equal(statSync(path.join(dir, 'keys', 'ml-dsa-65.seed')).mode & 0o777, 0o600);
   rmSync(path.join(dir, 'keys', 'ml-dsa-65.seed'));
   await t.rejects(openTestTrail(dir), { code: 'WG_AUDIT_KEY_INVALID', message: /ml-dsa-65.seed is missing while its partner exists/ });
+});
+
+t.test('folder in place of a trail file is rejected at start', async (t) => {
+  const { dir, remove } = temporaryDir('eisdir');
+  t.teardown(remove);
+  const trail = await openTestTrail(dir);
+  await trail.close();
+  const folder = path.join(dir, 'audit-test1-000002.jsonl');
+  mkdirSync(folder);
+  await t.rejects(openTestTrail(dir), { code: 'WG_AUDIT_DIR_UNUSABLE', message: `Cannot read the audit file ${folder} (EISDIR); restore it or move it out of the audit folder, then start again.` });
+  t.notOk(existsSync(path.join(dir, 'audit-test1.lock')), 'the lock is released');
 });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { verifyAuditDir } from '../../proxy/audit/verify.ts';
 import { readTrustedPublicKeys, KEY_FILES, loadOrCreateSigningKeys } from '../../proxy/audit/keys.ts';
@@ -124,20 +124,29 @@ t.test('removed first file is named', async (t) => {
 });
 
 t.test('truncated tail after the last checkpoint is named', async (t) => {
+  let line = 0;
   const { report, files } = await tampered(t, 'tail', (_dir, files) => {
     const last = files[files.length - 1]!;
-    writeLines(last, readLines(last).slice(0, -1));
+    const lines = readLines(last);
+    line = lines.length;
+    writeLines(last, lines.slice(0, -1));
   });
-  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings.length, 2, JSON.stringify(report.findings));
   t.equal(report.findings[0]?.code, 'WG_AUDIT_UNSIGNED_TAIL');
   t.equal(report.findings[0]?.file, files[files.length - 1]);
+  t.equal(report.findings[1]?.code, 'WG_AUDIT_FILE_TRUNCATED', 'the head state file records the cut checkpoint');
+  t.equal(report.findings[1]?.file, files[files.length - 1]);
+  t.equal(report.findings[1]?.line, line);
+  t.match(report.findings[1]?.message, /record seq 37 was cut/);
 });
 
 t.test('removed last file is named', async (t) => {
   const { report, files } = await tampered(t, 'remove-last', (_dir, files) => rmSync(files[files.length - 1]!));
-  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings.length, 2, JSON.stringify(report.findings));
   t.equal(report.findings[0]?.code, 'WG_AUDIT_UNSIGNED_TAIL');
   t.equal(report.findings[0]?.file, files[files.length - 2]);
+  t.equal(report.findings[1]?.code, 'WG_AUDIT_FILE_MISSING', 'the head state file records the removed file');
+  t.equal(report.findings[1]?.file, files[files.length - 1]);
 });
 
 t.test('forged checkpoint signature is named', async (t) => {
@@ -241,4 +250,46 @@ t.test('empty folder is a finding', async (t) => {
   writeFileSync(path.join(empty.dir, 'unrelated.txt'), 'x');
   const report = await verifyAuditDir(empty.dir, { trustedKeys: [] });
   t.equal(report.findings[0]?.code, 'WG_AUDIT_NO_FILES');
+});
+
+t.test('duplicate JSON key is named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'duplicate-key', (_dir, files) => {
+    const lines = readLines(files[0]!);
+    line = linesOfKind(files[0]!, 'decision')[1]!;
+    // JSON.parse keeps the last "action" and "rule", so the hash is unchanged, but a reader that keeps the first sees "block".
+    lines[line - 1] = `{"action":"block","rule":"forged",${lines[line - 1]!.slice(1)}`;
+    writeLines(files[0]!, lines);
+  });
+  t.equal(report.findings.length, 1, JSON.stringify(report.findings));
+  t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_INVALID');
+  t.equal(report.findings[0]?.file, files[0]);
+  t.equal(report.findings[0]?.line, line);
+  t.match(report.findings[0]?.message, /the key "action" twice/);
+});
+
+t.test('duplicate nested and escaped keys are named', async (t) => {
+  let line = 0;
+  const { report, files } = await tampered(t, 'duplicate-nested', (_dir, files) => {
+    const lines = readLines(files[1]!);
+    line = linesOfKind(files[1]!, 'decision')[0]!;
+    lines[line - 1] = lines[line - 1]!.replace('"reasons":[]', '"reasons":[{"a":1,"\\u0061":2}]');
+    writeLines(files[1]!, lines);
+  });
+  const invalid = report.findings.filter((finding) => finding.code === 'WG_AUDIT_RECORD_INVALID');
+  t.equal(invalid.length, 1, JSON.stringify(report.findings));
+  t.equal(invalid[0]?.file, files[1]);
+  t.equal(invalid[0]?.line, line);
+  t.match(invalid[0]?.message, /the key "reasons\.a" twice/);
+});
+
+t.test('folder in place of a trail file is named', async (t) => {
+  const { report, files } = await tampered(t, 'folder', (_dir, files) => {
+    rmSync(files[1]!);
+    mkdirSync(files[1]!);
+  });
+  const unreadable = report.findings.filter((finding) => finding.code === 'WG_AUDIT_FILE_UNREADABLE');
+  t.equal(unreadable.length, 1, JSON.stringify(report.findings));
+  t.equal(unreadable[0]?.file, files[1]);
+  t.match(unreadable[0]?.message, /is a folder, not a trail file/);
 });
