@@ -40,3 +40,34 @@ t.test('a request with a transfer coding before chunked gets 400 and the connect
   t.match(reply, /WG_HTTP_AMBIGUOUS_FRAMING/);
   t.equal(reply.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, 'the request smuggled behind it got no response');
 });
+
+/** Sends one GET with the given Host header over TLS and returns the raw response text. */
+function getWithHost(host: string): Promise<string> {
+  const port = new URL(stack.url).port;
+  return new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert }, () => {
+      socket.write(`GET /debug/headers HTTP/1.1\r\nHost: ${host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`);
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+}
+
+t.test('IPv6 literal Host headers are routed', async (t) => {
+  const port = new URL(stack.url).port;
+  for (const host of [`[::1]:${port}`, '[::1]', `[::ffff:127.0.0.1]:${port}`, '[::FFFF:127.0.0.1]']) {
+    const reply = await getWithHost(host);
+    t.match(reply, /^HTTP\/1\.1 401 /, `${host} reaches the route and its sign-in check`);
+    t.match(reply, /WG_AUTH_TOKEN_MISSING/, `${host} gets the route's challenge`);
+  }
+});
+
+t.test('invalid IPv6 literal Host gets 400', async (t) => {
+  for (const host of ['[::1', '[:::::]', '[1::2::3]', '[fe80::1%eth0]', '[12345::1]']) {
+    const reply = await getWithHost(host);
+    t.match(reply, /^HTTP\/1\.1 400 /, `${host} is rejected`);
+    t.match(reply, /WG_HTTP_BAD_HOST/, `${host} is named a bad host`);
+  }
+});
