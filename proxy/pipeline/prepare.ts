@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { checkFraming, checkMethod, HttpError, normalizePath, resolveForwardedOrigin, setForwardedHeaders, stripIdentityHeaders, type TrustedProxies } from '../http/index.ts';
+import { checkFraming, checkMethod, HttpError, normalizePath, resolveForwardedOrigin, setForwardedHeaders, stripHopByHopHeaders, stripIdentityHeaders, type TrustedProxies } from '../http/index.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import type { RouterPort } from '../ports.ts';
 
@@ -18,10 +18,12 @@ export type PreparedRequest =
 
 /**
  * Checks framing, normalizes the path once, selects the route, and replaces the headers a
- * client must not control (identity headers, X-Forwarded-*). Rewrites `req.url` to the
- * normalized form so the forwarder sends exactly what the policy saw.
+ * client must not control (identity headers, X-Forwarded-*) or that end at Wardgate
+ * (hop-by-hop headers). Rewrites `req.url` to the normalized form so the forwarder sends
+ * exactly what the policy saw. `upgrade` is true for requests from the server's 'upgrade'
+ * event, whose Upgrade header stays when it asks for a WebSocket.
  */
-export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string, trustedProxies?: TrustedProxies): PreparedRequest {
+export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string, trustedProxies?: TrustedProxies, upgrade = false): PreparedRequest {
   const host = parseHost(req.headers.host);
   let normalized: { path: string; query: string };
   try {
@@ -40,6 +42,7 @@ export function prepareRequest(req: IncomingMessage, router: RouterPort, asserti
   const forwarded = resolveForwardedOrigin(req, stripIpv4Mapping(req.socket.remoteAddress ?? ''), req.headers.host ?? host, trustedProxies);
   const clientIp = forwarded.clientIp;
   stripIdentityHeaders(req.headers, assertionHeader);
+  stripHopByHopHeaders(req.headers, upgrade && isWebSocketHandshake(req));
   setForwardedHeaders(req.headers, forwarded);
 
   // An IPv6 literal needs its brackets back in a URL: `https://::1/` is not a valid URL.
@@ -68,6 +71,10 @@ function parseHost(header: string | undefined): string | null {
   if (!match) return null;
   if (match[1] !== undefined) return isIPv6(match[1]) ? match[1].toLowerCase() : null;
   return match[2]!.toLowerCase();
+}
+
+function isWebSocketHandshake(req: IncomingMessage): boolean {
+  return typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
 }
 
 function stripIpv4Mapping(address: string): string {
