@@ -14,6 +14,7 @@ import { openConfiguredAuditTrail } from './audit/start.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
+import { createSignInHostCheck } from './identity/sign-in-hosts.ts';
 import { identitySessionExtras } from './identity/runtime-options.ts';
 import { createRequestHandler } from './pipeline/request-handler.ts';
 import { createUpgradeHandler } from './pipeline/upgrade-handler.ts';
@@ -115,6 +116,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       store: timeRedis(stores.keyValue),
       now,
       ...(config.bearer ? { bearer: await bearerOptions(config.bearer) } : {}),
+      isSignInHost: createSignInHostCheck(config.routes, await readFile(config.tls.cert, 'utf8')),
     });
 
     const signer = await createAssertionSigner({ issuer: 'wardgate', ttlSeconds: config.assertion.ttl, ...(config.assertion.algorithm ? { algorithm: config.assertion.algorithm } : {}) });

@@ -3,7 +3,7 @@ import type { LocalTime, LocalTimeClock } from '../cel/local-time.ts';
 import type { Action, BreakGlassOffer, DecisionContext, StepUpRequirement } from '../decision.ts';
 import type { RuleDefinition } from '../definition.ts';
 import { CidrSet, parseAddress } from './cidr.ts';
-import { compilePathGlob } from './path-glob.ts';
+import { anyOf, compileDeviceGlob, compilePathGlob, type GlobMatcher } from './path-glob.ts';
 import { compileTimeWindow } from './time-window.ts';
 
 /** A `match:` key, as {@link firstMismatch} names the one a request failed. */
@@ -11,7 +11,7 @@ export type MatchField =
   | 'authenticated' | 'routes' | 'methods' | 'sensitivity' | 'hosts' | 'auth_methods'
   | 'tls_groups' | 'groups' | 'paths' | 'devices' | 'networks' | 'time';
 
-/** A rule with its match lists turned into sets, regular expressions and CIDR blocks, and its `when` compiled. */
+/** A rule with its match lists turned into sets, glob matchers and CIDR blocks, and its `when` compiled. */
 export interface CompiledRule {
   readonly id: string;
   readonly action: Action;
@@ -25,8 +25,8 @@ export interface CompiledRule {
   readonly sensitivity: ReadonlySet<string> | undefined;
   readonly authMethods: ReadonlySet<string> | undefined;
   readonly tlsGroups: ReadonlySet<string> | undefined;
-  readonly paths: RegExp | undefined;
-  readonly devices: RegExp | undefined;
+  readonly paths: GlobMatcher | undefined;
+  readonly devices: GlobMatcher | undefined;
   readonly networks: CidrSet | undefined;
   readonly time: ((weekday: number, minute: number) => boolean) | undefined;
   readonly condition: CompiledCondition | undefined;
@@ -74,8 +74,8 @@ export function compileRule(rule: RuleDefinition, condition: CompiledCondition |
   const stepUp = rule.stepUp === undefined ? '' : `; step-up to acr ${rule.stepUp.acr_values} with max_age ${rule.stepUp.max_age}, valid for ${rule.stepUp.ttl} s`;
   const breakGlass = rule.breakGlass === undefined ? '' : `; break-glass for ${rule.breakGlass.ttl} s with reason codes ${rule.breakGlass.reason_codes.join(', ')}`;
   const matchedReason = `rule ${rule.id} matched${when}: ${reasonText}${stepUp}${breakGlass}`;
-  const paths = match.paths === undefined ? undefined : new RegExp(match.paths.map((glob) => `(?:${compilePathGlob(glob).source})`).join('|'), 'u');
-  const devices = match.devices === undefined ? undefined : new RegExp(`^(?:${match.devices.map(deviceGlob).join('|')})$`, 'u');
+  const paths = match.paths === undefined ? undefined : anyOf(match.paths.map(compilePathGlob));
+  const devices = match.devices === undefined ? undefined : anyOf(match.devices.map(compileDeviceGlob));
 
   return Object.freeze({
     id: rule.id,
@@ -102,7 +102,7 @@ export function compileRule(rule: RuleDefinition, condition: CompiledCondition |
 
 /**
  * Checks the request against the rule's `match:` block and returns the first key it fails,
- * or `undefined` when every key holds. Cheap set lookups come first, regular expressions,
+ * or `undefined` when every key holds. Cheap set lookups come first, globs,
  * CIDR and time checks last.
  */
 export function firstMismatch(rule: CompiledRule, facts: RequestFacts): MatchField | undefined {
@@ -116,8 +116,8 @@ export function firstMismatch(rule: CompiledRule, facts: RequestFacts): MatchFie
   if (rule.authMethods !== undefined && (principal === null || !rule.authMethods.has(principal.method))) return 'auth_methods';
   if (rule.tlsGroups !== undefined && !rule.tlsGroups.has(context.tls.group)) return 'tls_groups';
   if (rule.groups !== undefined && !hasAnyGroup(rule.groups, context)) return 'groups';
-  if (rule.paths !== undefined && !rule.paths.test(context.request.path)) return 'paths';
-  if (rule.devices !== undefined && (principal?.device === undefined || !rule.devices.test(principal.device))) return 'devices';
+  if (rule.paths !== undefined && !rule.paths.matches(context.request.path)) return 'paths';
+  if (rule.devices !== undefined && (principal?.device === undefined || !rule.devices.matches(principal.device))) return 'devices';
   if (rule.networks !== undefined && !rule.networks.has(facts.address)) return 'networks';
   if (rule.time !== undefined) {
     const local = facts.local;
@@ -135,11 +135,6 @@ function hasAnyGroup(groups: ReadonlySet<string>, context: DecisionContext): boo
     if (groups.has(group)) return true;
   }
   return false;
-}
-
-/** Turns a device pattern into a regular expression source: `*` matches any run of characters, everything else is literal. */
-function deviceGlob(pattern: string): string {
-  return pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('.*');
 }
 
 /** Lowercases a Host value and removes its port, keeping IPv6 literals in brackets. */

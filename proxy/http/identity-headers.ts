@@ -2,13 +2,19 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 type Headers = IncomingHttpHeaders | OutgoingHttpHeaders;
 
-/** Header names (in canonical form: lowercase, `_` read as `-`) that only Wardgate may set. */
+/**
+ * Header names (in canonical form: lowercase, `_` read as `-`) that only Wardgate may set.
+ * They are identity headers of Wardgate and of other authenticating proxies (oauth2-proxy,
+ * Envoy, nginx and Apache client certificates, AWS ALB, Azure App Service, Google IAP,
+ * Cloudflare Access), path overrides and client-address headers.
+ */
 const IDENTITY_HEADERS: ReadonlySet<string> = new Set([
   'x-forwarded-user',
   'x-forwarded-email',
   'x-forwarded-groups',
   'x-forwarded-preferred-username',
   'x-forwarded-access-token',
+  'x-forwarded-client-cert',
   'remote-user',
   'remote-groups',
   'remote-email',
@@ -19,8 +25,30 @@ const IDENTITY_HEADERS: ReadonlySet<string> = new Set([
   'x-user',
   'x-auth-user',
   'x-email',
+  'x-client-cert',
+  'x-userinfo',
+  'x-id-token',
+  'x-access-token',
+  'x-authenticated-user',
+  'x-authenticated-userid',
+  'authenticated-user',
+  'x-groups',
+  // Path overrides, which some frameworks and rewrite modules read in place of the request line.
+  'x-original-url',
+  'x-rewrite-url',
+  // Client addresses that CDNs and load balancers set.
+  'true-client-ip',
+  'x-client-ip',
 ]);
-const IDENTITY_PREFIXES = ['x-auth-request-', 'x-wardgate-'];
+const IDENTITY_PREFIXES = [
+  'x-auth-request-',
+  'x-wardgate-',
+  'x-ssl-client-',
+  'x-amzn-oidc-',
+  'x-ms-client-principal',
+  'x-goog-authenticated-user-',
+  'cf-access-',
+];
 
 /** Canonical form of a header name: lowercase, with `_` read as `-`, since some servers treat them alike. */
 function canonicalName(name: string): string {
@@ -28,11 +56,12 @@ function canonicalName(name: string): string {
 }
 
 /**
- * Removes from `headers` (in place) every header a client could use to claim an identity:
- * the assertion header `assertionHeaderName`, X-Forwarded-User, -Email, -Groups and
- * -Preferred-Username and -Access-Token, X-Auth-Request-*, Remote-User, -Groups, -Email and
- * -Name (also with X-), X-User, X-Auth-User, X-Email and X-Wardgate-*, in any
- * spelling of case, `-` or `_`.
+ * Removes from `headers` (in place) every header a client could use to claim an identity,
+ * override the path or claim a client address, in any spelling of case, `-` or `_`. These
+ * are the assertion header `assertionHeaderName`, the names in {@link IDENTITY_HEADERS}
+ * (X-Forwarded-User, Remote-User, X-Original-URL, True-Client-IP and others), and every
+ * name that starts with one of {@link IDENTITY_PREFIXES} (X-Wardgate-*, X-SSL-Client-*,
+ * X-Amzn-Oidc-*, Cf-Access-* and others).
  *
  * @returns the names removed, as they were spelled, for logging.
  */
@@ -52,6 +81,51 @@ export function stripIdentityHeaders(headers: Headers, assertionHeaderName: stri
     }
   }
 
+  return removed;
+}
+
+/**
+ * Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection, so a proxy
+ * removes them before forwarding. Transfer-Encoding is hop-by-hop too but stays, because
+ * Node's HTTP client frames the forwarded body by it.
+ */
+const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te', 'proxy-authorization', 'proxy-connection', 'upgrade']);
+
+/** Headers that a `Connection` list cannot remove, because the forwarded request needs them for its framing and target. */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding']);
+
+/**
+ * Removes from `headers` (in place) Connection, every header it lists, and the other
+ * hop-by-hop headers in {@link HOP_BY_HOP_HEADERS}, in any spelling of case, `-` or `_`.
+ * Host, Content-Length and Transfer-Encoding stay even when listed. For a WebSocket
+ * upgrade (`webSocketUpgrade`), Upgrade stays and Connection is set to `Upgrade`, so the
+ * upstream sees the handshake and nothing else the client listed.
+ *
+ * @returns the names removed, as they were spelled, for logging.
+ */
+export function stripHopByHopHeaders(headers: Headers, webSocketUpgrade: boolean): string[] {
+  const listed = new Set<string>();
+  for (const [name, value] of Object.entries(headers)) {
+    if (canonicalName(name) !== 'connection' || value === undefined) continue;
+
+    for (const item of [value].flat().join(',').split(',')) {
+      const token = canonicalName(item.trim());
+      if (token !== '' && !FRAMING_HEADERS.has(token)) listed.add(token);
+    }
+  }
+
+  const removed: string[] = [];
+  for (const name of Object.keys(headers)) {
+    const canonical = canonicalName(name);
+    if (webSocketUpgrade && canonical === 'upgrade') continue;
+
+    if (HOP_BY_HOP_HEADERS.has(canonical) || listed.has(canonical)) {
+      delete headers[name];
+      removed.push(name);
+    }
+  }
+
+  if (webSocketUpgrade) headers.connection = 'Upgrade';
   return removed;
 }
 

@@ -7,7 +7,7 @@ import { createHttpsFetch } from './https-fetch.ts';
 import { assertAcceptableJoseHeader } from './jose-header.ts';
 import { RemoteKeySet } from './jwks-cache.ts';
 import type { BearerIssuerOptions, BearerOptions } from './options.ts';
-import type { Principal } from './principal.ts';
+import { MAX_SUBJECT_LENGTH, subjectProblem, type Principal } from './principal.ts';
 
 const MAX_TOKEN_LENGTH = 8 * 1024;
 const DEFAULT_CLOCK_SKEW_S = 30;
@@ -111,6 +111,10 @@ export class BearerVerifier {
       throw invalidToken(`failed verification${claim}: ${(cause as Error).message}`, cause);
     }
 
+    const subject = subjectProblem(payload.sub);
+    if (subject !== undefined) {
+      throw invalidToken(`has claim "sub" ${describe(payload.sub)}, which ${subject}, but "sub" must be a non-empty string of at most ${MAX_SUBJECT_LENGTH} characters without control characters`);
+    }
     const groups = payload.groups;
     if (groups !== undefined && !(Array.isArray(groups) && groups.every((g) => typeof g === 'string'))) {
       throw invalidToken(`has claim "groups" ${describe(groups)}, expected an array of strings`);

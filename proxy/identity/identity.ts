@@ -265,6 +265,10 @@ export class Identity {
 
   async #redirectToIdp(req: IncomingMessage, res: ServerResponse, returnTo: string, stepUp: StepUpRequirement | undefined, savedRequest?: string): Promise<void> {
     const origin = requestOrigin(req);
+    const host = origin.slice('https://'.length).replace(/:\d+$/, '');
+    if (this.#options.isSignInHost !== undefined && !this.#options.isSignInHost(host)) {
+      throw new IdentityError('WG_AUTH_INVALID_HOST', `Host ${JSON.stringify(host.slice(0, 100))} matches no route host and no name of the server certificate, so it cannot be used in the sign-in redirect_uri. Open the application at its configured host name.`);
+    }
     const binding = randomToken();
     const state = randomToken();
     const nonce = randomToken();

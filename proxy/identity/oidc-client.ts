@@ -3,6 +3,7 @@ import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type 
 import { describe, IdentityError } from './errors.ts';
 import { createHttpsFetch, type HttpsFetch } from './https-fetch.ts';
 import { DEFAULT_ALGORITHMS, type OidcOptions } from './options.ts';
+import { MAX_SUBJECT_LENGTH, subjectProblem } from './principal.ts';
 
 /** The parts of the OpenID Provider metadata that the relying party uses. */
 export interface ProviderMetadata {
@@ -291,6 +292,10 @@ export class OidcClient {
       throw new IdentityError('WG_AUTH_ID_TOKEN_INVALID', `ID token failed verification${claim}: ${(cause as Error).message}. Sign in again.`, { cause });
     }
 
+    const subject = subjectProblem(payload.sub);
+    if (subject !== undefined) {
+      throw new IdentityError('WG_AUTH_ID_TOKEN_INVALID', `ID token claim "sub" is ${describe(payload.sub)}, which ${subject}, but "sub" must be a non-empty string of at most ${MAX_SUBJECT_LENGTH} characters without control characters. Ask the IdP administrator to correct the account's subject identifier.`);
+    }
     if (payload.azp !== undefined && payload.azp !== this.#options.client_id) {
       throw new IdentityError('WG_AUTH_ID_TOKEN_INVALID', `ID token claim "azp" is ${describe(payload.azp)}, expected ${JSON.stringify(this.#options.client_id)}.`);
     }

@@ -84,6 +84,11 @@ export interface IdentityOptions {
   readonly shared_sign_in?: SharedSignInOptions;
   /** Clock in milliseconds since the epoch; default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Tells whether a Host (lowercased, without port) may be used in the OIDC `redirect_uri`.
+   * Without it every syntactically valid Host is used.
+   */
+  readonly isSignInHost?: (host: string) => boolean;
 }
 
 /** Validates identity options and throws `WG_AUTH_INVALID_OPTION` naming the first bad one. */

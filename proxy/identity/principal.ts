@@ -23,3 +23,22 @@ export interface Principal {
   /** When the browser session signed in, in milliseconds since the epoch (`method: 'session'`). */
   readonly sessionStartedAt?: number;
 }
+
+/** Maximum length of a subject identifier in characters, as OpenID Connect Core 1.0 section 2 sets for `sub`. */
+export const MAX_SUBJECT_LENGTH = 255;
+
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
+/**
+ * Checks a token's `sub` claim before it becomes a {@link Principal.subject}, which policy,
+ * logs and the upstream assertion carry. Returns a description of what is wrong, or
+ * `undefined` when `sub` is a non-empty string of at most {@link MAX_SUBJECT_LENGTH}
+ * characters without control characters.
+ */
+export function subjectProblem(sub: unknown): string | undefined {
+  if (typeof sub !== 'string') return `is not a string`;
+  if (sub === '') return 'is empty';
+  if (sub.length > MAX_SUBJECT_LENGTH && [...sub].length > MAX_SUBJECT_LENGTH) return `is longer than ${MAX_SUBJECT_LENGTH} characters`;
+  if (CONTROL_CHARACTER.test(sub)) return 'contains a control character';
+  return undefined;
+}

@@ -30,7 +30,7 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
 
     (async () => {
       const tls = deps.tlsFacts(req.socket as TLSSocket);
-      const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
+      const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies, true);
       // Refusals before the policy runs are decisions too, and each gets its audit record.
       const audit = (rule: string, reason: string) => auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', rule, reason) });
       if (!prepared.ok) {

@@ -140,3 +140,50 @@ t.test('X-Forwarded-* from a trusted proxy are honoured', async (t) => {
   t.equal(received['x-forwarded-for'], '192.0.2.44, 127.0.0.2, 127.0.0.2', 'the right-most untrusted address is the client; forged hops left of it are dropped');
   t.equal(received['x-forwarded-host'], 'ehr.hospital.example');
 });
+
+t.test('forged proxy and hop-by-hop headers never reach the upstream', async (t) => {
+  const forged: Record<string, string> = {
+    'X-Original-URL': '/admin',
+    'X-Rewrite-URL': '/admin',
+    'X-Forwarded-Client-Cert': 'By=spiffe://evil;URI=spiffe://admin',
+    'X-SSL-Client-DN': 'CN=admin',
+    'X_SSL_Client_Verify': 'SUCCESS',
+    'X-Client-Cert': 'forged',
+    'X-Amzn-Oidc-Identity': 'admin',
+    'x-amzn-oidc-data': 'forged',
+    'X-Ms-Client-Principal-Name': 'admin',
+    'X-MS-CLIENT-PRINCIPAL': 'forged',
+    'X-Goog-Authenticated-User-Email': 'accounts.google.com:admin@example.com',
+    'Cf-Access-Authenticated-User-Email': 'admin@example.com',
+    'Cf-Access-Jwt-Assertion': 'forged',
+    'X-Userinfo': 'forged',
+    'X-Id-Token': 'forged',
+    'X-Access-Token': 'forged',
+    'X-Authenticated-User': 'admin',
+    'X-Authenticated-Userid': 'admin',
+    'Authenticated-User': 'admin',
+    'X-Groups': 'admins',
+    'True-Client-IP': '10.9.9.9',
+    'X-Client-IP': '10.9.9.9',
+    'Keep-Alive': 'timeout=5',
+    'TE': 'trailers',
+    'Proxy-Authorization': 'Basic Zm9yZ2Vk',
+    'Proxy-Connection': 'keep-alive',
+    'Upgrade': 'h2c',
+    'X-Listed-Hop': 'forged',
+  };
+  const headers = { ...forged, authorization: await bearer(), accept: 'application/json', connection: 'close, x-wardgate-assertion, X-Listed-Hop', 'x-request-id': 'kept-1' };
+
+  const response = await rawRequest(stack, '/debug/headers', { headers });
+  t.equal(response.status, 200);
+
+  const received = echoed(response.body).headers;
+  for (const name of Object.keys(forged)) {
+    const canonical = name.toLowerCase().replace(/_/g, '-');
+    t.notOk(Object.keys(received).some((key) => key.replace(/_/g, '-') === canonical), `${name} is removed`);
+  }
+  t.ok(received['x-wardgate-assertion'], 'a Connection list does not remove the assertion');
+  t.notMatch(String(received.connection ?? ''), /x-wardgate-assertion|x-listed-hop/i, 'the client\'s Connection list is not forwarded');
+  t.equal(received['x-request-id'], 'kept-1', 'other headers are forwarded');
+  t.equal(received['x-forwarded-for'], '127.0.0.1', 'Wardgate sets the client address');
+});

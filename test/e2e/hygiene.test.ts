@@ -48,3 +48,53 @@ t.test('a kept-form link without exactly one id says so', async (t) => {
     t.match(response.body, /must appear exactly once with a value/);
   }
 });
+
+/** Sends one GET with the given Host header over TLS and returns the raw response text. */
+function getWithHost(host: string, path = '/debug/headers', accept = 'application/json'): Promise<string> {
+  const port = new URL(stack.url).port;
+  return new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert }, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAccept: ${accept}\r\nConnection: close\r\n\r\n`);
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+}
+
+t.test('IPv6 literal Host headers are routed', async (t) => {
+  const port = new URL(stack.url).port;
+  for (const host of [`[::1]:${port}`, '[::1]', `[::ffff:127.0.0.1]:${port}`, '[::FFFF:127.0.0.1]']) {
+    const reply = await getWithHost(host);
+    t.match(reply, /^HTTP\/1\.1 401 /, `${host} reaches the route and its sign-in check`);
+    t.match(reply, /WG_AUTH_TOKEN_MISSING/, `${host} gets the route's challenge`);
+  }
+});
+
+t.test('invalid IPv6 literal Host gets 400', async (t) => {
+  for (const host of ['[::1', '[:::::]', '[1::2::3]', '[fe80::1%eth0]', '[12345::1]']) {
+    const reply = await getWithHost(host);
+    t.match(reply, /^HTTP\/1\.1 400 /, `${host} is rejected`);
+    t.match(reply, /WG_HTTP_BAD_HOST/, `${host} is named a bad host`);
+  }
+});
+
+t.test('sign-in redirect_uri uses only known hosts', async (t) => {
+  const port = new URL(stack.url).port;
+  for (const host of [`localhost:${port}`, `ehr.localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
+    const reply = await getWithHost(host, '/.wardgate/login', 'text/html');
+    t.match(reply, /^HTTP\/1\.1 302 /, `${host} is sent to the IdP`);
+    t.match(reply, new RegExp(`redirect_uri=${encodeURIComponent(`https://${host}/`).replace(/[.[\]]/g, '\\$&')}`), `${host} is the redirect_uri host`);
+  }
+});
+
+t.test('sign-in from an unknown Host gets 400', async (t) => {
+  for (const [host, path] of [['evil.example', '/.wardgate/login'], ['evil.example:443', '/.wardgate/login'], ['localhost.evil.example', '/chart']]) {
+    const reply = await getWithHost(host!, path, 'text/html');
+    t.match(reply, /^HTTP\/1\.1 400 /, `${host} on ${path} is rejected`);
+    t.notMatch(reply, /\r\nlocation:/i, `${host} on ${path} is not redirected`);
+    t.notMatch(reply, /redirect_uri=/, `${host} on ${path} is not sent to the IdP`);
+    t.match(reply, /evil\.example/, `the response names ${host}`);
+  }
+});

@@ -3,7 +3,7 @@ import { connect, type AddressInfo } from 'node:net';
 
 import t from 'tap';
 
-import { HttpError, checkFraming, normalizePath, setForwardedHeaders, stripIdentityHeaders } from '../../proxy/http/index.ts';
+import { HttpError, checkFraming, normalizePath, setForwardedHeaders, stripHopByHopHeaders, stripIdentityHeaders } from '../../proxy/http/index.ts';
 
 t.test('normalizePath normalizes paths', async (t) => {
   const cases: Array<[string, string, string]> = [
@@ -174,8 +174,17 @@ t.test('stripIdentityHeaders removes every spelling', async (t) => {
     'x-auth-request-user', 'X-Auth-Request-Email', 'x_auth_request_access_token',
     'remote-user', 'REMOTE_USER', 'x-remote-user', 'X_Remote_User',
     'x-clinic-identity',
+    'X-Original-URL', 'x_original_url', 'X-Rewrite-URL',
+    'X-Forwarded-Client-Cert', 'x_forwarded_client_cert',
+    'X-SSL-Client-DN', 'X_SSL_CLIENT_VERIFY', 'x-ssl-client-cert', 'X-Client-Cert',
+    'X-Amzn-Oidc-Identity', 'x_amzn_oidc_data', 'X-Amzn-Oidc-Accesstoken',
+    'X-Ms-Client-Principal', 'X-MS-CLIENT-PRINCIPAL-NAME', 'x_ms_client_principal_id',
+    'X-Goog-Authenticated-User-Email', 'x_goog_authenticated_user_id',
+    'Cf-Access-Authenticated-User-Email', 'CF_ACCESS_JWT_ASSERTION',
+    'X-Userinfo', 'X-Id-Token', 'x_access_token', 'X-Authenticated-User', 'X-Authenticated-Userid', 'Authenticated-User', 'X_Groups',
+    'True-Client-IP', 'true_client_ip', 'X-Client-IP',
   ];
-  const kept = ['accept', 'x-request-id', 'x-forwarded-for', 'cookie', 'x-remote-address', 'remote-user-agent'];
+  const kept = ['accept', 'x-request-id', 'x-forwarded-for', 'cookie', 'x-remote-address', 'remote-user-agent', 'x-original-method', 'x-client-version', 'x-groups-version'];
   const headers: Record<string, string> = {};
   for (const name of [...spellings, ...kept]) headers[name] = 'forged';
 
@@ -183,6 +192,50 @@ t.test('stripIdentityHeaders removes every spelling', async (t) => {
 
   t.same(removed.sort(), [...spellings].sort());
   t.same(Object.keys(headers).sort(), [...kept].sort());
+});
+
+t.test('stripHopByHopHeaders removes Connection and its list', async (t) => {
+  const headers: Record<string, string> = {
+    Connection: 'close, X-Wardgate-Assertion, x_listed',
+    'keep-alive': 'timeout=5',
+    TE: 'trailers',
+    'Proxy-Authorization': 'Basic Zm9yZ2Vk',
+    'proxy_connection': 'keep-alive',
+    Upgrade: 'h2c',
+    'x-listed': 'hop',
+    'x-wardgate-assertion': 'set by Wardgate',
+    accept: 'application/json',
+  };
+
+  const removed = stripHopByHopHeaders(headers, false);
+
+  t.same(removed.sort(), ['Connection', 'Proxy-Authorization', 'TE', 'Upgrade', 'keep-alive', 'proxy_connection', 'x-listed', 'x-wardgate-assertion'].sort());
+  t.same(headers, { accept: 'application/json' });
+});
+
+t.test('stripHopByHopHeaders keeps framing headers', async (t) => {
+  const headers: Record<string, string> = {
+    connection: 'host, content-length, transfer-encoding',
+    host: 'ehr.localhost',
+    'content-length': '4',
+  };
+
+  stripHopByHopHeaders(headers, false);
+
+  t.same(headers, { host: 'ehr.localhost', 'content-length': '4' });
+});
+
+t.test('stripHopByHopHeaders keeps a WebSocket upgrade', async (t) => {
+  const headers: Record<string, string> = {
+    connection: 'Upgrade, x-wardgate-assertion',
+    upgrade: 'websocket',
+    'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    'keep-alive': 'timeout=5',
+  };
+
+  stripHopByHopHeaders(headers, true);
+
+  t.same(headers, { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' });
 });
 
 t.test('setForwardedHeaders replaces client values', async (t) => {

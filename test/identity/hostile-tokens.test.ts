@@ -162,3 +162,28 @@ t.test('JWE with absurd PBES2 iteration count is rejected undecrypted', async (t
 t.test('token signed by a stranger with the issuer kid is rejected', async (t) => {
   await assertInvalid(t, await sign(claims(), {}, attackerKeys.privateKey), /signature verification failed/);
 });
+
+const BAD_SUBJECTS: [string, unknown, RegExp][] = [
+  ['an object', { a: 1 }, /is not a string/],
+  ['a number', 7, /is not a string/],
+  ['empty', '', /is empty/],
+  ['CR LF header injection', 'svc\r\nx-injected: 1', /contains a control character/],
+  ['NUL', 'svc\u0000', /contains a control character/],
+  ['a C1 control', 'svc\u0085', /contains a control character/],
+  ['256 characters', 's'.repeat(256), /longer than 255 characters/],
+];
+
+for (const [name, sub, problem] of BAD_SUBJECTS) {
+  t.test(`sub ${name} is rejected`, async (t) => {
+    await assertInvalid(t, await sign(claims({ sub })), /claim "sub"/);
+    await assertInvalid(t, await sign(claims({ sub })), problem);
+  });
+}
+
+t.test('sub of 255 characters passes', async (t) => {
+  const sub = 'é'.repeat(255);
+  const response = await call(await sign(claims({ sub })));
+
+  t.equal(response.status, 200);
+  t.equal(response.body.principal.subject, sub);
+});
