@@ -108,7 +108,7 @@ function assertPatientId(id: string, source: string): string {
     throw new ScorerError(
       'WG_SCORER_INVALID_INPUT',
       `Invalid patient id in the ${source}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', ` +
-        `received ${id.length} characters. Fix the client request.`,
+        `received ${id.length} characters. Send the id of a Patient resource, such as ${source.startsWith('search parameter') ? `${source.slice('search parameter '.length)}=Patient/123` : '/fhir/Patient/123'}.`,
       { detail: { field: 'path', source } },
     );
   }
