@@ -93,7 +93,7 @@ async function claimBreakGlass(oversight: Oversight, input: RouteInput, principa
   const expiresAt = input.now + ttlMs;
   await oversight.store.saveGrant({ subject: principal.subject, route: offer.route, reason_code: reasonCode, trace_id: input.incidentId, expires_at: expiresAt }, ttlMs);
 
-  const event = { user: principal.subject, groups: offer.groups, route: offer.route, method: offer.method, path: offer.path, rule: offer.rule, reasons: offer.reasons, risk: offer.risk };
+  const event = { user: principal.subject, groups: offer.groups, route: offer.route, method: offer.method, path: offer.path, patients: offer.patients ?? [], rule: offer.rule, reasons: offer.reasons, risk: offer.risk };
   const claim = { reason_code: reasonCode, justification, ttl: offer.ttl ?? 0, expires_at: expiresAt };
   oversight.options.audit?.append({ kind: 'break_glass', event: 'claim', trace_id: input.incidentId, offer_trace_id: offer.trace_id, time: input.now, ...event, ...claim });
   oversight.options.review?.enqueue({ kind: 'break_glass', time: input.now, trace_id: input.incidentId, ...event, action: 'break_glass', top_features: offer.top, ...(offer.model_version ? { model_version: offer.model_version } : {}), break_glass: claim });
@@ -129,7 +129,7 @@ async function acknowledgeNotice(oversight: Oversight, input: RouteInput, offer:
     throw new BreakGlassError('WG_NOTICE_UNKNOWN', 'This notice was already acknowledged; open the page you wanted again.');
   }
   await oversight.store.acknowledge(offer.notice_key, oversight.options.config.notify.acknowledgement_ttl * 1000, input.now);
-  oversight.options.audit?.append({ kind: 'notice_ack', trace_id: input.incidentId, offer_trace_id: offer.trace_id, time: input.now, user: offer.subject, route: offer.route, method: offer.method, path: offer.path, rule: offer.rule });
+  oversight.options.audit?.append({ kind: 'notice_ack', trace_id: input.incidentId, offer_trace_id: offer.trace_id, time: input.now, user: offer.subject, route: offer.route, method: offer.method, path: offer.path, patients: offer.patients ?? [], rule: offer.rule });
   input.res.writeHead(303, { location: offer.return_to, 'cache-control': 'no-store' });
   input.res.end();
 }

@@ -2,11 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
-import { extractPatientIds, PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
 import { wantsHtml } from '../enforce/responses.ts';
 import type { Principal } from '../identity/principal.ts';
 import { assertReturnTo } from '../identity/return-to.ts';
+import { PatientTargetPseudonymizer } from '../patient-target.ts';
 import type { PreparedRequest } from '../pipeline/prepare.ts';
 import type { AuditPort, AuthResult, IdentityPort, PolicyPort } from '../ports.ts';
 import { patternOf, pseudonymizePath, type ReviewEntry } from '../review/entry.ts';
@@ -68,12 +68,12 @@ export interface EnforceInput {
 export class Oversight {
   readonly options: OversightOptions;
   readonly store: OversightStore;
-  readonly pseudonymizer: PatientPseudonymizer;
+  readonly pseudonymizer: PatientTargetPseudonymizer;
 
   constructor(options: OversightOptions) {
     this.options = options;
     this.store = new OversightStore(options.store);
-    this.pseudonymizer = new PatientPseudonymizer(options.patientKey);
+    this.pseudonymizer = new PatientTargetPseudonymizer(options.patientKey);
   }
 
   /** Number of review entries lost to Redis failures since start-up. */
@@ -221,24 +221,21 @@ export class Oversight {
     queue.enqueue({ kind: 'decision', time: input.now, trace_id: input.incidentId, ...this.#requestFields(input), action: decision.action, reasons: decision.reasons, risk: decision.risk, top_features: input.result?.top ?? [], ...(input.result ? { model_version: input.result.modelVersion } : {}) });
   }
 
-  #requestFields(input: EnforceInput): { user: string; groups: readonly string[]; route: string; method: string; path: string; rule: string } {
-    const path = input.prepared.url.pathname + input.prepared.url.search;
+  #requestFields(input: EnforceInput): { user: string; groups: readonly string[]; route: string; method: string; path: string; patients: string[]; rule: string } {
+    const { path, patients } = pseudonymizePath(input.prepared.url.pathname + input.prepared.url.search, this.pseudonymizer);
     return {
       user: input.principal?.subject ?? '(anonymous)',
       groups: input.principal?.groups ?? [],
       route: input.prepared.route!.id,
       method: input.req.method ?? 'GET',
-      path: pseudonymizePath(path, this.pseudonymizer),
+      path,
+      patients,
       rule: input.outcome.decision.rule,
     };
   }
 
   #patients(input: EnforceInput): string[] {
-    try {
-      return extractPatientIds(input.prepared.url.pathname + input.prepared.url.search).map((id) => this.pseudonymizer.pseudonymize(id));
-    } catch {
-      return [];
-    }
+    return this.pseudonymizer.pseudonymizeTarget(input.prepared.url.pathname + input.prepared.url.search).patients;
   }
 
   async #saveOffer(input: EnforceInput, kind: OfferRecord['kind'], extra: Partial<OfferRecord>): Promise<{ offer: string; csrf: string }> {
@@ -259,6 +256,7 @@ export class Oversight {
       groups: fields.groups,
       method: fields.method,
       path: fields.path,
+      patients: fields.patients,
       rule: decision.rule,
       reasons: decision.reasons,
       risk: decision.risk,

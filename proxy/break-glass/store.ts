@@ -23,6 +23,8 @@ export interface OfferRecord {
   readonly method: string;
   /** Pseudonymised path, for the audit and review entries. */
   readonly path: string;
+  /** Pseudonyms of the patients the path names; absent in offers stored before this field existed. */
+  readonly patients?: readonly string[];
   readonly rule: string;
   readonly reasons: readonly string[];
   readonly risk: number;

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
+import { isScorerError, type ScorerError } from '../../scorer/errors.ts';
+import { extractPatientIds } from '../../scorer/features/patient.ts';
 import type { ScoreInput, ScoreResult } from '../../scorer/types.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { Dependency, PolicyPort, ScorerPort } from '../ports.ts';
@@ -13,6 +15,26 @@ export const POST_QUANTUM_GROUPS: ReadonlySet<string> = new Set(['X25519MLKEM768
 export interface ScoreOutcome {
   readonly result: ScoreResult | null;
   readonly failedDependency?: Dependency;
+  /** The scorer's message when it rejected the request's own fields (`WG_SCORER_INVALID_INPUT`), a client error that no fail mode covers. */
+  readonly invalidInput?: string;
+}
+
+/** HTTP error code of a request whose patient ids the scorer cannot parse. */
+export const INVALID_PATIENT_ID_CODE = 'WG_HTTP_INVALID_PATIENT_ID';
+
+/**
+ * Returns the scorer's rejection of the patient ids in a normalized path and query (an
+ * invalid id, more than 50 ids, an oversized target), or null when they parse. The live
+ * proxy rejects such a request with 400 and `wardgate replay` skips it, before scoring.
+ */
+export function invalidPatientIds(path: string, query: string): ScorerError | null {
+  try {
+    extractPatientIds(query === '' ? path : `${path}?${query}`);
+    return null;
+  } catch (error) {
+    if (isScorerError(error, 'WG_SCORER_INVALID_INPUT')) return error;
+    throw error;
+  }
 }
 
 /** Facts about one request that the decision core reads, whether live or replayed. */
@@ -67,7 +89,10 @@ export function scoreInputOf(facts: RequestFacts): ScoreInput | null {
   };
 }
 
-/** Runs the scorer. A scorer failure is caught and returned as the dependency that failed. */
+/**
+ * Runs the scorer. A scorer failure is caught and returned as the dependency that failed,
+ * except `WG_SCORER_INVALID_INPUT`, which is returned as `invalidInput`.
+ */
 export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts, log: Pick<Logger, 'warn'>): Promise<ScoreOutcome> {
   const input = scoreInputOf(facts);
   if (!input) return { result: null };
@@ -75,6 +100,10 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
   try {
     return { result: await scorer.score(input) };
   } catch (error) {
+    if (isScorerError(error, 'WG_SCORER_INVALID_INPUT')) {
+      log.warn({ err: error, route: facts.route.id }, 'scorer rejected the request as invalid input; blocking it with 400');
+      return { result: null, invalidInput: error.message };
+    }
     const failedDependency = dependencyOfScorerError(error);
     const route = facts.route;
     log.warn({ err: error, route: route.id, dependency: failedDependency, fail_mode: route.fail_mode[failedDependency] }, 'scoring failed; applying the route fail mode');
@@ -94,6 +123,9 @@ export function decideScored(
   extra?: Partial<Pick<DecisionContext, 'breakGlassActive' | 'reviewedBenign' | 'session'>>,
 ): { decision: Decision; context?: DecisionContext } {
   const route = facts.route;
+  if (scored.invalidInput !== undefined) {
+    return { decision: { action: 'block', rule: 'request.invalid_input', reasons: [scored.invalidInput], risk: 0 } };
+  }
   if (scored.failedDependency && route.fail_mode[scored.failedDependency] === 'closed') {
     return { decision: failModeDecision(scored.failedDependency, 'closed', 0) };
   }

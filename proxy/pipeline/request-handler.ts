@@ -14,7 +14,7 @@ import type { TlsFacts } from '../tls/listener.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import type { Oversight, OversightOutcome } from '../break-glass/oversight.ts';
 import { failModeDecision } from './fail-modes.ts';
-import { decideScored, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
+import { decideScored, INVALID_PATIENT_ID_CODE, invalidPatientIds, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
 import type { AuditPort } from '../ports.ts';
 import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
@@ -84,7 +84,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   }
   if (!prepared.ok) {
     annotateTarget(span, req.url ?? '', null);
-    const target = deps.telemetry?.redactor?.redactTarget((req.url ?? '').slice(0, 200));
+    const target = deps.telemetry?.redactor?.redactTarget(req.url ?? '').slice(0, 200);
     log.info({ code: prepared.code, ...(target === undefined ? {} : { target }) }, 'request rejected before routing');
     auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'request.invalid', prepared.code) });
     // A request whose framing was in doubt leaves the connection unusable for another request.
@@ -148,6 +148,16 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   }
 
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
+  const invalid = invalidPatientIds(url.pathname, url.search.slice(1));
+  if (invalid) {
+    // The client sent a patient id the scorer cannot parse: a client error, never a fail mode.
+    const decision = edgeDecision('block', 'request.invalid_patient_id', `${INVALID_PATIENT_ID_CODE}: ${invalid.message}`);
+    record(span, principal, route, decision, null, undefined);
+    auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, policyHash: deps.policy().hash });
+    log.info({ user: principal?.subject, route: route.id, code: INVALID_PATIENT_ID_CODE, source: invalid.detail?.source }, 'request rejected: invalid patient id');
+    sendError(req, res, 400, INVALID_PATIENT_ID_CODE, invalid.message, incidentId);
+    return;
+  }
   const now = deps.now();
   const { decision, scored, context, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
   if (principal && scored.result) observeResponseOnFinish(res, deps.scorer, { user: principal.subject, groups: principal.groups, time: now, routeId: route.id });
@@ -222,6 +232,10 @@ async function enforce(
     // Bearer and certificate callers cannot step up through a browser redirect; the identity
     // layer answers them with the RFC 9470 challenge.
     await deps.identity.sendStepUp(req, res, decision.stepUp, prepared.url.pathname + prepared.url.search);
+    return;
+  }
+  if (decision.rule === 'request.invalid_input') {
+    sendError(req, res, 400, 'WG_REQUEST_INVALID', decision.reasons[0] ?? 'The request is invalid.', incidentId);
     return;
   }
   const status = decision.rule.startsWith('fail_mode.') ? 503 : 403;

@@ -5,7 +5,7 @@ import type { Contribution } from '../../scorer/types.ts';
 import { HttpError } from '../http/errors.ts';
 import { normalizePath } from '../http/normalize-path.ts';
 import type { Principal } from '../identity/principal.ts';
-import { scoreAndDecide, type RequestFacts } from '../pipeline/decide.ts';
+import { INVALID_PATIENT_ID_CODE, invalidPatientIds, scoreAndDecide, type RequestFacts } from '../pipeline/decide.ts';
 import type { PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { inTimeOrder, type AccessRecord } from './access-log.ts';
 
@@ -29,7 +29,7 @@ export interface ReplayedDecision {
   readonly episode?: string;
 }
 
-/** A record that was read but not decided, such as a path the live proxy would reject with 400. */
+/** A record that was read but not decided, such as a path the live proxy would reject with 400 (an invalid patient id among them). */
 export interface SkippedRecord {
   readonly line: number;
   readonly reason: string;
@@ -74,6 +74,10 @@ export async function replayRecords(
     }
 
     const { decision, scored } = await scoreAndDecide(deps.scorer, deps.policy, facts, deps.log);
+    if (scored.invalidInput !== undefined) {
+      skipped.push({ line: record.line, reason: `record rejected as the live proxy would reject it with 400 (WG_REQUEST_INVALID): ${scored.invalidInput}` });
+      continue;
+    }
     deps.scorer.observeResponse?.({ user: record.user, groups: record.groups, time: record.time, routeId: facts.route.id, status: record.status, bytes: record.bytes });
     await deps.settle?.();
 
@@ -103,6 +107,11 @@ function requestFacts(record: AccessRecord, router: RouterPort): RequestFacts | 
   } catch (error) {
     if (!(error instanceof HttpError)) throw error;
     return { line: record.line, reason: `path rejected as the live proxy would reject it with 400 (${error.code}): ${error.message}` };
+  }
+
+  const invalid = invalidPatientIds(target.path, target.query);
+  if (invalid) {
+    return { line: record.line, reason: `path rejected as the live proxy would reject it with 400 (${INVALID_PATIENT_ID_CODE}): ${invalid.message}` };
   }
 
   const route = router.match(record.host, target.path);

@@ -20,8 +20,9 @@ export const MIN_PATIENT_KEY_BYTES = 32;
 /**
  * Extracts the FHIR patient ids a request names, in order of appearance and without
  * duplicates. Recognised forms: `/fhir/Patient/{id}`, `/fhir/Patient/{id}/...` (for example
- * `$everything`), and the search parameters `patient` and `subject` with a bare id or
- * `Patient/{id}`, repeated or comma-separated (FHIR search OR).
+ * `$everything`), the search parameters `patient` and `subject` (also `subject:Patient`) with
+ * a bare id or `Patient/{id}`, repeated or comma-separated (FHIR search OR), and `_id` on a
+ * Patient search. The resource type `Patient` and the parameter names match in any case.
  *
  * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for an oversized path, an invalid id or
  *   more than {@link MAX_PATIENTS_PER_REQUEST} ids.
@@ -42,21 +43,28 @@ export function extractPatientIds(path: string): string[] {
 
   const segments = pathname.split('/');
   const fhirIndex = segments.indexOf('fhir');
-  if (fhirIndex !== -1 && segments[fhirIndex + 1] === 'Patient' && segments.length > fhirIndex + 2) {
+  // FHIR resource types are case-sensitive, but an upstream that accepts `/fhir/patient/1` must not hide the patient.
+  const isPatientType = fhirIndex !== -1 && segments[fhirIndex + 1]?.toLowerCase() === 'patient';
+  if (isPatientType && segments.length > fhirIndex + 2) {
     const id = segments[fhirIndex + 2]!;
     if (id !== '' && !id.startsWith('$') && !id.startsWith('_')) {
       ids.add(assertPatientId(id, 'path segment after /fhir/Patient/'));
     }
   }
+  const after = segments.slice(fhirIndex + 2);
+  const searchesPatients = isPatientType && (after.length === 0 || (after.length === 1 && (after[0] === '' || after[0] === '_search')));
 
   if (fhirIndex !== -1 && query !== '') {
-    const parameters = new URLSearchParams(query);
-    for (const name of PATIENT_PARAMETERS) {
-      for (const value of parameters.getAll(name)) {
-        for (const reference of value.split(',')) {
-          const id = reference.startsWith('Patient/') ? reference.slice('Patient/'.length) : reference;
-          ids.add(assertPatientId(id, `search parameter ${name}`));
-        }
+    for (const [name, value] of new URLSearchParams(query)) {
+      const colon = name.indexOf(':');
+      const base = (colon === -1 ? name : name.slice(0, colon)).toLowerCase();
+      const modifier = colon === -1 ? '' : name.slice(colon + 1).toLowerCase();
+      const namesPatients = PATIENT_PARAMETERS.includes(base) && (modifier === '' || modifier === 'patient');
+      if (!namesPatients && !(searchesPatients && name === '_id')) continue;
+
+      for (const reference of value.split(',')) {
+        const id = reference.slice(0, 8).toLowerCase() === 'patient/' ? reference.slice('Patient/'.length) : reference;
+        ids.add(assertPatientId(id, `search parameter ${name}`));
       }
     }
   }
@@ -108,7 +116,7 @@ function assertPatientId(id: string, source: string): string {
     throw new ScorerError(
       'WG_SCORER_INVALID_INPUT',
       `Invalid patient id in the ${source}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', ` +
-        `received ${id.length} characters. Fix the client request.`,
+        `received ${id.length} characters. Send the id of a Patient resource, such as ${source.startsWith('search parameter') ? `${source.slice('search parameter '.length)}=Patient/123` : '/fhir/Patient/123'}.`,
       { detail: { field: 'path', source } },
     );
   }

@@ -24,9 +24,17 @@ for (const [path, expected, ids] of cases) {
   });
 }
 
-t.test('unparsable patient path is redacted', async (t) => {
-  const result = fields.pseudonymizePath('/fhir/Patient/a%2Fb?patient=x');
-  t.same(result, { path: '/fhir/Patient/~unparsed', patients: [], redacted: true });
+t.test('unparsable patient values are redacted', async (t) => {
+  const result = fields.pseudonymizePath('/fhir/Patient/a%20b?patient=x%20y');
+  t.same(result, { path: '/fhir/Patient/~redacted?patient=~redacted', patients: [], redacted: true });
+});
+
+t.test('entry with patients keeps its pseudonyms', async (t) => {
+  const path = `/fhir/Observation?patient=~${pseudonym('p-1')}&code=_`;
+  const result = fields.apply({ kind: 'break_glass', event: 'claim', path, patients: [pseudonym('p-1')] });
+  t.equal(result.path, path);
+  t.same(result.patients, [pseudonym('p-1')]);
+  t.equal(result.path_redacted, undefined);
 });
 
 t.test('patient_id becomes patient and the entry is copied', async (t) => {

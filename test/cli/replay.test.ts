@@ -122,6 +122,7 @@ t.test('replay reports invalid lines and goes on', async (t) => {
     JSON.stringify({ ...record(MONDAY, '/fhir/Patient/p-0001'), groups: 'physicians' }),
     JSON.stringify({ ...record(MONDAY, '/fhir/Patient/p-0001'), label: 'bad' }),
     JSON.stringify(record(MONDAY, '/fhir/%2FPatient')),
+    JSON.stringify(record(MONDAY, '/fhir/Patient/p-0061?subject=x%20y')),
     '',
   ]);
 
@@ -134,7 +135,9 @@ t.test('replay reports invalid lines and goes on', async (t) => {
   t.match(errors[3], /^wardgate replay: line 4: field "groups": expected an array of strings/);
   t.match(errors[4], /^wardgate replay: line 5: field "label": expected "benign" or "misuse", received "bad"/);
   t.match(errors[5], /^wardgate replay: line 6: skipped: path rejected .* \(WG_HTTP_BAD_PATH\)/);
-  t.equal(errors.length, 6);
+  t.match(errors[6], /^wardgate replay: line 7: skipped: path rejected .* \(WG_HTTP_INVALID_PATIENT_ID\): Invalid patient id in the search parameter subject/);
+  t.notMatch(result.err, /fail mode/, 'an invalid patient id is no scorer outage');
+  t.equal(errors.length, 7);
   t.equal(result.out.trim().split('\n').length, 5, 'four decisions and the summary');
 });
 

@@ -3,7 +3,9 @@ import tls from 'node:tls';
 import { Redis } from 'ioredis';
 import t from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
+import { PatientFieldPseudonymizer } from '../../proxy/audit/patient-fields.ts';
 import type { AuditEntry, AuditPort, PolicyPort } from '../../proxy/ports.ts';
+import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, type TestStack } from './support.ts';
 import type { BrowserResponse } from '../identity/helpers.ts';
 
@@ -125,6 +127,10 @@ t.test('valid browser claim grants access', async (t) => {
   const claimTrace = String(audit.at(-1)?.trace_id);
   t.match(audit.at(-1), { kind: 'break_glass', event: 'claim', user: 'demo-nurse', route: 'ehr', reason_code: 'emergency_care', justification, ttl: 600 });
   t.match(claimTrace, /^[0-9a-f]{32}$/);
+  const pseudonym = new PatientPseudonymizer(stack.config.patient_key).pseudonymize('p-0003');
+  const claimRecord = new PatientFieldPseudonymizer(stack.config.patient_key).apply(audit.at(-1)!);
+  t.match(claimRecord, { path: `/fhir/Observation?patient=~${pseudonym}`, patients: [pseudonym] }, 'the claim record names the patient by pseudonym');
+  t.equal(claimRecord.path_redacted, undefined, 'the claim path is not redacted');
 
   stack.spans.reset();
   const data = await browser.follow(claimed);
@@ -135,6 +141,9 @@ t.test('valid browser claim grants access', async (t) => {
   t.ok(span, 'the span is marked wardgate.break_glass');
   t.equal(span?.attributes['wardgate.decision'], 'allow');
   t.match(audit.at(-1), { kind: 'break_glass', event: 'access', user: 'demo-nurse', route: 'ehr', trace_id: span?.spanContext().traceId });
+  const accessRecord = new PatientFieldPseudonymizer(stack.config.patient_key).apply(audit.at(-1)!);
+  t.match(accessRecord, { path: `/fhir/Observation?patient=~${pseudonym}`, patients: [pseudonym] }, 'the access record names the patient by pseudonym');
+  t.equal(accessRecord.path_redacted, undefined, 'the access path is not redacted');
 
   const reused = await browser.request(`${stack.url}/.wardgate/break-glass`, { form });
   t.equal(reused.status, 403, 'an offer is used once');
@@ -143,7 +152,7 @@ t.test('valid browser claim grants access', async (t) => {
   const entries = await reviewEntries();
   const queued = entries.find((entry) => entry.kind === 'break_glass' && entry.trace_id === claimTrace);
   t.match(queued, { user: 'demo-nurse', route: 'ehr', action: 'break_glass', rule: 'observations-break-glass', break_glass: { reason_code: 'emergency_care', justification } });
-  t.match(String(queued?.path), /^\/fhir\/Observation\?patient=pid:[0-9a-f]{32}$/, 'the patient id is pseudonymised');
+  t.match(String(queued?.path), /^\/fhir\/Observation\?patient=~[0-9a-f]{32}$/, 'the patient id is pseudonymised');
 });
 
 t.test('API client claims with JSON', async (t) => {

@@ -67,7 +67,7 @@ t.test('agreeing decision leaves span clean', async (t) => {
   const response = await rawRequest(stack, '/fhir/Patient/p-0001', { headers: { cookie, accept: 'application/json' } });
 
   t.equal(response.status, 200);
-  const span = stack.spans.getFinishedSpans().find((candidate) => String(candidate.attributes['url.path']).startsWith('/fhir/Patient/pseudonym-'));
+  const span = stack.spans.getFinishedSpans().find((candidate) => String(candidate.attributes['url.path']).startsWith('/fhir/Patient/~'));
   t.ok(span);
   t.equal(span?.attributes['wardgate.shadow.action'], undefined);
 });

@@ -29,7 +29,7 @@ export function sampleEntry(overrides: Partial<ReviewEntry> = {}): ReviewEntry {
     groups: ['nurses'],
     route: 'ehr',
     method: 'GET',
-    path: '/fhir/Patient/pid:00000000000000000000000000000000',
+    path: '/fhir/Patient/~00000000000000000000000000000000',
     action: 'step_up',
     rule: 'step-up-unusual',
     reasons: ['unusual'],

@@ -3,7 +3,7 @@ import t from 'tap';
 import { patternOf, pseudonymizePath } from '../../proxy/review/entry.ts';
 import { ReviewError } from '../../proxy/review/errors.ts';
 import { BenignPatterns, ReviewQueue } from '../../proxy/review/queue.ts';
-import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
+import { PatientTargetPseudonymizer } from '../../proxy/patient-target.ts';
 import { deletePrefix, REDIS_URL, sampleEntry, testPrefix } from './helpers.ts';
 
 const redis = new Redis(REDIS_URL);
@@ -79,13 +79,13 @@ t.test('benign patterns per user', async (t) => {
 });
 
 t.test('paths are pseudonymised', async (t) => {
-  const pseudonymizer = new PatientPseudonymizer(Buffer.alloc(32, 7));
-  const p1 = pseudonymizer.pseudonymize('p-0001');
-  const p2 = pseudonymizer.pseudonymize('p-0002');
+  const pseudonymizer = new PatientTargetPseudonymizer(Buffer.alloc(32, 7));
+  const p1 = pseudonymizer.pseudonym('p-0001');
+  const p2 = pseudonymizer.pseudonym('p-0002');
 
-  t.equal(pseudonymizePath('/fhir/Patient/p-0001', pseudonymizer), `/fhir/Patient/pid:${p1}`);
-  t.equal(pseudonymizePath('/fhir/Patient/p-0001/$everything', pseudonymizer), `/fhir/Patient/pid:${p1}/$everything`);
-  t.equal(pseudonymizePath('/fhir/Observation?patient=Patient/p-0001,p-0002&code=8867-4', pseudonymizer), `/fhir/Observation?patient=Patient/pid:${p1},pid:${p2}&code=_`);
-  t.equal(pseudonymizePath('/fhir/Patient?name=smith', pseudonymizer), '/fhir/Patient?name=_', 'other query values are dropped');
-  t.equal(pseudonymizePath('/fhir/Patient/bad id!', pseudonymizer), '(unparseable path)');
+  t.same(pseudonymizePath('/fhir/Patient/p-0001', pseudonymizer), { path: `/fhir/Patient/~${p1}`, patients: [p1] });
+  t.equal(pseudonymizePath('/fhir/Patient/p-0001/$everything', pseudonymizer).path, `/fhir/Patient/~${p1}/$everything`);
+  t.same(pseudonymizePath('/fhir/Observation?patient=Patient/p-0001,p-0002&code=8867-4', pseudonymizer), { path: `/fhir/Observation?patient=Patient/~${p1},~${p2}&code=_`, patients: [p1, p2] });
+  t.equal(pseudonymizePath('/fhir/Patient?name=smith', pseudonymizer).path, '/fhir/Patient?name=_', 'other query values are dropped');
+  t.equal(pseudonymizePath('/fhir/Patient/bad id!', pseudonymizer).path, '/fhir/Patient/~redacted');
 });

@@ -14,6 +14,13 @@ t.test('patient ids come from FHIR paths', async (t) => {
   t.same(extractPatientIds('/fhir/Patient/$match'), []);
   t.same(extractPatientIds('/app/main.js?patient=9'), [], 'only FHIR paths name patients');
   t.same(extractPatientIds('/fhir/Encounter?location=w1'), []);
+  t.same(extractPatientIds('/fhir/Observation?subject:Patient=p-0106'), ['p-0106'], 'type modifier');
+  t.same(extractPatientIds('/fhir/Patient?_id=p-0108'), ['p-0108'], '_id on a Patient search');
+  t.same(extractPatientIds('/fhir/Patient/_search?_id=p-0109'), ['p-0109'], '_id on a Patient _search');
+  t.same(extractPatientIds('/fhir/Observation?_id=o-1'), [], '_id on another type');
+  t.same(extractPatientIds('/fhir/patient/p-0118'), ['p-0118'], 'lowercase resource type');
+  t.same(extractPatientIds('/fhir/Observation?patient=p%2D0131&subject=patient/p-0132'), ['p-0131', 'p-0132'], 'escapes and lowercase references');
+  t.same(extractPatientIds('/fhir/Observation?subject:Group=g-1&patient:missing=true'), [], 'other modifiers name no patient');
 });
 
 t.test('bulk export is recognised', async (t) => {

@@ -74,7 +74,7 @@ t.test('standard variables drive a real export', async (t) => {
   const server = spans.find((span) => span.kind === 2);
   t.equal(server?.name, 'GET /*');
   const attributes = Object.fromEntries((server?.attributes ?? []).map((attribute) => [attribute.key, attribute.value.stringValue ?? attribute.value.intValue]));
-  t.match(String(attributes['url.path']), /^\/fhir\/Patient\/pseudonym-[0-9a-f]{32}$/);
+  t.match(String(attributes['url.path']), /^\/fhir\/Patient\/~[0-9a-f]{32}$/);
   t.equal(attributes['user_agent.original'], 'export-test');
   t.notMatch(export_.body.toString('utf8'), 'p-0042', 'the clear patient id never reaches the collector');
 });

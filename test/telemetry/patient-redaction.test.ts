@@ -7,11 +7,11 @@ import { MAX_REDACTED_LENGTH, PatientPathRedactor } from '../../proxy/telemetry/
 
 const key = randomBytes(32);
 const redactor = new PatientPathRedactor(key);
-const pseudonym = (id: string) => `pseudonym-${new PatientPseudonymizer(key).pseudonymize(id)}`;
+const pseudonym = (id: string) => `~${new PatientPseudonymizer(key).pseudonymize(id)}`;
 
 t.test('pseudonym matches the scorer pseudonym', async (t) => {
   t.equal(redactor.pseudonym('p-0001'), pseudonym('p-0001'));
-  t.match(redactor.pseudonym('p-0001'), /^pseudonym-[0-9a-f]{32}$/);
+  t.match(redactor.pseudonym('p-0001'), /^~[0-9a-f]{32}$/);
   t.not(redactor.pseudonym('p-0001'), new PatientPathRedactor(randomBytes(32)).pseudonym('p-0001'), 'another key gives another pseudonym');
 });
 
@@ -22,7 +22,9 @@ const cases: Array<[string, string, { path: string; query: string }]> = [
   ['patient parameter', '/fhir/Observation?patient=p-0001&code=1234', { path: '/fhir/Observation', query: `patient=${pseudonym('p-0001')}&code=1234` }],
   ['subject reference', '/fhir/Observation?subject=Patient/p-0002', { path: '/fhir/Observation', query: `subject=Patient/${pseudonym('p-0002')}` }],
   ['comma-separated ids', '/fhir/Observation?patient=p-1,p-2', { path: '/fhir/Observation', query: `patient=${pseudonym('p-1')},${pseudonym('p-2')}` }],
-  ['modifier on parameter', '/fhir/Observation?patient:missing=p-9', { path: '/fhir/Observation', query: `patient:missing=${pseudonym('p-9')}` }],
+  ['modifier on parameter', '/fhir/Observation?patient:not=p-9', { path: '/fhir/Observation', query: `patient:not=${pseudonym('p-9')}` }],
+  ['id search on Patient', '/fhir/Patient?_id=p-0108', { path: '/fhir/Patient', query: `_id=${pseudonym('p-0108')}` }],
+  ['demo patient page', '/patients/p-0110', { path: `/patients/${pseudonym('p-0110')}`, query: '' }],
   ['reference in another parameter', '/fhir/Encounter?_has=Patient/p-3', { path: '/fhir/Encounter', query: `_has=Patient/${pseudonym('p-3')}` }],
   ['known id elsewhere in the path', '/fhir/Patient/p-4/_history/p-4', { path: `/fhir/Patient/${pseudonym('p-4')}/_history/${pseudonym('p-4')}`, query: '' }],
   ['patient path outside fhir', '/api/Patient/12345', { path: `/api/Patient/${pseudonym('12345')}`, query: '' }],
@@ -35,13 +37,12 @@ for (const [name, target, expected] of cases) {
   });
 }
 
-t.test('invalid ids are still replaced', async (t) => {
+t.test('invalid ids are redacted', async (t) => {
   const long = 'x'.repeat(80);
   const result = redactor.redact(`/fhir/Patient/${long}?patient=${'y'.repeat(70)}`);
 
-  t.notMatch(result.path, long, 'an id too long for the scorer is not kept');
-  t.notMatch(result.query, 'yyyy');
-  t.equal(result.path, `/fhir/Patient/${pseudonym(long)}`);
+  t.equal(result.path, '/fhir/Patient/~redacted');
+  t.equal(result.query, 'patient=~redacted');
 });
 
 t.test('too many ids are all replaced', async (t) => {
@@ -65,6 +66,11 @@ t.test('redacting twice changes nothing', async (t) => {
 t.test('long targets are cut', async (t) => {
   const result = redactor.redact(`/static/${'a'.repeat(5000)}`);
   t.equal(result.path.length, MAX_REDACTED_LENGTH + 3);
+});
+
+t.test('log line of a rejected target holds no id', async (t) => {
+  const line = redactor.redactTarget('/patients/p-0150%2F');
+  t.equal(line, `/patients/${pseudonym('p-0150')}%2F`);
 });
 
 t.test('non-string target gives empty parts', async (t) => {

@@ -1,0 +1,85 @@
+import t from 'tap';
+import { PatientTargetPseudonymizer, REDACTED } from '../../proxy/patient-target.ts';
+import { PATIENT_KEY } from './helpers.ts';
+
+const pseudonymizer = new PatientTargetPseudonymizer(PATIENT_KEY);
+const token = (id: string) => `~${pseudonymizer.pseudonym(id)}`;
+
+/** Each raw target, the form recorded and the ids it names. */
+const cases: Array<[string, string, string[]]> = [
+  ['/fhir/Observation?patient=Patient%2Fp-0103', `/fhir/Observation?patient=Patient/${token('p-0103')}`, ['p-0103']],
+  ['/fhir/Observation?subject=Patient%2Fp-0113', `/fhir/Observation?subject=Patient/${token('p-0113')}`, ['p-0113']],
+  ['/fhir/Observation?patient=p%2D0131', `/fhir/Observation?patient=${token('p-0131')}`, ['p-0131']],
+  ['/fhir/Observation?patient=%70-0132', `/fhir/Observation?patient=${token('p-0132')}`, ['p-0132']],
+  ['/fhir/Observation?%70atient=p-0133', `/fhir/Observation?%70atient=${token('p-0133')}`, ['p-0133']],
+  ['/fhir/Patient?_id=p-0108', `/fhir/Patient?_id=${token('p-0108')}`, ['p-0108']],
+  ['/fhir/Patient/_search?_id=p-0109', `/fhir/Patient/_search?_id=${token('p-0109')}`, ['p-0109']],
+  ['/fhir/Observation?_id=o-1', '/fhir/Observation?_id=o-1', []],
+  ['/fhir/Observation?subject:Patient=p-0106', `/fhir/Observation?subject:Patient=${token('p-0106')}`, ['p-0106']],
+  ['/fhir/patient/p-0118', `/fhir/patient/${token('p-0118')}`, ['p-0118']],
+  ['/patients/p-0110', `/patients/${token('p-0110')}`, ['p-0110']],
+  ['/patients/p-0150%2F', `/patients/${token('p-0150')}%2F`, ['p-0150']],
+  ['/fhir/Patient/p-0001/$everything', `/fhir/Patient/${token('p-0001')}/$everything`, ['p-0001']],
+  ['/fhir/Patient/p-4/_history/p-4', `/fhir/Patient/${token('p-4')}/_history/${token('p-4')}`, ['p-4']],
+  ['/fhir/Observation?patient=p-1,Patient/p-2&subject=p-3&code=1234', `/fhir/Observation?patient=${token('p-1')},Patient/${token('p-2')}&subject=${token('p-3')}&code=1234`, ['p-1', 'p-2', 'p-3']],
+  ['/fhir/Encounter?_has=Patient/p-5', `/fhir/Encounter?_has=Patient/${token('p-5')}`, ['p-5']],
+  ['/fhir/Observation?patient:missing=true', '/fhir/Observation?patient:missing=true', []],
+  ['/fhir/Patient?name=smith', '/fhir/Patient?name=smith', []],
+  ['/static/app.js?v=3', '/static/app.js?v=3', []],
+];
+
+for (const [target, expected, ids] of cases) {
+  t.test(`target ${target}`, async (t) => {
+    const result = pseudonymizer.pseudonymizeTarget(target);
+    t.equal(result.target, expected);
+    t.same(result.patients, ids.map((id) => pseudonymizer.pseudonym(id)));
+    t.equal(result.redacted, false);
+    t.notMatch(result.target, /p-0\d{3}|p%2D|%70-/, 'no clear patient id');
+  });
+}
+
+/** Targets with parts that name or describe a patient but are no valid id: those parts become `~redacted`. */
+const redactedCases: Array<[string, string, string[]]> = [
+  ['/fhir/Patient/p-0061?subject=x%20y', `/fhir/Patient/${token('p-0061')}?subject=${REDACTED}`, ['p-0061']],
+  ['/fhir/Observation?subject:Patient.name=smith&code=1', `/fhir/Observation?subject:Patient.name=${REDACTED}&code=1`, []],
+  ['/fhir/Patient?identifier=urn:mrn|12345', `/fhir/Patient?identifier=${REDACTED}`, []],
+  ['/fhir/Observation?patient=Group/p-0160', `/fhir/Observation?patient=${REDACTED}`, []],
+  ['/fhir/Pa%ZZ/p-0170?patient=p-0171', `/fhir/${REDACTED}`, []],
+  ['/fhir/Observation?patient=%ZZp-0172', `/fhir/Observation?${REDACTED}`, []],
+  [`/fhir/Patient/${'x'.repeat(80)}`, `/fhir/Patient/${REDACTED}`, []],
+];
+
+for (const [target, expected, ids] of redactedCases) {
+  t.test(`target ${target.slice(0, 60)} is redacted`, async (t) => {
+    const result = pseudonymizer.pseudonymizeTarget(target);
+    t.equal(result.target, expected);
+    t.same(result.patients, ids.map((id) => pseudonymizer.pseudonym(id)));
+    t.equal(result.redacted, true);
+  });
+}
+
+t.test('planted pseudonym is redacted in a raw target', async (t) => {
+  const planted = token('p-0001');
+  const result = pseudonymizer.pseudonymizeTarget(`/fhir/Patient/${planted}`);
+
+  t.equal(result.target, `/fhir/Patient/${REDACTED}`);
+  t.same(result.patients, []);
+});
+
+t.test('pseudonymised target passes again unchanged', async (t) => {
+  const once = pseudonymizer.pseudonymizeTarget('/fhir/Patient/p-0001?patient=p-0002&subject=x%20y');
+  const twice = pseudonymizer.pseudonymizeTarget(once.target, { acceptPseudonyms: true });
+
+  t.equal(twice.target, once.target);
+  t.same(twice.patients, once.patients);
+});
+
+t.test('other values are dropped on request', async (t) => {
+  const result = pseudonymizer.pseudonymizeTarget('/fhir/Observation?patient=p-1&code=8867-4', { dropOtherValues: true });
+
+  t.equal(result.target, `/fhir/Observation?patient=${token('p-1')}&code=_`);
+});
+
+t.test('non-string target gives an empty target', async (t) => {
+  t.same(pseudonymizer.pseudonymizeTarget(undefined as unknown as string), { target: '', patients: [], redacted: false });
+});
