@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { randomBytes, randomUUID } from 'node:crypto';
 import tls from 'node:tls';
 
@@ -12,7 +13,8 @@ const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 let stack: TestStack;
 
 t.before(async () => {
-  stack = await startTestStack();
+  // A policy without risk or time rules: whether a session still works must not depend on the hour.
+  stack = await startTestStack({ policyFile: fileURLToPath(new URL('../../policy/examples/notes-step-up.yaml', import.meta.url)) });
 });
 t.teardown(() => stack.close());
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { PatientPathRedactor } from '../../proxy/telemetry/patient-redaction.ts';
-import { Browser, rawRequest, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
+import { atDaytime, Browser, rawRequest, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 
 let stack: TestStack;
 
@@ -63,6 +63,8 @@ t.test('span carries user, route, risk and decision', async (t) => {
 t.test('forged identity headers never reach the upstream', async (t) => {
   const browser = new Browser(stack.certificates.ca.cert);
   await signIn(stack, browser, 'clerk');
+  // The demo policy steps up records work from 22:00 to 06:00; this test is about headers.
+  t.teardown(atDaytime(stack));
   const forged = {
     'X-Forwarded-User': 'chief-of-medicine',
     'x_forwarded_email': 'chief@example.org',
@@ -92,7 +94,7 @@ t.test('forged identity headers never reach the upstream', async (t) => {
   const assertion = received['x-wardgate-assertion'];
   t.not(assertion, 'forged.jwt.value');
   const keys = JSON.parse((await rawRequest(stack, '/.well-known/wardgate/jwks.json')).body) as JSONWebKeySet;
-  const { payload } = await jwtVerify(assertion!, createLocalJWKSet(keys), { issuer: 'wardgate', audience: 'ehr', algorithms: ['ES256'] });
+  const { payload } = await jwtVerify(assertion!, createLocalJWKSet(keys), { issuer: 'wardgate', audience: 'ehr', algorithms: ['ES256'], currentDate: new Date(stack.clock.now) });
   t.equal(payload.sub, stack.idp.accounts.find((account) => account.username === 'clerk')!.subject);
   t.same(payload.groups, ['records']);
 });

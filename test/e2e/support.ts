@@ -125,4 +125,23 @@ export async function waitForSpan(stack: TestStack, predicate: (span: ReturnType
   throw new Error('expected span was not exported');
 }
 
+/**
+ * Moves the stack's clock to 12:00 UTC of the same day when the real time is outside
+ * 08:00 to 18:00 UTC, so that a test about something else is not decided by the demo
+ * policy's office hours or the model's hour-of-day features. Call it after signing in: ID
+ * tokens are checked against this clock. Returns a function that restores the clock.
+ */
+export function atDaytime(stack: TestStack): () => void {
+  const saved = stack.clock.now;
+  const hour = new Date(saved).getUTCHours();
+  if (hour < 8 || hour >= 18) {
+    const noon = new Date(saved);
+    noon.setUTCHours(12, 0, 0, 0);
+    stack.clock.now = noon.getTime();
+  }
+  return () => {
+    stack.clock.now = saved;
+  };
+}
+
 export { Browser };

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { Browser, rawRequest, signIn, startTestStack, type TestStack } from '../e2e/support.ts';
+import { atDaytime, Browser, rawRequest, signIn, startTestStack, type TestStack } from '../e2e/support.ts';
 import { eventually, TestMetricReader } from './helpers.ts';
 
 function scrape(port: number, path = '/metrics'): Promise<{ status: number; contentType: string; body: string }> {
@@ -29,6 +29,8 @@ t.before(async () => {
   stack = await startTestStack({ policyFile, metricReaders: [reader], telemetry: { trusted_hops: [], prometheus: { host: '127.0.0.1', port: 0 } } });
   const browser = new Browser(stack.certificates.ca.cert);
   await signIn(stack, browser, 'nurse');
+  // The counted decisions must not depend on the hour the tests run.
+  atDaytime(stack);
   cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
 });
 t.teardown(async () => {
