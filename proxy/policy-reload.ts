@@ -1,4 +1,4 @@
-import { watchFile, unwatchFile } from 'node:fs';
+import { fileVersion, watchFileVersion } from '../scorer/file-watch.ts';
 import type { Logger } from 'pino';
 import { loadPolicyFile, PolicyValidationError, formatIssue, type CompiledPolicy } from '../policy/index.ts';
 import type { PolicyVerificationKeys } from '../policy/signing/policy-signature.ts';
@@ -37,6 +37,8 @@ export interface WatchPolicyOptions {
 export async function watchPolicy(file: string, routeIds: readonly string[], logger: Logger, pollMs: number, options: WatchPolicyOptions = {}): Promise<PolicyWatcher> {
   const option = options.option ?? 'policy';
   const load = () => loadPolicyFile(file, { routeIds, ...(options.signing && { signing: options.signing }) });
+  // Versions are taken before the first load, so a change during start-up is not missed.
+  const versions = [await fileVersion(file), options.signing !== undefined ? await fileVersion(`${file}.sig`) : ''];
   let active = await load();
   let loadedAt = Date.now();
   let lastError: string | null = null;
@@ -61,16 +63,15 @@ export async function watchPolicy(file: string, routeIds: readonly string[], log
   const onChange = () => {
     reloading = reloading.then(reload);
   };
-  watchFile(file, { interval: pollMs, persistent: false }, onChange);
-  if (options.signing !== undefined) watchFile(`${file}.sig`, { interval: pollMs, persistent: false }, onChange);
+  const stops = [watchFileVersion(file, pollMs, versions[0]!, onChange)];
+  if (options.signing !== undefined) stops.push(watchFileVersion(`${file}.sig`, pollMs, versions[1]!, onChange));
 
   return {
     current: () => active,
     lastError: () => lastError,
     loadedAt: () => loadedAt,
     close: () => {
-      unwatchFile(file, onChange);
-      if (options.signing !== undefined) unwatchFile(`${file}.sig`, onChange);
+      for (const stop of stops) stop();
     },
   };
 }

@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { fileVersion, watchFileVersion } from '../file-watch.ts';
 import { parseDocument } from 'yaml';
 
 import type { PatientPseudonymizer } from '../features/patient.ts';
@@ -95,7 +96,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
 
   // The file's identity is taken before it is read, so a write during start-up is seen as a
   // change (fs.watchFile takes its own first reading later and would miss it).
-  let seen = await fileVersion(file);
+  const seen = await fileVersion(file);
   let panel = await loadPanelFile(file, pseudonymizer);
   let lastError: string | null = null;
   let reloading = Promise.resolve();
@@ -114,14 +115,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   const onChange = () => {
     reloading = reloading.then(reload);
   };
-  const timer = pollMs > 0 ? setInterval(() => {
-    void fileVersion(file).then((version) => {
-      if (version === seen) return;
-      seen = version;
-      onChange();
-    });
-  }, pollMs) : undefined;
-  timer?.unref();
+  const stopWatching = pollMs > 0 ? watchFileVersion(file, pollMs, seen, onChange) : () => {};
 
   return {
     careSet: async (user) => panel.practitioners.get(user) ?? null,
@@ -132,7 +126,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
       await reloading;
     },
     close: async () => {
-      if (timer !== undefined) clearInterval(timer);
+      stopWatching();
       await reloading;
     },
   };
@@ -191,12 +185,3 @@ function describe(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-/** Size, modification time and inode of a file as one string; `missing` when it cannot be read. */
-async function fileVersion(file: string): Promise<string> {
-  try {
-    const info = await stat(file);
-    return `${info.ino}:${info.size}:${info.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}

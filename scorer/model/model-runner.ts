@@ -1,4 +1,4 @@
-import { unwatchFile, watchFile } from 'node:fs';
+import { fileVersion, watchFileVersion } from '../file-watch.ts';
 
 import { ScorerError, isScorerError } from '../errors.ts';
 import type { Contribution } from '../types.ts';
@@ -82,9 +82,10 @@ export async function createModelRunner(options: ModelRunnerOptions): Promise<Mo
     pollMs: readLimit(options, 'pollMs'),
   };
   const load = options.load ?? loadRiskModel;
+  const version = await fileVersion(options.path);
   const model = await load(options.path);
 
-  return new BatchingModelRunner(options, settings, load, model);
+  return new BatchingModelRunner(options, settings, load, model, version);
 }
 
 class BatchingModelRunner implements ModelRunner {
@@ -94,6 +95,7 @@ class BatchingModelRunner implements ModelRunner {
   readonly #inFlight = new Map<RiskModel, number>();
   readonly #retiring = new Set<RiskModel>();
   readonly #onChange = () => void this.reload();
+  readonly #stopWatching: () => void;
   #current: RiskModel;
   #queue: PendingRow[] = [];
   #scheduled = false;
@@ -103,12 +105,12 @@ class BatchingModelRunner implements ModelRunner {
   #rows = 0;
   #closed = false;
 
-  constructor(options: ModelRunnerOptions, settings: RunnerSettings, load: (path: string) => Promise<RiskModel>, model: RiskModel) {
+  constructor(options: ModelRunnerOptions, settings: RunnerSettings, load: (path: string) => Promise<RiskModel>, model: RiskModel, version: string) {
     this.#options = options;
     this.#settings = settings;
     this.#load = load;
     this.#current = model;
-    if (settings.pollMs > 0) watchFile(options.path, { interval: settings.pollMs, persistent: false }, this.#onChange);
+    this.#stopWatching = settings.pollMs > 0 ? watchFileVersion(options.path, settings.pollMs, version, this.#onChange) : () => {};
   }
 
   get version(): string {
@@ -162,7 +164,7 @@ class BatchingModelRunner implements ModelRunner {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#settings.pollMs > 0) unwatchFile(this.#options.path, this.#onChange);
+    this.#stopWatching();
     await this.#reloading;
     for (const entry of this.#queue.splice(0)) entry.reject(inferenceFailed('the model runner was closed'));
     this.#retire(this.#current);
