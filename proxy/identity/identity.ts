@@ -336,7 +336,14 @@ export class Identity {
   }
 
   #logoutContext(): LogoutContext {
-    return { client: this.#client, sessions: this.#sessions, sockets: this.#sockets, store: this.#store, now: this.#now };
+    return {
+      client: this.#client,
+      sessions: this.#sessions,
+      sockets: this.#sockets,
+      store: this.#store,
+      now: this.#now,
+      ...(this.#options.isSignInHost === undefined ? {} : { isSignInHost: this.#options.isSignInHost }),
+    };
   }
 
   #refreshContext(): RefreshContext {

@@ -24,6 +24,8 @@ export interface LogoutContext {
   readonly sockets: SessionSockets;
   readonly store: KeyValueStore;
   readonly now: () => number;
+  /** Whether a host may appear in redirect URIs sent to the IdP; every host when absent. */
+  readonly isSignInHost?: (host: string) => boolean;
 }
 
 /** Sends the sign-out form, carrying the session's CSRF token, or a notice when no session is active. */
@@ -69,7 +71,9 @@ export async function logout(context: LogoutContext, req: IncomingMessage, res: 
   }
   appendSetCookie(res, hostCookie(SESSION_COOKIE, '', 0));
 
-  const endSession = record === null ? undefined : context.client.endSessionUrl(record.id_token, `${origin}${LOGGED_OUT_PATH}`);
+  // The return address is built from the Host header, so it is sent only for a known host.
+  const knownHost = context.isSignInHost?.(origin.slice('https://'.length).replace(/:\d+$/, '')) ?? true;
+  const endSession = record === null || !knownHost ? undefined : context.client.endSessionUrl(record.id_token, `${origin}${LOGGED_OUT_PATH}`);
   if (endSession === undefined) {
     sendPage(res, 200, 'Signed out', ['You are signed out of Wardgate.'], { href: '/.wardgate/login?return_to=%2F', text: 'Sign in again' });
     return;

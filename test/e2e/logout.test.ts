@@ -160,3 +160,23 @@ t.test('back-channel logout rejects bad tokens', async (t) => {
   t.equal(replay.status, 400, 'a replayed jti is rejected');
   t.match(JSON.parse(replay.body).error_description, /already used/);
 });
+
+t.test('sign-out under an unknown Host sends no return address to the IdP', async (t) => {
+  const browser = new Browser(stack.certificates.ca.cert);
+  await signIn(stack, browser, 'nurse');
+  const session = browser.cookie(stack.url, '__Host-wardgate_session')!;
+  const form = await browser.request(`${stack.url}/.wardgate/logout`);
+  const csrfToken = /name="csrf_token" value="([^"]+)"/.exec(form.body)?.[1];
+  const evil = `evil.example:${new URL(stack.url).port}`;
+
+  const response = await rawRequest(stack, '/.wardgate/logout', {
+    method: 'POST',
+    servername: 'localhost',
+    headers: { host: evil, origin: `https://${evil}`, cookie: `__Host-wardgate_session=${session}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: `csrf_token=${encodeURIComponent(csrfToken!)}`,
+  });
+  t.equal(response.status, 200, 'signed out without a redirect');
+  t.equal(response.headers.location, undefined);
+  t.notMatch(response.body, /evil\.example/);
+  t.notOk(await isSignedIn(session), 'the session is deleted all the same');
+});

@@ -87,7 +87,7 @@ export interface RawResponse {
 export function rawRequest(
   stack: DemoStack,
   path: string,
-  options: { method?: string; headers?: Record<string, string>; localAddress?: string; body?: string; ecdhCurve?: string } = {},
+  options: { method?: string; headers?: Record<string, string>; localAddress?: string; body?: string; ecdhCurve?: string; servername?: string } = {},
 ): Promise<RawResponse & { group: string | undefined }> {
   return new Promise((resolve, reject) => {
     const request = https.request(
@@ -99,6 +99,8 @@ export function rawRequest(
         agent: false,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         ...(options.ecdhCurve ? { ecdhCurve: options.ecdhCurve } : {}),
+        // With a forged Host header, the certificate is still checked against this name.
+        ...(options.servername ? { servername: options.servername } : {}),
       },
       (response) => {
         const group = (response.socket as import('node:tls').TLSSocket).getEphemeralKeyInfo?.() as { name?: string } | null;
