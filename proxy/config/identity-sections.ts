@@ -93,6 +93,7 @@ export function readTrustedProxies(reader: OptionReader, node: Node | undefined)
   for (const item of items) {
     const parsed = parseCidr(item);
     if ('error' in parsed) reader.report(node, 'listen.trusted_proxies', `${parsed.error}; list the addresses of your load balancers`);
+    else if (parsed.prefix === 0) reader.report(node, 'listen.trusted_proxies', `${JSON.stringify(item)} would let every client forge X-Forwarded-For; list the addresses of your load balancers`);
     else ranges.push(parsed);
   }
 

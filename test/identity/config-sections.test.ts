@@ -109,6 +109,7 @@ t.test('bad values are reported with option and line', async (t) => {
     ['negative cooldown', 'bearer:\n  jwks_cooldown: -1\n  issuers:\n    - issuer: https://a.example\n      audience: x\n      jwks_file: a.json\n', 'bearer.jwks_cooldown', /expected an integer from 0 to 86400/],
     ['bad CIDR', 'listen:\n  trusted_proxies: [10.0.0.0/33]\n', 'listen.trusted_proxies', /"10\.0\.0\.0\/33" has prefix length "33", expected an integer from 0 to 32/],
     ['host name as proxy', 'listen:\n  trusted_proxies: [lb.hospital.example]\n', 'listen.trusted_proxies', /"lb\.hospital\.example" is not an IP address or CIDR range/],
+    ['trust everyone', 'listen:\n  trusted_proxies: [0.0.0.0/0]\n', 'listen.trusted_proxies', /"0\.0\.0\.0\/0" would let every client forge X-Forwarded-For/],
     ['unknown assertion algorithm', 'assertion:\n  algorithm: RS256\n', 'assertion.algorithm', /expected one of ES256, ML-DSA-65, got "RS256"/],
   ];
   for (const [name, extra, option, message] of cases) {
