@@ -82,7 +82,10 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
       return 1;
     }
     const patientKey = setup.patientKey ?? randomBytes(32);
-    if (setup.patientKey === null) err.write('wardgate replay: WARDGATE_PATIENT_KEY is not set; using a random patient key for this run\n');
+    if (setup.patientKey === null) {
+      const reason = process.env.WARDGATE_PATIENT_KEY ? 'is shorter than 32 bytes of hex or base64' : 'is not set';
+      err.write(`wardgate replay: WARDGATE_PATIENT_KEY ${reason}; using a random patient key for this run\n`);
+    }
 
     const log = await readAccessLog(parsed.positional[0]!);
     for (const error of log.errors) err.write(`wardgate replay: ${error.message}\n`);
@@ -192,7 +195,8 @@ function describeFailure(error: unknown): string {
   if (error instanceof ConfigError) return `invalid configuration:\n${error.message}`;
   if (error instanceof PolicyValidationError) return `invalid policy:\n${error.issues.map(formatIssue).join('\n')}`;
   const code = (error as { code?: string }).code;
-  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return `cannot read ${(error as { path?: string }).path ?? 'the file'} (${code}); check the path`;
+  if (code === 'EISDIR') return `${(error as { path?: string }).path?.replace(/\.\d+\.tmp$/, '') ?? 'the path'} is a folder (EISDIR); give a file name`;
+  if (code === 'ENOENT' || code === 'EACCES') return `cannot open ${(error as { path?: string }).path ?? 'the file'} (${code}); check the path`;
 
   return `${code ? `${code}: ` : ''}${(error as Error).message}`;
 }

@@ -177,7 +177,7 @@ t.test('replay usage errors', async (t) => {
 
   const missing = await run(['replay', '/nonexistent/access.jsonl']);
   t.equal(missing.code, 1);
-  t.match(missing.err, /cannot read \/nonexistent\/access.jsonl \(ENOENT\)/);
+  t.match(missing.err, /cannot open \/nonexistent\/access.jsonl \(ENOENT\)/);
 
   const noKey = await run(['replay', '/nonexistent/access.jsonl', '--redis', 'redis://127.0.0.1:6379'], { WARDGATE_PATIENT_KEY: undefined });
   t.equal(noKey.code, 1);
@@ -227,4 +227,17 @@ t.test('replay with a custom --policy', async (t) => {
   const result = await run(['replay', file, '--policy', policy]);
   t.equal(result.code, 0, result.err);
   t.match(JSON.parse(result.out.split('\n')[0]!), { action: 'allow', rule: 'allow-all', route: 'ehr' });
+});
+
+t.test('replay names a short patient key and a folder given as --out', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 2));
+
+  const shortKey = await run(['replay', file], { WARDGATE_PATIENT_KEY: 'abcd' });
+  t.match(shortKey.err, /WARDGATE_PATIENT_KEY is shorter than 32 bytes of hex or base64; using a random patient key/);
+
+  const folderOut = await run(['replay', file, '--out', dir]);
+  t.equal(folderOut.code, 1);
+  t.match(folderOut.err, new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is a folder \\(EISDIR\\); give a file name`));
 });
