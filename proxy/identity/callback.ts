@@ -34,14 +34,16 @@ export async function completeSignIn(context: CallbackContext, req: IncomingMess
     throw new IdentityError('WG_AUTH_STATE_UNKNOWN', 'Query parameter "state" is missing. Start the sign-in again.');
   }
 
-  const attempt = await takeAttempt(context.store, params.state);
-  if (attempt === null) {
-    throw new IdentityError('WG_AUTH_STATE_UNKNOWN', 'This sign-in link has expired or was already used (unknown "state"). Start the sign-in again.');
-  }
+  const unknownState = () => new IdentityError('WG_AUTH_STATE_UNKNOWN', 'This sign-in link has expired or was already used (unknown "state"). Start the sign-in again.');
+  const peeked = await takeAttempt(context.store, params.state, { peek: true });
+  if (peeked === null) throw unknownState();
   const bindingCookie = bindingCookieName(params.state);
-  if (!bindingMatches(readCookie(req, bindingCookie), attempt.binding_hash)) {
+  if (!bindingMatches(readCookie(req, bindingCookie), peeked.binding_hash)) {
     throw new IdentityError('WG_AUTH_BROWSER_MISMATCH', `This sign-in was started in another browser (cookie "${bindingCookie}" missing or different). Start the sign-in again in this browser.`);
   }
+  // Taken only now, and still atomically, so two callbacks with the same state cannot both succeed.
+  const attempt = await takeAttempt(context.store, params.state);
+  if (attempt === null) throw unknownState();
   appendSetCookie(res, hostCookie(bindingCookie, '', 0));
   if (params.iss !== undefined && params.iss !== context.oidc.issuer) {
     throw new IdentityError('WG_AUTH_INVALID_CALLBACK', `Query parameter "iss" is ${JSON.stringify(params.iss.slice(0, 100))}, expected ${JSON.stringify(context.oidc.issuer)}. Start the sign-in again.`);

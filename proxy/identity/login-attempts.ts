@@ -50,13 +50,17 @@ export async function saveAttempt(store: KeyValueStore, state: string, attempt: 
   await store.set(`login:${state}`, JSON.stringify(attempt), LOGIN_ATTEMPT_TTL_MS);
 }
 
-/** Removes and returns the attempt for `state` (GETDEL), so a replayed callback finds nothing. */
-export async function takeAttempt(store: KeyValueStore, state: string): Promise<LoginAttempt | null> {
+/**
+ * Removes and returns the attempt for `state` (GETDEL), so a replayed callback finds nothing.
+ * With `peek`, the attempt is only read: the callback checks the browser binding first, so a
+ * callback carried to another browser does not use up the attempt of the browser that started it.
+ */
+export async function takeAttempt(store: KeyValueStore, state: string, options: { readonly peek?: boolean } = {}): Promise<LoginAttempt | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(state)) {
     return null;
   }
 
-  const raw = await store.take(`login:${state}`);
+  const raw = options.peek === true ? await store.get(`login:${state}`) : await store.take(`login:${state}`);
   if (raw === null) {
     return null;
   }

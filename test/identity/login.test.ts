@@ -80,8 +80,13 @@ t.test('callback from another browser gets 403', async (t) => {
   t.equal(callback.headers['x-wardgate-error'], 'WG_AUTH_BROWSER_MISMATCH');
   t.equal(victim.cookie(stack.rpOrigin, '__Host-wardgate_session'), undefined);
 
+  // The rejected callback does not use up the attempt: the browser that started it still finishes.
+  const own = await attacker.request(String(response.headers.location));
+  t.equal(own.status, 302, 'the browser that started the sign-in completes it');
+  t.ok(attacker.cookie(stack.rpOrigin, '__Host-wardgate_session'), 'and gets its session');
+
   const replay = await attacker.request(String(response.headers.location));
-  t.equal(replay.status, 403, 'the state was consumed by the first callback');
+  t.equal(replay.status, 403, 'the state is used once');
   t.equal(replay.headers['x-wardgate-error'], 'WG_AUTH_STATE_UNKNOWN');
 });
 
