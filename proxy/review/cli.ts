@@ -1,10 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { parse } from 'yaml';
 import { DEFAULT_OVERSIGHT_CONFIG } from '../break-glass/config.ts';
 import { parseOptions, usageError } from '../cli/commands.ts';
 import { SessionStore } from '../identity/session-store.ts';
+import { defaultAuditConfig } from '../audit/config.ts';
+import { openAuditTrail, type AuditTrail } from '../audit/writer.ts';
 import type { AuditPort } from '../ports.ts';
 import { RedisKeyValueStore } from '../state/redis-key-value-store.ts';
 import { patternOf, type ReviewEntry } from './entry.ts';
@@ -37,11 +41,13 @@ interface Target {
   readonly url: string;
   readonly prefix: string;
   readonly benignTtl: number;
+  /** Audit trail folder and key folder for label records; from `audit:` or `--audit-dir`. */
+  readonly audit?: { readonly dir: string; readonly keyDir: string };
 }
 
 /** Runs `wardgate review ...` and returns the exit code: 0 success, 1 failure, 2 usage error. */
 export async function runReviewCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, deps: ReviewCommandDependencies = {}): Promise<number> {
-  const parsed = parseOptions(argv, { config: 'string', redis: 'string', prefix: 'string', note: 'string', analyst: 'string', revoke: 'boolean', help: 'boolean' });
+  const parsed = parseOptions(argv, { config: 'string', redis: 'string', prefix: 'string', 'audit-dir': 'string', note: 'string', analyst: 'string', revoke: 'boolean', help: 'boolean' });
   if ('error' in parsed) return usageError(err, `${parsed.error}; run "wardgate review --help"`);
   const { options, positional } = parsed;
   if (options.help || positional[0] === 'help') {
@@ -127,8 +133,10 @@ async function labelEntry(
     await patterns.accept(entry.user, patternOf(entry.route, entry.top_features), target.benignTtl, label);
   }
   const revoked = revokeSessions ? await revokeSessions(entry.user) : undefined;
-  // NOTE: without an injected audit port (the CLI's default) the label is kept only in Redis under <prefix>review:label:<id>.
-  deps.audit?.append({ kind: 'review_label', trace_id: entry.trace_id, entry_id: stored.id, label: label.label, note: label.note, analyst: label.analyst, user: entry.user, route: entry.route, time: now, ...(revoked === undefined ? {} : { revoked_sessions: revoked }) });
+  const record = { kind: 'review_label', trace_id: entry.trace_id, entry_id: stored.id, label: label.label, note: label.note, analyst: label.analyst, user: entry.user, route: entry.route, time: now, ...(revoked === undefined ? {} : { revoked_sessions: revoked }) };
+  const audit = deps.audit ?? (await openLabelTrail(target, err));
+  audit?.append(record);
+  if (audit !== deps.audit) await (audit as AuditTrail | undefined)?.close();
 
   out.write(`Labelled ${stored.id} ${label.label} (user ${entry.user}, route ${entry.route}).\n`);
   if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${target.benignTtl} seconds.\n`);
@@ -143,7 +151,13 @@ async function resolveTarget(options: Record<string, string | boolean>): Promise
   if (typeof options.config === 'string') return readTarget(options.config);
   if (typeof options.redis !== 'string') throw new ReviewError('WG_REVIEW_INVALID_OPTION', 'missing --config FILE or --redis URL; run "wardgate review --help"');
   assertRedisUrl(options.redis, '--redis');
-  return { url: options.redis, prefix: typeof options.prefix === 'string' ? options.prefix : 'wg:', benignTtl: DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl };
+  const auditDir = typeof options['audit-dir'] === 'string' ? path.resolve(options['audit-dir']) : undefined;
+  return {
+    url: options.redis,
+    prefix: typeof options.prefix === 'string' ? options.prefix : 'wg:',
+    benignTtl: DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl,
+    ...(auditDir === undefined ? {} : { audit: { dir: auditDir, keyDir: path.join(auditDir, 'keys') } }),
+  };
 }
 
 /** Reads only what the review CLI needs, so it runs without the proxy's secrets in the environment. */
@@ -154,7 +168,7 @@ async function readTarget(file: string): Promise<Target> {
   } catch (error) {
     throw new ReviewError('WG_REVIEW_INVALID_OPTION', `cannot read the configuration file ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the --config path`);
   }
-  const top = (typeof document === 'object' && document !== null ? document : {}) as { redis?: { url?: unknown; key_prefix?: unknown }; review?: { benign_ttl?: unknown } };
+  const top = (typeof document === 'object' && document !== null ? document : {}) as { redis?: { url?: unknown; key_prefix?: unknown }; review?: { benign_ttl?: unknown }; audit?: { dir?: unknown; key_dir?: unknown } };
   const url = top.redis?.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const prefix = top.redis?.key_prefix ?? 'wg:';
   const benignTtl = top.review?.benign_ttl ?? DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl;
@@ -163,11 +177,39 @@ async function readTarget(file: string): Promise<Target> {
   assertRedisUrl(url, `${file}: redis.url`);
   if (typeof prefix !== 'string' || prefix === '') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.key_prefix must be a non-empty string`);
   if (typeof benignTtl !== 'number' || !Number.isInteger(benignTtl) || benignTtl < 60) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: review.benign_ttl must be an integer of at least 60 seconds`);
-  return { url, prefix, benignTtl };
+  // The audit folders are resolved as the proxy resolves them: against the configuration's folder.
+  const base = path.dirname(path.resolve(file));
+  const auditDir = path.resolve(base, typeof top.audit?.dir === 'string' ? top.audit.dir : '.wardgate/audit');
+  const keyDir = typeof top.audit?.key_dir === 'string' ? path.resolve(base, top.audit.key_dir) : path.join(auditDir, 'keys');
+  return { url, prefix, benignTtl, audit: { dir: auditDir, keyDir } };
 }
 
 function assertRedisUrl(url: string, option: string): void {
   if (!/^rediss?:\/\/[^/]/.test(url)) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${option} must be a redis:// or rediss:// URL, received ${JSON.stringify(redactUrl(url).slice(0, 100))}`);
+}
+
+/**
+ * Opens the audit trail for label records: its own chain (`review_<host>`) in the proxy's
+ * audit folder, so it never contends for the lock of a running instance. Without a folder
+ * the label stays only in Redis, and the analyst is told so.
+ */
+async function openLabelTrail(target: Target, err: NodeJS.WritableStream): Promise<AuditTrail | undefined> {
+  if (target.audit === undefined) {
+    err.write('wardgate: the label is kept in Redis only; pass --config or --audit-dir to also write it to the audit trail\n');
+    return undefined;
+  }
+  const defaults = defaultAuditConfig(target.audit.dir);
+  return openAuditTrail({
+    dir: target.audit.dir,
+    keyDir: target.audit.keyDir,
+    instanceId: `review_${defaults.instance_id}`.slice(0, 64),
+    checkpointEvery: 1,
+    checkpointIntervalMs: defaults.checkpoint_interval * 1000,
+    maxFileBytes: defaults.max_file_bytes,
+    fsyncIntervalMs: defaults.fsync_interval,
+    // Label records carry pseudonymised paths already; the key only guards raw patient fields.
+    patientKey: randomBytes(32),
+  });
 }
 
 /** Ends sessions through `SessionStore.revokeSubject` when this build has it. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -134,6 +134,17 @@ t.test('--config reads Redis and benign_ttl', async (t) => {
   const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
   const ttl = await redis.ttl(`${prefix}review:benign:{${digest('demo-config')}}:${digest(patternOf('ehr', sampleEntry().top_features))}`);
   t.ok(ttl > 0 && ttl <= 120, `the pattern expires after benign_ttl (ttl ${ttl})`);
+
+  // The label is in the audit trail next to the configuration, in a chain of its own that verifies.
+  const auditDir = join(dir, '.wardgate/audit');
+  const trail = readdirSync(auditDir).filter((name) => name.endsWith('.jsonl')).map((name) => readFileSync(join(auditDir, name), 'utf8')).join('');
+  const labelRecord = trail.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record.kind === 'review_label');
+  t.match(labelRecord, { entry_id: id, label: 'benign', analyst: 'ana', note: 'on call', user: 'demo-config' });
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let verifyErr = '';
+  err.on('data', (chunk: Buffer) => (verifyErr += chunk.toString()));
+  t.equal(await runCli(['audit', 'verify', auditDir], out, err), 0, verifyErr);
 
   writeFileSync(file, 'redis: { url: memory }\n');
   const memory = await review(['list', '--config', file]);
