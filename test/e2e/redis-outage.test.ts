@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
@@ -50,7 +51,9 @@ t.test('fail-closed route survives a Redis outage', async (t) => {
   t.teardown(() => {
     redis.kill('SIGKILL');
   });
-  const stack = await startTestStack({ redisUrl: `redis://127.0.0.1:${port}` });
+  // A policy without risk or time rules: the outcome depends only on the fail modes, whatever the hour.
+  const policyFile = fileURLToPath(new URL('../../policy/examples/notes-step-up.yaml', import.meta.url));
+  const stack = await startTestStack({ redisUrl: `redis://127.0.0.1:${port}`, policyFile });
   t.teardown(() => stack.close());
   t.equal(stack.wardgate.storeKind, 'redis');
 
