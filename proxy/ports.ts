@@ -33,7 +33,7 @@ export interface ScorerPort {
 }
 
 /**
- * The audit trail as the pipeline sees it: one entry per decision, plus events such as
+ * The audit trail as the pipeline uses it: one entry per decision, plus events such as
  * break-glass claims, review labels and gaps. `append` never throws and never waits for disk.
  */
 export interface AuditPort {

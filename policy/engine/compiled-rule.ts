@@ -37,8 +37,8 @@ export interface CompiledRule {
 }
 
 /**
- * Facts about one request that several rules need, each worked out once and only when a
- * rule asks for it.
+ * Facts about one request that several rules need, each computed once and only when a
+ * rule needs it.
  */
 export class RequestFacts {
   readonly context: DecisionContext;

@@ -40,7 +40,11 @@ export function readContext(value: unknown, path: Path, problems: ContextProblem
   const route = readObject(object.route ?? {}, [...path, 'route'], POLICY_TEST_KEYS.route, report, 'route as a mapping') ?? {};
   const request = readObject(object.request ?? {}, [...path, 'request'], POLICY_TEST_KEYS.request, report, 'request as a mapping') ?? {};
   const tls = readObject(object.tls ?? {}, [...path, 'tls'], POLICY_TEST_KEYS.tls, report, 'tls as a mapping') ?? {};
-  const str = (at: Path, v: unknown, fallback: string) => (v === undefined ? fallback : typeof v === 'string' && v !== '' ? v : report(at, 'a non-empty string', v));
+  const str = (at: Path, value: unknown, fallback: string) => {
+    if (value === undefined) return fallback;
+    if (typeof value === 'string' && value !== '') return value;
+    return report(at, 'a non-empty string', value);
+  };
 
   const routeId = str([...path, 'route', 'id'], route.id, 'default');
   const sensitivity = str([...path, 'route', 'sensitivity'], route.sensitivity, 'normal');
@@ -52,7 +56,11 @@ export function readContext(value: unknown, path: Path, problems: ContextProblem
   const ip = str([...path, 'request', 'ip'], request.ip, '127.0.0.1');
   if (ip !== undefined && !isIPv4(ip) && !isIPv6(ip)) report([...path, 'request', 'ip'], 'an IPv4 or IPv6 address', ip);
 
-  const risk = object.risk === undefined ? 0 : typeof object.risk === 'number' && object.risk >= 0 && object.risk <= 1 ? object.risk : report([...path, 'risk'], 'a number from 0 to 1', object.risk);
+  let risk: number | undefined = 0;
+  if (object.risk !== undefined) {
+    const valid = typeof object.risk === 'number' && object.risk >= 0 && object.risk <= 1;
+    risk = valid ? (object.risk as number) : report([...path, 'risk'], 'a number from 0 to 1', object.risk);
+  }
   const features = readFeatures(object.features, [...path, 'features'], report);
   const time = readTime(object.time, [...path, 'time'], report, defaultTime);
   const session = object.session === undefined ? undefined : readSession(object.session, [...path, 'session'], report);
@@ -92,13 +100,18 @@ function readPrincipal(value: unknown, path: Path, report: Report): DecisionCont
   const object = readObject(value, path, POLICY_TEST_KEYS.principal, report, 'principal as a mapping, or null for an anonymous request');
   if (object === undefined) return undefined;
 
-  const subject = typeof object.subject === 'string' && object.subject !== '' ? object.subject : object.subject === undefined ? 'test-user' : report([...path, 'subject'], 'a non-empty string', object.subject);
+  let subject: string | undefined = 'test-user';
+  if (object.subject !== undefined) {
+    subject = typeof object.subject === 'string' && object.subject !== '' ? object.subject : report([...path, 'subject'], 'a non-empty string', object.subject);
+  }
   const groups = object.groups === undefined ? [] : readStrings(object.groups, [...path, 'groups'], report);
   const method = object.method === undefined ? 'session' : typeof object.method === 'string' && (METHODS as readonly string[]).includes(object.method) ? object.method : report([...path, 'method'], `session, bearer or mtls${didYouMean(String(object.method), METHODS)}`, object.method);
   const amr = object.amr === undefined ? undefined : readStrings(object.amr, [...path, 'amr'], report);
   const optionalString = (key: string) => {
-    const v = object[key];
-    return v === undefined ? undefined : typeof v === 'string' && v !== '' ? v : report([...path, key], 'a non-empty string', v);
+    const value = object[key];
+    if (value === undefined) return undefined;
+    if (typeof value === 'string' && value !== '') return value;
+    return report([...path, key], 'a non-empty string', value);
   };
   const acr = optionalString('acr');
   const device = optionalString('device');
@@ -163,5 +176,8 @@ export function describe(value: unknown): string {
 
 /** Formats a path as `cases[2].context.risk`. */
 export function formatPath(path: Path): string {
-  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`)).join('');
+  return path.map((part, index) => {
+    if (typeof part === 'number') return `[${part}]`;
+    return index === 0 ? part : `.${part}`;
+  }).join('');
 }

@@ -12,7 +12,7 @@ export interface HeadState {
   readonly seq: number;
   /** SHA-256 (hex) of that record's canonical form. */
   readonly head_hash: string;
-  /** Index of the file that holds that record. */
+  /** Index of the file that contains that record. */
   readonly file: number;
 }
 

@@ -23,7 +23,7 @@ export interface TornTail {
   readonly bytes: number;
 }
 
-/** Records that the head state file says were written but the trail no longer holds. */
+/** Records that the head state file lists as written but the trail no longer contains. */
 export interface MissingRecords {
   /** The position stored in the head state file. */
   readonly recorded: HeadState;
@@ -33,7 +33,7 @@ export interface MissingRecords {
   readonly message: string;
 }
 
-/** Where an instance's chain stands when a new run starts. */
+/** Position of an instance's chain when a new run starts. */
 export interface ChainHead {
   /** Highest file index present, or 0 when no file is left; the new run writes to the next unused one. */
   readonly lastFileIndex: number;
@@ -43,7 +43,7 @@ export interface ChainHead {
   readonly torn: TornTail | null;
   /** Set when the trail ends before the position in the head state file. */
   readonly missing: MissingRecords | null;
-  /** Why the head state file could not be used, or null. */
+  /** Reason the head state file could not be used, or null. */
   readonly headError: string | null;
 }
 
@@ -51,7 +51,7 @@ export interface ChainHead {
  * Finds the end of an instance's chain in `dir`: the last complete record, any torn line
  * after it, and whether records that the head state file records are missing. Returns null
  * when the instance has neither files nor a head state. Reads files from the newest
- * backwards until one holds a complete record.
+ * backwards until one contains a complete record.
  *
  * @throws AuditError `WG_AUDIT_DIR_UNUSABLE` when a trail file cannot be read.
  */

@@ -6,7 +6,7 @@ import type { AuditPublicKeys } from './keys.ts';
 /** Domain separation string inside every signed checkpoint message. */
 export const CHECKPOINT_CONTEXT = 'wardgate-audit-checkpoint-v1';
 
-/** What a checkpoint signs: the instance and the chain head (sequence number and hash). */
+/** Content a checkpoint signs: the instance and the chain head (sequence number and hash). */
 export interface CheckpointHead {
   readonly instance: string;
   readonly head_seq: number;

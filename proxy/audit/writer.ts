@@ -68,7 +68,7 @@ interface Batch {
   /** Sequence number and hash of the batch's last record. */
   lastSeq: number;
   lastHash: string;
-  /** The batch holds a file header or checkpoint, after which the head state is written. */
+  /** The batch contains a file header or checkpoint, after which the head state is written. */
   updatesHead: boolean;
 }
 

@@ -22,8 +22,9 @@ export interface RouteInput {
 
 /**
  * Characters a justification may not contain: controls other than tab and line breaks, C1
- * controls, bidirectional overrides and isolates (they reorder what an analyst reads), the
- * Unicode line and paragraph separators, and U+FFFD, which stands for bytes that were not UTF-8.
+ * controls, bidirectional overrides and isolates, the Unicode line and paragraph separators,
+ * and U+FFFD. Direction marks reorder what an analyst reads, and U+FFFD replaces bytes that
+ * were not UTF-8.
  */
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufffd]/u;
 

@@ -112,8 +112,7 @@ function decodeUtf8(bytes: Buffer, file: string): string {
 function firstInvalidUtf8(bytes: Buffer): number {
   let index = 0;
   while (index < bytes.length) {
-    const lead = bytes[index]!;
-    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    const length = utf8SequenceLength(bytes[index]!);
     if (length === 0 || index + length > bytes.length) return index;
     try {
       new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(index, index + length));
@@ -128,6 +127,15 @@ function firstInvalidUtf8(bytes: Buffer): number {
 /** Options naming files that `loadConfigFile` checks are readable. */
 export type ConfiguredFile = 'tls.cert' | 'tls.key' | 'tls.client_ca' | 'tls.crl' | 'oidc.ca' | 'policy' | 'model';
 const ALL_CONFIGURED_FILES: readonly ConfiguredFile[] = ['tls.cert', 'tls.key', 'tls.client_ca', 'tls.crl', 'oidc.ca', 'policy', 'model'];
+
+/** Returns how many bytes a UTF-8 sequence starting with `lead` has, or 0 for a byte that cannot start one. */
+function utf8SequenceLength(lead: number): number {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) return 2;
+  if (lead >= 0xe0 && lead <= 0xef) return 3;
+  if (lead >= 0xf0 && lead <= 0xf4) return 4;
+  return 0;
+}
 
 /** Reports every configured file that cannot be read, with the option that names it. */
 async function checkFilesExist(config: WardgateConfig, text: string, file: string, checked: readonly ConfiguredFile[]): Promise<void> {

@@ -99,7 +99,7 @@ const FRAMING_HEADERS: ReadonlySet<string> = new Set(['host', 'content-length', 
  * hop-by-hop headers in {@link HOP_BY_HOP_HEADERS}, in any spelling of case, `-` or `_`.
  * Host, Content-Length and Transfer-Encoding stay even when listed. For a WebSocket
  * upgrade (`webSocketUpgrade`), Upgrade stays and Connection is set to `Upgrade`, so the
- * upstream sees the handshake and nothing else the client listed.
+ * upstream receives the handshake and nothing else the client listed.
  *
  * @returns the names removed, as they were spelled, for logging.
  */

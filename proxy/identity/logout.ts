@@ -45,10 +45,11 @@ export async function sendLogoutForm(context: LogoutContext, req: IncomingMessag
 }
 
 /**
- * Signs a browser out: checks that the form comes from this origin (header `Origin`, or
- * `Sec-Fetch-Site: same-origin` when a browser sends no Origin) and carries the session's CSRF
- * token, deletes the session, closes its WebSockets, clears the cookie and sends the browser to
- * the IdP's end_session_endpoint with `id_token_hint` and `post_logout_redirect_uri`.
+ * Signs a browser out. It first checks that the form comes from this origin (header `Origin`,
+ * or `Sec-Fetch-Site: same-origin` when a browser sends no Origin) and carries the session's
+ * CSRF token. It then deletes the session, closes its WebSockets, clears the cookie and sends
+ * the browser to the IdP's end_session_endpoint with `id_token_hint` and
+ * `post_logout_redirect_uri`.
  */
 export async function logout(context: LogoutContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const origin = requestOrigin(req);
@@ -111,7 +112,7 @@ export async function backchannelLogout(context: LogoutContext, req: IncomingMes
     const claims = await context.client.verifyLogoutToken(tokens[0], Math.floor(context.now() / 1000));
     const jtiKey = `logout-jti:${createHash('sha256').update(claims.jti).digest('base64url')}`;
     // NOTE: get then set is not atomic, so two copies of one token arriving at the same moment
-    // could both pass; both only delete sessions, which makes the race harmless.
+    // could both pass. Both only delete sessions, so the race is harmless.
     if (await context.store.get(jtiKey) !== null) {
       throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', 'Logout token claim "jti" was already used; each logout token is accepted once.');
     }

@@ -177,7 +177,7 @@ export class OidcClient {
    * Reads the current claims from the userinfo endpoint (OpenID Connect Core 1.0 section 5.3)
    * and checks that `sub` is the session's subject. Returns null when the IdP rejects the access
    * token (HTTP 401 or 403), meaning the session must sign in again. Throws
-   * `WG_AUTH_IDP_UNAVAILABLE` when the IdP cannot be reached or answers with anything else.
+   * `WG_AUTH_IDP_UNAVAILABLE` when the IdP cannot be reached or returns anything else.
    */
   async userinfo(accessToken: string, expectedSubject: string): Promise<UserinfoClaims | null> {
     const endpoint = this.metadata.userinfo_endpoint;

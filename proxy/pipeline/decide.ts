@@ -114,7 +114,7 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
 /**
  * Applies the route's fail modes and `require_pq`, then calls the policy. `context` is the
  * policy's input, present only when the policy decided (for shadow comparison). `extra`
- * adds facts only the live path knows, such as an active break-glass grant.
+ * adds facts that only the live path has, such as an active break-glass grant.
  */
 export function decideScored(
   policy: PolicyPort,

@@ -21,7 +21,7 @@ export type PreparedRequest =
  * client must not control (identity headers, X-Forwarded-*) or that end at Wardgate
  * (hop-by-hop headers). Rewrites `req.url` to the normalized form so the forwarder sends
  * exactly what the policy saw. `upgrade` is true for requests from the server's 'upgrade'
- * event, whose Upgrade header stays when it asks for a WebSocket.
+ * event, whose Upgrade header stays when it requests a WebSocket.
  */
 export function prepareRequest(req: IncomingMessage, router: RouterPort, assertionHeader: string, trustedProxies?: TrustedProxies, upgrade = false): PreparedRequest {
   const host = parseHost(req.headers.host);

@@ -190,8 +190,8 @@ function assertRedisUrl(url: string, option: string): void {
 
 /**
  * Opens the audit trail for label records: its own chain (`review_<host>`) in the proxy's
- * audit folder, so it never contends for the lock of a running instance. Without a folder
- * the label stays only in Redis, and the analyst is told so.
+ * audit folder, so it never waits for the lock of a running instance. Without a folder the
+ * label stays only in Redis, and the CLI prints a warning.
  */
 async function openLabelTrail(target: Target, err: NodeJS.WritableStream): Promise<AuditTrail | undefined> {
   if (target.audit === undefined) {

@@ -2,7 +2,7 @@ import type { Decision } from '../../policy/decision.ts';
 import type { Contribution } from '../../scorer/types.ts';
 import type { PatientTargetPseudonymizer } from '../patient-target.ts';
 
-/** Why an entry is in the review queue. */
+/** Reason an entry is in the review queue. */
 export type ReviewKind = 'decision' | 'break_glass';
 
 /**

@@ -41,7 +41,7 @@ export class TrustedHops {
     this.size = cidrs.length;
   }
 
-  /** Whether a socket's remote address (IPv4-mapped IPv6 included) is in a trusted network. */
+  /** Tells whether a socket's remote address (IPv4-mapped IPv6 included) is in a trusted network. */
   has(remoteAddress: string | undefined): boolean {
     if (this.size === 0 || !remoteAddress) return false;
     const address = remoteAddress.startsWith('::ffff:') && isIP(remoteAddress.slice(7)) === 4 ? remoteAddress.slice(7) : remoteAddress;

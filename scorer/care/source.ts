@@ -1,5 +1,5 @@
 /**
- * Where the scorer learns which patients are in a clinician's care and which patients are
+ * Source from which the scorer learns which patients are in a clinician's care and which patients are
  * flagged (VIP, employee). Implementations fetch from the upstream's FHIR API (CareTeam,
  * Encounter, Appointment) or read a panel file; both cache. Patient identifiers cross this
  * interface only as keyed pseudonyms (see `PatientPseudonymizer`).
@@ -7,7 +7,7 @@
 export interface CareRelationshipSource {
   /**
    * Pseudonyms of the patients in the user's care at `time`, or null when the source cannot
-   * tell (unknown practitioner, source unreachable); the scorer then treats the relationship
+   * tell (unknown practitioner, source unreachable). The scorer then treats the relationship
    * as unknown rather than absent.
    */
   careSet(user: string, time: number): Promise<ReadonlySet<string> | null>;

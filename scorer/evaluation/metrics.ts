@@ -31,8 +31,8 @@ const INTERRUPTING: ReadonlySet<Action> = new Set(['step_up', 'block', 'break_gl
 
 /**
  * Scores decisions against their labels. A record is flagged when its action is not
- * `allow`; an episode is caught when one of its first five records (in time order) is
- * flagged; a user-day is a user with at least one benign record on a UTC calendar day.
+ * `allow`. An episode is caught when one of its first five records (in time order) is
+ * flagged. A user-day is a user with at least one benign record on a UTC calendar day.
  * `benign_stepups_per_100_user_days` counts benign records that interrupted the user
  * (step_up, block or break_glass). Records without a label are counted in `records` only.
  */
@@ -85,7 +85,7 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
   };
 }
 
-/** The one-line form printed by `wardgate replay` and `npm run eval`. */
+/** Formats the one-line summary printed by `wardgate replay` and `npm run eval`. */
 export function formatSummary(summary: EvaluationSummary): string {
   const fixed = (value: number) => value.toFixed(4);
   return [

@@ -79,7 +79,7 @@ t.test('one record per decided request with pseudonymised patients', async (t) =
   t.same((await verify(auditDir)).findings, []);
 });
 
-/** Sends a WebSocket upgrade without credentials and returns the status line Wardgate answers with. */
+/** Sends a WebSocket upgrade without credentials and returns the status line of Wardgate's response. */
 async function anonymousUpgrade(url: string, ca: string): Promise<string> {
   const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(url).port), servername: 'localhost', ca });
   await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));

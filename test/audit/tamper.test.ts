@@ -257,7 +257,7 @@ t.test('duplicate JSON key is named', async (t) => {
   const { report, files } = await tampered(t, 'duplicate-key', (_dir, files) => {
     const lines = readLines(files[0]!);
     line = linesOfKind(files[0]!, 'decision')[1]!;
-    // JSON.parse keeps the last "action" and "rule", so the hash is unchanged, but a reader that keeps the first sees "block".
+    // JSON.parse keeps the last "action" and "rule", so the hash is unchanged, but a reader that keeps the first reads "block".
     lines[line - 1] = `{"action":"block","rule":"forged",${lines[line - 1]!.slice(1)}`;
     writeLines(files[0]!, lines);
   });

@@ -16,7 +16,7 @@ t.test('TRACE is refused before routing', async (t) => {
 });
 
 t.test('TRACK and CONNECT never reach the upstream', async (t) => {
-  // Node's parser answers TRACK with 400 itself and hands CONNECT to a "connect" listener,
+  // Node's parser rejects TRACK with 400 itself and hands CONNECT to a "connect" listener,
   // which Wardgate does not install, so the connection is closed.
   const track = await rawRequest(stack, '/debug/headers', { method: 'TRACK', headers: { accept: 'application/json' } });
   t.equal(track.status, 400);

@@ -4,7 +4,7 @@ import t from 'tap';
 import { Browser, signIn, startTestStack } from './support.ts';
 
 // The route's `fail_mode.idp` decides what a session due for a claims refresh gets while the
-// IdP is down: `closed` answers 503, `open` keeps the claims the session already has.
+// IdP is down: `closed` returns 503, `open` keeps the claims the session already has.
 const policyFile = fileURLToPath(new URL('../../policy/examples/notes-step-up.yaml', import.meta.url));
 const stack = await startTestStack({
   policyFile,

@@ -5,7 +5,7 @@ import t from 'tap';
 
 import { Browser, signIn, startTestStack } from './support.ts';
 
-// The policy sees a browser session's age: `session.active` and `session.age_s` in CEL.
+// The policy receives a browser session's age: `session.active` and `session.age_s` in CEL.
 const folder = mkdtempSync(join(tmpdir(), 'wgtest-session-context-'));
 const policyFile = join(folder, 'policy.yaml');
 writeFileSync(policyFile, `version: 1

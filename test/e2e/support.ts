@@ -129,7 +129,7 @@ export async function waitForSpan(stack: TestStack, predicate: (span: ReturnType
 
 /**
  * Moves the stack's clock to 12:00 UTC of the same day when the real time is outside
- * 08:00 to 18:00 UTC, so that a test about something else is not decided by the demo
+ * 08:00 to 18:00 UTC. A test about something else is then not decided by the demo
  * policy's office hours or the model's hour-of-day features. Call it after signing in: ID
  * tokens are checked against this clock. Returns a function that restores the clock.
  */
