@@ -20,6 +20,8 @@ export function userKeys(prefix: string, observation: Observation): string[] {
     `${base}ph:${observation.hour}`,
     `${base}pd:${observation.day}`,
     `${base}r:${observation.hour}`,
+    `${base}rp`,
+    `${base}pk`,
   ];
 }
 
@@ -40,6 +42,11 @@ export function userArguments(observation: Observation, limits: SubjectLimits, b
     bulkExport ? '1' : '0',
     String(outsideCare),
     String(flagged),
+    observation.routeHash,
+    String(limits.routeCap),
+    String(limits.historyCap),
+    String(limits.historyWindowDays),
+    String(observation.day),
     ...observation.patients,
   ];
 }

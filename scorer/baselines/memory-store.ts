@@ -82,10 +82,8 @@ export class MemoryBaselineStore implements BaselineStore {
 
   #observeUser(observation: Observation, extras: ObserveExtras, now: number): SubjectBaseline {
     const limits = USER_LIMITS;
-    const [statsKey, weekKey, networksKey, devicesKey, minuteKey, hourKey, dayKey, hourPatientsKey, dayPatientsKey, responseKey] = userKeys(
-      '',
-      observation,
-    ) as [string, string, string, string, string, string, string, string, string, string];
+    const [statsKey, weekKey, networksKey, devicesKey, minuteKey, hourKey, dayKey, hourPatientsKey, dayPatientsKey, responseKey, routesKey, historyKey] =
+      userKeys('', observation) as [string, string, string, string, string, string, string, string, string, string, string, string];
     const hourOfWeek = String(observation.hourOfWeek);
 
     const stats = this.#hash(statsKey, now);
@@ -125,8 +123,30 @@ export class MemoryBaselineStore implements BaselineStore {
       addPatient(dayPatients, stats, 'pd', patient, limits.patientCap);
     }
 
+    const history = this.#hash(historyKey, now);
+    if (dayRequests === 1) {
+      for (const [member, lastDay] of history) {
+        if (lastDay <= observation.day - limits.historyWindowDays) history.delete(member);
+      }
+    }
+    let newPatients = 0;
+    for (const patient of observation.patients) {
+      const member = patient.slice(0, 16);
+      if (history.has(member)) {
+        history.set(member, observation.day);
+      } else {
+        newPatients += 1;
+        if (history.size < limits.historyCap) history.set(member, observation.day);
+      }
+    }
+    const newPatientsHour = increment(hour, 'np', newPatients);
+    if (newPatients > 0) {
+      increment(stats, 'np', newPatients);
+    }
+
     const networkRequests = remember(networks, observation.networkHash, limits.networkCap);
     const deviceRequests = remember(devices, observation.deviceHash, limits.deviceCap);
+    const routePatientRequests = observation.patients.length > 0 ? remember(this.#hash(routesKey, now), observation.routeHash, limits.routeCap) : 0;
 
     if ((stats.get('min') ?? 0) > limits.decayAtMinutes) {
       halve(stats, 'hist');
@@ -138,10 +158,10 @@ export class MemoryBaselineStore implements BaselineStore {
     this.#expire(hourPatientsKey, now, TTL_MS.hour);
     this.#expire(dayKey, now, TTL_MS.day);
     this.#expire(dayPatientsKey, now, TTL_MS.day);
-    for (const key of [statsKey, weekKey, networksKey, devicesKey]) {
+    for (const key of [statsKey, weekKey, networksKey, devicesKey, routesKey, historyKey]) {
       this.#expire(key, now, TTL_MS.long);
     }
-    this.#dropEmptySets([hourPatientsKey, dayPatientsKey]);
+    this.#dropEmptySets([hourPatientsKey, dayPatientsKey, historyKey]);
 
     const responses = this.#peek(responseKey, now) as Map<string, number> | undefined;
     const values: SubjectBaseline = {
@@ -170,6 +190,10 @@ export class MemoryBaselineStore implements BaselineStore {
       bytesHour: responses?.get('bytes') ?? 0,
       responseBytes: stats.get('rb') ?? 0,
       responseHours: stats.get('rh') ?? 0,
+      routePatientRequests,
+      newPatients,
+      newPatientsHour,
+      newPatientsTotal: stats.get('np') ?? 0,
     };
 
     return Object.freeze(values);
@@ -251,10 +275,10 @@ export class MemoryBaselineStore implements BaselineStore {
     this.#dropEmptySets([hourPatientsKey, dayPatientsKey]);
   }
 
-  // An empty set is no key in Redis, so drop empty ones here too.
+  // An empty set or sorted set is no key in Redis, so drop empty ones here too.
   #dropEmptySets(keys: readonly string[]): void {
     for (const key of keys) {
-      if ((this.#entries.get(key)?.value as Set<string> | undefined)?.size === 0) {
+      if (this.#entries.get(key)?.value.size === 0) {
         this.#entries.delete(key);
       }
     }

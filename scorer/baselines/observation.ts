@@ -27,6 +27,8 @@ export interface Observation {
   readonly networkHash: string;
   /** Hash of `input.device` when known, else of the user agent. */
   readonly deviceHash: string;
+  /** Hash of the route id. */
+  readonly routeHash: string;
   readonly patients: readonly string[];
 }
 
@@ -56,6 +58,7 @@ export function buildObservation(input: ScoreInput, patients: string | readonly 
     hourOfWeek: ((day + 3) % 7) * 24 + hourOfDay,
     networkHash: sha256Hex(`net\0${networkPrefix(input.ip)}`).slice(0, 16),
     deviceHash: input.device === undefined || input.device === '' ? sha256Hex(`ua\0${input.userAgent}`).slice(0, 16) : sha256Hex(`dev\0${input.device}`).slice(0, 16),
+    routeHash: sha256Hex(`route\0${input.routeId}`).slice(0, 16),
     patients: typeof patients === 'string' ? [patients] : [...patients],
   };
 }

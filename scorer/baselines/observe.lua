@@ -4,11 +4,14 @@
 --
 -- KEYS: 1 stats hash, 2 hour-of-week hash, 3 network hash, 4 device hash,
 --       5 minute hash, 6 hour hash, 7 day hash, 8 hour patient set, 9 day patient set,
---       10 hour response hash (written by respond.lua)
+--       10 hour response hash (written by respond.lua), 11 route hash (patient requests per
+--       route), 12 patient history sorted set (pseudonym prefix -> last UTC day seen)
 -- ARGV: 1 hour of week, 2 network hash, 3 device hash,
 --       4 minute TTL ms, 5 hour TTL ms, 6 day TTL ms, 7 long TTL ms,
 --       8 network cap, 9 device cap, 10 patient cap, 11 decay threshold in active minutes,
---       12 bulk export (0 or 1), 13 patients outside care, 14 flagged patients, 15.. patient pseudonyms
+--       12 bulk export (0 or 1), 13 patients outside care, 14 flagged patients,
+--       15 route hash, 16 route cap, 17 history cap, 18 history window in days, 19 UTC day,
+--       20.. patient pseudonyms
 -- Reply: the integers of SUBJECT_FIELDS in store.ts, in that order.
 local stats, week, networks, devices = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local hourOfWeek = ARGV[1]
@@ -50,9 +53,32 @@ local function addPatient(set, field, patient)
   redis.call('HINCRBY', stats, field, 1)
 end
 
-for i = 15, #ARGV do
+for i = 20, #ARGV do
   addPatient(KEYS[8], 'ph', ARGV[i])
   addPatient(KEYS[9], 'pd', ARGV[i])
+end
+
+-- Patient history: which patients the user opened in the last days. Entries older than the
+-- window go once a day; the set saturates at the cap, so a patient beyond it stays "new".
+local history, today = KEYS[12], tonumber(ARGV[19])
+if dayRequests == 1 then
+  redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
+end
+local newPatients = 0
+for i = 20, #ARGV do
+  local member = string.sub(ARGV[i], 1, 16)
+  if redis.call('ZSCORE', history, member) then
+    redis.call('ZADD', history, today, member)
+  else
+    newPatients = newPatients + 1
+    if redis.call('ZCARD', history) < tonumber(ARGV[17]) then
+      redis.call('ZADD', history, today, member)
+    end
+  end
+end
+local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', newPatients)
+if newPatients > 0 then
+  redis.call('HINCRBY', stats, 'np', newPatients)
 end
 
 -- Counts requests per network or device; returns the count before this request.
@@ -66,6 +92,12 @@ end
 
 local networkRequests = remember(networks, ARGV[2], networkCap)
 local deviceRequests = remember(devices, ARGV[3], deviceCap)
+-- Requests naming patients, per route: a billing clerk who only reads claims and then opens
+-- clinical records takes a path their work never takes.
+local routePatientRequests = 0
+if #ARGV >= 20 then
+  routePatientRequests = remember(KEYS[11], ARGV[15], tonumber(ARGV[16]))
+end
 
 -- Integer halving keeps the ratios and lets old behaviour fade. 'hist' is never halved.
 if (tonumber(redis.call('HGET', stats, 'min') or 0) or 0) > decayAt then
@@ -89,8 +121,10 @@ redis.call('PEXPIRE', KEYS[9], ARGV[6])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[7])
 end
+redis.call('PEXPIRE', KEYS[11], ARGV[7])
+redis.call('PEXPIRE', KEYS[12], ARGV[7])
 
-local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh')
+local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh', 'np')
 local r = redis.call('HMGET', KEYS[10], 'n', 'denied', 'bytes')
 local function int(value)
   return tonumber(value or 0) or 0
@@ -106,4 +140,5 @@ return {
   redis.call('SCARD', KEYS[9]),
   exportsDay, outsideCareHour, flaggedHour, hourMinutes,
   int(r[1]), int(r[2]), int(r[3]), int(s[9]), int(s[10]),
+  routePatientRequests, newPatients, newPatientsHour, int(s[11]),
 }

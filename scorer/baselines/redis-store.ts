@@ -12,7 +12,7 @@ import { PeerSummaryCache, peerView, type PeerSummary } from './peer-cache.ts';
 import { PEER_FIELDS, SUBJECT_FIELDS, type BaselineStore, type ObserveExtras, type RawBaseline, type SubjectBaseline } from './store.ts';
 
 const SCRIPTS = Object.freeze({
-  observe: { name: 'wardgateObserveUser', keys: 10, lua: readFileSync(new URL('./observe.lua', import.meta.url), 'utf8') },
+  observe: { name: 'wardgateObserveUser', keys: 12, lua: readFileSync(new URL('./observe.lua', import.meta.url), 'utf8') },
   peer: { name: 'wardgateObservePeer', keys: 8, lua: readFileSync(new URL('./peer.lua', import.meta.url), 'utf8') },
   respond: { name: 'wardgateObserveResponse', keys: 2, lua: readFileSync(new URL('./respond.lua', import.meta.url), 'utf8') },
 });

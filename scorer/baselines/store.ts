@@ -55,6 +55,14 @@ export interface SubjectBaseline {
   readonly responseBytes: number;
   /** Distinct hours with at least one recorded response, decayed. */
   readonly responseHours: number;
+  /** Earlier requests naming patients on the request's route (0: the first, or no patients named). */
+  readonly routePatientRequests: number;
+  /** Patients of the request not in the user's patient history before it. */
+  readonly newPatients: number;
+  /** Patients new to the user's history in the current hour, this request included. */
+  readonly newPatientsHour: number;
+  /** Patients new to the user's history over all hours, decayed. */
+  readonly newPatientsTotal: number;
 }
 
 /**
@@ -147,6 +155,10 @@ export const SUBJECT_FIELDS = Object.freeze([
   'bytesHour',
   'responseBytes',
   'responseHours',
+  'routePatientRequests',
+  'newPatients',
+  'newPatientsHour',
+  'newPatientsTotal',
 ] as const satisfies readonly (keyof SubjectBaseline)[]);
 
 /** Order of the peer summary's counters, shared by both implementations and peer.lua. */

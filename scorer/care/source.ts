@@ -13,6 +13,12 @@ export interface CareRelationshipSource {
   careSet(user: string, time: number): Promise<ReadonlySet<string> | null>;
   /** Flags of one patient, by pseudonym. */
   patientFlags(pseudonym: string): Promise<PatientFlags>;
+  /**
+   * Whether the patient has an encounter in progress at `time` (admitted to a ward or being
+   * seen in the emergency department), by pseudonym, or null when the source cannot tell.
+   * Sources without census data leave it out, and the scorer treats the census as unknown.
+   */
+  inEncounter?(pseudonym: string, time: number): Promise<boolean | null>;
   close?(): Promise<void>;
 }
 

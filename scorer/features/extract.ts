@@ -102,6 +102,11 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
     Math.log2(1 + context.care.flaggedWithoutCare),
   ];
   values.push(anomalyScore(values));
+  values.push(
+    context.patientCount === 0 ? 0 : novelty(user.routePatientRequests),
+    context.patientCount === 0 ? 0 : Math.min(1, user.newPatients / context.patientCount),
+    Math.log2((user.newPatientsHour + 1) / (ratio(user.newPatientsTotal, user.activeHours) + 1)),
+  );
 
   if (values.length !== FEATURE_SCHEMA.names.length) {
     throw new Error(`buildFeatureVector: built ${values.length} features, FEATURE_SCHEMA names ${FEATURE_SCHEMA.names.length}`);

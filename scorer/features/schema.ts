@@ -10,7 +10,7 @@
  * {@link WARM_UP_DAYS} active days.
  */
 export const FEATURE_SCHEMA = Object.freeze({
-  version: 'wardgate-features-v3',
+  version: 'wardgate-features-v4',
   names: Object.freeze([
     'request_rate_ratio',
     'requests_this_minute',
@@ -43,6 +43,9 @@ export const FEATURE_SCHEMA = Object.freeze({
     'write_method',
     'flagged_without_care',
     'anomaly_score',
+    'route_patient_new',
+    'patient_new_for_user',
+    'new_patients_hour_ratio',
   ] as const),
 });
 

@@ -35,6 +35,10 @@ const USER: SubjectBaseline = Object.freeze({
   bytesHour: 50_000,
   responseBytes: 3_000_000,
   responseHours: 60,
+  routePatientRequests: 400,
+  newPatients: 0,
+  newPatientsHour: 1,
+  newPatientsTotal: 120,
 });
 
 const PEER: PeerBaseline = Object.freeze({
