@@ -82,7 +82,13 @@ export async function replayRecords(
     await deps.settle?.();
 
     const labels = { ...(record.label ? { label: record.label } : {}), ...(record.episode ? { episode: record.episode } : {}) };
-    decisions.push({ time: record.time, user: record.user, action: decision.action, ...labels });
+    decisions.push({
+      time: record.time,
+      user: record.user,
+      action: decision.action,
+      ...(decision.stepUp === undefined ? {} : { stepUpTtlMs: decision.stepUp.ttl * 1000 }),
+      ...labels,
+    });
     emit({
       line: record.line,
       time: new Date(record.time).toISOString(),

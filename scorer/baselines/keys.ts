@@ -26,7 +26,7 @@ export function userKeys(prefix: string, observation: Observation): string[] {
 }
 
 /** Script arguments of the user script, in the order observe.lua expects them. */
-export function userArguments(observation: Observation, limits: SubjectLimits, bulkExport: boolean, outsideCare: number, flagged: number): string[] {
+export function userArguments(observation: Observation, limits: SubjectLimits, bulkExport: boolean, outsideCare: number, flagged: number, notAdmitted: number): string[] {
   return [
     String(observation.hourOfWeek),
     observation.networkHash,
@@ -47,6 +47,7 @@ export function userArguments(observation: Observation, limits: SubjectLimits, b
     String(limits.historyCap),
     String(limits.historyWindowDays),
     String(observation.day),
+    String(notAdmitted),
     ...observation.patients,
   ];
 }

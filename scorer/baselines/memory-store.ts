@@ -139,6 +139,10 @@ export class MemoryBaselineStore implements BaselineStore {
         if (history.size < limits.historyCap) history.set(member, observation.day);
       }
     }
+    if (observation.patients.length > 0) {
+      increment(stats, 'pa', observation.patients.length);
+      increment(stats, 'na', extras.notAdmitted ?? 0);
+    }
     const newPatientsHour = increment(hour, 'np', newPatients);
     if (newPatients > 0) {
       increment(stats, 'np', newPatients);
@@ -146,7 +150,14 @@ export class MemoryBaselineStore implements BaselineStore {
 
     const networkRequests = remember(networks, observation.networkHash, limits.networkCap);
     const deviceRequests = remember(devices, observation.deviceHash, limits.deviceCap);
-    const routePatientRequests = observation.patients.length > 0 ? remember(this.#hash(routesKey, now), observation.routeHash, limits.routeCap) : 0;
+    let routePatientRequests = 0;
+    let routePatientTotal = 0;
+    if (observation.patients.length > 0) {
+      const routes = this.#hash(routesKey, now);
+      routePatientTotal = routes.get('_total') ?? 0;
+      increment(routes, '_total');
+      routePatientRequests = remember(routes, observation.routeHash, limits.routeCap);
+    }
 
     if ((stats.get('min') ?? 0) > limits.decayAtMinutes) {
       halve(stats, 'hist');
@@ -191,9 +202,12 @@ export class MemoryBaselineStore implements BaselineStore {
       responseBytes: stats.get('rb') ?? 0,
       responseHours: stats.get('rh') ?? 0,
       routePatientRequests,
+      routePatientTotal,
       newPatients,
       newPatientsHour,
       newPatientsTotal: stats.get('np') ?? 0,
+      patientAccesses: stats.get('pa') ?? 0,
+      notAdmittedAccesses: stats.get('na') ?? 0,
     };
 
     return Object.freeze(values);

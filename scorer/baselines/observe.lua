@@ -11,7 +11,7 @@
 --       8 network cap, 9 device cap, 10 patient cap, 11 decay threshold in active minutes,
 --       12 bulk export (0 or 1), 13 patients outside care, 14 flagged patients,
 --       15 route hash, 16 route cap, 17 history cap, 18 history window in days, 19 UTC day,
---       20.. patient pseudonyms
+--       20 patients without an encounter in progress, 21.. patient pseudonyms
 -- Reply: the integers of SUBJECT_FIELDS in store.ts, in that order.
 local stats, week, networks, devices = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local hourOfWeek = ARGV[1]
@@ -53,7 +53,7 @@ local function addPatient(set, field, patient)
   redis.call('HINCRBY', stats, field, 1)
 end
 
-for i = 20, #ARGV do
+for i = 21, #ARGV do
   addPatient(KEYS[8], 'ph', ARGV[i])
   addPatient(KEYS[9], 'pd', ARGV[i])
 end
@@ -65,7 +65,7 @@ if dayRequests == 1 then
   redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
 end
 local newPatients = 0
-for i = 20, #ARGV do
+for i = 21, #ARGV do
   local member = string.sub(ARGV[i], 1, 16)
   if redis.call('ZSCORE', history, member) then
     redis.call('ZADD', history, today, member)
@@ -75,6 +75,11 @@ for i = 20, #ARGV do
       redis.call('ZADD', history, today, member)
     end
   end
+end
+-- Patient accesses, and those to patients not in the hospital, for the user's usual share.
+if #ARGV >= 21 then
+  redis.call('HINCRBY', stats, 'pa', #ARGV - 20)
+  redis.call('HINCRBY', stats, 'na', tonumber(ARGV[20]))
 end
 local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', newPatients)
 if newPatients > 0 then
@@ -92,10 +97,12 @@ end
 
 local networkRequests = remember(networks, ARGV[2], networkCap)
 local deviceRequests = remember(devices, ARGV[3], deviceCap)
--- Requests naming patients, per route: a billing clerk who only reads claims and then opens
--- clinical records takes a path their work never takes.
-local routePatientRequests = 0
-if #ARGV >= 20 then
+-- Requests naming patients, per route and in total ('_total'): a billing clerk who reads
+-- claims and then opens clinical records takes a path their work rarely takes.
+local routePatientRequests, routePatientTotal = 0, 0
+if #ARGV >= 21 then
+  routePatientTotal = tonumber(redis.call('HGET', KEYS[11], '_total') or 0)
+  redis.call('HINCRBY', KEYS[11], '_total', 1)
   routePatientRequests = remember(KEYS[11], ARGV[15], tonumber(ARGV[16]))
 end
 
@@ -124,7 +131,7 @@ end
 redis.call('PEXPIRE', KEYS[11], ARGV[7])
 redis.call('PEXPIRE', KEYS[12], ARGV[7])
 
-local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh', 'np')
+local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh', 'np', 'pa', 'na')
 local r = redis.call('HMGET', KEYS[10], 'n', 'denied', 'bytes')
 local function int(value)
   return tonumber(value or 0) or 0
@@ -140,5 +147,5 @@ return {
   redis.call('SCARD', KEYS[9]),
   exportsDay, outsideCareHour, flaggedHour, hourMinutes,
   int(r[1]), int(r[2]), int(r[3]), int(s[9]), int(s[10]),
-  routePatientRequests, newPatients, newPatientsHour, int(s[11]),
+  routePatientRequests, routePatientTotal, newPatients, newPatientsHour, int(s[11]), int(s[12]), int(s[13]),
 }

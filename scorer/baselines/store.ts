@@ -57,12 +57,18 @@ export interface SubjectBaseline {
   readonly responseHours: number;
   /** Earlier requests naming patients on the request's route (0: the first, or no patients named). */
   readonly routePatientRequests: number;
+  /** Earlier requests naming patients on any route. */
+  readonly routePatientTotal: number;
   /** Patients of the request not in the user's patient history before it. */
   readonly newPatients: number;
   /** Patients new to the user's history in the current hour, this request included. */
   readonly newPatientsHour: number;
   /** Patients new to the user's history over all hours, decayed. */
   readonly newPatientsTotal: number;
+  /** Patient accesses, decayed. */
+  readonly patientAccesses: number;
+  /** Accesses to patients without an encounter in progress, decayed. */
+  readonly notAdmittedAccesses: number;
 }
 
 /**
@@ -100,6 +106,8 @@ export interface ObserveExtras {
   readonly flagged?: number;
   /** Whether the request is a bulk export. */
   readonly bulkExport?: boolean;
+  /** How many of `patients` have no encounter in progress (0 when the census is unknown). */
+  readonly notAdmitted?: number;
 }
 
 /**
@@ -156,9 +164,12 @@ export const SUBJECT_FIELDS = Object.freeze([
   'responseBytes',
   'responseHours',
   'routePatientRequests',
+  'routePatientTotal',
   'newPatients',
   'newPatientsHour',
   'newPatientsTotal',
+  'patientAccesses',
+  'notAdmittedAccesses',
 ] as const satisfies readonly (keyof SubjectBaseline)[]);
 
 /** Order of the peer summary's counters, shared by both implementations and peer.lua. */

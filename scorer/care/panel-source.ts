@@ -18,6 +18,16 @@ const NO_FLAGS: PatientFlags = Object.freeze({ vip: false, employee: false });
 export interface CarePanel {
   readonly practitioners: ReadonlyMap<string, ReadonlySet<string>>;
   readonly flags: ReadonlyMap<string, PatientFlags>;
+  /** Hospital stays by pseudonym, as [start, end) in milliseconds; null when the panel has no `stays` section. */
+  readonly stays: ReadonlyMap<string, readonly Stay[]> | null;
+}
+
+/** One hospital stay, [start, end) in milliseconds since the epoch; `end` is Infinity while the patient is in. */
+export type Stay = readonly [number, number];
+
+/** Returns whether one of the stays covers `time`. */
+export function inStay(stays: readonly Stay[] | undefined, time: number): boolean {
+  return stays?.some(([start, end]) => start <= time && time < end) === true;
 }
 
 export interface PanelWatchOptions {
@@ -40,8 +50,10 @@ export interface PanelCareSource extends CareRelationshipSource {
 
 /**
  * Parses a panel in YAML or JSON:
- * `{ practitioners: { <user>: [<patientId>, ...] }, patients: { <patientId>: { vip, employee } } }`.
- * Both sections are optional. Patient ids are pseudonymised here, so the panel in memory contains no
+ * `{ practitioners: { <user>: [<patientId>, ...] }, patients: { <patientId>: { vip, employee } },
+ * stays: { <patientId>: [[<start>, <end or null>], ...] } }`, where the times of a stay are ISO 8601
+ * and a null end means the patient is still in the hospital. All sections are optional; without
+ * `stays` the census is unknown. Patient ids are pseudonymised here, so the panel in memory contains no
  * clear patient identifier.
  *
  * @throws {CareSourceError} `WG_CARE_PANEL_INVALID` naming the file, the entry and the fix.
@@ -55,8 +67,8 @@ export function parsePanel(text: string, source: string, pseudonymizer: PatientP
   const root: unknown = document.toJS() ?? {};
   if (!isRecord(root)) throwInvalid(source, `expected a mapping with "practitioners" and "patients", found ${describe(root)}`);
 
-  const unknownKeys = Object.keys(root).filter((key) => key !== 'practitioners' && key !== 'patients');
-  if (unknownKeys.length > 0) throwInvalid(source, `unknown top-level key ${JSON.stringify(unknownKeys[0])}; expected "practitioners" or "patients"`);
+  const unknownKeys = Object.keys(root).filter((key) => key !== 'practitioners' && key !== 'patients' && key !== 'stays');
+  if (unknownKeys.length > 0) throwInvalid(source, `unknown top-level key ${JSON.stringify(unknownKeys[0])}; expected "practitioners", "patients" or "stays"`);
 
   const practitioners = new Map<string, ReadonlySet<string>>();
   const practitionerSection = root.practitioners ?? {};
@@ -75,7 +87,18 @@ export function parsePanel(text: string, source: string, pseudonymizer: PatientP
     flags.set(pseudonymizer.pseudonymize(id), readFlags(entry, source, `patients.${id}`));
   }
 
-  return Object.freeze({ practitioners, flags });
+  let stays: Map<string, readonly Stay[]> | null = null;
+  if (root.stays !== undefined) {
+    if (!isRecord(root.stays)) throwInvalid(source, `stays: expected a mapping from patient id to a list of [start, end] pairs, found ${describe(root.stays)}`);
+    stays = new Map();
+    for (const [id, list] of Object.entries(root.stays)) {
+      assertPatientId(id, source, `stays key ${JSON.stringify(id)}`);
+      if (!Array.isArray(list)) throwInvalid(source, `stays.${id}: expected a list of [start, end] pairs, found ${describe(list)}`);
+      stays.set(pseudonymizer.pseudonymize(id), Object.freeze(list.map((pair, index) => readStay(pair, source, `stays.${id}[${index}]`))));
+    }
+  }
+
+  return Object.freeze({ practitioners, flags, stays });
 }
 
 /**
@@ -120,6 +143,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   return {
     careSet: async (user) => panel.practitioners.get(user) ?? null,
     patientFlags: async (pseudonym) => panel.flags.get(pseudonym) ?? NO_FLAGS,
+    inEncounter: async (pseudonym, time) => (panel.stays === null ? null : inStay(panel.stays.get(pseudonym), time)),
     lastReloadError: () => lastError,
     reload: async () => {
       onChange();
@@ -158,6 +182,23 @@ function readFlags(entry: unknown, source: string, where: string): PatientFlags 
   if (typeof employee !== 'boolean') throwInvalid(source, `${where}.employee: expected true or false, found ${describe(employee)}`);
 
   return Object.freeze({ vip, employee });
+}
+
+function readStay(pair: unknown, source: string, where: string): Stay {
+  if (!Array.isArray(pair) || pair.length !== 2) throwInvalid(source, `${where}: expected [start, end] with ISO 8601 times and null for an open stay, found ${describe(pair)}`);
+  const start = readTime(pair[0], source, `${where}[0]`);
+  const end = pair[1] === null ? Number.POSITIVE_INFINITY : readTime(pair[1], source, `${where}[1]`);
+  if (end <= start) throwInvalid(source, `${where}: the end ${JSON.stringify(pair[1])} is not after the start ${JSON.stringify(pair[0])}`);
+
+  return Object.freeze([start, end] as const);
+}
+
+function readTime(value: unknown, source: string, where: string): number {
+  // YAML reads an unquoted timestamp as a Date.
+  const time = value instanceof Date ? value.getTime() : typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(time)) throwInvalid(source, `${where}: expected an ISO 8601 time such as "2026-03-01T08:00:00Z", found ${describe(value)}`);
+
+  return time;
 }
 
 function assertPatientId(id: unknown, source: string, where: string): string {

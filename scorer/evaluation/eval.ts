@@ -23,6 +23,9 @@ const DAY = 86_400_000;
  * policy/examples/demo.yaml (`block-very-high-risk` at risk >= 0.9, `step-up-unusual` at
  * risk >= 0.6). A record is flagged when the action is not `allow`.
  */
+/** The `ttl` of `step-up-unusual` in policy/examples/demo.yaml, in milliseconds. */
+export const EVALUATION_STEP_UP_TTL_MS = 900_000;
+
 export function evaluationAction(risk: number): Action {
   if (risk >= 0.9) return 'block';
   if (risk >= 0.6) return 'step_up';
@@ -77,7 +80,9 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
   }
   write(`${period}: seeds ${seeds.join(' and ')}, ${EVALUATION.testDays} days each, scored from day ${EVALUATION.scoredFromDay}, ${scored.length} records`);
 
-  write(`all ${formatSummary(summarize(scored.map(toDecision)))}`);
+  const all = summarize(scored.map(toDecision));
+  write(`all ${formatSummary(all)}`);
+  write(`all benign_interrupted_records_per_100_user_days=${all.benign_interrupted_records_per_100_user_days.toFixed(3)}`);
   for (const role of ROLES) {
     write(`role=${role} ${formatSummary(summarize(scored.filter(({ record }) => record.role === role).map(toDecision)))}`);
   }
@@ -163,10 +168,13 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
 }
 
 function toDecision({ record, risk }: ScoredRecord): LabelledDecision {
+  const action = evaluationAction(risk);
+
   return {
     time: record.input.time,
     user: record.input.user,
-    action: evaluationAction(risk),
+    action,
+    ...(action === 'step_up' ? { stepUpTtlMs: EVALUATION_STEP_UP_TTL_MS } : {}),
     label: record.label,
     ...(record.episode === undefined ? {} : { episode: record.episode }),
   };

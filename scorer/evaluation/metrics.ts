@@ -9,6 +9,8 @@ export interface LabelledDecision {
   readonly label?: 'benign' | 'misuse';
   /** Shared by the records of one misuse episode. */
   readonly episode?: string;
+  /** For a step-up: how long, in milliseconds, a successful step-up elevates the session (the rule's `ttl`). */
+  readonly stepUpTtlMs?: number;
 }
 
 export interface EvaluationSummary {
@@ -17,6 +19,8 @@ export interface EvaluationSummary {
   readonly episode_recall: number;
   readonly benign_flag_rate: number;
   readonly benign_stepups_per_100_user_days: number;
+  /** Benign records that were stepped up, blocked or sent to break-glass, per 100 user-days, each counted. */
+  readonly benign_interrupted_records_per_100_user_days: number;
   readonly precision: number;
   readonly recall: number;
   readonly f1: number;
@@ -33,8 +37,12 @@ const INTERRUPTING: ReadonlySet<Action> = new Set(['step_up', 'block', 'break_gl
  * Scores decisions against their labels. A record is flagged when its action is not
  * `allow`. An episode is caught when one of its first five records (in time order) is
  * flagged. A user-day is a user with at least one benign record on a UTC calendar day.
- * `benign_stepups_per_100_user_days` counts benign records that interrupted the user
- * (step_up, block or break_glass). Records without a label are counted in `records` only.
+ * `benign_stepups_per_100_user_days` counts the times a benign user was interrupted (step_up,
+ * block or break_glass). As in the live proxy, a completed step-up elevates the session for the
+ * rule's ttl, so a benign step-up within that time after the user's previous benign step-up is
+ * the same interruption and not counted again; blocks and break-glass pages always count.
+ * `benign_interrupted_records_per_100_user_days` counts every such record. Records without a
+ * label are counted in `records` only.
  */
 export function summarize(decisions: readonly LabelledDecision[]): EvaluationSummary {
   let truePositive = 0;
@@ -42,10 +50,12 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
   let trueNegative = 0;
   let falseNegative = 0;
   let benignInterruptions = 0;
+  let benignInterruptedRecords = 0;
+  const elevatedUntil = new Map<string, number>();
   const userDays = new Set<string>();
   const episodes = new Map<string, LabelledDecision[]>();
 
-  for (const decision of decisions) {
+  for (const decision of [...decisions].sort((a, b) => a.time - b.time)) {
     if (decision.label === undefined) continue;
     const flagged = decision.action !== 'allow';
     if (decision.label === 'misuse') {
@@ -59,7 +69,12 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
     } else {
       if (flagged) falsePositive++;
       else trueNegative++;
-      if (INTERRUPTING.has(decision.action)) benignInterruptions++;
+      if (INTERRUPTING.has(decision.action)) {
+        benignInterruptedRecords++;
+        const elevated = decision.action === 'step_up' && decision.time < (elevatedUntil.get(decision.user) ?? Number.NEGATIVE_INFINITY);
+        if (!elevated) benignInterruptions++;
+        if (decision.action === 'step_up' && !elevated) elevatedUntil.set(decision.user, decision.time + (decision.stepUpTtlMs ?? 0));
+      }
       userDays.add(`${decision.user}\u0000${new Date(decision.time).toISOString().slice(0, 10)}`);
     }
   }
@@ -78,6 +93,7 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
     episode_recall: ratio(caught, episodes.size),
     benign_flag_rate: ratio(falsePositive, falsePositive + trueNegative),
     benign_stepups_per_100_user_days: userDays.size === 0 ? 0 : (100 * benignInterruptions) / userDays.size,
+    benign_interrupted_records_per_100_user_days: userDays.size === 0 ? 0 : (100 * benignInterruptedRecords) / userDays.size,
     precision,
     recall,
     f1: precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall),

@@ -29,9 +29,22 @@ export interface CareFacts {
    * all flagged patients when the care relationship is unknown.
    */
   readonly flaggedWithoutCare: number;
+  /** Patients of the request without an encounter in progress (0 when the census is unknown). */
+  readonly notAdmitted: number;
+  /** True when the request names patients and the source could not tell whether they are in the hospital. */
+  readonly censusUnknown: boolean;
 }
 
-export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({ outsideCare: 0, unknown: false, vip: false, employee: false, flagged: 0, flaggedWithoutCare: 0 });
+export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({
+  outsideCare: 0,
+  unknown: false,
+  vip: false,
+  employee: false,
+  flagged: 0,
+  flaggedWithoutCare: 0,
+  notAdmitted: 0,
+  censusUnknown: false,
+});
 
 /** Scales of the components of `anomaly_score`: the feature value at which a component reaches 1. */
 const ANOMALY_SCALES = Object.freeze({ rate: 4, patients: 3, hourRarity: 4, denied: 4, bytes: 4, exports: 4 });
@@ -103,9 +116,16 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
   ];
   values.push(anomalyScore(values));
   values.push(
-    context.patientCount === 0 ? 0 : novelty(user.routePatientRequests),
+    context.patientCount === 0 ? 0 : 1 - ratio(user.routePatientRequests, user.routePatientTotal) * Math.min(1, user.routePatientTotal / FAMILIAR_AFTER_REQUESTS),
     context.patientCount === 0 ? 0 : Math.min(1, user.newPatients / context.patientCount),
     Math.log2((user.newPatientsHour + 1) / (ratio(user.newPatientsTotal, user.activeHours) + 1)),
+    context.patientCount === 0 ? 0 : Math.min(1, context.care.notAdmitted / context.patientCount),
+    // How unusual patients outside the hospital are for this user: billing staff work on
+    // discharged patients every day, ward staff rarely open one.
+    context.patientCount === 0
+      ? 0
+      : Math.min(1, context.care.notAdmitted / context.patientCount) * (1 - ratio(user.notAdmittedAccesses, user.patientAccesses) * Math.min(1, user.patientAccesses / FAMILIAR_AFTER_REQUESTS)),
+    context.care.censusUnknown ? 1 : 0,
   );
 
   if (values.length !== FEATURE_SCHEMA.names.length) {

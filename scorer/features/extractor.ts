@@ -45,6 +45,7 @@ export class FeatureExtractor {
         patients: pseudonyms,
         outsideCare: care.outsideCare,
         flagged: care.flagged,
+        notAdmitted: care.notAdmitted,
         bulkExport: isBulkExport(input.path),
       });
     } catch (error) {
@@ -62,10 +63,13 @@ export class FeatureExtractor {
     }
 
     try {
-      const [careSet, flags] = await Promise.all([
-        this.#careSource.careSet(input.user, input.time),
-        Promise.all(pseudonyms.map((pseudonym) => this.#careSource.patientFlags(pseudonym))),
+      const source = this.#careSource;
+      const [careSet, flags, census] = await Promise.all([
+        source.careSet(input.user, input.time),
+        Promise.all(pseudonyms.map((pseudonym) => source.patientFlags(pseudonym))),
+        source.inEncounter === undefined ? null : Promise.all(pseudonyms.map((pseudonym) => source.inEncounter!(pseudonym, input.time))),
       ]);
+      const censusUnknown = census === null || census.some((answer) => answer === null);
 
       return {
         outsideCare: careSet === null ? 0 : pseudonyms.filter((pseudonym) => !careSet.has(pseudonym)).length,
@@ -74,6 +78,8 @@ export class FeatureExtractor {
         employee: flags.some((flag) => flag.employee),
         flagged: flags.filter((flag) => flag.vip || flag.employee).length,
         flaggedWithoutCare: flags.filter((flag, index) => (flag.vip || flag.employee) && (careSet === null || !careSet.has(pseudonyms[index]!))).length,
+        notAdmitted: censusUnknown ? 0 : census.filter((answer) => answer === false).length,
+        censusUnknown,
       };
     } catch (error) {
       throw new ScorerError(

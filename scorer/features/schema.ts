@@ -43,9 +43,12 @@ export const FEATURE_SCHEMA = Object.freeze({
     'write_method',
     'flagged_without_care',
     'anomaly_score',
-    'route_patient_new',
+    'route_patient_rarity',
     'patient_new_for_user',
     'new_patients_hour_ratio',
+    'patient_not_admitted',
+    'not_admitted_unusual',
+    'census_unknown',
   ] as const),
 });
 

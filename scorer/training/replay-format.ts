@@ -1,3 +1,4 @@
+import { inStay, type Stay } from '../care/panel-source.ts';
 import type { CareRelationshipSource, PatientFlags } from '../care/source.ts';
 import type { PatientPseudonymizer } from '../features/patient.ts';
 import type { Panel, SimulatedRequest } from './simulator.ts';
@@ -64,9 +65,14 @@ export function panelCareSource(panel: Panel, pseudonymizer: PatientPseudonymize
     flags.set(pseudonymizer.pseudonymize(id), Object.freeze({ vip: value.vip === true, employee: value.employee === true }));
   }
   const none: PatientFlags = Object.freeze({ vip: false, employee: false });
+  const stays = new Map<string, Stay[]>();
+  for (const [id, list] of Object.entries(panel.stays)) {
+    stays.set(pseudonymizer.pseudonymize(id), list.map(([start, end]) => [Date.parse(start), end === null ? Number.POSITIVE_INFINITY : Date.parse(end)] as const));
+  }
 
   return {
     careSet: async (user) => careSets.get(user) ?? null,
     patientFlags: async (pseudonym) => flags.get(pseudonym) ?? none,
+    inEncounter: async (pseudonym, time) => inStay(stays.get(pseudonym), time),
   };
 }

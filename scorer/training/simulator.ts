@@ -46,6 +46,8 @@ export interface Panel {
   readonly practitioners: Record<string, string[]>;
   /** Patient id → flags, for flagged patients only. */
   readonly patients: Record<string, PatientFlagsRecord>;
+  /** Patient id → hospital stays as [admission, discharge or null] in ISO 8601, as an ADT feed gives them. */
+  readonly stays: Record<string, [string, string | null][]>;
 }
 
 export interface Simulation {
@@ -139,6 +141,8 @@ interface World {
   /** Every patient admitted so far, flagged ones included. */
   readonly archive: string[];
   readonly flags: Map<string, PatientFlagsRecord>;
+  /** Patient id → [admission, discharge] in milliseconds; discharge is null while the patient is in. */
+  readonly stays: Map<string, [number, number | null]>;
   readonly care: Map<string, Set<string>>;
   readonly records: SimulatedRequest[];
   day: number;
@@ -157,6 +161,7 @@ export function simulateTraffic(config: SimulationConfig): Simulation {
     census: new Map(),
     archive: [],
     flags: new Map(),
+    stays: new Map(),
     care: new Map(),
     records: [],
     day: 0,
@@ -174,6 +179,9 @@ export function simulateTraffic(config: SimulationConfig): Simulation {
       const patients = world.census.get(ward)!;
       for (let i = 0; i < patients.length; i += 1) {
         if (random.chance(ward === 'ed' ? 0.6 : 0.2)) {
+          // Discharged around noon; the new patient takes the census place from midnight, so
+          // night shifts that run past midnight still find yesterday's patients in.
+          world.stays.get(patients[i]!)![1] = world.start + day * DAY + 12 * HOUR;
           patients[i] = admit(world, ward);
         }
       }
@@ -217,6 +225,7 @@ function admit(world: World, ward: string): string {
   const id = `${world.prefix}${ward}-${world.nextPatient}`;
   world.nextPatient += 1;
   world.archive.push(id);
+  world.stays.set(id, [world.start + world.day * DAY, null]);
   if (world.random.chance(0.01)) {
     world.flags.set(id, { vip: true, employee: false });
   } else if (world.random.chance(0.02)) {
@@ -240,8 +249,10 @@ function toPanel(world: World): Panel {
   }
   const patients: Record<string, PatientFlagsRecord> = {};
   for (const [id, flags] of world.flags) patients[id] = flags;
+  const stays: Record<string, [string, string | null][]> = {};
+  for (const [id, [start, end]] of world.stays) stays[id] = [[new Date(start).toISOString(), end === null ? null : new Date(end).toISOString()]];
 
-  return { practitioners, patients };
+  return { practitioners, patients, stays };
 }
 
 function createUsers(random: Prng, scale: number, prefix: string): User[] {
@@ -474,8 +485,8 @@ function simulateMisuse(world: World, user: User, kind: MisuseKind, episode: str
   const offDuty = shiftStart(world, user, day) + random.int(10, 14) * HOUR;
   const start = kind === 'scraping' || kind === 'probing' ? offDuty : onShift;
   const own = world.care.get(user.id) ?? new Set<string>();
-  // Targets are discharged patients outside the user's care, so no later care assignment
-  // (the panel is static) can turn the access into a legitimate one.
+  // Targets are patients outside the user's care, so no later care assignment (the panel is
+  // static) can turn the access into a legitimate one. Most are discharged patients.
   const admitted = new Set([...world.census.values()].flat());
   const outside = (predicate: (flags: PatientFlagsRecord | undefined) => boolean): string[] =>
     world.archive.filter((patient) => !own.has(patient) && !admitted.has(patient) && predicate(world.flags.get(patient)));
@@ -497,9 +508,14 @@ function simulateMisuse(world: World, user: User, kind: MisuseKind, episode: str
     case 'employee_snooping':
       browse(random.sample(outside((flags) => flags?.employee === true), random.int(2, 6)), [20, 120]);
       break;
-    case 'vip_snooping':
-      browse(random.sample(outside((flags) => flags?.vip === true), random.int(1, 4)), [20, 120]);
+    case 'vip_snooping': {
+      // A celebrity in the hospital right now draws the most curiosity, so some episodes open
+      // VIPs who are still admitted, outside the user's care.
+      const inHospital = [...admitted].filter((patient) => !own.has(patient) && world.flags.get(patient)?.vip === true);
+      const targets = inHospital.length > 0 && random.chance(0.4) ? inHospital : outside((flags) => flags?.vip === true);
+      browse(random.sample(targets, random.int(1, 4)), [20, 120]);
       break;
+    }
     case 'neighbour_snooping':
       browse(random.sample(outside((flags) => flags === undefined), random.int(3, 12)), [20, 90]);
       break;

@@ -36,9 +36,12 @@ const USER: SubjectBaseline = Object.freeze({
   responseBytes: 3_000_000,
   responseHours: 60,
   routePatientRequests: 400,
+  routePatientTotal: 400,
   newPatients: 0,
   newPatientsHour: 1,
   newPatientsTotal: 120,
+  patientAccesses: 400,
+  notAdmittedAccesses: 4,
 });
 
 const PEER: PeerBaseline = Object.freeze({
