@@ -21,8 +21,12 @@ export interface DemoEncounter {
   readonly id: string;
   readonly patientId: string;
   readonly practitioner: string;
-  /** Start of the encounter as an ISO 8601 string; demo encounters are in progress, with no end. */
+  /** FHIR R4 `Encounter.status`: `in-progress` for a patient still in hospital, `finished` after discharge. */
+  readonly status: 'in-progress' | 'finished';
+  /** Start of the encounter as an ISO 8601 string. */
   readonly start: string;
+  /** End of a finished encounter as an ISO 8601 string, absent while the encounter is in progress. */
+  readonly end?: string;
 }
 
 export interface DemoAppointment {
@@ -40,13 +44,22 @@ export const DEMO_VIP_PATIENTS = Object.freeze(['p-0007', 'p-0042']);
 export const DEMO_EMPLOYEE_PATIENTS = Object.freeze(['p-0013', 'p-0099']);
 
 const ENCOUNTER_START = '2025-01-15T07:30:00Z';
+const DISCHARGED_START = '2025-01-10T09:00:00Z';
+const DISCHARGED_END = '2025-01-14T16:00:00Z';
+/** Every patient whose number is a multiple of this was discharged. */
+const DISCHARGED_EVERY = 5;
 const APPOINTMENT_START = '2025-01-16T10:00:00Z';
 const cache = new WeakMap<DemoDataset, DemoCareData>();
 
 /**
  * Returns the care data of a data set, built once: the physician cares for p-0001 to p-0020 and
- * has open encounters with p-0021 to p-0025; the nurse cares for p-0001 to p-0010 and has
+ * has encounters with p-0021 to p-0025; the nurse cares for p-0001 to p-0010 and has
  * appointments with p-0030 to p-0032. Every other patient keeps its generated care team.
+ *
+ * Each patient has one encounter with the first practitioner of its care team. It is in
+ * progress, except for the discharged patients (every fifth: p-0005, p-0010, ...), whose
+ * encounters are finished. So the census (`Encounter?status=in-progress`) of the default 200
+ * patients lists 160.
  */
 export function demoCareData(dataset: DemoDataset): DemoCareData {
   const existing = cache.get(dataset);
@@ -57,10 +70,9 @@ export function demoCareData(dataset: DemoDataset): DemoCareData {
   addToCareTeams(careTeams, dataset.patients, 1, 20, DEMO_PHYSICIAN);
   addToCareTeams(careTeams, dataset.patients, 1, 10, DEMO_NURSE);
 
-  const encounters: DemoEncounter[] = dataset.patients.map((patient) => ({ id: `enc-${patient.id}`, patientId: patient.id, practitioner: patient.careTeam[0]!, start: ENCOUNTER_START }));
+  const encounters: DemoEncounter[] = dataset.patients.map((patient, index) => encounterOf(`enc-${patient.id}`, index + 1, patient.careTeam[0]!));
   for (let number = 21; number <= 25; number++) {
-    const patientId = patientIdOf(number);
-    encounters.push({ id: `enc-${patientId}-physician`, patientId, practitioner: DEMO_PHYSICIAN, start: ENCOUNTER_START });
+    encounters.push(encounterOf(`enc-${patientIdOf(number)}-physician`, number, DEMO_PHYSICIAN));
   }
 
   const appointments: DemoAppointment[] = [30, 31, 32].map((number) => ({ id: `apt-${patientIdOf(number)}`, patientId: patientIdOf(number), practitioner: DEMO_NURSE, start: APPOINTMENT_START }));
@@ -85,6 +97,15 @@ function addToCareTeams(careTeams: Map<string, string[]>, patients: readonly Dem
   for (let number = first; number <= last && number <= patients.length; number++) {
     careTeams.get(patientIdOf(number))?.push(practitioner);
   }
+}
+
+function encounterOf(id: string, patientNumber: number, practitioner: string): DemoEncounter {
+  const patientId = patientIdOf(patientNumber);
+  if (patientNumber % DISCHARGED_EVERY === 0) {
+    return Object.freeze({ id, patientId, practitioner, status: 'finished', start: DISCHARGED_START, end: DISCHARGED_END });
+  }
+
+  return Object.freeze({ id, patientId, practitioner, status: 'in-progress', start: ENCOUNTER_START });
 }
 
 function patientIdOf(number: number): string {

@@ -61,12 +61,17 @@ export function handleFhirRequest(dataset: DemoDataset, req: IncomingMessage, re
     if (care.practitioners.includes(id)) sendJson(res, 200, { resourceType: 'Practitioner', id, active: true });
     else sendOutcome(res, 404, 'not-found', `Practitioner/${id} was not found.`);
   } else if (resourceType === 'Encounter' && id === undefined) {
-    // Demo encounters are in progress with no end, so every `date=ge...` filter matches them.
+    // NOTE: the demo ignores the date parameter, so a participant search also returns finished
+    // encounters, however long ago they ended.
     const participant = (url.searchParams.get('participant') ?? url.searchParams.get('practitioner'))?.replace(/^Practitioner\//, '');
-    if (participant === undefined) {
-      sendOutcome(res, 400, 'required', 'Encounter search requires the participant parameter, such as ?participant=Practitioner/dr-001.');
+    const statuses = searchTokens(url.searchParams.get('status'));
+    if (participant === undefined && statuses === null) {
+      sendOutcome(res, 400, 'required', 'Encounter search requires the participant or status parameter, such as ?participant=Practitioner/dr-001 or ?status=in-progress.');
     } else {
-      sendSearchPage(res, url, care.encounters.filter((encounter) => encounter.practitioner === participant).map(toEncounterResource));
+      const matches = care.encounters
+        .filter((encounter) => participant === undefined || encounter.practitioner === participant)
+        .filter((encounter) => statuses === null || statuses.has(encounter.status));
+      sendSearchPage(res, url, matches.map(toEncounterResource));
     }
   } else if (resourceType === 'Appointment' && id === undefined) {
     // NOTE: the demo ignores the date parameter and returns every appointment of the practitioner.
@@ -148,11 +153,11 @@ function toEncounterResource(encounter: DemoEncounter): object {
   return {
     resourceType: 'Encounter',
     id: encounter.id,
-    status: 'in-progress',
+    status: encounter.status,
     class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP', display: 'inpatient encounter' },
     subject: { reference: `Patient/${encounter.patientId}` },
     participant: [{ individual: { reference: `Practitioner/${encounter.practitioner}` } }],
-    period: { start: encounter.start },
+    period: encounter.end === undefined ? { start: encounter.start } : { start: encounter.start, end: encounter.end },
   };
 }
 
@@ -174,6 +179,13 @@ function securityCodes(value: string | null): Set<string> | null {
   if (value === null) return null;
 
   return new Set(value.split(',').map((token) => token.slice(token.lastIndexOf('|') + 1)).filter((code) => code !== ''));
+}
+
+/** Parses a token search value such as `status=in-progress,finished`, where a comma means OR. Returns null when it is absent. */
+function searchTokens(value: string | null): Set<string> | null {
+  if (value === null) return null;
+
+  return new Set(value.split(',').filter((token) => token !== ''));
 }
 
 function sendJson(res: ServerResponse, status: number, body: object): void {

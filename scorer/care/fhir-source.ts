@@ -15,6 +15,7 @@ export const EMPLOYEE_CODE = 'EMP';
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const NO_FLAGS: PatientFlags = Object.freeze({ vip: false, employee: false });
 const FLAGS_KEY = 'care:flags';
+const CENSUS_KEY = 'care:census';
 
 /** The shared cache the source writes through, such as Wardgate's Redis key-value store. */
 export interface CareCache {
@@ -26,11 +27,11 @@ export interface FhirCareSourceOptions {
   /** Base URL of the FHIR R4 API, such as `https://ehr.hospital.test/fhir`. */
   readonly fhirBase: string;
   readonly pseudonymizer: PatientPseudonymizer;
-  /** How long a care set or the flag list stays valid, in seconds (shared cache). */
+  /** How long a care set, the flag list or the census stays valid, in seconds (shared cache). */
   readonly ttlSeconds: number;
   /** Shared cache (Redis); without it only the in-process cache is used. */
   readonly cache?: CareCache;
-  /** How long a care set stays in process memory, in milliseconds; default 10 000, capped at the TTL. */
+  /** How long a care set, the flag list or the census stays in process memory, in milliseconds; default 10 000, capped at the TTL. */
   readonly localTtlMs?: number;
   /** Timeout of one FHIR request in milliseconds; default 2000. */
   readonly timeoutMs?: number;
@@ -54,11 +55,13 @@ export interface FhirCareSourceOptions {
  * `Appointment?practitioner=Practitioner/{user}` (the last two within `lookbackDays` before the
  * request time). The user's subject is used as the Practitioner id; a user without a Practitioner
  * resource gets null. Patient flags come from one search for patients whose `meta.security`
- * carries the HL7 v3 ActCode `CELEB` (VIP) or `EMP` (employee).
+ * carries the HL7 v3 ActCode `CELEB` (VIP) or `EMP` (employee). The census (patients with an
+ * encounter in progress) comes from one search, `Encounter?status=in-progress`.
  *
  * Patient ids are pseudonymised as soon as they are read. Care sets are cached per user in the
  * shared cache (key `care:{user}`, hash-tagged for Redis Cluster) for `ttlSeconds` and in process
- * for `localTtlMs`. A failed fetch returns null (unknown), never throws, and reports the outage
+ * for `localTtlMs`. The flag list and the census are one shared key each (`care:flags`,
+ * `care:census`). A failed fetch returns null (unknown), never throws, and reports the outage
  * once through `onOutage`.
  *
  * @throws {CareSourceError} `WG_CARE_INVALID_OPTION` for an invalid option, at construction.
@@ -73,11 +76,14 @@ class FhirCareSource implements CareRelationshipSource {
   readonly #options: FhirCareSourceOptions;
   readonly #base: URL;
   readonly #ttlMs: number;
+  readonly #localTtlMs: number;
   readonly #now: () => number;
   readonly #careSets: ExpiringMap<ReadonlySet<string> | null>;
   readonly #inFlight = new Map<string, Promise<ReadonlySet<string> | null>>();
   #flags: { readonly map: ReadonlyMap<string, PatientFlags>; readonly expires: number } | null = null;
   #flagsInFlight: Promise<ReadonlyMap<string, PatientFlags> | null> | null = null;
+  #census: { readonly set: ReadonlySet<string>; readonly expires: number } | null = null;
+  #censusInFlight: Promise<ReadonlySet<string> | null> | null = null;
   #failedUntil = 0;
   #down = false;
 
@@ -85,8 +91,9 @@ class FhirCareSource implements CareRelationshipSource {
     this.#options = options;
     this.#base = new URL(options.fhirBase.endsWith('/') ? options.fhirBase : `${options.fhirBase}/`);
     this.#ttlMs = options.ttlSeconds * 1000;
+    this.#localTtlMs = Math.min(options.localTtlMs ?? 10_000, this.#ttlMs);
     this.#now = options.now ?? Date.now;
-    this.#careSets = new ExpiringMap(Math.min(options.localTtlMs ?? 10_000, this.#ttlMs), 10_000, this.#now);
+    this.#careSets = new ExpiringMap(this.#localTtlMs, 10_000, this.#now);
   }
 
   async careSet(user: string, time: number): Promise<ReadonlySet<string> | null> {
@@ -107,6 +114,18 @@ class FhirCareSource implements CareRelationshipSource {
     const flags = this.#flags !== null && this.#flags.expires > this.#now() ? this.#flags.map : await this.#loadFlagsOnce();
 
     return flags?.get(pseudonym) ?? NO_FLAGS;
+  }
+
+  /**
+   * Looks the patient up in the hospital census: the patients of `Encounter?status=in-progress`.
+   * The census is the server's state now, so `time` is ignored, and replaying old traffic
+   * through this source gets today's census. During an outage the last census read stays in
+   * use however old it is, and null means that no census has been read yet.
+   */
+  async inEncounter(pseudonym: string, _time: number): Promise<boolean | null> {
+    const census = this.#census !== null && this.#census.expires > this.#now() ? this.#census.set : await this.#loadCensusOnce();
+
+    return census === null ? null : census.has(pseudonym);
   }
 
   async #loadCareSet(user: string, time: number): Promise<ReadonlySet<string> | null> {
@@ -166,7 +185,7 @@ class FhirCareSource implements CareRelationshipSource {
     const shared = await this.#cacheGet(FLAGS_KEY);
     if (shared !== null) {
       const map = new Map(Object.entries(JSON.parse(shared) as Record<string, [boolean, boolean]>).map(([pseudonym, [vip, employee]]) => [pseudonym, Object.freeze({ vip, employee })]));
-      this.#flags = { map, expires: this.#now() + Math.min(this.#options.localTtlMs ?? 10_000, this.#ttlMs) };
+      this.#flags = { map, expires: this.#now() + this.#localTtlMs };
       return map;
     }
 
@@ -182,13 +201,48 @@ class FhirCareSource implements CareRelationshipSource {
         const codes = securityCodes(patient);
         map.set(this.#options.pseudonymizer.pseudonymize(patient.id), Object.freeze({ vip: codes.has(VIP_CODE), employee: codes.has(EMPLOYEE_CODE) }));
       }
-      this.#flags = { map, expires: this.#now() + Math.min(this.#options.localTtlMs ?? 10_000, this.#ttlMs) };
+      this.#flags = { map, expires: this.#now() + this.#localTtlMs };
       await this.#cacheSet(FLAGS_KEY, JSON.stringify(Object.fromEntries([...map].map(([pseudonym, flags]) => [pseudonym, [flags.vip, flags.employee]]))));
       return map;
     } catch (error) {
       this.#failed(error as Error);
       // Flags change rarely, so the last list read stays in use during an outage.
       return this.#flags?.map ?? null;
+    }
+  }
+
+  async #loadCensusOnce(): Promise<ReadonlySet<string> | null> {
+    if (!this.#censusInFlight) {
+      this.#censusInFlight = this.#loadCensus().finally(() => {
+        this.#censusInFlight = null;
+      });
+    }
+
+    return this.#censusInFlight;
+  }
+
+  async #loadCensus(): Promise<ReadonlySet<string> | null> {
+    const shared = parseStringArray(await this.#cacheGet(CENSUS_KEY));
+    if (shared !== null) {
+      const set = Object.freeze(new Set(shared));
+      this.#census = { set, expires: this.#now() + this.#localTtlMs };
+      return set;
+    }
+
+    if (this.#now() < this.#failedUntil) return this.#census?.set ?? null;
+    try {
+      const encounters = await fetchSearchSet(this.#url('Encounter', { status: 'in-progress', _elements: 'subject' }), this.#fetchOptions());
+      this.#recovered();
+
+      const pseudonyms = new Set<string>();
+      for (const id of censusPatientsOf(encounters)) pseudonyms.add(this.#options.pseudonymizer.pseudonymize(id));
+      const set = Object.freeze(pseudonyms);
+      this.#census = { set, expires: this.#now() + this.#localTtlMs };
+      await this.#cacheSet(CENSUS_KEY, JSON.stringify([...set]));
+      return set;
+    } catch (error) {
+      this.#failed(error as Error);
+      return this.#census?.set ?? null;
     }
   }
 
@@ -249,6 +303,37 @@ function patientsOf(resource: FhirResource): string[] {
   }
 
   return ids.filter((id) => FHIR_ID.test(id));
+}
+
+/**
+ * Patient ids of the in-progress Encounters of a census search. An Encounter that states
+ * another status is skipped, in case a server ignores the `status` parameter.
+ */
+function censusPatientsOf(encounters: readonly FhirResource[]): string[] {
+  const ids: string[] = [];
+  for (const encounter of encounters) {
+    if (encounter.resourceType !== 'Encounter') continue;
+    if (encounter.status !== undefined && encounter.status !== 'in-progress') continue;
+
+    const id = patientIdOf(encounter.subject);
+    if (id !== null && FHIR_ID.test(id)) ids.push(id);
+  }
+
+  return ids;
+}
+
+/** Parses a shared-cache value written as a JSON array of strings. Returns null when it is absent or has another shape. */
+function parseStringArray(value: string | null): string[] | null {
+  if (value === null) return null;
+
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return null;
+  }
+
+  return Array.isArray(parsed) && parsed.every((item) => typeof item === 'string') ? parsed : null;
 }
 
 function securityCodes(patient: FhirResource): Set<string> {

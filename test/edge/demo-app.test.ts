@@ -71,6 +71,45 @@ t.test('demo FHIR API', async (t) => {
   t.equal((await call(app.url, '/fhir/Patient/p-0001', { method: 'DELETE' })).status, 405);
 });
 
+t.test('demo FHIR census search', async (t) => {
+  const app = await startDemoApp();
+  t.teardown(() => app.close());
+  type Encounter = { status: string; subject: { reference: string }; period: { start: string; end?: string } };
+  const search = async (query: string) => {
+    const first = await call(app.url, `/fhir/Encounter?${query}`);
+    t.equal(first.status, 200, query);
+    let bundle = JSON.parse(first.body);
+    const encounters: Encounter[] = bundle.entry.map((entry: { resource: Encounter }) => entry.resource);
+    while (bundle.link?.[0]?.relation === 'next') {
+      bundle = JSON.parse((await call(app.url, bundle.link[0].url)).body);
+      encounters.push(...bundle.entry.map((entry: { resource: Encounter }) => entry.resource));
+    }
+    return encounters;
+  };
+
+  const census = await search('status=in-progress&_elements=subject&_count=100');
+  t.equal(census.length, 164, 'one encounter for each of 160 patients in hospital, and four with the demo physician');
+  t.ok(census.every((encounter) => encounter.status === 'in-progress' && encounter.period.end === undefined));
+  const inHospital = new Set(census.map((encounter) => encounter.subject.reference));
+  t.equal(inHospital.size, 160);
+  t.ok(inHospital.has('Patient/p-0001'));
+  t.notOk(inHospital.has('Patient/p-0005'), 'a discharged patient is absent');
+  t.notOk(inHospital.has('Patient/p-0025'), 'a discharged patient seen by the demo physician is absent');
+
+  const finished = await search('status=finished');
+  t.equal(finished.length, 41);
+  const discharged = finished.find((encounter) => encounter.subject.reference === 'Patient/p-0005');
+  t.same(discharged?.period, { start: '2025-01-10T09:00:00Z', end: '2025-01-14T16:00:00Z' });
+
+  t.equal((await search('status=in-progress,finished')).length, 205, 'comma means either status');
+  t.equal((await search('participant=Practitioner/demo-physician')).length, 5, 'the participant search still works');
+  t.equal((await search('participant=Practitioner/demo-physician&status=in-progress')).length, 4, 'participant and status together');
+
+  const neither = await call(app.url, '/fhir/Encounter');
+  t.equal(neither.status, 400);
+  t.match(JSON.parse(neither.body).issue[0].diagnostics, 'requires the participant or status parameter');
+});
+
 t.test('demo front end and notes', async (t) => {
   const app = await startDemoApp();
   t.teardown(() => app.close());
