@@ -76,7 +76,7 @@ function features(
 const base = features();
 
 t.test('schema is versioned and complete', async (t) => {
-  t.equal(FEATURE_SCHEMA.version, 'wardgate-features-v3');
+  t.equal(FEATURE_SCHEMA.version, 'wardgate-features-v4');
   t.ok(FEATURE_SCHEMA.names.length >= 15, `${FEATURE_SCHEMA.names.length} features`);
   t.equal(new Set(FEATURE_SCHEMA.names).size, FEATURE_SCHEMA.names.length, 'names are unique');
   t.same(Object.keys(base), [...FEATURE_SCHEMA.names]);
@@ -115,6 +115,12 @@ t.test('each feature responds to its own signal', async (t) => {
     ['write_method', features({ method: 'POST' }), 'up'],
     ['flagged_without_care', features({}, {}, {}, { care: { flaggedWithoutCare: 1 } }), 'up'],
     ['anomaly_score', features({}, { minuteRequests: 40 }), 'up'],
+    ['route_patient_rarity', features({}, { routePatientRequests: 20 }), 'up'],
+    ['patient_new_for_user', features({}, { newPatients: 1 }), 'up'],
+    ['new_patients_hour_ratio', features({}, { newPatientsHour: 30 }), 'up'],
+    ['patient_not_admitted', features({}, {}, {}, { care: { notAdmitted: 1 } }), 'up'],
+    ['not_admitted_unusual', features({}, {}, {}, { care: { notAdmitted: 1 } }), 'up'],
+    ['census_unknown', features({}, {}, {}, { care: { censusUnknown: true } }), 'up'],
   ];
 
   t.same(cases.map(([name]) => name).sort(), [...FEATURE_SCHEMA.names].sort(), 'every feature has a case');
@@ -137,6 +143,26 @@ t.test('feature values follow their definitions', async (t) => {
   t.equal(features({}, { historyDays: 0 }).warm_up, 0);
   t.equal(features({ time: MONDAY + 21 * HOUR }, {}, {}, { utcOffsetMinutes: 120 }).night_time, 1, '23:00 local');
   t.equal(features({}, {}, {}, { care: { flaggedWithoutCare: 1 } }).flagged_without_care, 1, 'log2(1 + 1)');
+});
+
+t.test('patient history, route and census features follow their definitions', async (t) => {
+  t.equal(base.route_patient_rarity, 0, 'every earlier patient request used this route');
+  t.equal(features({}, { routePatientRequests: 100, routePatientTotal: 400 }).route_patient_rarity, 0.75, 'a quarter of the patient requests used it');
+  t.equal(features({}, { routePatientRequests: 0, routePatientTotal: 0 }).route_patient_rarity, 1, 'a first patient request is rare');
+  t.equal(features({}, { routePatientRequests: 10, routePatientTotal: 10 }).route_patient_rarity, Math.fround(0.8), 'a thin history counts for less: 1 - 1 * 10 / 50');
+  t.equal(features({}, { routePatientRequests: 0 }, {}, { patientCount: 0 }).route_patient_rarity, 0, 'no patient, no rarity');
+
+  t.equal(features({}, { newPatients: 1 }, {}, { patientCount: 2 }).patient_new_for_user, 0.5, 'one of two patients is new');
+  t.equal(features({}, { newPatientsHour: 3, newPatientsTotal: 60 }).new_patients_hour_ratio, 1, 'log2((3 + 1) / (60 / 60 + 1))');
+
+  const discharged = features({}, {}, {}, { care: { notAdmitted: 1 } });
+  t.equal(discharged.patient_not_admitted, 1);
+  t.equal(discharged.not_admitted_unusual, Math.fround(1 - 4 / 400), 'a user who rarely opens discharged patients');
+  const billing = features({}, { notAdmittedAccesses: 360 }, {}, { care: { notAdmitted: 1 } });
+  t.equal(billing.not_admitted_unusual, Math.fround(1 - 360 / 400), 'a user who mostly opens discharged patients');
+  const unknown = features({}, {}, {}, { care: { censusUnknown: true } });
+  t.equal(unknown.census_unknown, 1);
+  t.equal(unknown.patient_not_admitted, 0, 'unknown is not "not admitted"');
 });
 
 t.test('anomaly score is capped and unsupervised', async (t) => {

@@ -67,6 +67,47 @@ t.test('memory and Redis stores agree on an event table', async (t) => {
   t.equal(fromMemory[9]!.user.historyDays, 3);
 });
 
+/** Requests of one user across routes, days and the census, with the patients' census answers. */
+const HISTORY_EVENTS: [ScoreInput, string[], number][] = [
+  [request({ time: MONDAY + 9 * HOUR, routeId: 'billing' }), ['pa', 'pb'], 2],
+  [request({ time: MONDAY + 9 * HOUR + 1_000, routeId: 'billing' }), ['pa'], 1],
+  [request({ time: MONDAY + 9 * HOUR + 2_000, routeId: 'ehr' }), ['pc'], 0],
+  [request({ time: MONDAY + 9 * HOUR + 3_000, routeId: 'ehr' }), [], 0],
+  [request({ time: MONDAY + 10 * HOUR, routeId: 'billing' }), ['pc', 'pd'], 1],
+  [request({ time: MONDAY + 8 * DAY, routeId: 'billing' }), ['pb'], 1],
+  // On day 20, pa, pc and pd (last seen on day 0) have left the 14-day history; pb (day 8) has not.
+  [request({ time: MONDAY + 20 * DAY, routeId: 'billing' }), ['pa', 'pb', 'pc'], 0],
+];
+
+t.test('memory and Redis stores agree on patient history, routes and census counts', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('stores-history');
+  t.teardown(async () => {
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+  const run = async (store: BaselineStore) => {
+    const results: RawBaseline[] = [];
+    for (const [input, patients, notAdmitted] of HISTORY_EVENTS) {
+      results.push(await store.observe(input, { patients, notAdmitted }));
+      await store.settle?.();
+    }
+    return results.map((result) => result.user);
+  };
+
+  const fromMemory = await run(new MemoryBaselineStore());
+  const fromRedis = await run(new RedisBaselineStore(redis, { prefix }));
+
+  t.same(fromRedis, fromMemory);
+  t.same(fromMemory.map((user) => user.newPatients), [2, 0, 1, 0, 1, 0, 2]);
+  t.same(fromMemory.map((user) => user.newPatientsHour), [2, 2, 3, 3, 1, 0, 2]);
+  t.same(fromMemory.map((user) => user.routePatientRequests), [0, 1, 0, 0, 2, 3, 4], 'earlier patient requests on the same route');
+  t.same(fromMemory.map((user) => user.routePatientTotal), [0, 1, 2, 0, 3, 4, 5], 'a request without patients reads no route counters');
+  t.same(fromMemory.map((user) => user.patientAccesses), [2, 3, 4, 4, 6, 7, 10]);
+  t.same(fromMemory.map((user) => user.notAdmittedAccesses), [2, 3, 3, 3, 4, 5, 5]);
+  t.equal(fromMemory[6]!.newPatientsTotal, 6);
+});
+
 t.test('Redis keys are hash-tagged and expire', async (t) => {
   const redis = await connectTestRedis();
   const prefix = testPrefix('ttl');
