@@ -39,6 +39,10 @@ export interface SessionRecord {
 
 const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
+function isSessionId(id: unknown): id is string {
+  return typeof id === 'string' && SESSION_ID_PATTERN.test(id);
+}
+
 /** Creates a session id: 256 random bits, base64url without padding. */
 export function createSessionId(): string {
   return randomBytes(32).toString('base64url');
@@ -61,24 +65,24 @@ export class SessionStore {
   async create(record: SessionRecord, now: number): Promise<string> {
     const id = createSessionId();
     await this.#store.set(key(id), JSON.stringify(record), this.#ttl(record, now));
-    await this.#addToIndex(subjectIndexKey(record.subject), id);
+    await this.#addToIndex(subjectIndexKey(record.subject), id, now);
     if (record.sid !== undefined) {
-      await this.#addToIndex(sidIndexKey(record.sid), id);
+      await this.#addToIndex(sidIndexKey(record.sid), id, now);
     }
     return id;
   }
 
   /**
    * Replaces the record of a live session without changing its id, for example after a
-   * claims refresh. Returns false when the session ended in the meantime, and then stores nothing.
+   * claims refresh. Returns false when the session ended in the meantime, and then stores
+   * nothing: the write is one atomic SET XX, so it cannot bring back a revoked session.
    */
   async update(id: string, record: SessionRecord, now: number): Promise<boolean> {
-    if (!SESSION_ID_PATTERN.test(id) || !(await this.#store.touch(key(id), this.#ttl(record, now)))) {
+    if (!isSessionId(id)) {
       return false;
     }
 
-    await this.#store.set(key(id), JSON.stringify(record), this.#ttl(record, now));
-    return true;
+    return this.#store.setIfPresent(key(id), JSON.stringify(record), this.#ttl(record, now));
   }
 
   /**
@@ -91,25 +95,32 @@ export class SessionStore {
 
   /** Deletes every session of `subject`, like {@link revokeSubject}, and returns their ids. */
   async revokeSubjectIds(subject: string): Promise<string[]> {
-    return this.#revokeIndex(subjectIndexKey(subject), (record) => record.subject === subject);
+    return this.#revokeIndex(subjectIndexKey(subject), legacySubjectIndexKey(subject), (record) => record.subject === subject);
   }
 
   /** Deletes every session created from the IdP session `sid` (optionally only of `subject`) and returns their ids. */
   async revokeSid(sid: string, subject: string | undefined): Promise<string[]> {
-    return this.#revokeIndex(sidIndexKey(sid), (record) => record.sid === sid && (subject === undefined || record.subject === subject));
+    return this.#revokeIndex(sidIndexKey(sid), legacySidIndexKey(sid), (record) => record.sid === sid && (subject === undefined || record.subject === subject));
   }
 
-  async #revokeIndex(indexKey: string, matches: (record: SessionRecord) => boolean): Promise<string[]> {
+  async #revokeIndex(indexKey: string, legacyKey: string, matches: (record: SessionRecord) => boolean): Promise<string[]> {
+    const ids = new Set([...await this.#store.sortedSetMembers(indexKey), ...await this.#readLegacyIndex(legacyKey)]);
     const revoked: string[] = [];
-    for (const id of await this.#readIndex(indexKey)) {
+    const gone: string[] = [];
+    for (const id of ids) {
       const raw = await this.#store.get(key(id));
       const record = raw === null ? null : parseRecord(raw);
-      if (record !== null && matches(record)) {
+      if (raw === null) {
+        gone.push(id);
+      } else if (record !== null && matches(record)) {
         await this.#store.del(key(id));
         revoked.push(id);
       }
     }
-    await this.#store.del(indexKey);
+
+    // Only the ids handled here leave the index, so a session created meanwhile stays revocable.
+    await this.#store.sortedSetRemove(indexKey, [...revoked, ...gone]);
+    await this.#store.del(legacyKey);
     if (revoked.length > 0) {
       this.#onRevoke?.(revoked);
     }
@@ -117,27 +128,31 @@ export class SessionStore {
     return revoked;
   }
 
-  // NOTE: the index is a JSON list updated by read-modify-write, because KeyValueStore has no
-  // set type. Two sign-ins of one subject finishing at the same moment can drop one id from it.
-  async #addToIndex(indexKey: string, id: string): Promise<void> {
-    const ids = (await this.#readIndex(indexKey)).slice(-MAX_INDEXED_SESSIONS + 1);
-    const live: string[] = [];
-    for (const existing of ids) {
-      if (await this.#store.get(key(existing)) !== null) {
-        live.push(existing);
-      }
+  /**
+   * Adds `id` to an index (a sorted set scored by creation time) in one atomic step, so that
+   * concurrent sign-ins on any instance never drop each other's ids. A full index is first
+   * cleared of ids whose sessions ended, so that the bound drops a live session only when the
+   * subject has {@link MAX_INDEXED_SESSIONS} live ones.
+   */
+  async #addToIndex(indexKey: string, id: string, now: number): Promise<void> {
+    const ids = await this.#store.sortedSetMembers(indexKey);
+    if (ids.length >= MAX_INDEXED_SESSIONS) {
+      const exists = await this.#store.exists(ids.map(key));
+      await this.#store.sortedSetRemove(indexKey, ids.filter((_, index) => !exists[index]));
     }
-    await this.#store.set(indexKey, JSON.stringify([...live, id]), this.#options.absolute_lifetime_s * 1000);
+
+    await this.#store.sortedSetAdd(indexKey, id, now, MAX_INDEXED_SESSIONS, this.#options.absolute_lifetime_s * 1000);
   }
 
-  async #readIndex(indexKey: string): Promise<string[]> {
+  /** Reads an index in the JSON list form that earlier versions wrote. */
+  async #readLegacyIndex(indexKey: string): Promise<string[]> {
     const raw = await this.#store.get(indexKey);
     if (raw === null) {
       return [];
     }
     try {
       const ids = JSON.parse(raw) as unknown;
-      return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string' && SESSION_ID_PATTERN.test(id)) : [];
+      return Array.isArray(ids) ? ids.filter(isSessionId) : [];
     } catch {
       return [];
     }
@@ -148,7 +163,7 @@ export class SessionStore {
    * malformed, unknown, expired or unreadable. Store failures propagate as `WG_STATE_UNAVAILABLE`.
    */
   async load(id: string, now: number): Promise<SessionRecord | null> {
-    if (!SESSION_ID_PATTERN.test(id)) {
+    if (!isSessionId(id)) {
       return null;
     }
 
@@ -169,7 +184,7 @@ export class SessionStore {
   /** Stores `record` under a fresh id, deletes `oldId`, and returns the new id. */
   async rotate(oldId: string | undefined, record: SessionRecord, now: number): Promise<string> {
     const id = await this.create(record, now);
-    if (oldId !== undefined && SESSION_ID_PATTERN.test(oldId)) {
+    if (oldId !== undefined && isSessionId(oldId)) {
       await this.#store.del(key(oldId));
     }
 
@@ -178,7 +193,7 @@ export class SessionStore {
 
   /** Deletes one session; a malformed id is ignored. */
   async delete(id: string): Promise<void> {
-    if (SESSION_ID_PATTERN.test(id)) {
+    if (isSessionId(id)) {
       await this.#store.del(key(id));
     }
   }
@@ -220,11 +235,26 @@ function key(id: string): string {
 }
 
 function subjectIndexKey(subject: string): string {
-  return `session-subject:${createHash('sha256').update(subject).digest('base64url')}`;
+  return `session-index:subject:${sha256(subject)}`;
 }
 
 function sidIndexKey(sid: string): string {
-  return `session-sid:${createHash('sha256').update(sid).digest('base64url')}`;
+  return `session-index:sid:${sha256(sid)}`;
+}
+
+// Earlier versions kept the indexes as JSON lists under these keys. Revocation still reads and
+// deletes them, so that sessions created before an upgrade, or by an instance not yet upgraded,
+// are found. Both keys expire one absolute session lifetime after their last write.
+function legacySubjectIndexKey(subject: string): string {
+  return `session-subject:${sha256(subject)}`;
+}
+
+function legacySidIndexKey(sid: string): string {
+  return `session-sid:${sha256(sid)}`;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
 }
 
 function parseRecord(raw: string): SessionRecord | null {
