@@ -67,8 +67,11 @@ export async function logout(context: LogoutContext, req: IncomingMessage, res: 
   }
 
   if (sessionId !== undefined) {
-    await context.sessions.delete(sessionId);
-    context.sockets.close([sessionId]);
+    try {
+      await context.sessions.delete(sessionId);
+    } finally {
+      context.sockets.close([sessionId]);
+    }
   }
   appendSetCookie(res, hostCookie(SESSION_COOKIE, '', 0));
 

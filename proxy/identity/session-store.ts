@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { KeyValueStore } from '../state/key-value-store.ts';
 import type { SessionOptions } from './options.ts';
 import type { Principal } from './principal.ts';
+import { encodeSessionEvent, isSessionId, SESSION_EVENTS_CHANNEL, type SessionEvent } from './session-events.ts';
 
 /** A step-up that satisfies rules requiring `acr` until `until` (milliseconds since the epoch). */
 export interface Elevation {
@@ -37,18 +38,16 @@ export interface SessionRecord {
   readonly claims_refreshed_at?: number;
 }
 
-const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
-
-function isSessionId(id: unknown): id is string {
-  return typeof id === 'string' && SESSION_ID_PATTERN.test(id);
-}
-
 /** Creates a session id: 256 random bits, base64url without padding. */
 export function createSessionId(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** Sessions under `session:<id>` with an idle timeout (store TTL, refreshed on use) and an absolute lifetime. */
+/**
+ * Sessions under `session:<id>` with an idle timeout (store TTL, refreshed on use) and an
+ * absolute lifetime. Each deletion and each change of id is published on
+ * {@link SESSION_EVENTS_CHANNEL}, so that every instance can close the session's WebSockets.
+ */
 export class SessionStore {
   readonly #store: KeyValueStore;
   readonly #options: SessionOptions;
@@ -87,7 +86,8 @@ export class SessionStore {
 
   /**
    * Deletes every session of `subject` and returns how many were live. The review queue calls
-   * this to revoke a user's access, and the `onRevoke` callback closes the sessions' WebSockets.
+   * this to revoke a user's access. The `onRevoke` callback closes the sessions' WebSockets on
+   * this instance, and the published event closes them on the others.
    */
   async revokeSubject(subject: string): Promise<number> {
     return (await this.revokeSubjectIds(subject)).length;
@@ -101,6 +101,16 @@ export class SessionStore {
   /** Deletes every session created from the IdP session `sid` (optionally only of `subject`) and returns their ids. */
   async revokeSid(sid: string, subject: string | undefined): Promise<string[]> {
     return this.#revokeIndex(sidIndexKey(sid), legacySidIndexKey(sid), (record) => record.sid === sid && (subject === undefined || record.subject === subject));
+  }
+
+  /**
+   * Returns the ids among `ids` whose sessions still exist, without restarting their idle
+   * timeout. Open WebSockets are checked with it, in case a session event was lost.
+   */
+  async liveIds(ids: readonly string[]): Promise<Set<string>> {
+    const valid = ids.filter(isSessionId);
+    const exists = await this.#store.exists(valid.map(key));
+    return new Set(valid.filter((_, index) => exists[index]));
   }
 
   async #revokeIndex(indexKey: string, legacyKey: string, matches: (record: SessionRecord) => boolean): Promise<string[]> {
@@ -123,6 +133,7 @@ export class SessionStore {
     await this.#store.del(legacyKey);
     if (revoked.length > 0) {
       this.#onRevoke?.(revoked);
+      await this.#publish({ ended: revoked });
     }
 
     return revoked;
@@ -158,6 +169,10 @@ export class SessionStore {
     }
   }
 
+  async #publish(event: SessionEvent): Promise<void> {
+    await this.#store.publish(SESSION_EVENTS_CHANNEL, encodeSessionEvent(event));
+  }
+
   /**
    * Returns the live session for `id` and restarts its idle timeout, or null when the id is
    * malformed, unknown, expired or unreadable. Store failures propagate as `WG_STATE_UNAVAILABLE`.
@@ -172,6 +187,7 @@ export class SessionStore {
     if (record === null || record.absolute_expires_at <= now) {
       if (raw !== null) {
         await this.#store.del(key(id));
+        await this.#publish({ ended: [id] });
       }
       return null;
     }
@@ -181,20 +197,25 @@ export class SessionStore {
     return record;
   }
 
-  /** Stores `record` under a fresh id, deletes `oldId`, and returns the new id. */
+  /**
+   * Stores `record` under a fresh id, deletes `oldId`, and returns the new id. The published
+   * event moves the old session's WebSockets on other instances to the new id.
+   */
   async rotate(oldId: string | undefined, record: SessionRecord, now: number): Promise<string> {
     const id = await this.create(record, now);
     if (oldId !== undefined && isSessionId(oldId)) {
       await this.#store.del(key(oldId));
+      await this.#publish({ renamed: { from: oldId, to: id } });
     }
 
     return id;
   }
 
-  /** Deletes one session; a malformed id is ignored. */
+  /** Deletes one session and publishes that it ended; a malformed id is ignored. */
   async delete(id: string): Promise<void> {
     if (isSessionId(id)) {
       await this.#store.del(key(id));
+      await this.#publish({ ended: [id] });
     }
   }
 
