@@ -104,6 +104,9 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     closers.push(() => audit.close());
 
     const identityExtras = identitySessionExtras(config, logger);
+    // A re-check of open WebSockets fails every 30 seconds while Redis is down: log the first
+    // failure and then every 20th.
+    let recheckFailures = 0;
     const identity = await createIdentity({
       oidc: {
         issuer: config.oidc.issuer,
@@ -117,7 +120,12 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       now,
       ...(config.bearer ? { bearer: await bearerOptions(config.bearer) } : {}),
       isSignInHost: createSignInHostCheck(config.routes, await readFile(config.tls.cert, 'utf8')),
+      onBackgroundError: (error) => {
+        recheckFailures += 1;
+        if (recheckFailures % 20 === 1) logger.warn({ err: error, failures: recheckFailures }, 'checking the sessions of open WebSockets failed; they are checked again in 30 seconds');
+      },
     });
+    closers.push(() => identity.close());
 
     const signer = await createAssertionSigner({ issuer: 'wardgate', ttlSeconds: config.assertion.ttl, ...(config.assertion.algorithm ? { algorithm: config.assertion.algorithm } : {}) });
     const router = createRouter(config.routes);

@@ -48,7 +48,7 @@ export class Identity {
   readonly #sessions: SessionStore;
   readonly #store: KeyValueStore;
   readonly #now: () => number;
-  readonly #sockets = new SessionSockets();
+  readonly #sockets: SessionSockets;
   readonly #savedRequests: SavedRequestStore;
 
   constructor(options: IdentityOptions, client: OidcClient, bearer: BearerVerifier | undefined) {
@@ -57,6 +57,11 @@ export class Identity {
     this.#bearer = bearer;
     this.#store = options.store;
     this.#sessions = new SessionStore(options.store, options.session, (ids) => this.#sockets.close(ids));
+    this.#sockets = new SessionSockets({
+      store: options.store,
+      liveIds: (ids) => this.#sessions.liveIds(ids),
+      ...(options.onBackgroundError === undefined ? {} : { onError: options.onBackgroundError }),
+    });
     this.#now = options.now ?? Date.now;
     // NOTE: without a configured key, a request kept across a step-up cannot be replayed by
     // another instance or after a restart. The runtime warns about this at start-up.
@@ -64,14 +69,27 @@ export class Identity {
   }
 
   /**
-   * Deletes every session of `subject`, closes their WebSockets on this instance, and returns
+   * Subscribes to the session events of other instances and starts the re-check of open
+   * WebSockets. {@link createIdentity} calls it.
+   */
+  async start(): Promise<void> {
+    await this.#sockets.start();
+  }
+
+  /** Stops what {@link start} started; call it before closing the store. */
+  async close(): Promise<void> {
+    await this.#sockets.stop();
+  }
+
+  /**
+   * Deletes every session of `subject`, closes their WebSockets on every instance, and returns
    * how many sessions were deleted. The review queue calls this to revoke a user's access.
    */
   async revokeSubject(subject: string): Promise<number> {
     return this.#sessions.revokeSubject(subject);
   }
 
-  /** Registers an upgraded connection of a session, so that sign-out and revocation close it. */
+  /** Registers an upgraded connection of a session, so that the end of the session closes it. */
   trackSocket(sessionId: string, socket: Duplex): void {
     this.#sockets.add(sessionId, socket);
   }
@@ -377,7 +395,9 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
   const client = await OidcClient.discover(options.oidc);
   const bearer = options.bearer === undefined ? undefined : await BearerVerifier.create(options.bearer.issuers, options.bearer);
 
-  return new Identity(options, client, bearer);
+  const identity = new Identity(options, client, bearer);
+  await identity.start();
+  return identity;
 }
 
 function assertMethod(req: IncomingMessage, res: ServerResponse, allowed: readonly string[]): void {

@@ -67,8 +67,11 @@ export async function logout(context: LogoutContext, req: IncomingMessage, res: 
   }
 
   if (sessionId !== undefined) {
-    await context.sessions.delete(sessionId);
-    context.sockets.close([sessionId]);
+    try {
+      await context.sessions.delete(sessionId);
+    } finally {
+      context.sockets.close([sessionId]);
+    }
   }
   appendSetCookie(res, hostCookie(SESSION_COOKIE, '', 0));
 
@@ -111,12 +114,11 @@ export async function backchannelLogout(context: LogoutContext, req: IncomingMes
 
     const claims = await context.client.verifyLogoutToken(tokens[0], Math.floor(context.now() / 1000));
     const jtiKey = `logout-jti:${createHash('sha256').update(claims.jti).digest('base64url')}`;
-    // NOTE: get then set is not atomic, so two copies of one token arriving at the same moment
-    // could both pass. Both only delete sessions, so the race is harmless.
-    if (await context.store.get(jtiKey) !== null) {
+    // One atomic SET NX, so that of two copies arriving at different instances only one passes.
+    // The key outlives the token's accepted age, so a replay cannot come after it expires.
+    if (!(await context.store.setIfAbsent(jtiKey, '1', (MAX_LOGOUT_TOKEN_AGE_S * 2 + 60) * 1000))) {
       throw new IdentityError('WG_AUTH_LOGOUT_TOKEN_INVALID', 'Logout token claim "jti" was already used; each logout token is accepted once.');
     }
-    await context.store.set(jtiKey, '1', (MAX_LOGOUT_TOKEN_AGE_S * 2 + 60) * 1000);
 
     const ids = claims.sid !== undefined
       ? await context.sessions.revokeSid(claims.sid, claims.sub)

@@ -89,6 +89,8 @@ export interface IdentityOptions {
    * Without it every syntactically valid Host is used.
    */
   readonly isSignInHost?: (host: string) => boolean;
+  /** Receives errors of background work that no request would report, such as a failed re-check of open WebSockets. */
+  readonly onBackgroundError?: (error: unknown) => void;
 }
 
 /** Validates identity options and throws `WG_AUTH_INVALID_OPTION` naming the first bad one. */

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { KeyValueStore } from '../state/key-value-store.ts';
 import type { SessionOptions } from './options.ts';
 import type { Principal } from './principal.ts';
+import { encodeSessionEvent, isSessionId, SESSION_EVENTS_CHANNEL, type SessionEvent } from './session-events.ts';
 
 /** A step-up that satisfies rules requiring `acr` until `until` (milliseconds since the epoch). */
 export interface Elevation {
@@ -37,14 +38,16 @@ export interface SessionRecord {
   readonly claims_refreshed_at?: number;
 }
 
-const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
-
 /** Creates a session id: 256 random bits, base64url without padding. */
 export function createSessionId(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** Sessions under `session:<id>` with an idle timeout (store TTL, refreshed on use) and an absolute lifetime. */
+/**
+ * Sessions under `session:<id>` with an idle timeout (store TTL, refreshed on use) and an
+ * absolute lifetime. Each deletion and each change of id is published on
+ * {@link SESSION_EVENTS_CHANNEL}, so that every instance can close the session's WebSockets.
+ */
 export class SessionStore {
   readonly #store: KeyValueStore;
   readonly #options: SessionOptions;
@@ -61,29 +64,30 @@ export class SessionStore {
   async create(record: SessionRecord, now: number): Promise<string> {
     const id = createSessionId();
     await this.#store.set(key(id), JSON.stringify(record), this.#ttl(record, now));
-    await this.#addToIndex(subjectIndexKey(record.subject), id);
+    await this.#addToIndex(subjectIndexKey(record.subject), id, now);
     if (record.sid !== undefined) {
-      await this.#addToIndex(sidIndexKey(record.sid), id);
+      await this.#addToIndex(sidIndexKey(record.sid), id, now);
     }
     return id;
   }
 
   /**
    * Replaces the record of a live session without changing its id, for example after a
-   * claims refresh. Returns false when the session ended in the meantime, and then stores nothing.
+   * claims refresh. Returns false when the session ended in the meantime, and then stores
+   * nothing: the write is one atomic SET XX, so it cannot bring back a revoked session.
    */
   async update(id: string, record: SessionRecord, now: number): Promise<boolean> {
-    if (!SESSION_ID_PATTERN.test(id) || !(await this.#store.touch(key(id), this.#ttl(record, now)))) {
+    if (!isSessionId(id)) {
       return false;
     }
 
-    await this.#store.set(key(id), JSON.stringify(record), this.#ttl(record, now));
-    return true;
+    return this.#store.setIfPresent(key(id), JSON.stringify(record), this.#ttl(record, now));
   }
 
   /**
    * Deletes every session of `subject` and returns how many were live. The review queue calls
-   * this to revoke a user's access, and the `onRevoke` callback closes the sessions' WebSockets.
+   * this to revoke a user's access. The `onRevoke` callback closes the sessions' WebSockets on
+   * this instance, and the published event closes them on the others.
    */
   async revokeSubject(subject: string): Promise<number> {
     return (await this.revokeSubjectIds(subject)).length;
@@ -91,56 +95,82 @@ export class SessionStore {
 
   /** Deletes every session of `subject`, like {@link revokeSubject}, and returns their ids. */
   async revokeSubjectIds(subject: string): Promise<string[]> {
-    return this.#revokeIndex(subjectIndexKey(subject), (record) => record.subject === subject);
+    return this.#revokeIndex(subjectIndexKey(subject), legacySubjectIndexKey(subject), (record) => record.subject === subject);
   }
 
   /** Deletes every session created from the IdP session `sid` (optionally only of `subject`) and returns their ids. */
   async revokeSid(sid: string, subject: string | undefined): Promise<string[]> {
-    return this.#revokeIndex(sidIndexKey(sid), (record) => record.sid === sid && (subject === undefined || record.subject === subject));
+    return this.#revokeIndex(sidIndexKey(sid), legacySidIndexKey(sid), (record) => record.sid === sid && (subject === undefined || record.subject === subject));
   }
 
-  async #revokeIndex(indexKey: string, matches: (record: SessionRecord) => boolean): Promise<string[]> {
+  /**
+   * Returns the ids among `ids` whose sessions still exist, without restarting their idle
+   * timeout. Open WebSockets are checked with it, in case a session event was lost.
+   */
+  async liveIds(ids: readonly string[]): Promise<Set<string>> {
+    const valid = ids.filter(isSessionId);
+    const exists = await this.#store.exists(valid.map(key));
+    return new Set(valid.filter((_, index) => exists[index]));
+  }
+
+  async #revokeIndex(indexKey: string, legacyKey: string, matches: (record: SessionRecord) => boolean): Promise<string[]> {
+    const ids = new Set([...await this.#store.sortedSetMembers(indexKey), ...await this.#readLegacyIndex(legacyKey)]);
     const revoked: string[] = [];
-    for (const id of await this.#readIndex(indexKey)) {
+    const gone: string[] = [];
+    for (const id of ids) {
       const raw = await this.#store.get(key(id));
       const record = raw === null ? null : parseRecord(raw);
-      if (record !== null && matches(record)) {
+      if (raw === null) {
+        gone.push(id);
+      } else if (record !== null && matches(record)) {
         await this.#store.del(key(id));
         revoked.push(id);
       }
     }
-    await this.#store.del(indexKey);
+
+    // Only the ids handled here leave the index, so a session created meanwhile stays revocable.
+    await this.#store.sortedSetRemove(indexKey, [...revoked, ...gone]);
+    await this.#store.del(legacyKey);
     if (revoked.length > 0) {
       this.#onRevoke?.(revoked);
+      await this.#publish({ ended: revoked });
     }
 
     return revoked;
   }
 
-  // NOTE: the index is a JSON list updated by read-modify-write, because KeyValueStore has no
-  // set type. Two sign-ins of one subject finishing at the same moment can drop one id from it.
-  async #addToIndex(indexKey: string, id: string): Promise<void> {
-    const ids = (await this.#readIndex(indexKey)).slice(-MAX_INDEXED_SESSIONS + 1);
-    const live: string[] = [];
-    for (const existing of ids) {
-      if (await this.#store.get(key(existing)) !== null) {
-        live.push(existing);
-      }
+  /**
+   * Adds `id` to an index (a sorted set scored by creation time) in one atomic step, so that
+   * concurrent sign-ins on any instance never drop each other's ids. A full index is first
+   * cleared of ids whose sessions ended, so that the bound drops a live session only when the
+   * subject has {@link MAX_INDEXED_SESSIONS} live ones.
+   */
+  async #addToIndex(indexKey: string, id: string, now: number): Promise<void> {
+    const ids = await this.#store.sortedSetMembers(indexKey);
+    if (ids.length >= MAX_INDEXED_SESSIONS) {
+      const exists = await this.#store.exists(ids.map(key));
+      await this.#store.sortedSetRemove(indexKey, ids.filter((_, index) => !exists[index]));
     }
-    await this.#store.set(indexKey, JSON.stringify([...live, id]), this.#options.absolute_lifetime_s * 1000);
+
+    await this.#store.sortedSetAdd(indexKey, id, now, MAX_INDEXED_SESSIONS, this.#options.absolute_lifetime_s * 1000);
   }
 
-  async #readIndex(indexKey: string): Promise<string[]> {
+  /** Reads an index in the JSON list form that earlier versions wrote. */
+  async #readLegacyIndex(indexKey: string): Promise<string[]> {
     const raw = await this.#store.get(indexKey);
     if (raw === null) {
       return [];
     }
     try {
       const ids = JSON.parse(raw) as unknown;
-      return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string' && SESSION_ID_PATTERN.test(id)) : [];
+      return Array.isArray(ids) ? ids.filter(isSessionId) : [];
     } catch {
       return [];
     }
+  }
+
+  async #publish(event: SessionEvent): Promise<void> {
+    await this.#store.publish(SESSION_EVENTS_CHANNEL, encodeSessionEvent(event));
   }
 
   /**
@@ -148,7 +178,7 @@ export class SessionStore {
    * malformed, unknown, expired or unreadable. Store failures propagate as `WG_STATE_UNAVAILABLE`.
    */
   async load(id: string, now: number): Promise<SessionRecord | null> {
-    if (!SESSION_ID_PATTERN.test(id)) {
+    if (!isSessionId(id)) {
       return null;
     }
 
@@ -157,6 +187,7 @@ export class SessionStore {
     if (record === null || record.absolute_expires_at <= now) {
       if (raw !== null) {
         await this.#store.del(key(id));
+        await this.#publish({ ended: [id] });
       }
       return null;
     }
@@ -166,20 +197,25 @@ export class SessionStore {
     return record;
   }
 
-  /** Stores `record` under a fresh id, deletes `oldId`, and returns the new id. */
+  /**
+   * Stores `record` under a fresh id, deletes `oldId`, and returns the new id. The published
+   * event moves the old session's WebSockets on other instances to the new id.
+   */
   async rotate(oldId: string | undefined, record: SessionRecord, now: number): Promise<string> {
     const id = await this.create(record, now);
-    if (oldId !== undefined && SESSION_ID_PATTERN.test(oldId)) {
+    if (oldId !== undefined && isSessionId(oldId)) {
       await this.#store.del(key(oldId));
+      await this.#publish({ renamed: { from: oldId, to: id } });
     }
 
     return id;
   }
 
-  /** Deletes one session; a malformed id is ignored. */
+  /** Deletes one session and publishes that it ended; a malformed id is ignored. */
   async delete(id: string): Promise<void> {
-    if (SESSION_ID_PATTERN.test(id)) {
+    if (isSessionId(id)) {
       await this.#store.del(key(id));
+      await this.#publish({ ended: [id] });
     }
   }
 
@@ -220,11 +256,26 @@ function key(id: string): string {
 }
 
 function subjectIndexKey(subject: string): string {
-  return `session-subject:${createHash('sha256').update(subject).digest('base64url')}`;
+  return `session-index:subject:${sha256(subject)}`;
 }
 
 function sidIndexKey(sid: string): string {
-  return `session-sid:${createHash('sha256').update(sid).digest('base64url')}`;
+  return `session-index:sid:${sha256(sid)}`;
+}
+
+// Earlier versions kept the indexes as JSON lists under these keys. Revocation still reads and
+// deletes them, so that sessions created before an upgrade, or by an instance not yet upgraded,
+// are found. Both keys expire one absolute session lifetime after their last write.
+function legacySubjectIndexKey(subject: string): string {
+  return `session-subject:${sha256(subject)}`;
+}
+
+function legacySidIndexKey(sid: string): string {
+  return `session-sid:${sha256(sid)}`;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
 }
 
 function parseRecord(raw: string): SessionRecord | null {

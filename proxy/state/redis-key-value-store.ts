@@ -1,12 +1,12 @@
 import { Redis, type RedisOptions } from 'ioredis';
 
 import { StateError } from './errors.ts';
-import { assertTtl, type KeyValueStore } from './key-value-store.ts';
+import { assertMaxMembers, assertTtl, type ChannelListener, type KeyValueStore } from './key-value-store.ts';
 
 export interface RedisKeyValueStoreOptions {
   /** Redis URL, e.g. `redis://127.0.0.1:6379/0` or `rediss://` for TLS. */
   readonly url: string;
-  /** Prefix put in front of every key, e.g. `wardgate:`. */
+  /** Prefix put in front of every key and channel name, e.g. `wardgate:`. */
   readonly keyPrefix: string;
   /** Extra ioredis options (TLS `ca`, timeouts); `keyPrefix` and `lazyConnect` are set here. */
   readonly redis?: RedisOptions;
@@ -14,13 +14,19 @@ export interface RedisKeyValueStoreOptions {
 
 /**
  * A {@link KeyValueStore} in Redis. Commands fail with `WG_STATE_UNAVAILABLE` (503) when
- * Redis does not respond, so callers can apply the route's fail mode.
+ * Redis does not respond, so callers can apply the route's fail mode. Subscriptions use a
+ * second connection, opened on the first {@link subscribe}, because a Redis connection in
+ * subscriber mode accepts no other commands.
  */
 export class RedisKeyValueStore implements KeyValueStore {
   readonly #redis: Redis;
+  readonly #keyPrefix: string;
+  readonly #listeners = new Map<string, Set<ChannelListener>>();
+  #subscriber: Promise<Redis> | undefined;
 
-  private constructor(redis: Redis) {
+  private constructor(redis: Redis, keyPrefix: string) {
     this.#redis = redis;
+    this.#keyPrefix = keyPrefix;
   }
 
   /** Connects to Redis and checks it with PING; throws `WG_STATE_UNAVAILABLE` when it does not respond. */
@@ -50,7 +56,7 @@ export class RedisKeyValueStore implements KeyValueStore {
       throw new StateError('WG_STATE_UNAVAILABLE', 503, `Redis at ${redactUrl(options.url)} did not respond: ${(cause as Error).message}. Check that Redis is running and the URL is right.`, { cause });
     }
 
-    return new RedisKeyValueStore(redis);
+    return new RedisKeyValueStore(redis, options.keyPrefix);
   }
 
   async get(key: string): Promise<string | null> {
@@ -60,6 +66,18 @@ export class RedisKeyValueStore implements KeyValueStore {
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     assertTtl(ttlMs);
     await this.#run('SET', () => this.#redis.set(key, value, 'PX', ttlMs));
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    assertTtl(ttlMs);
+    const stored = await this.#run('SET NX', () => this.#redis.set(key, value, 'PX', ttlMs, 'NX'));
+    return stored === 'OK';
+  }
+
+  async setIfPresent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    assertTtl(ttlMs);
+    const stored = await this.#run('SET XX', () => this.#redis.set(key, value, 'PX', ttlMs, 'XX'));
+    return stored === 'OK';
   }
 
   async touch(key: string, ttlMs: number): Promise<boolean> {
@@ -76,8 +94,120 @@ export class RedisKeyValueStore implements KeyValueStore {
     return this.#run('GETDEL', () => this.#redis.getdel(key));
   }
 
+  async exists(keys: readonly string[]): Promise<boolean[]> {
+    if (keys.length === 0) {
+      return [];
+    }
+
+    const pipeline = this.#redis.pipeline();
+    for (const key of keys) {
+      pipeline.exists(key);
+    }
+    const replies = await this.#run('EXISTS', () => pipeline.exec());
+    return keys.map((_, index) => replyOf('EXISTS', replies, index) === 1);
+  }
+
+  async sortedSetAdd(key: string, member: string, score: number, maxMembers: number, ttlMs: number): Promise<void> {
+    assertTtl(ttlMs);
+    assertMaxMembers(maxMembers);
+    // MULTI runs the three commands with no other client's command in between.
+    const transaction = this.#redis.multi().zadd(key, score, member).zremrangebyrank(key, 0, -maxMembers - 1).pexpire(key, ttlMs);
+    const replies = await this.#run('MULTI ZADD', () => transaction.exec());
+    for (let index = 0; index < 3; index++) {
+      replyOf('MULTI ZADD', replies, index);
+    }
+  }
+
+  async sortedSetMembers(key: string): Promise<string[]> {
+    return this.#run('ZRANGE', () => this.#redis.zrange(key, 0, -1));
+  }
+
+  async sortedSetRemove(key: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) {
+      return;
+    }
+
+    await this.#run('ZREM', () => this.#redis.zrem(key, ...members));
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    // ioredis applies keyPrefix to keys only, so the channel gets the prefix here.
+    await this.#run('PUBLISH', () => this.#redis.publish(this.#keyPrefix + channel, message));
+  }
+
+  async subscribe(channel: string, listener: ChannelListener): Promise<() => Promise<void>> {
+    const subscriber = await this.#openSubscriber();
+    const listeners = this.#listeners.get(channel) ?? new Set<ChannelListener>();
+    this.#listeners.set(channel, listeners);
+    listeners.add(listener);
+    if (listeners.size === 1) {
+      await this.#run('SUBSCRIBE', () => subscriber.subscribe(this.#keyPrefix + channel));
+    }
+
+    return async () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.#listeners.get(channel) === listeners) {
+        this.#listeners.delete(channel);
+        await this.#run('UNSUBSCRIBE', () => subscriber.unsubscribe(this.#keyPrefix + channel));
+      }
+    };
+  }
+
   async close(): Promise<void> {
+    const subscriber = await this.#subscriber?.catch(() => undefined);
+    this.#listeners.clear();
+    await subscriber?.quit().catch(() => subscriber.disconnect());
     await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  /** Opens the subscriber connection once; a failed attempt is forgotten so the next call retries. */
+  #openSubscriber(): Promise<Redis> {
+    this.#subscriber ??= this.#connectSubscriber().catch((cause: unknown) => {
+      this.#subscriber = undefined;
+      throw cause;
+    });
+    return this.#subscriber;
+  }
+
+  async #connectSubscriber(): Promise<Redis> {
+    // #resubscribe restores the channels and then calls each listener's onResubscribe.
+    const subscriber = this.#redis.duplicate({ autoResubscribe: false, lazyConnect: true });
+    subscriber.on('error', () => {});
+    subscriber.on('message', (channel: string, message: string) => {
+      for (const listener of this.#listeners.get(channel.slice(this.#keyPrefix.length)) ?? []) {
+        listener.onMessage(message);
+      }
+    });
+
+    try {
+      await subscriber.connect();
+    } catch (cause) {
+      subscriber.disconnect();
+      throw new StateError('WG_STATE_UNAVAILABLE', 503, `Redis subscriber connection failed: ${(cause as Error).message}.`, { cause });
+    }
+    // Every later 'ready' follows a reconnect, and the new connection has no subscriptions.
+    subscriber.on('ready', () => void this.#resubscribe(subscriber));
+    return subscriber;
+  }
+
+  async #resubscribe(subscriber: Redis): Promise<void> {
+    const channels = [...this.#listeners.keys()];
+    if (channels.length === 0) {
+      return;
+    }
+
+    try {
+      await subscriber.subscribe(...channels.map((channel) => this.#keyPrefix + channel));
+    } catch {
+      // Reconnecting is the retry: the next 'ready' subscribes again.
+      subscriber.disconnect(true);
+      return;
+    }
+    for (const channel of channels) {
+      for (const listener of this.#listeners.get(channel) ?? []) {
+        listener.onResubscribe?.();
+      }
+    }
   }
 
   async #run<T>(command: string, operation: () => Promise<T>): Promise<T> {
@@ -87,6 +217,16 @@ export class RedisKeyValueStore implements KeyValueStore {
       throw new StateError('WG_STATE_UNAVAILABLE', 503, `Redis command ${command} failed: ${(cause as Error).message}.`, { cause });
     }
   }
+}
+
+/** Returns the reply of command `index` of a pipeline or transaction, or throws its error. */
+function replyOf(command: string, replies: [Error | null, unknown][] | null, index: number): unknown {
+  const [error, reply] = replies?.[index] ?? [new Error('the transaction was aborted'), null];
+  if (error !== null) {
+    throw new StateError('WG_STATE_UNAVAILABLE', 503, `Redis command ${command} failed: ${error.message}.`, { cause: error });
+  }
+
+  return reply;
 }
 
 function redactUrl(url: string): string {
