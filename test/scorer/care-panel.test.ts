@@ -41,6 +41,34 @@ t.test('panel source answers care sets and flags by pseudonym', async (t) => {
   t.same(await source.patientFlags('p-0007'), { vip: false, employee: false }, 'clear ids are not keys');
 });
 
+t.test('panel stays tell who is in the hospital at a time', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(
+    file,
+    `${PANEL}stays:\n  p-0001: [["2026-03-01T08:00:00Z", "2026-03-04T11:00:00Z"], ["2026-03-10T22:00:00Z", null]]\n  p-0002: [["2026-03-02T00:00:00Z", null]]\n`,
+  );
+  const source = await watchPanelFile(file, pseudonymizer, { pollMs: 0 });
+  t.teardown(() => source.close());
+  const time = (iso: string) => Date.parse(iso);
+
+  t.equal(await source.inEncounter!(p('p-0001'), time('2026-03-01T08:00:00Z')), true, 'the start is inside the stay');
+  t.equal(await source.inEncounter!(p('p-0001'), time('2026-03-04T11:00:00Z')), false, 'the end is outside');
+  t.equal(await source.inEncounter!(p('p-0001'), time('2026-03-07T12:00:00Z')), false, 'between two stays');
+  t.equal(await source.inEncounter!(p('p-0001'), time('2027-01-01T00:00:00Z')), true, 'an open stay');
+  t.equal(await source.inEncounter!(p('p-0002'), time('2026-03-01T23:59:59Z')), false, 'before admission');
+  t.equal(await source.inEncounter!(p('p-0007'), time('2026-03-05T00:00:00Z')), false, 'a patient without stays is not in the hospital');
+
+  const withoutStays = parsePanel(PANEL, 'panel.yaml', pseudonymizer);
+  t.equal(withoutStays.stays, null, 'no stays section: the census is unknown');
+  const noCensus = join(dir, 'no-census.yaml');
+  writeFileSync(noCensus, PANEL);
+  const unknown = await watchPanelFile(noCensus, pseudonymizer, { pollMs: 0 });
+  t.teardown(() => unknown.close());
+  t.equal(await unknown.inEncounter!(p('p-0001'), time('2026-03-02T00:00:00Z')), null);
+});
+
 t.test('panel source reads JSON too', async (t) => {
   const panel = parsePanel(JSON.stringify({ practitioners: { u1: ['p-1'] } }), 'panel.json', pseudonymizer);
   t.same(panel.practitioners.get('u1'), new Set([p('p-1')]));
@@ -80,6 +108,11 @@ const hostile: [string, string, RegExp][] = [
   ['flag type', 'patients: { p-1: { vip: "yes" } }\n', /patients\.p-1\.vip: expected true or false, found "yes"/],
   ['unknown flag', 'patients: { p-1: { celebrity: true } }\n', /patients\.p-1: unknown flag "celebrity"/],
   ['truncated', 'practitioners: { u: [p-1', /not valid YAML or JSON/],
+  ['stays as a list', 'stays: [p-1]\n', /stays: expected a mapping from patient id to a list of \[start, end\] pairs, found a list/],
+  ['stay without an end', 'stays: { p-1: [["2026-03-01T08:00:00Z"]] }\n', /stays\.p-1\[0\]: expected \[start, end\] with ISO 8601 times/],
+  ['stay time not ISO', 'stays: { p-1: [["yesterday", null]] }\n', /stays\.p-1\[0\]\[0\]: expected an ISO 8601 time such as "2026-03-01T08:00:00Z", found "yesterday"/],
+  ['stay ending before it starts', 'stays: { p-1: [["2026-03-02T00:00:00Z", "2026-03-01T00:00:00Z"]] }\n', /stays\.p-1\[0\]: the end "2026-03-01T00:00:00Z" is not after the start/],
+  ['stay of a bad id', 'stays: { "p/1": [] }\n', /stays key "p\/1": expected a FHIR patient id/],
 ];
 
 for (const [name, text, message] of hostile) {

@@ -41,3 +41,28 @@ t.test('an empty or unlabelled log gives zeros, not NaN', async (t) => {
   t.same(Object.values(summary).filter((v) => Number.isNaN(v)), []);
   t.equal(summary.records, 1);
 });
+
+t.test('a step-up within the elevation of the previous one is the same interruption', async (t) => {
+  const ttl = 15 * 60_000;
+  const stepUp = (user: string, minute: number): LabelledDecision => ({ time: at(0, minute), user, action: 'step_up', label: 'benign', stepUpTtlMs: ttl });
+  const decisions: LabelledDecision[] = [
+    stepUp('alice', 60),
+    // Within alice's 15 minutes of elevation: the live proxy would not ask again.
+    stepUp('alice', 70),
+    stepUp('alice', 74),
+    // After the elevation ran out: a second interruption.
+    stepUp('alice', 80),
+    // Blocks always interrupt, elevated or not.
+    { time: at(0, 81), user: 'alice', action: 'block', label: 'benign' },
+    // Another user's elevation is their own.
+    stepUp('bob', 70),
+    // A step-up without a ttl elevates nothing.
+    { time: at(0, 90), user: 'carol', action: 'step_up', label: 'benign' },
+    { time: at(0, 91), user: 'carol', action: 'step_up', label: 'benign' },
+  ];
+  const summary = summarize([...decisions].reverse());
+
+  t.equal(summary.benign_stepups_per_100_user_days, (100 * (3 + 1 + 2)) / 3, 'alice 3 (two step-ups and a block), bob 1, carol 2');
+  t.equal(summary.benign_interrupted_records_per_100_user_days, (100 * 8) / 3, 'every interrupted record');
+  t.equal(summary.benign_flag_rate, 1, 'flagging is per record, elevation or not');
+});
