@@ -28,7 +28,7 @@ export interface DemoStackOptions {
   readonly redisUrl?: string;
   readonly redisKeyPrefix?: string;
   readonly policyFile?: string;
-  /** ONNX model file; default `scorer/models/risk-v2.onnx`. */
+  /** ONNX model file; default `scorer/models/risk-v3.onnx`. */
   readonly modelFile?: string;
   /** Scorer batching, deadline and model reload settings; defaults apply when absent. */
   readonly scorer?: WardgateConfig['scorer'];
@@ -105,7 +105,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
       session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),
-      model: options.modelFile ?? path.join(REPOSITORY, 'scorer/models/risk-v2.onnx'),
+      model: options.modelFile ?? path.join(REPOSITORY, 'scorer/models/risk-v3.onnx'),
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),

@@ -1,6 +1,7 @@
 import type { SubjectLimits } from './limits.ts';
 import { TTL_MS } from './limits.ts';
 import type { Observation } from './observation.ts';
+import type { ObserveExtras } from './store.ts';
 
 /**
  * Redis keys of one user, in the order observe.lua expects them. The `{tag}` hash tag puts
@@ -26,7 +27,7 @@ export function userKeys(prefix: string, observation: Observation): string[] {
 }
 
 /** Script arguments of the user script, in the order observe.lua expects them. */
-export function userArguments(observation: Observation, limits: SubjectLimits, bulkExport: boolean, outsideCare: number, flagged: number, notAdmitted: number): string[] {
+export function userArguments(observation: Observation, limits: SubjectLimits, extras: ObserveExtras): string[] {
   return [
     String(observation.hourOfWeek),
     observation.networkHash,
@@ -39,15 +40,16 @@ export function userArguments(observation: Observation, limits: SubjectLimits, b
     String(limits.deviceCap),
     String(limits.patientCap),
     String(limits.decayAtMinutes),
-    bulkExport ? '1' : '0',
-    String(outsideCare),
-    String(flagged),
+    extras.bulkExport === true ? '1' : '0',
+    String(extras.outsideCare ?? 0),
+    String(extras.flagged ?? 0),
     observation.routeHash,
     String(limits.routeCap),
     String(limits.historyCap),
     String(limits.historyWindowDays),
     String(observation.day),
-    String(notAdmitted),
+    String(extras.notAdmitted ?? 0),
+    observation.patients.map((_, index) => (extras.unexplained?.[index] === true ? '1' : '0')).join(''),
     ...observation.patients,
   ];
 }

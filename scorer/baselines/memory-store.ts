@@ -130,12 +130,14 @@ export class MemoryBaselineStore implements BaselineStore {
       }
     }
     let newPatients = 0;
-    for (const patient of observation.patients) {
+    let unexplained = 0;
+    for (const [index, patient] of observation.patients.entries()) {
       const member = patient.slice(0, 16);
       if (history.has(member)) {
         history.set(member, observation.day);
       } else {
         newPatients += 1;
+        if (extras.unexplained?.[index] === true) unexplained += 1;
         if (history.size < limits.historyCap) history.set(member, observation.day);
       }
     }
@@ -146,6 +148,10 @@ export class MemoryBaselineStore implements BaselineStore {
     const newPatientsHour = increment(hour, 'np', newPatients);
     if (newPatients > 0) {
       increment(stats, 'np', newPatients);
+    }
+    const unexplainedHour = increment(hour, 'ux', unexplained);
+    if (unexplained > 0) {
+      increment(stats, 'ux', unexplained);
     }
 
     const networkRequests = remember(networks, observation.networkHash, limits.networkCap);
@@ -208,6 +214,9 @@ export class MemoryBaselineStore implements BaselineStore {
       newPatientsTotal: stats.get('np') ?? 0,
       patientAccesses: stats.get('pa') ?? 0,
       notAdmittedAccesses: stats.get('na') ?? 0,
+      unexplainedPatients: unexplained,
+      unexplainedHour,
+      unexplainedTotal: stats.get('ux') ?? 0,
     };
 
     return Object.freeze(values);

@@ -11,7 +11,8 @@
 --       8 network cap, 9 device cap, 10 patient cap, 11 decay threshold in active minutes,
 --       12 bulk export (0 or 1), 13 patients outside care, 14 flagged patients,
 --       15 route hash, 16 route cap, 17 history cap, 18 history window in days, 19 UTC day,
---       20 patients without an encounter in progress, 21.. patient pseudonyms
+--       20 patients without an encounter in progress, 21 one character per patient, '1' when
+--       neither the care set nor the census explains the access, 22.. patient pseudonyms
 -- Reply: the integers of SUBJECT_FIELDS in store.ts, in that order.
 local stats, week, networks, devices = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local hourOfWeek = ARGV[1]
@@ -53,7 +54,7 @@ local function addPatient(set, field, patient)
   redis.call('HINCRBY', stats, field, 1)
 end
 
-for i = 21, #ARGV do
+for i = 22, #ARGV do
   addPatient(KEYS[8], 'ph', ARGV[i])
   addPatient(KEYS[9], 'pd', ARGV[i])
 end
@@ -64,26 +65,34 @@ local history, today = KEYS[12], tonumber(ARGV[19])
 if dayRequests == 1 then
   redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
 end
-local newPatients = 0
-for i = 21, #ARGV do
+local newPatients, unexplained = 0, 0
+for i = 22, #ARGV do
   local member = string.sub(ARGV[i], 1, 16)
   if redis.call('ZSCORE', history, member) then
     redis.call('ZADD', history, today, member)
   else
     newPatients = newPatients + 1
+    -- A patient new to the user whom neither care nor the census explains.
+    if string.sub(ARGV[21], i - 21, i - 21) == '1' then
+      unexplained = unexplained + 1
+    end
     if redis.call('ZCARD', history) < tonumber(ARGV[17]) then
       redis.call('ZADD', history, today, member)
     end
   end
 end
 -- Patient accesses, and those to patients not in the hospital, for the user's usual share.
-if #ARGV >= 21 then
-  redis.call('HINCRBY', stats, 'pa', #ARGV - 20)
+if #ARGV >= 22 then
+  redis.call('HINCRBY', stats, 'pa', #ARGV - 21)
   redis.call('HINCRBY', stats, 'na', tonumber(ARGV[20]))
 end
 local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', newPatients)
 if newPatients > 0 then
   redis.call('HINCRBY', stats, 'np', newPatients)
+end
+local unexplainedHour = redis.call('HINCRBY', KEYS[6], 'ux', unexplained)
+if unexplained > 0 then
+  redis.call('HINCRBY', stats, 'ux', unexplained)
 end
 
 -- Counts requests per network or device; returns the count before this request.
@@ -100,7 +109,7 @@ local deviceRequests = remember(devices, ARGV[3], deviceCap)
 -- Requests naming patients, per route and in total ('_total'): a billing clerk who reads
 -- claims and then opens clinical records takes a path their work rarely takes.
 local routePatientRequests, routePatientTotal = 0, 0
-if #ARGV >= 21 then
+if #ARGV >= 22 then
   routePatientTotal = tonumber(redis.call('HGET', KEYS[11], '_total') or 0)
   redis.call('HINCRBY', KEYS[11], '_total', 1)
   routePatientRequests = remember(KEYS[11], ARGV[15], tonumber(ARGV[16]))
@@ -131,7 +140,7 @@ end
 redis.call('PEXPIRE', KEYS[11], ARGV[7])
 redis.call('PEXPIRE', KEYS[12], ARGV[7])
 
-local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh', 'np', 'pa', 'na')
+local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'hist', 'rb', 'rh', 'np', 'pa', 'na', 'ux')
 local r = redis.call('HMGET', KEYS[10], 'n', 'denied', 'bytes')
 local function int(value)
   return tonumber(value or 0) or 0
@@ -148,4 +157,5 @@ return {
   exportsDay, outsideCareHour, flaggedHour, hourMinutes,
   int(r[1]), int(r[2]), int(r[3]), int(s[9]), int(s[10]),
   routePatientRequests, routePatientTotal, newPatients, newPatientsHour, int(s[11]), int(s[12]), int(s[13]),
+  unexplained, unexplainedHour, int(s[14]),
 }

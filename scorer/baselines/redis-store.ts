@@ -68,7 +68,7 @@ export class RedisBaselineStore implements BaselineStore {
     try {
       reply = await this.#command(SCRIPTS.observe.name)([
         ...userKeys(this.#prefix, observation),
-        ...userArguments(observation, USER_LIMITS, extras.bulkExport === true, extras.outsideCare ?? 0, extras.flagged ?? 0, extras.notAdmitted ?? 0),
+        ...userArguments(observation, USER_LIMITS, extras),
       ]);
     } catch (error) {
       throw unavailable(error);

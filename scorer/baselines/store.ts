@@ -69,6 +69,12 @@ export interface SubjectBaseline {
   readonly patientAccesses: number;
   /** Accesses to patients without an encounter in progress, decayed. */
   readonly notAdmittedAccesses: number;
+  /** Patients of the request new to the user whom neither care nor the census explains. */
+  readonly unexplainedPatients: number;
+  /** Such unexplained patients in the current hour, this request included. */
+  readonly unexplainedHour: number;
+  /** Such unexplained patients over all hours, decayed. */
+  readonly unexplainedTotal: number;
 }
 
 /**
@@ -108,6 +114,13 @@ export interface ObserveExtras {
   readonly bulkExport?: boolean;
   /** How many of `patients` have no encounter in progress (0 when the census is unknown). */
   readonly notAdmitted?: number;
+  /**
+   * Per entry of `patients`: true when neither the user's care set nor the census explains the
+   * access (the patient is not in the care set or the relationship is unknown, and the patient
+   * is not known to be in the hospital). The store counts such patients when they are also new
+   * to the user.
+   */
+  readonly unexplained?: readonly boolean[];
 }
 
 /**
@@ -170,6 +183,9 @@ export const SUBJECT_FIELDS = Object.freeze([
   'newPatientsTotal',
   'patientAccesses',
   'notAdmittedAccesses',
+  'unexplainedPatients',
+  'unexplainedHour',
+  'unexplainedTotal',
 ] as const satisfies readonly (keyof SubjectBaseline)[]);
 
 /** Order of the peer summary's counters, shared by both implementations and peer.lua. */

@@ -33,6 +33,12 @@ export interface CareFacts {
   readonly notAdmitted: number;
   /** True when the request names patients and the source could not tell whether they are in the hospital. */
   readonly censusUnknown: boolean;
+  /**
+   * Per patient of the request: true when neither the care set nor the census explains the
+   * access (not in the user's care set or the relationship is unknown, and not known to be in
+   * the hospital). The baseline store counts such patients when they are new to the user.
+   */
+  readonly unexplained: readonly boolean[];
 }
 
 export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({
@@ -44,6 +50,7 @@ export const NO_PATIENT_CARE_FACTS: CareFacts = Object.freeze({
   flaggedWithoutCare: 0,
   notAdmitted: 0,
   censusUnknown: false,
+  unexplained: Object.freeze([]),
 });
 
 /** Scales of the components of `anomaly_score`: the feature value at which a component reaches 1. */
@@ -97,8 +104,9 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
     outsideShare,
     Math.log2(1 + user.outsideCareHour),
     context.care.unknown ? 1 : 0,
-    context.care.vip ? 1 : 0,
-    context.care.employee ? 1 : 0,
+    // One feature for both flags: VIP and employee snooping share their signals, so each
+    // teaches the model about the other.
+    context.care.vip || context.care.employee ? 1 : 0,
     Math.log2(1 + user.flaggedHour),
     bulkExport,
     Math.log2(1 + user.exportsDay),
@@ -126,6 +134,10 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
       ? 0
       : Math.min(1, context.care.notAdmitted / context.patientCount) * (1 - ratio(user.notAdmittedAccesses, user.patientAccesses) * Math.min(1, user.patientAccesses / FAMILIAR_AFTER_REQUESTS)),
     context.care.censusUnknown ? 1 : 0,
+    context.patientCount === 0 ? 0 : Math.min(1, user.unexplainedPatients / context.patientCount),
+    Math.log2((user.unexplainedHour + 1) / (ratio(user.unexplainedTotal, user.activeHours) + 1)),
+    // The share before this request; halving can leave the difference briefly out of range.
+    Math.min(1, Math.max(0, ratio(Math.max(0, user.unexplainedTotal - user.unexplainedPatients), Math.max(0, user.patientAccesses - context.patientCount)))),
   );
 
   if (values.length !== FEATURE_SCHEMA.names.length) {

@@ -46,6 +46,7 @@ export class FeatureExtractor {
         outsideCare: care.outsideCare,
         flagged: care.flagged,
         notAdmitted: care.notAdmitted,
+        unexplained: care.unexplained,
         bulkExport: isBulkExport(input.path),
       });
     } catch (error) {
@@ -80,6 +81,7 @@ export class FeatureExtractor {
         flaggedWithoutCare: flags.filter((flag, index) => (flag.vip || flag.employee) && (careSet === null || !careSet.has(pseudonyms[index]!))).length,
         notAdmitted: censusUnknown ? 0 : census.filter((answer) => answer === false).length,
         censusUnknown,
+        unexplained: pseudonyms.map((pseudonym, index) => (careSet === null || !careSet.has(pseudonym)) && census?.[index] !== true),
       };
     } catch (error) {
       throw new ScorerError(

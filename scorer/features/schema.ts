@@ -26,8 +26,7 @@ export const FEATURE_SCHEMA = Object.freeze({
     'outside_care_share',
     'outside_care_hour',
     'care_unknown',
-    'patient_vip',
-    'patient_employee',
+    'patient_flagged',
     'flagged_patients_hour',
     'bulk_export',
     'exports_day',
@@ -49,6 +48,9 @@ export const FEATURE_SCHEMA = Object.freeze({
     'patient_not_admitted',
     'not_admitted_unusual',
     'census_unknown',
+    'unexplained_access',
+    'unexplained_hour_ratio',
+    'unexplained_usual',
   ] as const),
 });
 

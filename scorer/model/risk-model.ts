@@ -38,7 +38,7 @@ export async function loadRiskModel(path: string): Promise<RiskModel> {
     throw new ScorerError(
       'WG_SCORER_MODEL_NOT_FOUND',
       `Invalid option modelPath: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). ` +
-        'Point modelPath at scorer/models/risk-v2.onnx or a model built by npm run train.',
+        'Point modelPath at scorer/models/risk-v3.onnx or a model built by npm run train.',
       { cause: error, detail: { option: 'modelPath' } },
     );
   }

@@ -10,6 +10,11 @@ export interface BoostingOptions {
   readonly minChildWeight: number;
   /** Maximum candidate thresholds per feature. */
   readonly bins: number;
+  /**
+   * Per feature, 1 when the model's output may only rise with the feature's value (a monotone
+   * constraint, as XGBoost's `monotone_constraints`), 0 when unconstrained. Absent: none.
+   */
+  readonly monotone?: readonly number[];
 }
 
 /**
@@ -132,7 +137,7 @@ function growTree(
     G += gradient[r]!;
     H += hessian[r]!;
   }
-  nodes.push(leaf(G, H, options));
+  nodes.push(leaf(G, H, options, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY));
   let frontier = [0];
 
   for (let level = 0; level < options.depth && frontier.length > 0; level += 1) {
@@ -157,10 +162,11 @@ function growTree(
     const splits = new Map<number, { feature: number; bin: number; left: number; right: number }>();
     frontier.forEach((nodeIndex, s) => {
       const node = nodes[nodeIndex]!;
-      const parentScore = (node.gradient * node.gradient) / (node.hessian + options.l2);
-      let best = { gain: 1e-9, feature: -1, bin: -1, gl: 0, hl: 0 };
+      const parentScore = scoreOf(node.gradient, node.hessian, weightOf(node.gradient, node.hessian, node, options), options);
+      let best = { gain: 1e-9, feature: -1, bin: -1, gl: 0, hl: 0, wl: 0, wr: 0 };
       for (let f = 0; f < width; f += 1) {
         const offset = s * width * maxBins + f * maxBins;
+        const increasing = options.monotone?.[f] === 1;
         let gl = 0;
         let hl = 0;
         for (let b = 0; b < thresholds[f]!.length; b += 1) {
@@ -169,15 +175,23 @@ function growTree(
           const gr = node.gradient - gl;
           const hr = node.hessian - hl;
           if (hl < options.minChildWeight || hr < options.minChildWeight) continue;
-          const gain = (gl * gl) / (hl + options.l2) + (gr * gr) / (hr + options.l2) - parentScore;
-          if (gain > best.gain) best = { gain, feature: f, bin: b, gl, hl };
+          const wl = weightOf(gl, hl, node, options);
+          const wr = weightOf(gr, hr, node, options);
+          // Under a monotone constraint, the rows above the threshold may not score lower.
+          if (increasing && wl > wr) continue;
+          const gain = scoreOf(gl, hl, wl, options) + scoreOf(gr, hr, wr, options) - parentScore;
+          if (gain > best.gain) best = { gain, feature: f, bin: b, gl, hl, wl, wr };
         }
       }
       if (best.feature < 0) return;
 
+      // Children of a constrained split are bounded at the midpoint of their weights, so no
+      // deeper split can reverse the order (XGBoost's method).
+      const mid = (best.wl + best.wr) / 2;
+      const constrained = options.monotone?.[best.feature] === 1;
       const left = nodes.length;
-      nodes.push(leaf(best.gl, best.hl, options));
-      nodes.push(leaf(node.gradient - best.gl, node.hessian - best.hl, options));
+      nodes.push(leaf(best.gl, best.hl, options, node.lower, constrained ? mid : node.upper));
+      nodes.push(leaf(node.gradient - best.gl, node.hessian - best.hl, options, constrained ? mid : node.lower, node.upper));
       nodes[nodeIndex] = { ...node, feature: best.feature, threshold: thresholds[best.feature]![best.bin]!, left, right: left + 1 };
       splits.set(nodeIndex, { feature: best.feature, bin: best.bin, left, right: left + 1 });
       next.push(left, left + 1);
@@ -202,21 +216,37 @@ function growTree(
   }));
 }
 
-/** A node while its tree grows: the sums of gradients and hessians of its rows as well. */
+/** A node while its tree grows: the sums of gradients and hessians of its rows, and the bounds of its weight. */
 interface GrowingNode extends TreeNode {
   readonly gradient: number;
   readonly hessian: number;
+  readonly lower: number;
+  readonly upper: number;
 }
 
-function leaf(gradient: number, hessian: number, options: BoostingOptions): GrowingNode {
+function leaf(gradient: number, hessian: number, options: BoostingOptions, lower: number, upper: number): GrowingNode {
+  const bounds = { lower, upper };
+
   return {
     feature: -1,
     threshold: 0,
     left: -1,
     right: -1,
-    value: Math.fround((-gradient / (hessian + options.l2)) * options.learningRate),
+    value: Math.fround(weightOf(gradient, hessian, bounds, options) * options.learningRate),
     cover: 0,
     gradient,
     hessian,
+    lower,
+    upper,
   };
+}
+
+/** The Newton weight of a set of rows, clipped to a node's bounds. */
+function weightOf(gradient: number, hessian: number, bounds: { readonly lower: number; readonly upper: number }, options: BoostingOptions): number {
+  return Math.min(bounds.upper, Math.max(bounds.lower, -gradient / (hessian + options.l2)));
+}
+
+/** The loss reduction of giving a set of rows the weight `w` (G^2 / (H + lambda) when `w` is unclipped). */
+function scoreOf(gradient: number, hessian: number, w: number, options: BoostingOptions): number {
+  return -(2 * gradient * w + (hessian + options.l2) * w * w);
 }

@@ -143,6 +143,10 @@ interface World {
   readonly flags: Map<string, PatientFlagsRecord>;
   /** Patient id → [admission, discharge] in milliseconds; discharge is null while the patient is in. */
   readonly stays: Map<string, [number, number | null]>;
+  /** User → patients whose charts the user opened in their work. */
+  readonly opened: Map<string, Set<string>>;
+  /** Discharged patients in discharge order, with their ward and discharge time. */
+  readonly discharged: { readonly id: string; readonly ward: string; readonly time: number }[];
   readonly care: Map<string, Set<string>>;
   readonly records: SimulatedRequest[];
   day: number;
@@ -162,6 +166,8 @@ export function simulateTraffic(config: SimulationConfig): Simulation {
     archive: [],
     flags: new Map(),
     stays: new Map(),
+    discharged: [],
+    opened: new Map(),
     care: new Map(),
     records: [],
     day: 0,
@@ -182,6 +188,7 @@ export function simulateTraffic(config: SimulationConfig): Simulation {
           // Discharged around noon; the new patient takes the census place from midnight, so
           // night shifts that run past midnight still find yesterday's patients in.
           world.stays.get(patients[i]!)![1] = world.start + day * DAY + 12 * HOUR;
+          world.discharged.push({ id: patients[i]!, ward, time: world.start + day * DAY + 12 * HOUR });
           patients[i] = admit(world, ward);
         }
       }
@@ -204,10 +211,7 @@ export function simulateTraffic(config: SimulationConfig): Simulation {
     const episodes = kinds.length === 0 ? 0 : Math.round((config.episodesPerDay ?? 6) * (0.5 + random.next()));
     for (let i = 0; i < episodes; i += 1) {
       const kind = random.pick(kinds);
-      // Neighbour snooping is only visible through a care relationship, so only known users commit it here.
-      const actors = world.users.filter(
-        (user) => day >= user.joinDay && ACTORS[kind].includes(user.role) && (kind !== 'neighbour_snooping' || user.inPanel),
-      );
+      const actors = world.users.filter((user) => day >= user.joinDay && ACTORS[kind].includes(user.role));
       simulateMisuse(world, random.pick(actors), kind, `${prefix}e${episode}`);
       episode += 1;
     }
@@ -310,10 +314,14 @@ function shiftStart(world: World, user: User, day: number): number {
 
 interface Emitter {
   (time: number, method: string, path: string, route: Route, response?: { status: number; bytes: number }): void;
+  /** Patients whose charts this user opened in their work so far. */
+  readonly opened: Set<string>;
 }
 
 function benignEmitter(world: World, user: User, ip: string): Emitter {
-  return (time, method, path, route, response) => {
+  const opened = world.opened.get(user.id) ?? new Set<string>();
+  world.opened.set(user.id, opened);
+  const emit = (time: number, method: string, path: string, route: Route, response?: { status: number; bytes: number }): void => {
     const { random } = world;
     const missing = random.chance(0.003);
     let status = method === 'POST' ? 201 : 200;
@@ -325,6 +333,8 @@ function benignEmitter(world: World, user: User, ip: string): Emitter {
       bytes: missing ? 180 : benignBytes(random, path),
     });
   };
+
+  return Object.assign(emit, { opened });
 }
 
 function benignBytes(random: Prng, path: string): number {
@@ -339,6 +349,7 @@ function benignBytes(random: Prng, path: string): number {
 function visit(world: World, emit: Emitter, time: number, patient: string, extra: string): number {
   const { random } = world;
   let t = time;
+  emit.opened.add(patient);
   emit(t, 'GET', `/fhir/Patient/${patient}`, ROUTES.fhir);
   for (let i = random.int(1, 4); i > 0; i -= 1) {
     t += random.int(3, 25) * 1000;
@@ -449,6 +460,16 @@ function simulatePhysician(world: World, user: User, emit: Emitter, start: numbe
     let surge = random.int(start, end - 2 * HOUR);
     for (const patient of random.sample(ward, random.int(12, 22))) {
       surge = visit(world, emit, surge, patient, '');
+    }
+  }
+
+  // Follow-up after discharge: results and letters arrive for patients the physician treated
+  // who went home in the last week, and the physician opens their records.
+  if (random.chance(0.5)) {
+    const recent = world.discharged.filter((patient) => patient.time < start && patient.time >= start - 7 * DAY && emit.opened.has(patient.id));
+    let time = random.int(start + HOUR, end - HOUR);
+    for (const patient of random.sample(recent, random.int(1, 3))) {
+      time = visit(world, emit, time, patient.id, '');
     }
   }
 

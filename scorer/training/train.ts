@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { FEATURE_SCHEMA } from '../features/schema.ts';
+import { FEATURE_SCHEMA, type FeatureName } from '../features/schema.ts';
 import type { TreeExplanation } from '../model/metadata.ts';
 import { encodeTreeModel } from '../model/tree-writer.ts';
 import { fitBoostedTrees, type BoostingOptions } from './boosting.ts';
@@ -42,6 +42,42 @@ export interface TrainingResult {
   readonly summary: Record<string, unknown>;
 }
 
+/**
+ * Features along which the risk may only rise: more of any of them never makes an access less
+ * suspicious. The constraint keeps a model from learning that a signal is reassuring because
+ * the training data showed it only in benign work (bulk exports by physicians, for example),
+ * which is what lets misuse the model never saw still score on these signals.
+ */
+export const MONOTONE_INCREASING: readonly FeatureName[] = Object.freeze([
+  'request_rate_ratio',
+  'requests_this_minute',
+  'hour_of_week_rarity',
+  'peer_hour_rarity',
+  'network_new_for_user',
+  'network_new_for_peers',
+  'device_new_for_user',
+  'patients_hour_ratio',
+  'patients_day_ratio',
+  'outside_care_share',
+  'outside_care_hour',
+  'patient_flagged',
+  'flagged_patients_hour',
+  'bulk_export',
+  'exports_day',
+  'bulk_export_outside_care',
+  'bytes_hour_ratio',
+  'denied_hour',
+  'denied_share_hour',
+  'flagged_without_care',
+  'anomaly_score',
+  'route_patient_rarity',
+  'patient_new_for_user',
+  'new_patients_hour_ratio',
+  'not_admitted_unusual',
+  'unexplained_access',
+  'unexplained_hour_ratio',
+]);
+
 export const DEFAULT_BOOSTING: BoostingOptions = Object.freeze({
   trees: 80,
   depth: 4,
@@ -49,6 +85,7 @@ export const DEFAULT_BOOSTING: BoostingOptions = Object.freeze({
   l2: 1,
   minChildWeight: 2,
   bins: 48,
+  monotone: Object.freeze(FEATURE_SCHEMA.names.map((name) => (MONOTONE_INCREASING.includes(name) ? 1 : 0))),
 });
 
 export const DEFAULT_TRAINING = Object.freeze({
@@ -57,7 +94,7 @@ export const DEFAULT_TRAINING = Object.freeze({
   scale: 1,
   episodesPerDay: 10,
   hospitals: 2,
-  modelVersion: 'risk-v2',
+  modelVersion: 'risk-v3',
   benignSample: 0.5,
 } satisfies TrainingConfig);
 
@@ -108,13 +145,13 @@ export function fitModel(set: TrainingSet, config: TrainingConfig, exclude?: Mis
   const explanation = fitBoostedTrees(rows, labels, weights, options);
   const summary = {
     seed: config.seed,
-    simulator: 'wardgate-simulator-v2',
+    simulator: 'wardgate-simulator-v3',
     days: config.days,
     scale: config.scale ?? 1,
     episodes_per_day: config.episodesPerDay ?? 6,
     hospitals: config.hospitals ?? 1,
     model: 'gradient-boosted trees, logistic loss',
-    boosting: options,
+    boosting: { ...options, monotone: MONOTONE_INCREASING },
     benign_sample: sample,
     excluded_kind: exclude ?? null,
     records: describe(set.records.filter((record) => record.kind !== exclude)),
@@ -167,7 +204,7 @@ async function main(): Promise<void> {
     options: {
       seed: { type: 'string', default: String(DEFAULT_TRAINING.seed) },
       days: { type: 'string', default: String(DEFAULT_TRAINING.days) },
-      out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v2.onnx', import.meta.url)) },
+      out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v3.onnx', import.meta.url)) },
     },
     strict: true,
   });

@@ -189,7 +189,7 @@ t.test('replay reads --config without the OIDC secret', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = writeLog(dir, accessLog().slice(0, 5));
   const policy = new URL('../../policy/examples/demo.yaml', import.meta.url).pathname;
-  const model = new URL('../../scorer/models/risk-v2.onnx', import.meta.url).pathname;
+  const model = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
   const config = join(dir, 'wardgate.yaml');
   writeFileSync(config, [
     'tls: { cert: cert.pem, key: key.pem }',

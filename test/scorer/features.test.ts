@@ -42,6 +42,9 @@ const USER: SubjectBaseline = Object.freeze({
   newPatientsTotal: 120,
   patientAccesses: 400,
   notAdmittedAccesses: 4,
+  unexplainedPatients: 0,
+  unexplainedHour: 0,
+  unexplainedTotal: 6,
 });
 
 const PEER: PeerBaseline = Object.freeze({
@@ -98,8 +101,7 @@ t.test('each feature responds to its own signal', async (t) => {
     ['outside_care_share', features({}, {}, {}, { care: { outsideCare: 1 } }), 'up'],
     ['outside_care_hour', features({}, { outsideCareHour: 12 }), 'up'],
     ['care_unknown', features({}, {}, {}, { care: { unknown: true } }), 'up'],
-    ['patient_vip', features({}, {}, {}, { care: { vip: true } }), 'up'],
-    ['patient_employee', features({}, {}, {}, { care: { employee: true } }), 'up'],
+    ['patient_flagged', features({}, {}, {}, { care: { vip: true } }), 'up'],
     ['flagged_patients_hour', features({}, { flaggedHour: 3 }), 'up'],
     ['bulk_export', features({ path: '/fhir/Patient/p1/$everything' }), 'up'],
     ['exports_day', features({}, { exportsDay: 5 }), 'up'],
