@@ -68,15 +68,15 @@ t.test('memory and Redis stores agree on an event table', async (t) => {
 });
 
 /** Requests of one user across routes, days and the census, with the patients' census answers. */
-const HISTORY_EVENTS: [ScoreInput, string[], number][] = [
-  [request({ time: MONDAY + 9 * HOUR, routeId: 'billing' }), ['pa', 'pb'], 2],
-  [request({ time: MONDAY + 9 * HOUR + 1_000, routeId: 'billing' }), ['pa'], 1],
-  [request({ time: MONDAY + 9 * HOUR + 2_000, routeId: 'ehr' }), ['pc'], 0],
-  [request({ time: MONDAY + 9 * HOUR + 3_000, routeId: 'ehr' }), [], 0],
-  [request({ time: MONDAY + 10 * HOUR, routeId: 'billing' }), ['pc', 'pd'], 1],
-  [request({ time: MONDAY + 8 * DAY, routeId: 'billing' }), ['pb'], 1],
+const HISTORY_EVENTS: [ScoreInput, string[], number, boolean[]][] = [
+  [request({ time: MONDAY + 9 * HOUR, routeId: 'billing' }), ['pa', 'pb'], 2, [true, false]],
+  [request({ time: MONDAY + 9 * HOUR + 1_000, routeId: 'billing' }), ['pa'], 1, [true]],
+  [request({ time: MONDAY + 9 * HOUR + 2_000, routeId: 'ehr' }), ['pc'], 0, [true]],
+  [request({ time: MONDAY + 9 * HOUR + 3_000, routeId: 'ehr' }), [], 0, []],
+  [request({ time: MONDAY + 10 * HOUR, routeId: 'billing' }), ['pc', 'pd'], 1, [false, true]],
+  [request({ time: MONDAY + 8 * DAY, routeId: 'billing' }), ['pb'], 1, [true]],
   // On day 20, pa, pc and pd (last seen on day 0) have left the 14-day history; pb (day 8) has not.
-  [request({ time: MONDAY + 20 * DAY, routeId: 'billing' }), ['pa', 'pb', 'pc'], 0],
+  [request({ time: MONDAY + 20 * DAY, routeId: 'billing' }), ['pa', 'pb', 'pc'], 0, [true, true, false]],
 ];
 
 t.test('memory and Redis stores agree on patient history, routes and census counts', async (t) => {
@@ -88,8 +88,8 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
   });
   const run = async (store: BaselineStore) => {
     const results: RawBaseline[] = [];
-    for (const [input, patients, notAdmitted] of HISTORY_EVENTS) {
-      results.push(await store.observe(input, { patients, notAdmitted }));
+    for (const [input, patients, notAdmitted, unexplained] of HISTORY_EVENTS) {
+      results.push(await store.observe(input, { patients, notAdmitted, unexplained }));
       await store.settle?.();
     }
     return results.map((result) => result.user);
@@ -106,6 +106,9 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
   t.same(fromMemory.map((user) => user.patientAccesses), [2, 3, 4, 4, 6, 7, 10]);
   t.same(fromMemory.map((user) => user.notAdmittedAccesses), [2, 3, 3, 3, 4, 5, 5]);
   t.equal(fromMemory[6]!.newPatientsTotal, 6);
+  t.same(fromMemory.map((user) => user.unexplainedPatients), [1, 0, 1, 0, 1, 0, 1], 'new and unexplained: a known patient is explained by history');
+  t.same(fromMemory.map((user) => user.unexplainedHour), [1, 1, 2, 2, 1, 0, 1]);
+  t.equal(fromMemory[6]!.unexplainedTotal, 4);
 });
 
 t.test('Redis keys are hash-tagged and expire', async (t) => {
