@@ -38,12 +38,13 @@ export const EVALUATION = Object.freeze({
   /**
    * Seeds of the test period: other users, other patients, later dates. They were chosen
    * before any run on them and are for the final evaluation only (docs/model-card.md).
-   * Seeds 7741 and 8863 tested `wardgate-features-v3`; seeds 52711, 60493, 71263 and 84017
-   * tested an earlier state of `wardgate-features-v4`. Both sets are retired.
+   * Seeds 7741 and 8863 tested `wardgate-features-v3`; seeds 52711, 60493, 71263 and 84017,
+   * then 91331, 92459, 93607 and 94813, tested earlier states of `wardgate-features-v4`. All
+   * are retired (docs/model-card.md lists their results).
    */
-  testSeeds: Object.freeze([91331, 92459, 93607, 94813]),
+  testSeeds: Object.freeze([101771, 113173, 127529, 139907]),
   /** Seeds for every tuning run (`npm run eval -- --period validation`). */
-  validationSeeds: Object.freeze([2, 3, 4, 6]),
+  validationSeeds: Object.freeze([2, 3, 4, 6, 7, 8, 10, 11]),
   testDays: 14,
   /** Days of the test period that only build baselines; records from this day on are scored. */
   scoredFromDay: 7,
@@ -85,6 +86,7 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
   const all = summarize(scored.map(toDecision));
   write(`all ${formatSummary(all)}`);
   write(`all benign_interrupted_records_per_100_user_days=${all.benign_interrupted_records_per_100_user_days.toFixed(3)}`);
+  write(`all benign_stepups_per_100_user_days_apart_from_own_misuse=${apartFromOwnMisuse(scored).toFixed(3)}`);
   for (const role of ROLES) {
     write(`role=${role} ${formatSummary(summarize(scored.filter(({ record }) => record.role === role).map(toDecision)))}`);
   }
@@ -108,13 +110,45 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
   }
 
   if (listErrors) {
+    const misuseTimes = new Map<string, number[]>();
+    for (const { record } of scored) {
+      if (record.label === 'misuse') misuseTimes.set(record.input.user, [...(misuseTimes.get(record.input.user) ?? []), record.input.time]);
+    }
     for (const { record, risk, row } of scored) {
       if (record.label !== 'benign' || evaluationAction(risk) === 'allow') continue;
-      write(`flagged_benign role=${record.role} user=${record.input.user} day=${record.day} ${record.input.method} ${record.input.path} risk=${risk.toFixed(3)} ${describeRow(row)}`);
+      // Whether the same account was misused within two hours, which shares the hour's counters.
+      const near = (misuseTimes.get(record.input.user) ?? []).some((time) => Math.abs(time - record.input.time) <= 2 * 3_600_000);
+      write(
+        `flagged_benign role=${record.role} user=${record.input.user} day=${record.day} own_misuse_within_2h=${near ? 'yes' : 'no'} ` +
+          `${record.input.method} ${record.input.path} risk=${risk.toFixed(3)} ${describeRow(row)}`,
+      );
     }
     listMissedEpisodes('all', scored, write);
     for (const [kind, entries] of leftOutScores) listMissedEpisodes(`left_out=${kind}`, entries, write);
   }
+}
+
+/**
+ * Benign step-ups per 100 user-days, leaving out benign records of an account that was misused
+ * within two hours of them (they share that hour's counters with the misuse). A diagnostic
+ * beside the target figure, which counts every benign record.
+ */
+function apartFromOwnMisuse(scored: readonly ScoredRecord[]): number {
+  const misuseTimes = new Map<string, number[]>();
+  for (const { record } of scored) {
+    if (record.label === 'misuse') misuseTimes.set(record.input.user, [...(misuseTimes.get(record.input.user) ?? []), record.input.time]);
+  }
+  const kept = scored.filter(({ record }) => {
+    if (record.label !== 'benign') return true;
+    return !(misuseTimes.get(record.input.user) ?? []).some((time) => Math.abs(time - record.input.time) <= 2 * 3_600_000);
+  });
+  const apart = summarize(kept.map(toDecision));
+  // The same user-days as the target figure: scale back to its denominator.
+  const userDays = (benignRecords: readonly ScoredRecord[]) =>
+    new Set(benignRecords.filter(({ record }) => record.label === 'benign').map(({ record }) => `${record.input.user}\u0000${new Date(record.input.time).toISOString().slice(0, 10)}`)).size;
+  const ratioOfDays = userDays(kept) / Math.max(1, userDays(scored));
+
+  return apart.benign_stepups_per_100_user_days * ratioOfDays;
 }
 
 /** Writes one line per episode none of whose first records is flagged, with the features of its first record. */

@@ -124,7 +124,9 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
   ];
   values.push(anomalyScore(values));
   values.push(
-    context.patientCount === 0 ? 0 : 1 - ratio(user.routePatientRequests, user.routePatientTotal) * Math.min(1, user.routePatientTotal / FAMILIAR_AFTER_REQUESTS),
+    // Scaled by how much history there is, so a new user's first patients read as "no
+    // evidence" (0) rather than as rare.
+    context.patientCount === 0 ? 0 : (1 - ratio(user.routePatientRequests, user.routePatientTotal)) * Math.min(1, user.routePatientTotal / FAMILIAR_AFTER_REQUESTS),
     context.patientCount === 0 ? 0 : Math.min(1, user.newPatients / context.patientCount),
     Math.log2((user.newPatientsHour + 1) / (ratio(user.newPatientsTotal, user.activeHours) + 1)),
     context.patientCount === 0 ? 0 : Math.min(1, context.care.notAdmitted / context.patientCount),
@@ -132,7 +134,9 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
     // discharged patients every day, ward staff rarely open one.
     context.patientCount === 0
       ? 0
-      : Math.min(1, context.care.notAdmitted / context.patientCount) * (1 - ratio(user.notAdmittedAccesses, user.patientAccesses) * Math.min(1, user.patientAccesses / FAMILIAR_AFTER_REQUESTS)),
+      : Math.min(1, context.care.notAdmitted / context.patientCount) *
+        (1 - ratio(user.notAdmittedAccesses, user.patientAccesses)) *
+        Math.min(1, user.patientAccesses / FAMILIAR_AFTER_REQUESTS),
     context.care.censusUnknown ? 1 : 0,
     context.patientCount === 0 ? 0 : Math.min(1, user.unexplainedPatients / context.patientCount),
     Math.log2((user.unexplainedHour + 1) / (ratio(user.unexplainedTotal, user.activeHours) + 1)),
