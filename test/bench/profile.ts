@@ -4,7 +4,7 @@
 // commands per request with MONITOR on one run, then takes a V8 CPU profile of this process
 // over a second run and prints the time per area of the code. Settings: BENCH_CONCURRENCY
 // (default 16) and BENCH_DURATION_MS (default 5000).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -21,6 +21,7 @@ const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const PATH = '/fhir/Patient/p-0001';
 const REPOSITORY = fileURLToPath(new URL('../../', import.meta.url));
 const profileFile = process.argv[2];
+const PACKAGE = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//;
 
 interface ProfileNode {
   readonly id: number;
@@ -64,7 +65,8 @@ try {
  * apart. Several client commands may share one socket write.
  */
 async function countRedisCommands(target: Record<string, unknown>): Promise<void> {
-  const monitor = await new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379').monitor();
+  const client = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const monitor = await client.monitor();
   const counts = new Map<string, number>();
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
     if (!args.some((arg) => arg.includes(keyPrefix))) return;
@@ -75,6 +77,7 @@ async function countRedisCommands(target: Record<string, unknown>): Promise<void
   const result = await runLoad({ ...target, durationMs: 2000, warmupMs: 0 });
   await new Promise((resolve) => setTimeout(resolve, 500));
   monitor.disconnect();
+  client.disconnect();
 
   console.log(`Redis commands per request (MONITOR, ${result.requests} requests, statuses ${JSON.stringify(result.statuses)})`);
   const totals = { client: 0, 'in Lua': 0 };
@@ -94,8 +97,10 @@ async function profileRun(target: Record<string, unknown>): Promise<void> {
   await session.post('Profiler.setSamplingInterval', { interval: 200 });
   await session.post('Profiler.start');
   const cpuBefore = process.cpuUsage();
+  const ioBefore = syscallCounts();
   const result = await runLoad({ ...target, durationMs: DURATION_MS, warmupMs: 0 });
   const cpu = process.cpuUsage(cpuBefore);
+  const io = syscallCounts();
   const { profile } = (await session.post('Profiler.stop')) as { profile: CpuProfile };
   session.disconnect();
   if (profileFile) writeFileSync(profileFile, JSON.stringify(profile));
@@ -103,20 +108,57 @@ async function profileRun(target: Record<string, unknown>): Promise<void> {
   const perRequest = (us: number) => (us / result.requests).toFixed(1).padStart(7);
   console.log('');
   console.log(`CPU profile of the Wardgate process: ${result.requests} requests, ${result.rps.toFixed(0)} req/s, statuses ${JSON.stringify(result.statuses)}`);
-  console.log(`process CPU time (user + system) ${perRequest(cpu.user + cpu.system)} µs per request`);
+  console.log(`process CPU time (user + system, all threads) ${perRequest(cpu.user + cpu.system)} µs per request`);
+  if (io && ioBefore) console.log(`read and write system calls per request: ${((io.reads - ioBefore.reads) / result.requests).toFixed(1)} reads, ${((io.writes - ioBefore.writes) / result.requests).toFixed(1)} writes`);
   const { byArea, total } = attribute(profile);
-  console.log(`sampled time ${perRequest(total)} µs per request (wall time of the run, idle included)`);
-  console.log('area (innermost Wardgate file on the stack, else the leaf)   µs/request   share of busy time');
   const busy = total - (byArea.get('(idle)') ?? 0);
-  for (const [area, us] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
-    console.log(`  ${area.padEnd(58)} ${perRequest(us)}   ${area === '(idle)' ? '' : `${((100 * us) / busy).toFixed(1)}%`}`);
+  const share = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
+  console.log(`main thread: sampled ${perRequest(total)} µs per request, of which busy ${perRequest(busy)} µs`);
+
+  const byCategory = new Map<string, number>();
+  for (const [area, us] of byArea) byCategory.set(categoryOf(area), (byCategory.get(categoryOf(area)) ?? 0) + us);
+  console.log('category                                                     µs/request   share of busy time');
+  for (const [category, us] of [...byCategory].sort((a, b) => b[1] - a[1])) {
+    if (category !== '(idle)') console.log(`  ${category.padEnd(58)} ${perRequest(us)}   ${share(us)}`);
   }
+  console.log('area (innermost Wardgate file, else package, else leaf)       µs/request   share of busy time');
+  for (const [area, us] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    if (area !== '(idle)') console.log(`  ${area.padEnd(58)} ${perRequest(us)}   ${share(us)}`);
+  }
+}
+
+/** Returns the read and write system calls of this process so far (Linux `/proc/self/io`), or null elsewhere. */
+function syscallCounts(): { reads: number; writes: number } | null {
+  try {
+    const text = readFileSync('/proc/self/io', 'utf8');
+    return { reads: Number(/^syscr: (\d+)$/m.exec(text)?.[1]), writes: Number(/^syscw: (\d+)$/m.exec(text)?.[1]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Groups the areas of {@link attribute} into the parts of the request path. */
+function categoryOf(area: string): string {
+  if (/^package (ioredis|@ioredis\/|redis-parser|denque|standard-as-callback|cluster-key-slot)/.test(area) || /^(scorer\/baselines\/redis-store|proxy\/state\/redis-key-value-store|proxy\/review\/queue)\.ts$/.test(area)) {
+    return 'Redis client: commands, socket writes, replies';
+  }
+  if (area.startsWith('scorer/') || area === 'package onnxruntime-node') return 'scorer: features, inference, observations';
+  if (area.startsWith('proxy/audit/')) return 'audit trail';
+  if (area === 'proxy/patient-target.ts') return 'patient pseudonyms for audit and spans';
+  if (area.startsWith('proxy/telemetry/') || area.startsWith('package @opentelemetry/')) return 'telemetry: span, metrics';
+  if (area.startsWith('proxy/forward/') || area === 'package http-proxy') return 'forwarding: http-proxy and the upstream request';
+  if (area.startsWith('proxy/identity/') || area.startsWith('proxy/assertion/') || area === 'package jose') return 'identity: session, signed assertion';
+  if (area.startsWith('policy/') || area.startsWith('package @bufbuild/')) return 'policy';
+  if (area.startsWith('proxy/') || area.startsWith('demo/')) return 'other Wardgate code: routing, pipeline, oversight';
+  if (area === 'node:inspector') return 'the profiler itself';
+  if (area.startsWith('(') && !area.startsWith('(native)')) return area;
+  return 'Node.js HTTP, TLS and sockets outside Wardgate frames';
 }
 
 /**
  * Attributes each sample to the innermost frame on its stack that is a Wardgate source file
  * (library and Node.js code called from it counts for that file). A sample without such a
- * frame goes to the package or Node.js module of its leaf frame.
+ * frame goes to the innermost package on its stack, else to the Node.js module of its leaf.
  */
 function attribute(profile: CpuProfile): { byArea: Map<string, number>; total: number } {
   const parents = new Map<number, number>();
@@ -132,11 +174,13 @@ function attribute(profile: CpuProfile): { byArea: Map<string, number>; total: n
     if (known !== undefined) return known;
     const leaf = nodes.get(id)!.callFrame;
     let area: string | undefined;
+    let packageName: string | undefined;
     for (let current: number | undefined = id; current !== undefined && area === undefined; current = parents.get(current)) {
       const url = nodes.get(current)!.callFrame.url;
       if (url.startsWith('file://') && !url.includes('/node_modules/') && !url.includes('/test/bench/')) area = relative(REPOSITORY, fileURLToPath(url));
+      packageName ??= PACKAGE.exec(url)?.[1];
     }
-    area ??= leafArea(leaf);
+    area ??= packageName === undefined ? leafArea(leaf) : `package ${packageName}`;
     areaOfNode.set(id, area);
     return area;
   };
@@ -154,8 +198,6 @@ function attribute(profile: CpuProfile): { byArea: Map<string, number>; total: n
 
 function leafArea(frame: { functionName: string; url: string }): string {
   if (frame.url === '') return frame.functionName.startsWith('(') ? frame.functionName : `(native) ${frame.functionName}`;
-  const modules = frame.url.match(/\/node_modules\/((?:@[^/]+\/)?[^/]+)/);
-  if (modules) return `package ${modules[1]}`;
   if (frame.url.startsWith('node:')) return frame.url;
   return frame.url.replace(/^file:\/\//, '');
 }
