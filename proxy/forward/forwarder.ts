@@ -1,7 +1,6 @@
 import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable, type Duplex } from 'node:stream';
-import { parse as parseUrl, type UrlWithStringQuery } from 'node:url';
 
 import httpProxy from 'http-proxy';
 
@@ -48,7 +47,6 @@ export interface Forwarder {
 
 const DEFAULT_GROUPS = 'X25519MLKEM768:X25519:P-256';
 const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
-const MAX_PARSED_UPSTREAMS = 1000;
 
 /**
  * Creates a forwarder over `http-proxy` with keep-alive agents. Wardgate sets X-Forwarded-*
@@ -105,19 +103,10 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     return error;
   };
 
-  // http-proxy runs url.parse on a string target for every request, so each upstream is
-  // parsed once here, with the same function, and the frozen result is passed instead.
-  const parsedUpstreams = new Map<string, Readonly<UrlWithStringQuery>>();
-  const targetFor = (route: RouteConfig) => {
-    let target = parsedUpstreams.get(route.upstream);
-    if (target === undefined) {
-      // Hot reloads can bring new upstreams, so the cache starts over instead of growing without bound.
-      if (parsedUpstreams.size >= MAX_PARSED_UPSTREAMS) parsedUpstreams.clear();
-      target = Object.freeze(parseUrl(route.upstream));
-      parsedUpstreams.set(route.upstream, target);
-    }
-    return { target, agent: route.upstream.startsWith('https:') ? httpsAgent : httpAgent };
-  };
+  const targetFor = (route: RouteConfig) => ({
+    target: route.upstream,
+    agent: route.upstream.startsWith('https:') ? httpsAgent : httpAgent,
+  });
 
   return {
     web(req, res, route, headersToSet) {
