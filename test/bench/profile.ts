@@ -144,7 +144,7 @@ function categoryOf(area: string): string {
   }
   if (area.startsWith('scorer/') || area === 'package onnxruntime-node') return 'scorer: features, inference, observations';
   if (area.startsWith('proxy/audit/')) return 'audit trail';
-  if (area === 'proxy/patient-target.ts') return 'patient pseudonyms for audit and spans';
+  if (area === 'proxy/patient-target.ts') return 'patient pseudonyms for spans and audit records';
   if (area.startsWith('proxy/telemetry/') || area.startsWith('package @opentelemetry/')) return 'telemetry: span, metrics';
   if (area.startsWith('proxy/forward/') || area === 'package http-proxy') return 'forwarding: http-proxy and the upstream request';
   if (area.startsWith('proxy/identity/') || area.startsWith('proxy/assertion/') || area === 'package jose') return 'identity: session, signed assertion';
