@@ -1,6 +1,6 @@
 // `node test/bench/profile.ts [file.cpuprofile]`: measures where Wardgate's time per request
 // goes. The demo upstream and the load generator run in their own processes, so this process
-// holds only Wardgate (and the demo IdP, idle once the session exists). It counts the Redis
+// runs only Wardgate (and the demo IdP, idle once the session exists). It counts the Redis
 // commands per request with MONITOR on one run, then takes a V8 CPU profile of this process
 // over a second run and prints the time per area of the code. Settings: BENCH_CONCURRENCY
 // (default 16) and BENCH_DURATION_MS (default 5000).
