@@ -48,6 +48,11 @@ export interface DemoStackOptions {
   /** Extra metric readers passed to Wardgate, e.g. an in-memory reader in tests. */
   readonly metricReaders?: IMetricReader[];
   readonly telemetry?: TelemetryConfig;
+  /**
+   * Base URL of a demo clinical app that is already running, for example in another process
+   * (`http://127.0.0.1:41234`). When absent the stack starts the app in this process.
+   */
+  readonly upstreamUrl?: string;
 }
 
 export interface DemoStack {
@@ -72,8 +77,8 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
   const closers: Array<() => Promise<void>> = [];
 
   try {
-    const app = await startDemoApp({ port: 0, host: '127.0.0.1' });
-    closers.push(() => app.close());
+    const app = options.upstreamUrl === undefined ? await startDemoApp({ port: 0, host: '127.0.0.1' }) : { url: options.upstreamUrl };
+    if ('close' in app) closers.push(() => app.close());
 
     // The IdP must know Wardgate's redirect URIs before Wardgate starts, so a requested
     // port 0 is replaced by a free port picked here.

@@ -203,6 +203,18 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
   }
 }
 
+/**
+ * ioredis options added to both clients of the request path (baselines and review queue, and
+ * the key-value store of sessions and break-glass grants). With auto-pipelining, the commands
+ * that concurrent requests issue in one turn of the event loop leave in one socket write
+ * instead of one write each, which saves system calls here and reads in Redis (figures in
+ * docs/benchmarks.md). Each command still gets its own reply, error and `commandTimeout`, and
+ * the order of commands on a connection is unchanged. While one such batch awaits its replies,
+ * new commands wait for it, so a command can take up to about twice `commandTimeout` to fail
+ * when Redis stalls.
+ */
+const REQUEST_PATH_REDIS_OPTIONS = Object.freeze({ enableAutoPipelining: true });
+
 interface Stores {
   readonly kind: 'redis' | 'memory';
   readonly keyValue: KeyValueStore;
@@ -217,7 +229,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
 
   let redis: Redis;
   try {
-    redis = await createRedisClient(config.redis.url);
+    redis = await createRedisClient(config.redis.url, REQUEST_PATH_REDIS_OPTIONS);
   } catch (error) {
     if (!options.allowMemoryFallback) throw error;
     return memoryStores(logger, (error as Error).message);
@@ -235,7 +247,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
   });
 
   let peerUpdateFailures = 0;
-  const keyValue = await RedisKeyValueStore.connect({ url: config.redis.url, keyPrefix: `${config.redis.key_prefix}kv:`, redis: { ...BASELINE_REDIS_OPTIONS } });
+  const keyValue = await RedisKeyValueStore.connect({ url: config.redis.url, keyPrefix: `${config.redis.key_prefix}kv:`, redis: { ...BASELINE_REDIS_OPTIONS, ...REQUEST_PATH_REDIS_OPTIONS } });
   return {
     kind: 'redis',
     keyValue,

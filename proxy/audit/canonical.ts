@@ -16,15 +16,26 @@ export function canonicalJson(value: unknown): string {
   const json = (value as { toJSON?: () => unknown }).toJSON;
   if (typeof json === 'function') return canonicalJson(json.call(value));
 
-  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item))).join(',')}]`;
+  // Every record is serialised on the request path, so the text is built by concatenation
+  // without intermediate arrays. A hole in a sparse array is written as null, like undefined.
+  if (Array.isArray(value)) {
+    let text = '[';
+    for (let index = 0; index < value.length; index++) {
+      const item: unknown = value[index];
+      if (index > 0) text += ',';
+      text += item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item);
+    }
+    return `${text}]`;
+  }
 
-  const members: string[] = [];
+  let text = '{';
   for (const key of Object.keys(value).sort()) {
     const member = (value as Record<string, unknown>)[key];
     if (member === undefined || typeof member === 'function' || typeof member === 'symbol') continue;
-    members.push(`${JSON.stringify(key)}:${canonicalJson(member)}`);
+    if (text.length > 1) text += ',';
+    text += `${JSON.stringify(key)}:${canonicalJson(member)}`;
   }
-  return `{${members.join(',')}}`;
+  return `${text}}`;
 }
 
 /** Returns the lowercase hex SHA-256 of a UTF-8 string. */

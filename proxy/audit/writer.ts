@@ -61,6 +61,12 @@ interface OpenFile {
   bytes: number;
 }
 
+interface Serialised {
+  readonly record: Record<string, unknown> & { seq: number };
+  readonly line: string;
+  readonly bytes: number;
+}
+
 interface Batch {
   readonly file: OpenFile;
   readonly lines: string[];
@@ -248,12 +254,15 @@ export class AuditTrail implements AuditPort {
   #append(fields: Record<string, unknown>): void {
     const time = this.#now();
     const day = utcDay(time);
-    const size = Buffer.byteLength(this.#serialise(fields, time).line) + 1;
+    const serialised = this.#serialise(fields, time);
     const file = this.#file!;
-    if (file.bytes > 0 && (file.bytes + size > this.#options.maxFileBytes || day !== file.day)) {
+    if (file.bytes > 0 && (file.bytes + serialised.bytes > this.#options.maxFileBytes || day !== file.day)) {
+      // The file header takes the next sequence number, so the record is serialised again after it.
       this.#startFile(file.index + 1, file.name);
+      this.#push(fields, time);
+      return;
     }
-    this.#push(fields, time);
+    this.#push(fields, time, serialised);
   }
 
   #startFile(index: number, previousFile: string | null): void {
@@ -262,18 +271,21 @@ export class AuditTrail implements AuditPort {
     this.#push({ kind: 'file_header', format: AUDIT_FORMAT, file: index, previous_file: previousFile, public_keys: this.publicKeys });
   }
 
-  #serialise(fields: Record<string, unknown>, time: number): { record: Record<string, unknown> & { seq: number }; line: string } {
+  /** Returns the record that follows the chain head now, its line and the line's size in bytes with its newline. */
+  #serialise(fields: Record<string, unknown>, time: number): Serialised {
     const record = { ...fields, seq: this.#seq + 1, prev: this.#prevHash, time: new Date(time).toISOString(), instance: this.instanceId };
-    return { record, line: canonicalJson(record) };
+    const line = canonicalJson(record);
+    return { record, line, bytes: Buffer.byteLength(line) + 1 };
   }
 
-  #push(fields: Record<string, unknown>, time = this.#now()): void {
-    const { record, line } = this.#serialise(fields, time);
+  /** Chains and queues a record. `serialised` must come from `#serialise` with no record pushed since. */
+  #push(fields: Record<string, unknown>, time = this.#now(), serialised = this.#serialise(fields, time)): void {
+    const { record, line } = serialised;
     this.#seq = record.seq;
     this.#prevHash = sha256Hex(line);
 
     const file = this.#file!;
-    file.bytes += Buffer.byteLength(line) + 1;
+    file.bytes += serialised.bytes;
     let batch = this.#queue[this.#queue.length - 1];
     if (batch && batch.file === file) batch.lines.push(line);
     else this.#queue.push((batch = { file, lines: [line], queuedAt: performance.now(), lastSeq: 0, lastHash: '', updatesHead: false }));

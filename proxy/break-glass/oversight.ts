@@ -62,8 +62,9 @@ export interface EnforceInput {
 
 /**
  * Break-glass, notices and the review queue in the request pipeline. The pipeline calls
- * {@link facts} before the policy decides, {@link adjust} after, {@link handleRoute} for
- * the claim and acknowledgement endpoints, and {@link enforce} before its own enforcement.
+ * {@link breakGlassActive} before the policy decides, {@link reviewedBenign} and {@link adjust}
+ * after, {@link handleRoute} for the claim and acknowledgement endpoints, and {@link enforce}
+ * before its own enforcement.
  */
 export class Oversight {
   readonly options: OversightOptions;
@@ -83,24 +84,52 @@ export class Oversight {
 
   /**
    * Looks up whether the caller has an emergency access on the route and whether the
-   * request's pattern was labelled benign. A store failure counts as "no" (fail closed) and is logged.
+   * request's pattern was labelled benign. A store failure counts as "no" (fail closed) and is
+   * logged. The pipeline runs the two lookups apart ({@link breakGlassActive} and {@link reviewedBenign}).
    */
   async facts(principal: Principal | null, routeId: string, result: ScoreResult | null, now: number, log: Logger): Promise<OversightFacts> {
-    if (!principal) return { breakGlassActive: false, reviewedBenign: false };
-
-    const [grant, benign] = await Promise.all([
-      this.store.loadGrant(principal.subject, routeId, now).catch((error: unknown) => {
-        log.warn({ err: error, route: routeId }, 'break-glass grant lookup failed; treating the grant as absent');
-        return null;
-      }),
-      result && this.options.benign
-        ? this.options.benign.isAccepted(principal.subject, patternOf(routeId, result.top)).catch((error: unknown) => {
-            log.warn({ err: error, route: routeId }, 'benign pattern lookup failed; treating the pattern as not reviewed');
-            return false;
-          })
-        : false,
+    const [breakGlassActive, reviewedBenign] = await Promise.all([
+      this.breakGlassActive(principal, routeId, now, log),
+      this.reviewedBenign(principal, routeId, result, log),
     ]);
-    return { breakGlassActive: grant !== null, reviewedBenign: benign };
+    return { breakGlassActive, reviewedBenign };
+  }
+
+  /**
+   * Looks up whether the caller has an emergency access on the route. A store failure counts
+   * as "no" (fail closed) and is logged. The result does not depend on the score, so the
+   * pipeline starts this lookup together with scoring.
+   */
+  async breakGlassActive(principal: Principal | null, routeId: string, now: number, log: Logger): Promise<boolean> {
+    if (!principal) return false;
+
+    const grant = await this.store.loadGrant(principal.subject, routeId, now).catch((error: unknown) => {
+      log.warn({ err: error, route: routeId }, 'break-glass grant lookup failed; treating the grant as absent');
+      return null;
+    });
+    return grant !== null;
+  }
+
+  /**
+   * Looks up whether analysts labelled the request's pattern (route and top features) benign.
+   * A store failure counts as "no" (fail closed) and is logged.
+   */
+  async reviewedBenign(principal: Principal | null, routeId: string, result: ScoreResult | null, log: Logger): Promise<boolean> {
+    if (!principal || !result || !this.options.benign) return false;
+
+    return this.options.benign.isAccepted(principal.subject, patternOf(routeId, result.top)).catch((error: unknown) => {
+      log.warn({ err: error, route: routeId }, 'benign pattern lookup failed; treating the pattern as not reviewed');
+      return false;
+    });
+  }
+
+  /**
+   * Returns whether a benign label can change what happens to `decision`: {@link adjust} waives
+   * only a step-up, and the review queue skips a benign pattern only when its risk reaches the
+   * review threshold. The policy itself never reads the label, so other decisions need no lookup.
+   */
+  needsBenignLabel(decision: Decision): boolean {
+    return decision.action === 'step_up' || decision.risk >= this.options.config.review.threshold;
   }
 
   /**

@@ -195,15 +195,22 @@ export async function evaluate(
     elevatedAcr: auth.kind === 'authenticated' ? auth.elevatedAcr : [],
     time: now,
   };
+  // An active break-glass grant is a fact the policy may read. The lookup does not depend on
+  // the score, so its Redis round trip overlaps the scorer's.
+  const grantLookup = deps.oversight?.breakGlassActive(principal, facts.route.id, now, log);
   const started = performance.now();
   const scored = await scoreWithFailMode(deps.scorer, facts, log);
   if (facts.principal) deps.telemetry?.metrics.recordLatency('scorer', performance.now() - started);
-  // Break-glass grants and benign review labels are facts the policy may read.
-  const extra = deps.oversight ? await deps.oversight.facts(principal, facts.route.id, scored.result, now, log) : undefined;
+  const extra = grantLookup === undefined ? undefined : { breakGlassActive: await grantLookup };
+
   const policy = deps.policy();
   const { decision, context } = decideScored(policy, facts, scored, extra);
-  const outcome = context && deps.oversight ? deps.oversight.adjust(decision, context, policy) : undefined;
-  return { decision: outcome?.decision ?? decision, scored, ...(context ? { context } : {}), ...(outcome ? { outcome } : {}) };
+  if (!context || !deps.oversight) return { decision, scored, ...(context ? { context } : {}) };
+
+  // A benign review label is looked up only for decisions it can change.
+  const reviewedBenign = deps.oversight.needsBenignLabel(decision) && (await deps.oversight.reviewedBenign(principal, facts.route.id, scored.result, log));
+  const outcome = deps.oversight.adjust(decision, { ...context, reviewedBenign }, policy);
+  return { decision: outcome.decision, scored, context, outcome };
 }
 
 async function enforce(

@@ -2,12 +2,12 @@
 // directly, through a bare http-proxy over TLS, and through Wardgate's full path
 // (TLS, session, scoring with Redis, policy, signed assertion, forwarding). Then the scorer's
 // own cost per request, without Redis, one call at a time and with 32 calls in flight.
-import { execFile } from 'node:child_process';
+// The demo upstream and the load generator run in their own processes, so that this process
+// spends its CPU time on the proxies (the demo IdP in it is idle once the session exists).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import httpProxy from 'http-proxy';
 import { pino } from 'pino';
 import { startDemoStack } from '../../demo/demo-stack.ts';
@@ -15,19 +15,12 @@ import { Browser } from '../identity/helpers.ts';
 import { deleteKeys, signIn } from '../e2e/support.ts';
 import { formatScorerCosts, measureScorerCosts } from './scorer-cost.ts';
 import { runPolicyBench } from './policy-bench.ts';
+import { runLoad, startUpstreamProcess, type LoadResult } from './processes.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const PATH = '/fhir/Patient/p-0001';
-
-interface Result {
-  readonly requests: number;
-  readonly rps: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly statuses: Record<string, number>;
-}
 
 const stateDir = mkdtempSync(join(tmpdir(), 'wardgate-bench-'));
 const keyPrefix = `wgbench:${process.pid}:`;
@@ -36,7 +29,8 @@ const keyPrefix = `wgbench:${process.pid}:`;
 const policyFile = join(stateDir, 'bench-policy.yaml');
 writeFileSync(policyFile, 'version: 1\nrules:\n  - id: allow-signed-in\n    match: { authenticated: true }\n    action: allow\n');
 
-const stack = await startDemoStack({ port: 0, idpPort: 0, stateDir, redisKeyPrefix: keyPrefix, policyFile, logger: pino({ level: 'silent' }) });
+const upstream = await startUpstreamProcess();
+const stack = await startDemoStack({ port: 0, idpPort: 0, stateDir, redisKeyPrefix: keyPrefix, policyFile, upstreamUrl: upstream.url, logger: pino({ level: 'silent' }) });
 const browser = new Browser(stack.certificates.ca.cert);
 await signIn(stack, browser, 'physician');
 const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
@@ -55,17 +49,18 @@ const targets = {
   wardgate: { url: `${stack.url}${PATH}`, headers: { accept: 'application/json', cookie }, ca: stack.certificates.ca.cert },
 };
 
-const results: Record<string, Result[]> = { direct: [], 'bare http-proxy': [], wardgate: [] };
+const results: Record<string, LoadResult[]> = { direct: [], 'bare http-proxy': [], wardgate: [] };
 try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, target] of Object.entries(targets)) {
-      results[name]!.push(await load({ ...target, concurrency: CONCURRENCY, durationMs: DURATION_MS, warmupMs: 1000 }));
+      results[name]!.push(await runLoad({ ...target, concurrency: CONCURRENCY, durationMs: DURATION_MS, warmupMs: 1000 }));
     }
   }
 } finally {
   bareServer.close();
   bareServer.closeAllConnections();
   await stack.close();
+  upstream.close();
   await deleteKeys(keyPrefix);
   rmSync(stateDir, { recursive: true, force: true });
 }
@@ -90,13 +85,3 @@ if (Object.keys(wardgate.statuses).some((status) => status !== '200')) {
 
 console.log('');
 runPolicyBench();
-
-function load(options: Record<string, unknown>): Promise<Result> {
-  const script = fileURLToPath(new URL('./load.ts', import.meta.url));
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [script, JSON.stringify(options)], { timeout: 120_000 }, (error, stdout) => {
-      if (error) reject(error);
-      else resolve(JSON.parse(stdout) as Result);
-    });
-  });
-}
