@@ -123,6 +123,9 @@ t.test('each feature responds to its own signal', async (t) => {
     ['patient_not_admitted', features({}, {}, {}, { care: { notAdmitted: 1 } }), 'up'],
     ['not_admitted_unusual', features({}, {}, {}, { care: { notAdmitted: 1 } }), 'up'],
     ['census_unknown', features({}, {}, {}, { care: { censusUnknown: true } }), 'up'],
+    ['unexplained_access', features({}, { unexplainedPatients: 1 }), 'up'],
+    ['unexplained_hour_ratio', features({}, { unexplainedHour: 4 }), 'up'],
+    ['unexplained_usual', features({}, { unexplainedTotal: 200 }), 'up'],
   ];
 
   t.same(cases.map(([name]) => name).sort(), [...FEATURE_SCHEMA.names].sort(), 'every feature has a case');
@@ -150,8 +153,8 @@ t.test('feature values follow their definitions', async (t) => {
 t.test('patient history, route and census features follow their definitions', async (t) => {
   t.equal(base.route_patient_rarity, 0, 'every earlier patient request used this route');
   t.equal(features({}, { routePatientRequests: 100, routePatientTotal: 400 }).route_patient_rarity, 0.75, 'a quarter of the patient requests used it');
-  t.equal(features({}, { routePatientRequests: 0, routePatientTotal: 0 }).route_patient_rarity, 1, 'a first patient request is rare');
-  t.equal(features({}, { routePatientRequests: 10, routePatientTotal: 10 }).route_patient_rarity, Math.fround(0.8), 'a thin history counts for less: 1 - 1 * 10 / 50');
+  t.equal(features({}, { routePatientRequests: 0, routePatientTotal: 0 }).route_patient_rarity, 0, 'no history is no evidence');
+  t.equal(features({}, { routePatientRequests: 0, routePatientTotal: 10 }).route_patient_rarity, Math.fround(0.2), 'a thin history counts for less: (1 - 0) * 10 / 50');
   t.equal(features({}, { routePatientRequests: 0 }, {}, { patientCount: 0 }).route_patient_rarity, 0, 'no patient, no rarity');
 
   t.equal(features({}, { newPatients: 1 }, {}, { patientCount: 2 }).patient_new_for_user, 0.5, 'one of two patients is new');
@@ -160,11 +163,17 @@ t.test('patient history, route and census features follow their definitions', as
   const discharged = features({}, {}, {}, { care: { notAdmitted: 1 } });
   t.equal(discharged.patient_not_admitted, 1);
   t.equal(discharged.not_admitted_unusual, Math.fround(1 - 4 / 400), 'a user who rarely opens discharged patients');
+  t.equal(features({}, { patientAccesses: 10, notAdmittedAccesses: 0 }, {}, { care: { notAdmitted: 1 } }).not_admitted_unusual, Math.fround(0.2), 'a thin history counts for less');
   const billing = features({}, { notAdmittedAccesses: 360 }, {}, { care: { notAdmitted: 1 } });
   t.equal(billing.not_admitted_unusual, Math.fround(1 - 360 / 400), 'a user who mostly opens discharged patients');
   const unknown = features({}, {}, {}, { care: { censusUnknown: true } });
   t.equal(unknown.census_unknown, 1);
   t.equal(unknown.patient_not_admitted, 0, 'unknown is not "not admitted"');
+
+  t.equal(features({}, { unexplainedPatients: 1 }, {}, { patientCount: 2 }).unexplained_access, 0.5);
+  t.equal(features({}, { unexplainedHour: 3, unexplainedTotal: 60 }).unexplained_hour_ratio, 1, 'log2((3 + 1) / (60 / 60 + 1))');
+  t.equal(features({}, { unexplainedPatients: 1, unexplainedTotal: 41, patientAccesses: 401 }).unexplained_usual, Math.fround(0.1), 'earlier accesses only: 40 of 400');
+  t.equal(features({}, { unexplainedPatients: 1, unexplainedTotal: 0, patientAccesses: 0 }).unexplained_usual, 0, 'decay can leave the counters below the request; the share stays in range');
 });
 
 t.test('anomaly score is capped and unsupervised', async (t) => {

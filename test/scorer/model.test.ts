@@ -34,7 +34,7 @@ t.test('model with a renamed feature is rejected', async (t) => {
     code: 'WG_SCORER_MODEL_SCHEMA_MISMATCH',
     detail: { position: 4, expected: 'network_new_for_user', found: 'network_is_new' },
     message:
-      'Model renamed.onnx does not match feature schema wardgate-features-v3: at position 4 expected "network_new_for_user", ' +
+      `Model renamed.onnx does not match feature schema ${FEATURE_SCHEMA.version}: at position 4 expected "network_new_for_user", ` +
       'found "network_is_new". Retrain the model with npm run train.',
   });
 });
@@ -125,7 +125,7 @@ t.test('shipped model carries the training metadata', async (t) => {
     records: { by_label: Record<string, number>; by_role: Record<string, number>; episodes_by_kind: Record<string, number> };
   };
   t.same(model.metadata.featureNames, FEATURE_SCHEMA.names);
-  t.equal(model.metadata.schemaVersion, 'wardgate-features-v3');
+  t.equal(model.metadata.schemaVersion, FEATURE_SCHEMA.version);
   t.equal(model.metadata.explanation?.kind, 'trees');
   t.equal(summary.seed, 1);
   t.ok(summary.records.by_label.benign! > 10_000, 'benign records counted');
