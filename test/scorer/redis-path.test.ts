@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 
@@ -132,8 +133,9 @@ t.test('distinct patients stay bounded in memory', async (t) => {
 
   let last;
   for (let batch = 0; batch < 60; batch += 1) {
-    const patients = Array.from({ length: 50 }, (_, i) => `pseudonym-${String(batch * 50 + i).padStart(24, '0')}`);
-    last = await store.observe(request({ time: MONDAY + 9 * HOUR + batch * 1000 }), { patients });
+    // Hex digests like real pseudonyms, so the history's 16-character prefixes are distinct too.
+    const patients = Array.from({ length: 50 }, (_, i) => createHash('sha256').update(`patient-${batch * 50 + i}`).digest('hex').slice(0, 32));
+    last = await store.observe(request({ time: MONDAY + 9 * HOUR + batch * 1000, routeId: `route-${batch}` }), { patients, unexplained: patients.map(() => true) });
   }
   await store.settle();
   const userKeys = (await keysUnder(redis, prefix)).filter((key) => key.includes('{u:'));
@@ -141,7 +143,12 @@ t.test('distinct patients stay bounded in memory', async (t) => {
   for (const key of userKeys) bytes += Number(await redis.memory('USAGE', key));
 
   t.equal(last!.user.hourPatients, 1000, '3000 patients saturate at the cap of 1000');
-  t.ok(bytes < 256 * 1024, `user keys use ${bytes} bytes after 3000 distinct patients in an hour`);
+  const history = userKeys.find((key) => key.endsWith(':pk'))!;
+  const routes = userKeys.find((key) => key.endsWith(':rp'))!;
+  t.equal(await redis.zcard(history), 1024, 'the patient history saturates at its cap of 1024');
+  t.equal(await redis.hlen(routes), 61, '60 routes and the total, under the cap of 64 fields');
+  t.equal(last!.user.newPatients, 50, 'patients beyond the history cap stay new');
+  t.ok(bytes < 320 * 1024, `user keys use ${bytes} bytes after 3000 distinct patients in an hour`);
   for (const key of userKeys) t.ok((await redis.pttl(key)) > 0, `${key} expires`);
 });
 
