@@ -241,12 +241,12 @@ function leaf(gradient: number, hessian: number, options: BoostingOptions, lower
   };
 }
 
-/** The Newton weight of a set of rows, clipped to a node's bounds. */
+/** Computes the Newton weight of a set of rows, clipped to a node's bounds. */
 function weightOf(gradient: number, hessian: number, bounds: { readonly lower: number; readonly upper: number }, options: BoostingOptions): number {
   return Math.min(bounds.upper, Math.max(bounds.lower, -gradient / (hessian + options.l2)));
 }
 
-/** The loss reduction of giving a set of rows the weight `w` (G^2 / (H + lambda) when `w` is unclipped). */
+/** Computes the loss reduction of giving a set of rows the weight `w` (G^2 / (H + lambda) when `w` is unclipped). */
 function scoreOf(gradient: number, hessian: number, w: number, options: BoostingOptions): number {
   return -(2 * gradient * w + (hessian + options.l2) * w * w);
 }

@@ -44,9 +44,9 @@ export interface TrainingResult {
 
 /**
  * Features along which the risk may only rise: more of any of them never makes an access less
- * suspicious. The constraint keeps a model from learning that a signal is reassuring because
- * the training data showed it only in benign work (bulk exports by physicians, for example),
- * which is what lets misuse the model never saw still score on these signals.
+ * suspicious. Without the constraint, a model can learn that a signal is reassuring because the
+ * training data showed it only in benign work, such as bulk exports by physicians. The
+ * constraint lets misuse that the model never saw still score on these signals.
  */
 export const MONOTONE_INCREASING: readonly FeatureName[] = Object.freeze([
   'request_rate_ratio',
