@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import type { Action } from '../../policy/decision.ts';
 import { MemoryBaselineStore } from '../baselines/memory-store.ts';
@@ -14,6 +13,7 @@ import { namedFeatures } from '../features/extract.ts';
 import { simulationPatientKey } from '../training/pipeline.ts';
 import { panelCareSource } from '../training/replay-format.ts';
 import { MISUSE_KINDS, ROLES, SIMULATION_START, simulateTraffic, type SimulatedRequest } from '../training/simulator.ts';
+import { parseCommandLine } from '../training/options.ts';
 import { DEFAULT_TRAINING, buildTrainingSet, fitModel } from '../training/train.ts';
 import { EPISODE_CATCH_WINDOW, formatSummary, summarize, type LabelledDecision } from './metrics.ts';
 
@@ -221,10 +221,10 @@ function toDecision({ record, risk }: ScoredRecord): LabelledDecision {
 export type EvaluationPeriod = 'validation' | 'test';
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({
-    options: { period: { type: 'string', default: 'test' }, 'list-errors': { type: 'boolean', default: false } },
-    strict: true,
-  });
+  const { values } = parseCommandLine(
+    { options: { period: { type: 'string', default: 'test' }, 'list-errors': { type: 'boolean', default: false } }, strict: true },
+    'usage: npm run eval -- [--period test|validation] [--list-errors]',
+  );
   if (values.period !== 'validation' && values.period !== 'test') {
     process.stderr.write(`Invalid option --period: expected validation or test, received ${JSON.stringify(values.period)}.\n`);
     process.exit(2);

@@ -1,3 +1,18 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/**
+ * Parses the command line with `node:util` parseArgs, or exits with status 2 after printing
+ * its message (an unknown option, a missing value) and the usage line.
+ */
+export function parseCommandLine<T extends ParseArgsConfig>(config: T, usage: string): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
+    process.exit(2);
+  }
+}
+
 /** Parses an integer command-line option, or exits with status 2 and a message naming it. */
 export function parseIntegerOption(option: string, text: string, min: number, max: number): number {
   const value = Number(text);

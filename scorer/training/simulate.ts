@@ -1,9 +1,8 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import { parseIntegerOption } from './options.ts';
+import { parseCommandLine, parseIntegerOption } from './options.ts';
 import { toReplayRecord } from './replay-format.ts';
 import { simulateTraffic } from './simulator.ts';
 
@@ -15,7 +14,7 @@ const USAGE = 'usage: node scorer/training/simulate.ts --out FILE.jsonl --panel 
  * Both files are written to a temporary name first, so a failure leaves no half-written file.
  */
 function main(): void {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     options: {
       out: { type: 'string' },
       panel: { type: 'string' },
@@ -24,7 +23,7 @@ function main(): void {
       scale: { type: 'string', default: '1' },
     },
     strict: true,
-  });
+  }, USAGE);
   if (values.out === undefined || values.panel === undefined) {
     process.stderr.write(`Missing option ${values.out === undefined ? '--out' : '--panel'}.\n${USAGE}\n`);
     process.exit(2);

@@ -1,13 +1,12 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { FEATURE_SCHEMA, type FeatureName } from '../features/schema.ts';
 import type { TreeExplanation } from '../model/metadata.ts';
 import { encodeTreeModel } from '../model/tree-writer.ts';
 import { fitBoostedTrees, type BoostingOptions } from './boosting.ts';
-import { parseIntegerOption } from './options.ts';
+import { parseCommandLine, parseIntegerOption } from './options.ts';
 import { extractFeatureRows } from './pipeline.ts';
 import { Prng } from './prng.ts';
 import { MISUSE_KINDS, ROLES, simulateTraffic, type MisuseKind, type SimulatedRequest } from './simulator.ts';
@@ -200,14 +199,17 @@ export function describe(records: readonly SimulatedRequest[]): Record<string, u
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seed: { type: 'string', default: String(DEFAULT_TRAINING.seed) },
-      days: { type: 'string', default: String(DEFAULT_TRAINING.days) },
-      out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v3.onnx', import.meta.url)) },
+  const { values } = parseCommandLine(
+    {
+      options: {
+        seed: { type: 'string', default: String(DEFAULT_TRAINING.seed) },
+        days: { type: 'string', default: String(DEFAULT_TRAINING.days) },
+        out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v3.onnx', import.meta.url)) },
+      },
+      strict: true,
     },
-    strict: true,
-  });
+    'usage: npm run train -- [--seed N] [--days N] [--out FILE.onnx]',
+  );
   const seed = parseIntegerOption('--seed', values.seed, 0, 2 ** 32 - 1);
   const days = parseIntegerOption('--days', values.days, 1, 365);
 

@@ -77,6 +77,7 @@ t.test('simulate command writes replay and panel files', async (t) => {
   const ok = spawnSync(process.execPath, [script, '--out', out, '--panel', panel, '--days', '1', '--scale', '0.2', '--seed', '5'], { encoding: 'utf8' });
   const bad = spawnSync(process.execPath, [script, '--out', out, '--panel', panel, '--days', 'many'], { encoding: 'utf8' });
   const missing = spawnSync(process.execPath, [script, '--out', out], { encoding: 'utf8' });
+  const unknown = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8' });
 
   t.equal(ok.status, 0, ok.stderr);
   const lines = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -89,5 +90,8 @@ t.test('simulate command writes replay and panel files', async (t) => {
   t.equal(bad.stderr, 'Invalid option --days: expected an integer from 1 to 365, received "many".\n');
   t.equal(missing.status, 2);
   t.match(missing.stderr, /^Missing option --panel\./);
+  t.equal(unknown.status, 2, 'an unknown option exits with status 2');
+  t.match(unknown.stderr, /^Unknown option '--help'.*\nusage: node scorer\/training\/simulate\.ts --out FILE\.jsonl/s, 'with the message and the usage line, no stack trace');
+  t.equal(typeof parsed.stays, 'object', 'the panel carries hospital stays');
   t.same(readdirSync(directory).sort(), ['panel.json', 'traffic.jsonl'], 'no temporary file is left behind');
 });
