@@ -182,7 +182,10 @@ export class SessionStore {
       return null;
     }
 
-    const raw = await this.#store.get(key(id));
+    // One round trip reads the session and restarts its idle timeout. GETEX never recreates a
+    // key, so a concurrent logout or rotation cannot be undone here.
+    const idleMs = this.#options.idle_timeout_s * 1000;
+    const raw = await this.#store.getAndTouch(key(id), idleMs);
     const record = raw === null ? null : parseRecord(raw);
     if (record === null || record.absolute_expires_at <= now) {
       if (raw !== null) {
@@ -192,8 +195,11 @@ export class SessionStore {
       return null;
     }
 
-    // touch never recreates a key, so a concurrent logout or rotation cannot be undone here.
-    await this.#store.touch(key(id), this.#ttl(record, now));
+    // Near the end of the absolute lifetime, the key must expire before the idle timeout would.
+    const ttl = this.#ttl(record, now);
+    if (ttl < idleMs) {
+      await this.#store.touch(key(id), ttl);
+    }
     return record;
   }
 

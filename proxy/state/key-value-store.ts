@@ -20,6 +20,11 @@ export interface KeyValueStore {
   setIfPresent(key: string, value: string, ttlMs: number): Promise<boolean>;
   /** Resets the expiry of an existing key; returns false when the key is missing, and never creates it. */
   touch(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Returns the value and resets the key's expiry to `ttlMs` in one step (Redis GETEX PX, Redis
+   * 6.2 or later), or null when the key is missing. A missing key is never created.
+   */
+  getAndTouch(key: string, ttlMs: number): Promise<string | null>;
   del(key: string): Promise<void>;
   /** Returns the value and deletes the key in one atomic step (Redis GETDEL), so only one caller gets it. */
   take(key: string): Promise<string | null>;

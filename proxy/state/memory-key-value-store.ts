@@ -63,6 +63,17 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return true;
   }
 
+  async getAndTouch(key: string, ttlMs: number): Promise<string | null> {
+    assertTtl(ttlMs);
+    const value = this.#liveString(key);
+    if (value === undefined) {
+      return null;
+    }
+
+    this.#entries.get(key)!.expiresAt = this.#now() + ttlMs;
+    return value;
+  }
+
   async del(key: string): Promise<void> {
     this.#entries.delete(key);
   }

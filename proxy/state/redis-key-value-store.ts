@@ -86,6 +86,11 @@ export class RedisKeyValueStore implements KeyValueStore {
     return updated === 1;
   }
 
+  async getAndTouch(key: string, ttlMs: number): Promise<string | null> {
+    assertTtl(ttlMs);
+    return this.#run('GETEX', () => this.#redis.getex(key, 'PX', ttlMs));
+  }
+
   async del(key: string): Promise<void> {
     await this.#run('DEL', () => this.#redis.del(key));
   }

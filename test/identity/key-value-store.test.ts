@@ -60,6 +60,16 @@ for (const [name, open] of implementations) {
       t.equal(await store.get('never-set'), null);
     });
 
+    t.test('getAndTouch reads, extends and never creates', async (t) => {
+      await store.set('read-touch', 'value', 400);
+      t.equal(await store.getAndTouch('read-touch', 60_000), 'value');
+      await sleep(500);
+      t.equal(await store.get('read-touch'), 'value', 'the expiry was reset');
+      t.equal(await store.getAndTouch('never-set-g', 60_000), null);
+      t.equal(await store.get('never-set-g'), null, 'a missing key is not created');
+      await t.rejects(store.getAndTouch('read-touch', 0), RangeError, 'invalid ttl');
+    });
+
     t.test('invalid ttl is rejected', async (t) => {
       for (const ttl of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
         await t.rejects(store.set('f', 'x', ttl), RangeError, String(ttl));
