@@ -156,25 +156,26 @@ function throwInvalidOption(option: string, expected: string, received: string):
 
 /** `unexplained_hour_ratio` at which {@link unexplainedAccessFloor} reaches 1. */
 export const UNEXPLAINED_FLOOR_SCALE = 3;
-/** Share of a user's patient accesses above which unexplained ones are part of the job and get no floor. */
+/** Usual share of unexplained patient accesses at which the floor has faded to 0. */
 export const UNEXPLAINED_USUAL_LIMIT = 0.1;
 
 /**
- * A hand-set lower bound on the risk, independent of any misuse kind the model was trained on:
- * `unexplained_hour_ratio / 3`, clipped to [0, 1], when the request opens a patient whom
- * nothing explains (`unexplained_access` > 0) and such accesses are rare for the user
- * (`unexplained_usual` below 0.1), else 0. For a user with no such history, one unexplained
- * patient in the hour gives 0.33, three give 0.67 (a step-up under the demo policy) and seven
- * reach the block level. Staff for whom unexplained patients are daily work, such as billing
- * clerks without a care relationship, are left to the learned model. A learned model cannot score a kind of misuse it never saw; this floor
+ * A hand-set lower bound on the risk, independent of any misuse kind the model was trained on.
+ * When the request opens a patient whom nothing explains (`unexplained_access` > 0), it is
+ * `unexplained_hour_ratio / 3`, clipped to [0, 1], times `1 - unexplained_usual / 0.1`
+ * (at least 0), else 0. For a user whose earlier accesses were all explained, one unexplained
+ * patient in the hour gives 0.33, three give 0.67 (a step-up under the demo policy) and six
+ * reach the block level. The factor fades the floor out for staff for whom unexplained patients
+ * are part of the job, such as billing clerks without a care relationship, who are left to the
+ * learned model. A learned model cannot score a kind of misuse it never saw; this floor
  * keeps accesses that neither care, the census nor the user's own history explains from
  * passing silently, whatever their kind. docs/model-card.md reports its effect.
  */
 export function unexplainedAccessFloor(features: Readonly<Record<string, number>>): number {
   if (!((features.unexplained_access ?? 0) > 0)) return 0;
-  if ((features.unexplained_usual ?? 0) >= UNEXPLAINED_USUAL_LIMIT) return 0;
+  const rare = Math.max(0, 1 - (features.unexplained_usual ?? 0) / UNEXPLAINED_USUAL_LIMIT);
 
-  return Math.min(1, Math.max(0, (features.unexplained_hour_ratio ?? 0) / UNEXPLAINED_FLOOR_SCALE));
+  return Math.min(1, Math.max(0, (features.unexplained_hour_ratio ?? 0) / UNEXPLAINED_FLOOR_SCALE)) * rare;
 }
 
 function logit(p: number): number {

@@ -71,7 +71,7 @@ export function peerKeys(prefix: string, observation: Observation): string[] {
 }
 
 /** Script arguments of the peer script, in the order peer.lua expects them. */
-export function peerArguments(observation: Observation, limits: SubjectLimits): string[] {
+export function peerArguments(observation: Observation, limits: SubjectLimits, unexplained: number): string[] {
   return [
     observation.member,
     String(observation.hourOfWeek),
@@ -83,6 +83,7 @@ export function peerArguments(observation: Observation, limits: SubjectLimits): 
     String(limits.networkCap),
     String(limits.patientCap),
     String(limits.decayAtMinutes),
+    String(unexplained),
     ...observation.patients,
   ];
 }

@@ -42,7 +42,7 @@ export class MemoryBaselineStore implements BaselineStore {
 
     const user = this.#observeUser(observation, extras, input.time);
     const peer = this.#peerBefore(observation, input.time);
-    this.#updatePeer(observation, input.time);
+    this.#updatePeer(observation, input.time, user.unexplainedPatients);
 
     return { user, peer };
   }
@@ -141,9 +141,11 @@ export class MemoryBaselineStore implements BaselineStore {
         if (history.size < limits.historyCap) history.set(member, observation.day);
       }
     }
+    let patientAccessesHour = hour.get('pa') ?? 0;
     if (observation.patients.length > 0) {
       increment(stats, 'pa', observation.patients.length);
       increment(stats, 'na', extras.notAdmitted ?? 0);
+      patientAccessesHour = increment(hour, 'pa', observation.patients.length);
     }
     const newPatientsHour = increment(hour, 'np', newPatients);
     if (newPatients > 0) {
@@ -217,6 +219,7 @@ export class MemoryBaselineStore implements BaselineStore {
       unexplainedPatients: unexplained,
       unexplainedHour,
       unexplainedTotal: stats.get('ux') ?? 0,
+      patientAccessesHour,
     };
 
     return Object.freeze(values);
@@ -234,6 +237,8 @@ export class MemoryBaselineStore implements BaselineStore {
         patientHours: stats.get('ph') ?? 0,
         patientDays: stats.get('pd') ?? 0,
         hourOfWeekTotal: stats.get('wt') ?? 0,
+        patientAccesses: stats.get('pa') ?? 0,
+        unexplained: stats.get('ux') ?? 0,
       },
       week: (this.#peek(weekKey, now) as Map<string, number> | undefined) ?? new Map(),
       networks: (this.#peek(networksKey, now) as Map<string, number> | undefined) ?? new Map(),
@@ -244,7 +249,7 @@ export class MemoryBaselineStore implements BaselineStore {
     return peerView(summary, observation);
   }
 
-  #updatePeer(observation: Observation, now: number): void {
+  #updatePeer(observation: Observation, now: number, unexplained: number): void {
     const limits = PEER_LIMITS;
     const [statsKey, weekKey, networksKey, minuteKey, hourKey, dayKey, hourPatientsKey, dayPatientsKey] = peerKeys('', observation) as [
       string, string, string, string, string, string, string, string,
@@ -278,6 +283,11 @@ export class MemoryBaselineStore implements BaselineStore {
       const pair = `${observation.member}:${patient}`;
       addPatient(hourPatients, stats, 'ph', pair, limits.patientCap);
       addPatient(dayPatients, stats, 'pd', pair, limits.patientCap);
+    }
+
+    if (observation.patients.length > 0) {
+      increment(stats, 'pa', observation.patients.length);
+      increment(stats, 'ux', unexplained);
     }
 
     remember(networks, observation.networkHash, limits.networkCap);

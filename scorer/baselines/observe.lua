@@ -82,9 +82,11 @@ for i = 22, #ARGV do
   end
 end
 -- Patient accesses, and those to patients not in the hospital, for the user's usual share.
+local patientAccessesHour = tonumber(redis.call('HGET', KEYS[6], 'pa') or 0)
 if #ARGV >= 22 then
   redis.call('HINCRBY', stats, 'pa', #ARGV - 21)
   redis.call('HINCRBY', stats, 'na', tonumber(ARGV[20]))
+  patientAccessesHour = redis.call('HINCRBY', KEYS[6], 'pa', #ARGV - 21)
 end
 local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', newPatients)
 if newPatients > 0 then
@@ -157,5 +159,5 @@ return {
   exportsDay, outsideCareHour, flaggedHour, hourMinutes,
   int(r[1]), int(r[2]), int(r[3]), int(s[9]), int(s[10]),
   routePatientRequests, routePatientTotal, newPatients, newPatientsHour, int(s[11]), int(s[12]), int(s[13]),
-  unexplained, unexplainedHour, int(s[14]),
+  unexplained, unexplainedHour, int(s[14]), patientAccessesHour,
 }

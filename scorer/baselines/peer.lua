@@ -7,7 +7,8 @@
 --       4 minute hash, 5 hour hash, 6 day hash, 7 hour patient set, 8 day patient set
 -- ARGV: 1 member, 2 hour of week, 3 network hash,
 --       4 minute TTL ms, 5 hour TTL ms, 6 day TTL ms, 7 long TTL ms,
---       8 network cap, 9 patient cap, 10 decay threshold in active minutes, 11.. patient pseudonyms
+--       8 network cap, 9 patient cap, 10 decay threshold in active minutes,
+--       11 unexplained patients of the request (from the user's reply), 12.. patient pseudonyms
 -- Reply: { the integers of PEER_FIELDS in store.ts, flat hour-of-week pairs, flat network pairs,
 --          active minutes of the group in the current hour }
 local stats, week, networks = KEYS[1], KEYS[2], KEYS[3]
@@ -43,10 +44,16 @@ local function addPatient(set, field, pair)
   redis.call('HINCRBY', stats, field, 1)
 end
 
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   local pair = member .. ':' .. ARGV[i]
   addPatient(KEYS[7], 'ph', pair)
   addPatient(KEYS[8], 'pd', pair)
+end
+
+-- Patient accesses and unexplained ones, for the group's usual share of unexplained accesses.
+if #ARGV >= 12 then
+  redis.call('HINCRBY', stats, 'pa', #ARGV - 11)
+  redis.call('HINCRBY', stats, 'ux', tonumber(ARGV[11]))
 end
 
 local before = tonumber(redis.call('HGET', networks, ARGV[3]) or 0)
@@ -74,9 +81,9 @@ for i = 1, 3 do
   redis.call('PEXPIRE', KEYS[i], ARGV[7])
 end
 
-local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt')
+local s = redis.call('HMGET', stats, 'req', 'min', 'hr', 'day', 'ph', 'pd', 'wt', 'pa', 'ux')
 local counters = {}
-for i = 1, 7 do
+for i = 1, 9 do
   counters[i] = tonumber(s[i] or 0) or 0
 end
 

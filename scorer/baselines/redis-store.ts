@@ -75,7 +75,7 @@ export class RedisBaselineStore implements BaselineStore {
     }
 
     const user = toSubjectBaseline(reply);
-    this.#background(this.#updatePeer(observation));
+    this.#background(this.#updatePeer(observation, user.unexplainedPatients));
 
     return { user, peer };
   }
@@ -107,10 +107,10 @@ export class RedisBaselineStore implements BaselineStore {
     await this.settle();
   }
 
-  async #updatePeer(observation: Observation): Promise<void> {
+  async #updatePeer(observation: Observation, unexplained: number): Promise<void> {
     const reply = await this.#command(SCRIPTS.peer.name)([
       ...peerKeys(this.#prefix, observation),
-      ...peerArguments(observation, PEER_LIMITS),
+      ...peerArguments(observation, PEER_LIMITS, unexplained),
     ]);
 
     this.#peers.set(observation.peerTag, toPeerSummary(reply, observation.hour));

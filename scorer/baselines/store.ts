@@ -75,6 +75,8 @@ export interface SubjectBaseline {
   readonly unexplainedHour: number;
   /** Such unexplained patients over all hours, decayed. */
   readonly unexplainedTotal: number;
+  /** Patient accesses in the current hour, this request included. */
+  readonly patientAccessesHour: number;
 }
 
 /**
@@ -94,6 +96,10 @@ export interface PeerBaseline {
   readonly networkRequests: number;
   /** Active (member, minute) pairs of the group in the current hour. */
   readonly hourMinutes: number;
+  /** Patient accesses of the group, decayed. */
+  readonly patientAccesses: number;
+  /** Unexplained patient accesses of the group, decayed. */
+  readonly unexplained: number;
 }
 
 /** Result of one observation: the user's baseline after the update and their peer group's. */
@@ -186,6 +192,7 @@ export const SUBJECT_FIELDS = Object.freeze([
   'unexplainedPatients',
   'unexplainedHour',
   'unexplainedTotal',
+  'patientAccessesHour',
 ] as const satisfies readonly (keyof SubjectBaseline)[]);
 
 /** Order of the peer summary's counters, shared by both implementations and peer.lua. */
@@ -197,4 +204,6 @@ export const PEER_FIELDS = Object.freeze([
   'patientHours',
   'patientDays',
   'hourOfWeekTotal',
+  'patientAccesses',
+  'unexplained',
 ] as const satisfies readonly (keyof PeerBaseline)[]);

@@ -139,9 +139,8 @@ export function buildFeatureVector(input: ScoreInput, raw: RawBaseline, context:
         Math.min(1, user.patientAccesses / FAMILIAR_AFTER_REQUESTS),
     context.care.censusUnknown ? 1 : 0,
     context.patientCount === 0 ? 0 : Math.min(1, user.unexplainedPatients / context.patientCount),
-    Math.log2((user.unexplainedHour + 1) / (ratio(user.unexplainedTotal, user.activeHours) + 1)),
-    // The share before this request; halving can leave the difference briefly out of range.
-    Math.min(1, Math.max(0, ratio(Math.max(0, user.unexplainedTotal - user.unexplainedPatients), Math.max(0, user.patientAccesses - context.patientCount)))),
+    unexplainedHourRatio(user),
+    unexplainedUsual(user, peer, warmUp),
   );
 
   if (values.length !== FEATURE_SCHEMA.names.length) {
@@ -170,6 +169,33 @@ function anomalyScore(values: readonly number[]): number {
     scaled(at('bytes_hour_ratio'), ANOMALY_SCALES.bytes),
     scaled(at('exports_day'), ANOMALY_SCALES.exports),
   );
+}
+
+/** Hours of history below which the mean of unexplained patients per hour counts as over this many hours. */
+const UNEXPLAINED_MIN_HOURS = 8;
+
+/**
+ * Compares the unexplained patients of the current hour with the user's mean per active hour
+ * before it. The mean leaves out the current hour, so a burst cannot raise its own baseline,
+ * and it spreads a thin history over at least {@link UNEXPLAINED_MIN_HOURS} hours.
+ */
+function unexplainedHourRatio(user: SubjectBaseline): number {
+  const before = Math.max(0, user.unexplainedTotal - user.unexplainedHour);
+  const mean = before / Math.max(UNEXPLAINED_MIN_HOURS, user.activeHours - 1);
+
+  return Math.log2((user.unexplainedHour + 1) / (mean + 1));
+}
+
+/**
+ * Returns the share of patient accesses that were unexplained before the current hour,
+ * blended with the peer group's share by warm-up, so a new user is compared with their peers.
+ * Halving can leave the user's differences briefly out of range, hence the clamps.
+ */
+function unexplainedUsual(user: SubjectBaseline, peer: PeerBaseline, warmUp: number): number {
+  const userShare = ratio(Math.max(0, user.unexplainedTotal - user.unexplainedHour), Math.max(0, user.patientAccesses - user.patientAccessesHour));
+  const peerShare = ratio(peer.unexplained, peer.patientAccesses);
+
+  return Math.min(1, Math.max(0, warmUp * userShare + (1 - warmUp) * peerShare));
 }
 
 /** Returns the vector as a frozen record keyed by feature name. */

@@ -45,6 +45,7 @@ const USER: SubjectBaseline = Object.freeze({
   unexplainedPatients: 0,
   unexplainedHour: 0,
   unexplainedTotal: 6,
+  patientAccessesHour: 5,
 });
 
 const PEER: PeerBaseline = Object.freeze({
@@ -58,6 +59,8 @@ const PEER: PeerBaseline = Object.freeze({
   hourOfWeekTotal: 5000,
   networkRequests: 9000,
   hourMinutes: 20,
+  patientAccesses: 20_000,
+  unexplained: 200,
 });
 
 function features(
@@ -171,9 +174,12 @@ t.test('patient history, route and census features follow their definitions', as
   t.equal(unknown.patient_not_admitted, 0, 'unknown is not "not admitted"');
 
   t.equal(features({}, { unexplainedPatients: 1 }, {}, { patientCount: 2 }).unexplained_access, 0.5);
-  t.equal(features({}, { unexplainedHour: 3, unexplainedTotal: 60 }).unexplained_hour_ratio, 1, 'log2((3 + 1) / (60 / 60 + 1))');
-  t.equal(features({}, { unexplainedPatients: 1, unexplainedTotal: 41, patientAccesses: 401 }).unexplained_usual, Math.fround(0.1), 'earlier accesses only: 40 of 400');
-  t.equal(features({}, { unexplainedPatients: 1, unexplainedTotal: 0, patientAccesses: 0 }).unexplained_usual, 0, 'decay can leave the counters below the request; the share stays in range');
+  t.equal(features({}, { unexplainedHour: 3, unexplainedTotal: 63, activeHours: 61 }).unexplained_hour_ratio, 1, 'log2((3 + 1) / (60 / 60 + 1)), the current hour left out');
+  t.equal(features({}, { unexplainedHour: 7, unexplainedTotal: 7, activeHours: 1 }).unexplained_hour_ratio, 3, 'a first hour is compared with no history: log2(8)');
+  t.equal(features({}, { unexplainedHour: 2, unexplainedTotal: 18, activeHours: 3 }).unexplained_hour_ratio, 0, 'a thin history spreads over 8 hours: log2(3 / (16 / 8 + 1))');
+  t.equal(features({}, { unexplainedHour: 20, unexplainedTotal: 60, patientAccesses: 420, patientAccessesHour: 20 }).unexplained_usual, Math.fround(0.1), 'the share before this hour: 40 of 400');
+  t.equal(features({}, { historyDays: 0, unexplainedHour: 20, unexplainedTotal: 20, patientAccessesHour: 20 }).unexplained_usual, Math.fround(0.01), 'a new user takes the peer share, 200 of 20000');
+  t.equal(features({}, { unexplainedHour: 3, unexplainedTotal: 0, patientAccesses: 0 }).unexplained_usual, 0, 'decay can leave the counters below the hour; the share stays in range');
 });
 
 t.test('anomaly score is capped and unsupervised', async (t) => {

@@ -92,13 +92,16 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
       results.push(await store.observe(input, { patients, notAdmitted, unexplained }));
       await store.settle?.();
     }
-    return results.map((result) => result.user);
+    return results;
   };
 
-  const fromMemory = await run(new MemoryBaselineStore());
-  const fromRedis = await run(new RedisBaselineStore(redis, { prefix }));
+  const memoryResults = await run(new MemoryBaselineStore());
+  const redisResults = await run(new RedisBaselineStore(redis, { prefix }));
+  const fromMemory = memoryResults.map((result) => result.user);
 
-  t.same(fromRedis, fromMemory);
+  t.same(redisResults, memoryResults, 'user and peer baselines agree');
+  t.same(memoryResults.map((result) => [result.peer.patientAccesses, result.peer.unexplained]), [[0, 0], [2, 1], [3, 1], [4, 2], [4, 2], [6, 3], [7, 3]], 'the peer counts before each request');
+  t.same(fromMemory.map((user) => user.patientAccessesHour), [2, 3, 4, 4, 2, 1, 3]);
   t.same(fromMemory.map((user) => user.newPatients), [2, 0, 1, 0, 1, 0, 2]);
   t.same(fromMemory.map((user) => user.newPatientsHour), [2, 2, 3, 3, 1, 0, 2]);
   t.same(fromMemory.map((user) => user.routePatientRequests), [0, 1, 0, 0, 2, 3, 4], 'earlier patient requests on the same route');
