@@ -6,7 +6,7 @@ import { parseCommandLine, parseIntegerOption } from './options.ts';
 import { toReplayRecord } from './replay-format.ts';
 import { simulateTraffic } from './simulator.ts';
 
-const USAGE = 'usage: node scorer/training/simulate.ts --out FILE.jsonl --panel FILE.json [--seed N] [--days N] [--scale X]';
+const USAGE = 'usage: npm run simulate -- --out FILE.jsonl --panel FILE.json [--seed N (default 99)] [--days N] [--scale X]';
 
 /**
  * Writes a simulation as replay JSON Lines and its care relationships and patient flags as a
@@ -18,7 +18,8 @@ function main(): void {
     options: {
       out: { type: 'string' },
       panel: { type: 'string' },
-      seed: { type: 'string', default: '1' },
+      // Not a training (1, 5), validation or test seed, so the output is held-out traffic.
+      seed: { type: 'string', default: '99' },
       days: { type: 'string', default: '14' },
       scale: { type: 'string', default: '1' },
     },

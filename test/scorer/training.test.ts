@@ -91,7 +91,7 @@ t.test('simulate command writes replay and panel files', async (t) => {
   t.equal(missing.status, 2);
   t.match(missing.stderr, /^Missing option --panel\./);
   t.equal(unknown.status, 2, 'an unknown option exits with status 2');
-  t.match(unknown.stderr, /^Unknown option '--help'.*\nusage: node scorer\/training\/simulate\.ts --out FILE\.jsonl/s, 'with the message and the usage line, no stack trace');
+  t.match(unknown.stderr, /^Unknown option '--help'.*\nusage: npm run simulate -- --out FILE\.jsonl/s, 'with the message and the usage line, no stack trace');
   t.equal(typeof parsed.stays, 'object', 'the panel carries hospital stays');
   t.same(readdirSync(directory).sort(), ['panel.json', 'traffic.jsonl'], 'no temporary file is left behind');
 });
