@@ -1,6 +1,6 @@
 import type { PatientPseudonymizer } from '../features/patient.ts';
 import { CareSourceError } from './errors.ts';
-import { fetchSearchSet, fetchResource, patientIdOf, type FhirResource } from './fhir-client.ts';
+import { fetchSearchSet, fetchResource, patientIdOf, startDeadline, type FhirFetchOptions, type FhirResource } from './fhir-client.ts';
 import { ExpiringMap } from './expiring-map.ts';
 import type { CareRelationshipSource, PatientFlags } from './source.ts';
 
@@ -13,6 +13,10 @@ export const EMPLOYEE_CODE = 'EMP';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** A patient pseudonym as `PatientPseudonymizer` writes it: 32 lowercase hex digits. */
+const PSEUDONYM = /^[0-9a-f]{32}$/;
+/** Shared-cache value of a user who has no Practitioner resource. */
+const UNKNOWN_CARE_SET = 'unknown';
 const NO_FLAGS: PatientFlags = Object.freeze({ vip: false, employee: false });
 const FLAGS_KEY = 'care:flags';
 const CENSUS_KEY = 'care:census';
@@ -35,6 +39,12 @@ export interface FhirCareSourceOptions {
   readonly localTtlMs?: number;
   /** Timeout of one FHIR request in milliseconds; default 2000. */
   readonly timeoutMs?: number;
+  /**
+   * Overall deadline of one lookup in milliseconds, across all its requests and pages. Default
+   * 5000. A lookup is a care set (the Practitioner read and three searches), the flag list or
+   * the census.
+   */
+  readonly searchTimeoutMs?: number;
   /** After a failed fetch, how long the source returns "unknown" without sending requests, in milliseconds; default 5000. */
   readonly retryAfterMs?: number;
   /** How far back Encounter and Appointment searches look, in days; default 30. */
@@ -61,8 +71,11 @@ export interface FhirCareSourceOptions {
  * Patient ids are pseudonymised as soon as they are read. Care sets are cached per user in the
  * shared cache (key `care:{user}`, hash-tagged for Redis Cluster) for `ttlSeconds` and in process
  * for `localTtlMs`. The flag list and the census are one shared key each (`care:flags`,
- * `care:census`). A failed fetch returns null (unknown), never throws, and reports the outage
- * once through `onOutage`.
+ * `care:census`). A shared-cache value of the wrong shape is treated as missing and overwritten.
+ * Once the flag list or the census in process memory has expired, callers get it unchanged while
+ * one refresh runs in the background, and only the first load makes callers wait. A care set is
+ * loaded while its caller waits. Every lookup must finish within `searchTimeoutMs`. A failed
+ * fetch returns null (unknown), never throws, and reports the outage once through `onOutage`.
  *
  * @throws {CareSourceError} `WG_CARE_INVALID_OPTION` for an invalid option, at construction.
  */
@@ -111,7 +124,7 @@ class FhirCareSource implements CareRelationshipSource {
   }
 
   async patientFlags(pseudonym: string): Promise<PatientFlags> {
-    const flags = this.#flags !== null && this.#flags.expires > this.#now() ? this.#flags.map : await this.#loadFlagsOnce();
+    const flags = await this.#currentFlags();
 
     return flags?.get(pseudonym) ?? NO_FLAGS;
   }
@@ -120,21 +133,39 @@ class FhirCareSource implements CareRelationshipSource {
    * Looks the patient up in the hospital census: the patients of `Encounter?status=in-progress`.
    * The census is the server's state now, so `time` is ignored, and replaying old traffic
    * through this source gets today's census. During an outage the last census read stays in
-   * use however old it is, and null means that no census has been read yet.
+   * use however old it is, and null means that no census has been read yet. Once the census in
+   * memory has expired, lookups get it unchanged while one refresh runs in the background.
    */
   async inEncounter(pseudonym: string, _time: number): Promise<boolean | null> {
-    const census = this.#census !== null && this.#census.expires > this.#now() ? this.#census.set : await this.#loadCensusOnce();
+    const census = await this.#currentCensus();
 
     return census === null ? null : census.has(pseudonym);
   }
 
+  /** Returns the flag list in memory and refreshes it in the background once expired. Waits only when none has been loaded. */
+  async #currentFlags(): Promise<ReadonlyMap<string, PatientFlags> | null> {
+    const flags = this.#flags;
+    if (flags === null) return this.#loadFlagsOnce();
+
+    if (flags.expires <= this.#now()) refreshInBackground(this.#loadFlagsOnce());
+    return flags.map;
+  }
+
+  /** Returns the census in memory and refreshes it in the background once expired. Waits only when none has been loaded. */
+  async #currentCensus(): Promise<ReadonlySet<string> | null> {
+    const census = this.#census;
+    if (census === null) return this.#loadCensusOnce();
+
+    if (census.expires <= this.#now()) refreshInBackground(this.#loadCensusOnce());
+    return census.set;
+  }
+
   async #loadCareSet(user: string, time: number): Promise<ReadonlySet<string> | null> {
     const key = `care:{${encodeURIComponent(user)}}`;
-    const shared = await this.#cacheGet(key);
-    if (shared !== null) {
-      const set = shared === 'unknown' ? null : Object.freeze(new Set(JSON.parse(shared) as string[]));
-      this.#careSets.set(user, set);
-      return set;
+    const shared = parseCareSet(await this.#cacheGet(key));
+    if (shared !== undefined) {
+      this.#careSets.set(user, shared);
+      return shared;
     }
 
     if (this.#now() < this.#failedUntil) return null;
@@ -142,7 +173,7 @@ class FhirCareSource implements CareRelationshipSource {
       const set = await this.#fetchCareSet(user, time);
       this.#recovered();
       this.#careSets.set(user, set);
-      await this.#cacheSet(key, set === null ? 'unknown' : JSON.stringify([...set]));
+      await this.#cacheSet(key, set === null ? UNKNOWN_CARE_SET : JSON.stringify([...set]));
       return set;
     } catch (error) {
       this.#failed(error as Error);
@@ -151,7 +182,8 @@ class FhirCareSource implements CareRelationshipSource {
   }
 
   async #fetchCareSet(user: string, time: number): Promise<ReadonlySet<string> | null> {
-    const practitioner = await fetchResource(this.#url(`Practitioner/${user}`), this.#fetchOptions());
+    const options = this.#fetchOptions();
+    const practitioner = await fetchResource(this.#url(`Practitioner/${user}`), options);
     if (practitioner === null) return null;
 
     const since = new Date(time - (this.#options.lookbackDays ?? 30) * 86_400_000).toISOString().slice(0, 10);
@@ -161,11 +193,11 @@ class FhirCareSource implements CareRelationshipSource {
       this.#url('Encounter', { participant: reference, date: `ge${since}` }),
       this.#url('Appointment', { practitioner: reference, date: `ge${since}` }),
     ];
-    const bundles = await Promise.all(searches.map((url) => fetchSearchSet(url, this.#fetchOptions())));
+    const bundles = await Promise.all(searches.map((url) => fetchSearchSet(url, options)));
 
     const pseudonyms = new Set<string>();
     for (const resource of bundles.flat()) {
-      for (const id of patientsOf(resource)) pseudonyms.add(this.#options.pseudonymizer.pseudonymize(id));
+      for (const id of patientsOf(resource, this.#base)) pseudonyms.add(this.#options.pseudonymizer.pseudonymize(id));
     }
 
     return Object.freeze(pseudonyms);
@@ -182,11 +214,10 @@ class FhirCareSource implements CareRelationshipSource {
   }
 
   async #loadFlags(): Promise<ReadonlyMap<string, PatientFlags> | null> {
-    const shared = await this.#cacheGet(FLAGS_KEY);
+    const shared = parseFlags(await this.#cacheGet(FLAGS_KEY));
     if (shared !== null) {
-      const map = new Map(Object.entries(JSON.parse(shared) as Record<string, [boolean, boolean]>).map(([pseudonym, [vip, employee]]) => [pseudonym, Object.freeze({ vip, employee })]));
-      this.#flags = { map, expires: this.#now() + this.#localTtlMs };
-      return map;
+      this.#flags = { map: shared, expires: this.#now() + this.#localTtlMs };
+      return shared;
     }
 
     if (this.#now() < this.#failedUntil) return this.#flags?.map ?? null;
@@ -222,7 +253,7 @@ class FhirCareSource implements CareRelationshipSource {
   }
 
   async #loadCensus(): Promise<ReadonlySet<string> | null> {
-    const shared = parseStringArray(await this.#cacheGet(CENSUS_KEY));
+    const shared = parsePseudonyms(await this.#cacheGet(CENSUS_KEY));
     if (shared !== null) {
       const set = Object.freeze(new Set(shared));
       this.#census = { set, expires: this.#now() + this.#localTtlMs };
@@ -235,7 +266,7 @@ class FhirCareSource implements CareRelationshipSource {
       this.#recovered();
 
       const pseudonyms = new Set<string>();
-      for (const id of censusPatientsOf(encounters)) pseudonyms.add(this.#options.pseudonymizer.pseudonymize(id));
+      for (const id of censusPatientsOf(encounters, this.#base)) pseudonyms.add(this.#options.pseudonymizer.pseudonymize(id));
       const set = Object.freeze(pseudonyms);
       this.#census = { set, expires: this.#now() + this.#localTtlMs };
       await this.#cacheSet(CENSUS_KEY, JSON.stringify([...set]));
@@ -254,8 +285,13 @@ class FhirCareSource implements CareRelationshipSource {
     return url;
   }
 
-  #fetchOptions() {
-    return { timeoutMs: this.#options.timeoutMs ?? 2000, headers: this.#options.headers ?? {} };
+  /** Returns the options of one lookup, with a new overall deadline that all its requests share. */
+  #fetchOptions(): FhirFetchOptions {
+    return {
+      timeoutMs: this.#options.timeoutMs ?? 2000,
+      headers: this.#options.headers ?? {},
+      deadline: startDeadline(this.#options.searchTimeoutMs ?? 5000),
+    };
   }
 
   async #cacheGet(key: string): Promise<string | null> {
@@ -289,15 +325,24 @@ class FhirCareSource implements CareRelationshipSource {
   }
 }
 
+/**
+ * Lets a refresh run without a waiting caller. The loaders catch fetch and cache errors and
+ * report them through `onOutage`, so this catch only keeps an exception thrown by that callback
+ * from becoming an unhandled rejection, which would end the process.
+ */
+function refreshInBackground(refresh: Promise<unknown>): void {
+  refresh.catch(() => {});
+}
+
 /** Patient ids a CareTeam (subject), Encounter (subject) or Appointment (participant actors) names. */
-function patientsOf(resource: FhirResource): string[] {
+function patientsOf(resource: FhirResource, base: URL): string[] {
   const ids: string[] = [];
-  const subject = patientIdOf(resource.subject);
+  const subject = patientIdOf(resource.subject, base);
   if (subject !== null) ids.push(subject);
 
   if (resource.resourceType === 'Appointment' && Array.isArray(resource.participant)) {
     for (const participant of resource.participant as Array<{ actor?: unknown }>) {
-      const actor = patientIdOf(participant?.actor);
+      const actor = patientIdOf(participant?.actor, base);
       if (actor !== null) ids.push(actor);
     }
   }
@@ -309,31 +354,71 @@ function patientsOf(resource: FhirResource): string[] {
  * Patient ids of the in-progress Encounters of a census search. An Encounter that states
  * another status is skipped, in case a server ignores the `status` parameter.
  */
-function censusPatientsOf(encounters: readonly FhirResource[]): string[] {
+function censusPatientsOf(encounters: readonly FhirResource[], base: URL): string[] {
   const ids: string[] = [];
   for (const encounter of encounters) {
     if (encounter.resourceType !== 'Encounter') continue;
     if (encounter.status !== undefined && encounter.status !== 'in-progress') continue;
 
-    const id = patientIdOf(encounter.subject);
+    const id = patientIdOf(encounter.subject, base);
     if (id !== null && FHIR_ID.test(id)) ids.push(id);
   }
 
   return ids;
 }
 
-/** Parses a shared-cache value written as a JSON array of strings. Returns null when it is absent or has another shape. */
-function parseStringArray(value: string | null): string[] | null {
+/** Parses a shared-cache value written as a JSON array of pseudonyms. Returns null when it is absent or has another shape. */
+function parsePseudonyms(value: string | null): string[] | null {
+  const parsed = parseJson(value);
+
+  return Array.isArray(parsed) && parsed.every(isPseudonym) ? parsed : null;
+}
+
+/**
+ * Parses a shared-cache care set: `unknown` (no Practitioner resource) gives null, and a JSON
+ * array of pseudonyms gives the set. Returns undefined when the value is absent or has another shape.
+ */
+function parseCareSet(value: string | null): ReadonlySet<string> | null | undefined {
+  if (value === UNKNOWN_CARE_SET) return null;
+
+  const pseudonyms = parsePseudonyms(value);
+  return pseudonyms === null ? undefined : Object.freeze(new Set(pseudonyms));
+}
+
+/**
+ * Parses the shared-cache flag list, a JSON object that maps each pseudonym to `[vip, employee]`.
+ * Returns null when the value is absent or has another shape.
+ */
+function parseFlags(value: string | null): Map<string, PatientFlags> | null {
+  const parsed = parseJson(value);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return null;
+
+  const map = new Map<string, PatientFlags>();
+  for (const [pseudonym, flags] of Object.entries(parsed)) {
+    if (!isPseudonym(pseudonym)) return null;
+    if (!Array.isArray(flags) || flags.length !== 2) return null;
+    const [vip, employee] = flags as unknown[];
+    if (typeof vip !== 'boolean' || typeof employee !== 'boolean') return null;
+
+    map.set(pseudonym, Object.freeze({ vip, employee }));
+  }
+
+  return map;
+}
+
+/** Parses JSON, returning null for an absent or unparsable value. */
+function parseJson(value: string | null): unknown {
   if (value === null) return null;
 
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(value);
+    return JSON.parse(value);
   } catch {
     return null;
   }
+}
 
-  return Array.isArray(parsed) && parsed.every((item) => typeof item === 'string') ? parsed : null;
+function isPseudonym(value: unknown): value is string {
+  return typeof value === 'string' && PSEUDONYM.test(value);
 }
 
 function securityCodes(patient: FhirResource): Set<string> {
@@ -363,7 +448,7 @@ function assertOptions(options: FhirCareSourceOptions): void {
     invalidOption('ttlSeconds', 'a whole number of seconds, 1 or more', String(options.ttlSeconds));
   }
 
-  for (const name of ['localTtlMs', 'timeoutMs', 'retryAfterMs', 'lookbackDays'] as const) {
+  for (const name of ['localTtlMs', 'timeoutMs', 'searchTimeoutMs', 'retryAfterMs', 'lookbackDays'] as const) {
     const value = options[name];
     if (value !== undefined && (!Number.isInteger(value) || value < 0)) invalidOption(name, 'a whole number, 0 or more', String(value));
   }
