@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
+import { CARE_DEFAULTS } from '../proxy/config/scorer-config.ts';
 import { defaultAuditConfig } from '../proxy/audit/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
 import { startWardgate, type RunningWardgate, type StartOptions } from '../proxy/runtime.ts';
@@ -115,7 +116,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),
       // The demo app serves Practitioner, CareTeam, Encounter, Appointment and flagged patients.
-      care: { source: 'fhir', fhir_base: `${app.url}/fhir`, ttl: 300 },
+      care: { ...CARE_DEFAULTS, source: 'fhir', fhir_base: `${app.url}/fhir` },
       ...(options.scorer ? { scorer: options.scorer } : {}),
       ...(options.shadowPolicyFile ? { shadow_policy: options.shadowPolicyFile } : {}),
       audit: defaultAuditConfig(path.join(stateDir, 'audit')),

@@ -91,6 +91,8 @@ async function openCareSource(config: WardgateConfig, cache: CareCache, logger: 
       fhirBase: care.fhir_base,
       pseudonymizer,
       ttlSeconds: care.ttl,
+      timeoutMs: care.request_timeout_ms,
+      searchTimeoutMs: care.search_timeout_ms,
       cache,
       onOutage: (error) => logger.error({ err: error, fhir_base: care.fhir_base }, 'care source unreachable; care relationships are unknown until it responds again'),
       onRecovered: () => logger.info({ fhir_base: care.fhir_base }, 'care source reachable again'),

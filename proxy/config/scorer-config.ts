@@ -22,10 +22,14 @@ export interface CareConfig {
   readonly fhir_base?: string;
   /** Lifetime of a cached care set or flag list, in seconds. */
   readonly ttl: number;
+  /** Time limit of one FHIR request, in milliseconds. */
+  readonly request_timeout_ms: number;
+  /** Time limit of one whole FHIR lookup (all its requests and pages), in milliseconds. */
+  readonly search_timeout_ms: number;
 }
 
 export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({ batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
-export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300 });
+export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300, request_timeout_ms: 2000, search_timeout_ms: 5000 });
 
 /** Reads the optional `scorer:` and `care:` sections, reporting every invalid option. */
 export function readScorerSections(
@@ -51,7 +55,7 @@ function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntime
 
 function readCare(reader: OptionReader, node: Node | undefined, resolve: (value: string) => string): CareConfig {
   if (node === undefined) return CARE_DEFAULTS;
-  const fields = reader.map(node, 'care', ['source', 'panel_file', 'fhir_base', 'ttl']) ?? new Map<string, Node>();
+  const fields = reader.map(node, 'care', ['source', 'panel_file', 'fhir_base', 'ttl', 'request_timeout_ms', 'search_timeout_ms']) ?? new Map<string, Node>();
   const source = reader.oneOf(fields.get('source'), 'care.source', ['none', 'panel', 'fhir'], 'none');
   const panelFile = reader.optionalString(fields.get('panel_file'), 'care.panel_file');
   const fhirBase = reader.optionalString(fields.get('fhir_base'), 'care.fhir_base');
@@ -67,5 +71,7 @@ function readCare(reader: OptionReader, node: Node | undefined, resolve: (value:
     ...(panelFile !== undefined ? { panel_file: resolve(panelFile) } : {}),
     ...(fhirBase !== undefined ? { fhir_base: fhirBase } : {}),
     ttl: reader.integer(fields.get('ttl'), 'care.ttl', 1, 86_400, CARE_DEFAULTS.ttl),
+    request_timeout_ms: reader.integer(fields.get('request_timeout_ms'), 'care.request_timeout_ms', 1, 60_000, CARE_DEFAULTS.request_timeout_ms),
+    search_timeout_ms: reader.integer(fields.get('search_timeout_ms'), 'care.search_timeout_ms', 1, 120_000, CARE_DEFAULTS.search_timeout_ms),
   };
 }

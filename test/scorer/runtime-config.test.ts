@@ -15,14 +15,14 @@ routes:
 t.test('scorer and care sections default when absent', async (t) => {
   const config = parseConfig(BASE, '/etc/wardgate/wardgate.yaml', ENV);
   t.same(config.scorer, { batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
-  t.same(config.care, { source: 'none', ttl: 300 });
+  t.same(config.care, { source: 'none', ttl: 300, request_timeout_ms: 2000, search_timeout_ms: 5000 });
 });
 
 t.test('scorer and care sections are read', async (t) => {
-  const text = `${BASE}scorer: { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0 }\ncare: { source: panel, panel_file: panel.yaml, ttl: 60 }\n`;
+  const text = `${BASE}scorer: { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0 }\ncare: { source: panel, panel_file: panel.yaml, ttl: 60, request_timeout_ms: 500, search_timeout_ms: 1500 }\n`;
   const config = parseConfig(text, '/etc/wardgate/wardgate.yaml', ENV);
   t.same(config.scorer, { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0 });
-  t.same(config.care, { source: 'panel', panel_file: '/etc/wardgate/panel.yaml', ttl: 60 });
+  t.same(config.care, { source: 'panel', panel_file: '/etc/wardgate/panel.yaml', ttl: 60, request_timeout_ms: 500, search_timeout_ms: 1500 });
 });
 
 const invalid: [string, RegExp][] = [
@@ -33,6 +33,8 @@ const invalid: [string, RegExp][] = [
   ['care: { source: fhir }', /care\.fhir_base: missing; care\.source "fhir" needs the FHIR base URL/],
   ['care: { source: fhir, fhir_base: "ftp://x/fhir" }', /care\.fhir_base: expected an http:\/\/ or https:\/\/ URL, got "ftp:\/\/x\/fhir"/],
   ['care: { source: fhir, fhir_base: "http://x/fhir", ttl: 0 }', /care\.ttl: expected an integer from 1 to 86400, got 0/],
+  ['care: { source: fhir, fhir_base: "http://x/fhir", search_timeout_ms: 0 }', /care\.search_timeout_ms: expected an integer from 1 to 120000, got 0/],
+  ['care: { source: fhir, fhir_base: "http://x/fhir", request_timeout_ms: "2s" }', /care\.request_timeout_ms: expected an integer from 1 to 60000/],
 ];
 
 for (const [section, message] of invalid) {
