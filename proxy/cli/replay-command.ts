@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { access, constants, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -71,6 +71,11 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
   if (parsed.positional.length > 1) return usageError(err, `unexpected argument ${JSON.stringify(parsed.positional[1])}; replay reads one FILE`);
   const maxErrors = options['max-errors'] === undefined ? DEFAULT_MAX_ERRORS : Number(options['max-errors']);
   if (!Number.isInteger(maxErrors) || maxErrors < 0) return usageError(err, `invalid --max-errors ${JSON.stringify(options['max-errors'])}; expected a whole number of 0 or more`);
+  const outProblem = options.out === undefined ? null : await checkOutputPath(options.out);
+  if (outProblem !== null) {
+    err.write(`wardgate replay: ${outProblem}\n`);
+    return 1;
+  }
 
   const closers: Array<() => Promise<unknown>> = [];
   try {
@@ -170,6 +175,28 @@ async function openBaselines(options: Record<string, string | undefined>, closer
   return new RedisBaselineStore(redis, { prefix: `${options['redis-prefix'] ?? 'wg:replay:'}bl:` });
 }
 
+/**
+ * Returns why decisions cannot be written to `file`, or null. Checked before anything is
+ * decided, so that a wrong --out fails at once and names the path as the user gave it.
+ */
+async function checkOutputPath(file: string): Promise<string | null> {
+  const folder = path.dirname(path.resolve(file));
+  const existing = await stat(file).catch(() => null);
+  if (existing?.isDirectory()) return `${file} is a folder (EISDIR); give a file name`;
+
+  const folderInfo = await stat(folder).catch((error: NodeJS.ErrnoException) => error);
+  if (folderInfo instanceof Error) {
+    const reason = folderInfo.code === 'ENOENT' ? 'does not exist (ENOENT)' : `cannot be read (${folderInfo.code ?? folderInfo.message})`;
+    return `cannot write --out ${file}: the folder ${folder} ${reason}; create the folder or give another path`;
+  }
+  if (!folderInfo.isDirectory()) return `cannot write --out ${file}: ${folder} is not a folder; give another path`;
+
+  const writable = await access(folder, constants.W_OK).then(() => true, () => false);
+  if (!writable) return `cannot write --out ${file}: the folder ${folder} is not writable (EACCES); give another path`;
+
+  return null;
+}
+
 /** Writes to a temporary file in the same folder and renames it, so FILE is never half-written. */
 async function writeAtomically(file: string, text: string): Promise<void> {
   const temporary = `${file}.${process.pid}.tmp`;
@@ -195,8 +222,10 @@ function describeFailure(error: unknown): string {
   if (error instanceof ConfigError) return `invalid configuration:\n${error.message}`;
   if (error instanceof PolicyValidationError) return `invalid policy:\n${error.issues.map(formatIssue).join('\n')}`;
   const code = (error as { code?: string }).code;
-  if (code === 'EISDIR') return `${(error as { path?: string }).path?.replace(/\.\d+\.tmp$/, '') ?? 'the path'} is a folder (EISDIR); give a file name`;
-  if (code === 'ENOENT' || code === 'EACCES') return `cannot open ${(error as { path?: string }).path ?? 'the file'} (${code}); check the path`;
+  // A failed --out write names the temporary file, so the suffix is removed to name the file the user gave.
+  const file = (error as { path?: string }).path?.replace(/\.\d+\.tmp$/, '');
+  if (code === 'EISDIR') return `${file ?? 'the path'} is a folder (EISDIR); give a file name`;
+  if (code === 'ENOENT' || code === 'EACCES') return `cannot open ${file ?? 'the file'} (${code}); check the path`;
 
   return `${code ? `${code}: ` : ''}${(error as Error).message}`;
 }

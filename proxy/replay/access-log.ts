@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 
 /** One request of a recorded access log, checked and converted. */
 export interface AccessRecord {
@@ -38,11 +37,15 @@ export class AccessRecordError extends Error {
   }
 }
 
-/** Maximum length of one line in characters; longer lines are rejected as invalid. */
-export const MAX_LINE_LENGTH = 64 * 1024;
+/**
+ * Maximum length of one line in UTF-8 bytes, without the line break. Longer lines are
+ * rejected as invalid, and `readAccessLog` drops them while reading, so memory stays bounded.
+ */
+export const MAX_LINE_BYTES = 64 * 1024;
 
 /** ISO 8601 date-time with a time zone (`Z` or `±hh:mm`), as RFC 3339 profiles it. */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 /** HTTP method token (RFC 9110 section 9.1). */
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 
@@ -52,9 +55,8 @@ const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
  * @throws {AccessRecordError} naming the line and the first invalid field.
  */
 export function parseAccessRecord(text: string, line: number): AccessRecord {
-  if (text.length > MAX_LINE_LENGTH) {
-    throw new AccessRecordError(line, '(line)', `expected at most ${MAX_LINE_LENGTH} characters, received ${text.length}`);
-  }
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_LINE_BYTES) throw lineTooLong(line, bytes);
 
   let value: unknown;
   try {
@@ -107,23 +109,26 @@ export interface AccessLog {
 }
 
 /**
- * Reads a JSON Lines access log. Blank lines are skipped; invalid lines are collected in
- * `errors` and do not stop the reading.
+ * Reads a JSON Lines access log. Blank lines are skipped; invalid lines, including lines of
+ * more than `MAX_LINE_BYTES`, are collected in `errors` and do not stop the reading.
  *
  * @throws the file system error when the file cannot be read.
  */
 export async function readAccessLog(file: string): Promise<AccessLog> {
   const records: AccessRecord[] = [];
   const errors: AccessRecordError[] = [];
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let number = 0;
 
-  for await (const text of lines) {
+  for await (const line of splitLines(createReadStream(file, { highWaterMark: 256 * 1024 }), MAX_LINE_BYTES)) {
     number++;
-    if (text.trim() === '') continue;
+    if (typeof line === 'number') {
+      errors.push(lineTooLong(number, line));
+      continue;
+    }
+    if (line.trim() === '') continue;
 
     try {
-      records.push(parseAccessRecord(text, number));
+      records.push(parseAccessRecord(line, number));
     } catch (error) {
       if (!(error instanceof AccessRecordError)) throw error;
       errors.push(error);
@@ -133,6 +138,39 @@ export async function readAccessLog(file: string): Promise<AccessLog> {
   return { records, errors };
 }
 
+/**
+ * Splits a byte stream at LF and yields each line as text without its LF or CRLF. A line of
+ * more than `maxBytes` is not kept: its length in bytes is yielded instead. node:readline
+ * would hold the whole line in memory and throw a RangeError beyond V8's maximum string length
+ * (2^29 - 24 characters on 64-bit builds).
+ */
+async function* splitLines(input: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<string | number> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  const finish = (): string | number => {
+    const line = length > maxBytes ? length : Buffer.concat(parts).toString('utf8').replace(/\r$/, '');
+    parts = [];
+    length = 0;
+    return line;
+  };
+
+  for await (const chunk of input) {
+    let start = 0;
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(0x0a, start);
+      const end = newline === -1 ? chunk.length : newline;
+      length += end - start;
+      if (length <= maxBytes) parts.push(chunk.subarray(start, end));
+      else parts = [];
+      if (newline === -1) break;
+
+      yield finish();
+      start = newline + 1;
+    }
+  }
+  if (length > 0) yield finish();
+}
+
 /** Sorts records by time; records with the same time keep their file order. */
 export function inTimeOrder(records: readonly AccessRecord[]): AccessRecord[] {
   return [...records].sort((a, b) => a.time - b.time || a.line - b.line);
@@ -140,12 +178,40 @@ export function inTimeOrder(records: readonly AccessRecord[]): AccessRecord[] {
 
 function readTime(fields: Record<string, unknown>, line: number): number {
   const value = fields.time;
-  const time = typeof value === 'string' && ISO_TIME.test(value) ? Date.parse(value) : Number.NaN;
-  if (!Number.isFinite(time)) {
-    throw new AccessRecordError(line, 'time', `expected an ISO 8601 time with a zone such as "2025-03-03T09:00:00Z", received ${describe(value)}`);
-  }
+  const expected = 'an ISO 8601 time with a zone such as "2025-03-03T09:00:00Z"';
+  const match = typeof value === 'string' ? ISO_TIME.exec(value) : null;
+  if (match === null) throw new AccessRecordError(line, 'time', `expected ${expected}, received ${describe(value)}`);
 
-  return time;
+  // Date.parse accepts day 31 in every month and hour 24, and moves such a time into the next month or day.
+  const problem = rangeProblem(match);
+  if (problem !== null) throw new AccessRecordError(line, 'time', `${describe(value)} is not a valid time (${problem}); expected ${expected}`);
+
+  return Date.parse(match[0]);
+}
+
+/** Returns which field of an ISO_TIME match is out of range (RFC 3339 section 5.7), or null. */
+function rangeProblem(match: RegExpExecArray): string | null {
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match.slice(1, 9).map((field) => Number(field ?? 0)) as [number, number, number, number, number, number, number, number];
+  if (month < 1 || month > 12) return `month ${month} is not 01 to 12`;
+  const days = daysInMonth(year, month);
+  if (day < 1 || day > days) return `${MONTH_NAMES[month - 1]} ${year} has ${days} days`;
+  if (hour > 23) return `hour ${hour} is not 00 to 23`;
+  if (minute > 59) return `minute ${minute} is not 00 to 59`;
+  if (second > 59) return `second ${second} is not 00 to 59`;
+  if (offsetHours > 23 || offsetMinutes > 59) return 'the zone offset is not -23:59 to +23:59';
+
+  return null;
+}
+
+function daysInMonth(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month === 2) return leap ? 29 : 28;
+
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+function lineTooLong(line: number, bytes: number): AccessRecordError {
+  return new AccessRecordError(line, '(line)', `expected at most ${MAX_LINE_BYTES} bytes, received ${bytes} bytes`);
 }
 
 function readString(fields: Record<string, unknown>, name: string, line: number, allowEmpty = false): string {

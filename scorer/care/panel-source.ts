@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { fileVersion, watchFileVersion } from '../file-watch.ts';
+import { constants, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 
+import { fileVersion, watchFileVersion } from '../file-watch.ts';
 import type { PatientPseudonymizer } from '../features/patient.ts';
 import { CareSourceError } from './errors.ts';
 import type { CareRelationshipSource, PatientFlags } from './source.ts';
@@ -11,6 +12,22 @@ const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /** Maximum size of a panel file in bytes. */
 export const MAX_PANEL_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Time in milliseconds after which a read of the panel file is abandoned. A read that never
+ * returns, such as one on a stuck network mount, would otherwise hold up every later reload and close().
+ */
+export const PANEL_READ_TIMEOUT_MS = 10_000;
+
+/**
+ * RFC 3339 section 5.6 `date-time` with seconds and a zone (`Z` or `±hh:mm`). The section's
+ * NOTE allows a lower-case `t` and `z`. Ranges and the calendar are checked separately.
+ */
+const RFC3339_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+const TIMED_OUT = Symbol('timed out');
 
 const NO_FLAGS: PatientFlags = Object.freeze({ vip: false, employee: false });
 
@@ -33,8 +50,12 @@ export function inStay(stays: readonly Stay[] | undefined, time: number): boolea
 export interface PanelWatchOptions {
   /** Interval in milliseconds at which the file is checked for changes; 0 turns watching off. */
   readonly pollMs?: number;
-  /** Called after a changed file was loaded. */
-  readonly onReload?: (file: string) => void;
+  /**
+   * Called after a changed file was loaded, with the sections (`practitioners`, `patients`,
+   * `stays`) that had entries before and have none now. The list is usually empty. A non-empty
+   * list can mean that a file was cut short yet still parsed.
+   */
+  readonly onReload?: (file: string, lostSections: readonly string[]) => void;
   /** Called when a changed file failed to load; the previous panel stays in force. */
   readonly onReloadError?: (error: CareSourceError) => void;
 }
@@ -45,27 +66,23 @@ export interface PanelCareSource extends CareRelationshipSource {
   lastReloadError(): string | null;
   /** Reloads the file now; used by the watcher and by tests. */
   reload(): Promise<void>;
+  /** Stops watching and waits for a reload in progress, which gives up after `PANEL_READ_TIMEOUT_MS`. */
   close(): Promise<void>;
 }
 
 /**
  * Parses a panel in YAML or JSON:
  * `{ practitioners: { <user>: [<patientId>, ...] }, patients: { <patientId>: { vip, employee } },
- * stays: { <patientId>: [[<start>, <end or null>], ...] } }`, where the times of a stay are ISO 8601
- * and a null end means the patient is still in the hospital. All sections are optional; without
- * `stays` the census is unknown. Patient ids are pseudonymised here, so the panel in memory contains no
- * clear patient identifier.
+ * stays: { <patientId>: [[<start>, <end or null>], ...] } }`, where the times of a stay are
+ * RFC 3339 strings with a zone and a null end means the patient is still in the hospital. All
+ * sections are optional; without `stays` the census is unknown. An empty document, unknown
+ * YAML tags, `!!omap`, `!!set`, `!!binary` and YAML timestamps are rejected. Patient ids
+ * are pseudonymised here, so the panel in memory contains no clear patient identifier.
  *
  * @throws {CareSourceError} `WG_CARE_PANEL_INVALID` naming the file, the entry and the fix.
  */
 export function parsePanel(text: string, source: string, pseudonymizer: PatientPseudonymizer): CarePanel {
-  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-  if (document.errors.length > 0) {
-    throwInvalid(source, `not valid YAML or JSON (${document.errors[0]!.message.split('\n')[0]})`);
-  }
-
-  const root: unknown = document.toJS() ?? {};
-  if (!isRecord(root)) throwInvalid(source, `expected a mapping with "practitioners" and "patients", found ${describe(root)}`);
+  const root = readDocument(text, source);
 
   const unknownKeys = Object.keys(root).filter((key) => key !== 'practitioners' && key !== 'patients' && key !== 'stays');
   if (unknownKeys.length > 0) throwInvalid(source, `unknown top-level key ${JSON.stringify(unknownKeys[0])}; expected "practitioners", "patients" or "stays"`);
@@ -104,6 +121,8 @@ export function parsePanel(text: string, source: string, pseudonymizer: PatientP
 /**
  * Loads a panel file and, unless `pollMs` is 0, reloads it when it changes. A file that fails
  * to reload leaves the previous panel in force; `lastReloadError()` and `onReloadError` report it.
+ * A read that has not returned after `PANEL_READ_TIMEOUT_MS` counts as failed. Until it returns,
+ * later reloads fail at once, and when it returns the file is read again.
  *
  * `careSet` ignores the time argument: a panel lists the current care relationships only.
  * A user the panel does not list gets null (relationship unknown), not an empty set.
@@ -120,23 +139,50 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   // The file's identity is taken before it is read, so a write during start-up is seen as a
   // change (fs.watchFile takes its own first reading later and would miss it).
   const seen = await fileVersion(file);
-  let panel = await loadPanelFile(file, pseudonymizer);
+  const first = await settleWithin(loadPanelFile(file, pseudonymizer), PANEL_READ_TIMEOUT_MS);
+  if (first === TIMED_OUT) throw readTimedOut(file);
+
+  let panel = first;
   let lastError: string | null = null;
   let reloading = Promise.resolve();
+  let readPending = false;
+  let closed = false;
 
+  const fail = (failure: CareSourceError) => {
+    lastError = failure.message;
+    options.onReloadError?.(failure);
+  };
   const reload = async () => {
+    if (closed) return;
+    if (readPending) {
+      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (an earlier read has not returned after ${PANEL_READ_TIMEOUT_MS} ms); check the file system that holds care.panel_file. The file is read again when that read returns.`));
+      return;
+    }
+
+    const attempt = loadPanelFile(file, pseudonymizer);
     try {
-      panel = await loadPanelFile(file, pseudonymizer);
+      const next = await settleWithin(attempt, PANEL_READ_TIMEOUT_MS);
+      if (next === TIMED_OUT) {
+        readPending = true;
+        const retry = () => {
+          readPending = false;
+          onChange();
+        };
+        attempt.then(retry, retry);
+        fail(readTimedOut(file));
+        return;
+      }
+
+      const lost = lostSections(panel, next);
+      panel = next;
       lastError = null;
-      options.onReload?.(file);
+      options.onReload?.(file, lost);
     } catch (error) {
-      const failure = error instanceof CareSourceError ? error : new CareSourceError('WG_CARE_PANEL_INVALID', String(error), { cause: error });
-      lastError = failure.message;
-      options.onReloadError?.(failure);
+      fail(error instanceof CareSourceError ? error : new CareSourceError('WG_CARE_PANEL_INVALID', `Cannot reload the care panel file ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
     }
   };
   const onChange = () => {
-    reloading = reloading.then(reload);
+    reloading = reloading.then(reload, reload);
   };
   const stopWatching = pollMs > 0 ? watchFileVersion(file, pollMs, seen, onChange) : () => {};
 
@@ -150,24 +196,114 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
       await reloading;
     },
     close: async () => {
+      closed = true;
       stopWatching();
       await reloading;
     },
   };
 }
 
-async function loadPanelFile(file: string, pseudonymizer: PatientPseudonymizer): Promise<CarePanel> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (${reason}); check care.panel_file.`, { cause: error });
+/** Parses the text into plain values and returns the top-level mapping. Every YAML failure becomes `WG_CARE_PANEL_INVALID`. */
+function readDocument(text: string, source: string): Record<string, unknown> {
+  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (document.errors.length > 0) throwInvalid(source, `not valid YAML or JSON (${firstLine(document.errors[0])})`);
+  // yaml reports an unknown tag such as `!flags` as a warning and then reads the value as a string.
+  if (document.warnings.length > 0) throwInvalid(source, `unsupported YAML (${firstLine(document.warnings[0])}); write plain mappings, lists and values without tags`);
+  if (document.contents === null) {
+    throwInvalid(source, 'the file is empty; write the new panel to a temporary file in the same folder and rename it over this one, so that a reload never reads a file that is still being written');
   }
 
-  if (bytes.length > MAX_PANEL_BYTES) throwInvalid(file, `file is ${bytes.length} bytes, above the limit of ${MAX_PANEL_BYTES}`);
+  let root: unknown;
+  try {
+    root = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // yaml throws a ReferenceError for an alias without an anchor and for more than maxAliasCount alias expansions (an alias bomb).
+    const fix = error instanceof ReferenceError ? '; write the lists out instead of using YAML anchors and aliases (& and *)' : '';
+    throwInvalid(source, `cannot convert the YAML to values (${firstLine(error)})${fix}`);
+  }
+  if (!isRecord(root)) throwInvalid(source, `expected a mapping with "practitioners" and "patients", found ${describe(root)}`);
 
-  return parsePanel(bytes.toString('utf8'), file, pseudonymizer);
+  return root;
+}
+
+/**
+ * Reads and parses the panel file. The file must be a regular file of at most `MAX_PANEL_BYTES`:
+ * reading a FIFO would wait for a writer forever, and the size is checked before any byte is read.
+ */
+async function loadPanelFile(file: string, pseudonymizer: PatientPseudonymizer): Promise<CarePanel> {
+  const info = await stat(file).catch((error: unknown) => throwNotFound(file, error));
+  assertRegularFile(file, info);
+
+  // O_NONBLOCK keeps open() from waiting for a writer if a FIFO replaced the file after stat().
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: unknown) => throwNotFound(file, error));
+  let text: string;
+  try {
+    assertRegularFile(file, await handle.stat());
+    text = await readAtMost(handle, file);
+  } finally {
+    await handle.close();
+  }
+
+  return parsePanel(text, file, pseudonymizer);
+}
+
+async function readAtMost(handle: FileHandle, file: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+
+  // The size from stat() is checked first, but a file can grow after it, and some files (in /proc) report size 0.
+  for (;;) {
+    const chunk = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null).catch((error: unknown) => throwNotFound(file, error));
+    if (bytesRead === 0) break;
+    total += bytesRead;
+    if (total > MAX_PANEL_BYTES) throwInvalid(file, `the file is above the limit of ${MAX_PANEL_BYTES} bytes`);
+    chunks.push(chunk.subarray(0, bytesRead));
+  }
+
+  return Buffer.concat(chunks, total).toString('utf8');
+}
+
+function assertRegularFile(file: string, info: Stats): void {
+  if (!info.isFile()) throwInvalid(file, `not a regular file (found ${fileKind(info)}); point care.panel_file at a regular file and replace it by rename`);
+  if (info.size > MAX_PANEL_BYTES) throwInvalid(file, `the file is ${info.size} bytes, above the limit of ${MAX_PANEL_BYTES} bytes`);
+}
+
+function fileKind(info: Stats): string {
+  if (info.isDirectory()) return 'a directory';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+
+  return 'a special file';
+}
+
+/** Resolves with the value of `work`, or with TIMED_OUT when it has not settled after `ms`. */
+async function settleWithin<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(resolve, ms, TIMED_OUT);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function readTimedOut(file: string): CareSourceError {
+  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (timed out after ${PANEL_READ_TIMEOUT_MS} ms); check the file system that holds care.panel_file.`);
+}
+
+/** Returns the sections that had entries in `previous` and have none in `next`. */
+function lostSections(previous: CarePanel, next: CarePanel): string[] {
+  const lost: string[] = [];
+  if (previous.practitioners.size > 0 && next.practitioners.size === 0) lost.push('practitioners');
+  if (previous.flags.size > 0 && next.flags.size === 0) lost.push('patients');
+  if (previous.stays !== null && next.stays === null) lost.push('stays');
+
+  return lost;
 }
 
 function readFlags(entry: unknown, source: string, where: string): PatientFlags {
@@ -185,7 +321,7 @@ function readFlags(entry: unknown, source: string, where: string): PatientFlags 
 }
 
 function readStay(pair: unknown, source: string, where: string): Stay {
-  if (!Array.isArray(pair) || pair.length !== 2) throwInvalid(source, `${where}: expected [start, end] with ISO 8601 times and null for an open stay, found ${describe(pair)}`);
+  if (!Array.isArray(pair) || pair.length !== 2) throwInvalid(source, `${where}: expected [start, end] with RFC 3339 times and null for an open stay, found ${describe(pair)}`);
   const start = readTime(pair[0], source, `${where}[0]`);
   const end = pair[1] === null ? Number.POSITIVE_INFINITY : readTime(pair[1], source, `${where}[1]`);
   if (end <= start) throwInvalid(source, `${where}: the end ${JSON.stringify(pair[1])} is not after the start ${JSON.stringify(pair[0])}`);
@@ -193,12 +329,52 @@ function readStay(pair: unknown, source: string, where: string): Stay {
   return Object.freeze([start, end] as const);
 }
 
+/**
+ * Converts an RFC 3339 time with a zone to milliseconds since the epoch, truncating digits
+ * after the milliseconds. Only strings are read. A YAML timestamp (a Date from a `!!timestamp`
+ * tag, or from an unquoted time under `%YAML 1.1`) is rejected, because YAML reads one without
+ * a zone as UTC and accepts days such as 30 February.
+ */
 function readTime(value: unknown, source: string, where: string): number {
-  // YAML reads an unquoted timestamp as a Date.
-  const time = value instanceof Date ? value.getTime() : typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(time)) throwInvalid(source, `${where}: expected an ISO 8601 time such as "2026-03-01T08:00:00Z", found ${describe(value)}`);
+  const expected = 'an RFC 3339 time with a zone (Z or ±hh:mm) such as "2026-03-01T08:00:00Z"';
+  if (value instanceof Date) throwInvalid(source, `${where}: expected ${expected} in quotes, found a YAML timestamp; quote the time`);
+  const match = typeof value === 'string' ? RFC3339_TIME.exec(value) : null;
+  if (match === null) throwInvalid(source, `${where}: expected ${expected}, found ${describe(value)}`);
 
-  return time;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const offsetHours = Number(match[9] ?? 0);
+  const offsetMinutes = Number(match[10] ?? 0);
+  const problem = rangeProblem(year, month, day, hour, minute, second, offsetHours, offsetMinutes);
+  if (problem !== null) throwInvalid(source, `${where}: ${JSON.stringify(value)} is not a valid time (${problem}); expected ${expected}`);
+
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, keeps years 0 to 99 as they are.
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, Number((match[7] ?? '.').slice(1, 4).padEnd(3, '0')));
+  const offset = (match[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+
+  return date.getTime() - offset;
+}
+
+/** Returns which field of a date-time is out of range (RFC 3339 section 5.7), or null. */
+function rangeProblem(year: number, month: number, day: number, hour: number, minute: number, second: number, offsetHours: number, offsetMinutes: number): string | null {
+  if (month < 1 || month > 12) return `month ${month} is not 01 to 12`;
+  const days = daysInMonth(year, month);
+  if (day < 1 || day > days) return `${MONTH_NAMES[month - 1]} ${year} has ${days} days`;
+  if (hour > 23) return `hour ${hour} is not 00 to 23`;
+  if (minute > 59) return `minute ${minute} is not 00 to 59`;
+  // NOTE: RFC 3339 allows second 60 for a leap second; JavaScript time has no leap seconds.
+  if (second > 59) return `second ${second} is not 00 to 59`;
+  if (offsetHours > 23 || offsetMinutes > 59) return 'the zone offset is not -23:59 to +23:59';
+
+  return null;
+}
+
+function daysInMonth(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month === 2) return leap ? 29 : 28;
+
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 function assertPatientId(id: unknown, source: string, where: string): string {
@@ -213,16 +389,40 @@ function throwInvalid(source: string, detail: string): never {
   throw new CareSourceError('WG_CARE_PANEL_INVALID', `Invalid care panel ${source}: ${detail}.`);
 }
 
+function throwNotFound(file: string, error: unknown): never {
+  const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  throw new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (${reason}); check care.panel_file.`, { cause: error });
+}
+
+/** Returns whether `value` is a plain mapping; a Map from `!!omap` or a Set from `!!set` is not one. */
 function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
+  if (value === null || typeof value !== 'object') return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+
+  return prototype === Object.prototype || prototype === null;
 }
 
 function describe(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
+  if (value instanceof Map) return 'an !!omap (write a plain mapping without the tag)';
+  if (value instanceof Set) return 'a !!set (write a list without the tag)';
+  if (value instanceof Date) return 'a YAML timestamp';
+  if (value instanceof Uint8Array) return 'binary data (!!binary)';
   if (typeof value === 'object') return 'a mapping';
+  // YAML writes these as .nan, .inf and -.inf, and JSON.stringify would turn them into null.
+  if (Number.isNaN(value)) return '.nan (not a number)';
+  if (value === Number.POSITIVE_INFINITY) return '.inf (infinity)';
+  if (value === Number.NEGATIVE_INFINITY) return '-.inf (minus infinity)';
   const text = JSON.stringify(value) ?? String(value);
 
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/** Returns the first line of an error's message without yaml's trailing colon. */
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+
+  return message.split('\n')[0]!.replace(/:$/, '');
+}

@@ -15,6 +15,8 @@ export interface LabelledDecision {
 
 export interface EvaluationSummary {
   readonly records: number;
+  /** Records left out of every other count because their time is not a valid date (see `isValidTime`). */
+  readonly invalid_time_records: number;
   readonly episodes: number;
   readonly episode_recall: number;
   readonly benign_flag_rate: number;
@@ -30,6 +32,9 @@ export interface EvaluationSummary {
 /** An episode counts as caught when one of its first this many records is flagged. */
 export const EPISODE_CATCH_WINDOW = 5;
 
+/** Largest distance from the epoch that a JavaScript Date can hold, in milliseconds (ECMA-262, Time Values and Time Range). */
+const MAX_TIME_MS = 8.64e15;
+
 /** Actions that interrupt a clinician's work; `notify` lets the request through. */
 const INTERRUPTING: ReadonlySet<Action> = new Set(['step_up', 'block', 'break_glass']);
 
@@ -42,7 +47,8 @@ const INTERRUPTING: ReadonlySet<Action> = new Set(['step_up', 'block', 'break_gl
  * rule's ttl, so a benign step-up within that time after the user's previous benign step-up is
  * the same interruption and not counted again; blocks and break-glass pages always count.
  * `benign_interrupted_records_per_100_user_days` counts every such record. Records without a
- * label are counted in `records` only.
+ * label are counted in `records` only. Records whose time is NaN, infinite or outside the Date
+ * range are counted in `records` and `invalid_time_records` only.
  */
 export function summarize(decisions: readonly LabelledDecision[]): EvaluationSummary {
   let truePositive = 0;
@@ -54,8 +60,10 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
   const elevatedUntil = new Map<string, number>();
   const userDays = new Set<string>();
   const episodes = new Map<string, LabelledDecision[]>();
+  // A NaN time would make the sort comparator inconsistent, and toISOString() throws a RangeError for it.
+  const valid = decisions.filter((decision) => isValidTime(decision.time));
 
-  for (const decision of [...decisions].sort((a, b) => a.time - b.time)) {
+  for (const decision of valid.sort((a, b) => a.time - b.time)) {
     if (decision.label === undefined) continue;
     const flagged = decision.action !== 'allow';
     if (decision.label === 'misuse') {
@@ -89,6 +97,7 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
   const recall = ratio(truePositive, truePositive + falseNegative);
   return {
     records: decisions.length,
+    invalid_time_records: decisions.length - valid.length,
     episodes: episodes.size,
     episode_recall: ratio(caught, episodes.size),
     benign_flag_rate: ratio(falsePositive, falsePositive + trueNegative),
@@ -101,11 +110,17 @@ export function summarize(decisions: readonly LabelledDecision[]): EvaluationSum
   };
 }
 
-/** Formats the one-line summary printed by `wardgate replay` and `npm run eval`. */
+/** Returns whether `time` is a number of milliseconds that a Date can hold. */
+export function isValidTime(time: number): boolean {
+  return Number.isFinite(time) && Math.abs(time) <= MAX_TIME_MS;
+}
+
+/** Formats the one-line summary printed by `wardgate replay` and `npm run eval`; `invalid_time_records` appears only when it is not 0. */
 export function formatSummary(summary: EvaluationSummary): string {
   const fixed = (value: number) => value.toFixed(4);
   return [
     `records=${summary.records}`,
+    ...(summary.invalid_time_records > 0 ? [`invalid_time_records=${summary.invalid_time_records}`] : []),
     `episodes=${summary.episodes}`,
     `episode_recall=${fixed(summary.episode_recall)}`,
     `benign_flag_rate=${fixed(summary.benign_flag_rate)}`,

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -240,4 +240,40 @@ t.test('replay names a short patient key and a folder given as --out', async (t)
   const folderOut = await run(['replay', file, '--out', dir]);
   t.equal(folderOut.code, 1);
   t.match(folderOut.err, new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is a folder \\(EISDIR\\); give a file name`));
+});
+
+t.test('replay skips a line above the string limit and prints the summary', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'access.jsonl');
+  const [first, ...rest] = accessLog().slice(0, 4).map((entry) => JSON.stringify(entry));
+  // Line 2 is 600 MiB of zero bytes in a sparse file: more than V8's maximum string length
+  // (2^29 - 24 characters), so it cannot be held as one string.
+  const hugeLine = 600 * 1024 * 1024;
+  const head = Buffer.from(`${first}\n`);
+  const descriptor = openSync(file, 'w');
+  writeSync(descriptor, head, 0, head.length, 0);
+  writeSync(descriptor, `\n${rest.join('\n')}\n`, head.length + hugeLine);
+  closeSync(descriptor);
+
+  const result = await run(['replay', file]);
+
+  t.equal(result.code, 1, 'a skipped line sets exit status 1');
+  t.equal(result.err, `wardgate replay: line 2: field "(line)": expected at most 65536 bytes, received ${hugeLine} bytes\n`);
+  const lines = result.out.trim().split('\n');
+  t.equal(lines.length, 5, 'four decisions and the summary');
+  t.match(lines.at(-1), /^records=4 episodes=0 /);
+});
+
+t.test('replay checks the --out folder before deciding', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 2), ['not json']);
+  const outFile = join(dir, 'missing', 'decisions.jsonl');
+
+  const result = await run(['replay', file, '--out', outFile]);
+
+  t.equal(result.code, 1);
+  t.equal(result.err, `wardgate replay: cannot write --out ${outFile}: the folder ${join(dir, 'missing')} does not exist (ENOENT); create the folder or give another path\n`, 'no line was read, and the path is the one given');
+  t.equal(result.out, '');
 });

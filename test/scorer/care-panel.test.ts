@@ -1,9 +1,10 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 
-import { parsePanel, watchPanelFile } from '../../scorer/care/panel-source.ts';
+import { MAX_PANEL_BYTES, parsePanel, watchPanelFile } from '../../scorer/care/panel-source.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 
 const pseudonymizer = new PatientPseudonymizer(Buffer.alloc(32, 4));
@@ -97,6 +98,9 @@ t.test('panel source reloads a changed file and keeps the last good one', async 
   t.equal(failures[0], 'WG_CARE_PANEL_INVALID');
 });
 
+/** Nine levels of ten aliases over a list of two ids: 2 × 10^9 list items once expanded. */
+const ALIAS_BOMB = ['l0: &l0 [p-1, p-2]', ...Array.from({ length: 9 }, (_, level) => `l${level + 1}: &l${level + 1} [${Array(10).fill(`*l${level}`).join(', ')}]`)].join('\n');
+
 const hostile: [string, string, RegExp][] = [
   ['a list', '- a\n- b\n', /expected a mapping with "practitioners" and "patients", found a list/],
   ['unknown key', 'practicioners: {}\n', /unknown top-level key "practicioners"/],
@@ -109,10 +113,31 @@ const hostile: [string, string, RegExp][] = [
   ['unknown flag', 'patients: { p-1: { celebrity: true } }\n', /patients\.p-1: unknown flag "celebrity"/],
   ['truncated', 'practitioners: { u: [p-1', /not valid YAML or JSON/],
   ['stays as a list', 'stays: [p-1]\n', /stays: expected a mapping from patient id to a list of \[start, end\] pairs, found a list/],
-  ['stay without an end', 'stays: { p-1: [["2026-03-01T08:00:00Z"]] }\n', /stays\.p-1\[0\]: expected \[start, end\] with ISO 8601 times/],
-  ['stay time not ISO', 'stays: { p-1: [["yesterday", null]] }\n', /stays\.p-1\[0\]\[0\]: expected an ISO 8601 time such as "2026-03-01T08:00:00Z", found "yesterday"/],
+  ['stay without an end', 'stays: { p-1: [["2026-03-01T08:00:00Z"]] }\n', /stays\.p-1\[0\]: expected \[start, end\] with RFC 3339 times/],
+  ['stay time not RFC 3339', 'stays: { p-1: [["yesterday", null]] }\n', /stays\.p-1\[0\]\[0\]: expected an RFC 3339 time with a zone \(Z or ±hh:mm\) such as "2026-03-01T08:00:00Z", found "yesterday"/],
   ['stay ending before it starts', 'stays: { p-1: [["2026-03-02T00:00:00Z", "2026-03-01T00:00:00Z"]] }\n', /stays\.p-1\[0\]: the end "2026-03-01T00:00:00Z" is not after the start/],
   ['stay of a bad id', 'stays: { "p/1": [] }\n', /stays key "p\/1": expected a FHIR patient id/],
+  ['empty file', '', /^Invalid care panel panel\.yaml: the file is empty; write the new panel to a temporary file in the same folder and rename it over this one/],
+  ['file of comments only', '# panel for ward 3\n', /the file is empty; write the new panel to a temporary file/],
+  ['null document', '~\n', /expected a mapping with "practitioners" and "patients", found null/],
+  ['alias bomb', ALIAS_BOMB, /cannot convert the YAML to values \(Excessive alias count indicates a resource exhaustion attack\); write the lists out instead of using YAML anchors and aliases/],
+  ['alias without anchor', 'practitioners: { u: *ward }\n', /cannot convert the YAML to values \(Unresolved alias .*ward\)/],
+  ['!!omap section', 'practitioners: !!omap [ { u: [p-1] } ]\n', /practitioners: expected a mapping from user to a list of patient ids, found an !!omap \(write a plain mapping without the tag\)/],
+  ['!!set of ids', 'practitioners: { u: !!set { p-1: null } }\n', /practitioners\.u: expected a list of patient ids, found a !!set \(write a list without the tag\)/],
+  ['!!omap flags', 'patients: { p-1: !!omap [ { vip: true } ] }\n', /patients\.p-1: expected \{ vip: true\|false, employee: true\|false \}, found an !!omap/],
+  ['unknown tag', 'patients: { p-1: !flags { vip: true } }\n', /unsupported YAML \(Unresolved tag: !flags at line 1, column 18\); write plain mappings, lists and values without tags/],
+  ['binary id', 'practitioners: { u: [!!binary cC0x] }\n', /practitioners\.u\[0\]: expected a FHIR patient id .*found binary data \(!!binary\)/],
+  ['.nan flag', 'patients: { p-1: { vip: .nan } }\n', /patients\.p-1\.vip: expected true or false, found \.nan \(not a number\)/],
+  ['.inf flag', 'patients: { p-1: { employee: .inf } }\n', /patients\.p-1\.employee: expected true or false, found \.inf \(infinity\)/],
+  ['stay on 30 February', 'stays: { p-1: [["2026-02-30T00:00:00Z", null]] }\n', /stays\.p-1\[0\]\[0\]: "2026-02-30T00:00:00Z" is not a valid time \(February 2026 has 28 days\); expected an RFC 3339 time with a zone/],
+  ['stay on 31 April', 'stays: { p-1: [["2026-03-01T00:00:00Z", "2026-04-31T00:00:00Z"]] }\n', /stays\.p-1\[0\]\[1\]: "2026-04-31T00:00:00Z" is not a valid time \(April 2026 has 30 days\)/],
+  ['stay at hour 24', 'stays: { p-1: [["2026-03-01T24:00:00Z", null]] }\n', /"2026-03-01T24:00:00Z" is not a valid time \(hour 24 is not 00 to 23\)/],
+  ['stay time without a zone', 'stays: { p-1: [["2026-03-01T08:00:00", null]] }\n', /stays\.p-1\[0\]\[0\]: expected an RFC 3339 time with a zone .*found "2026-03-01T08:00:00"/],
+  ['stay time without seconds', 'stays: { p-1: [["2026-03-01T08:00Z", null]] }\n', /expected an RFC 3339 time with a zone .*found "2026-03-01T08:00Z"/],
+  ['stay date without a time', 'stays: { p-1: [["2026-03-01", null]] }\n', /expected an RFC 3339 time with a zone .*found "2026-03-01"/],
+  ['stay time in another format', 'stays: { p-1: [["2026-03-01 12:00 PM GMT+1400", null]] }\n', /expected an RFC 3339 time with a zone .*found "2026-03-01 12:00 PM GMT\+1400"/],
+  ['stay zone offset out of range', 'stays: { p-1: [["2026-03-01T08:00:00+14:60", null]] }\n', /"2026-03-01T08:00:00\+14:60" is not a valid time \(the zone offset is not -23:59 to \+23:59\)/],
+  ['stay time tagged !!timestamp', 'stays: { p-1: [[!!timestamp 2026-03-01T08:00:00Z, null]] }\n', /stays\.p-1\[0\]\[0\]: expected an RFC 3339 time with a zone .* in quotes, found a YAML timestamp; quote the time/],
 ];
 
 for (const [name, text, message] of hostile) {
@@ -121,9 +146,152 @@ for (const [name, text, message] of hostile) {
   });
 }
 
+t.test('panel stay times convert zones, fractions and leap days', async (t) => {
+  const panel = parsePanel(
+    'stays:\n  p-1: [["2024-02-29T09:00:00.1239+01:00", "2024-03-01t00:00:00z"], ["2026-03-01T08:00:00-05:30", null]]\n  p-2: [["0050-01-01T00:00:00Z", "0050-01-02T00:00:00Z"]]\n',
+    'panel.yaml',
+    pseudonymizer,
+  );
+  const old = new Date(0);
+  old.setUTCFullYear(50, 0, 1);
+
+  t.same(panel.stays?.get(p('p-1')), [[Date.UTC(2024, 1, 29, 8, 0, 0, 123), Date.UTC(2024, 2, 1)], [Date.UTC(2026, 2, 1, 13, 30), Number.POSITIVE_INFINITY]]);
+  t.same(panel.stays?.get(p('p-2')), [[old.getTime(), old.getTime() + 86_400_000]], 'a year below 100 is not read as 19xx');
+  t.throws(() => parsePanel('stays: { p-1: [["2025-02-29T00:00:00Z", null]] }\n', 'panel.yaml', pseudonymizer), {
+    code: 'WG_CARE_PANEL_INVALID',
+    message: /"2025-02-29T00:00:00Z" is not a valid time \(February 2025 has 28 days\)/,
+  });
+});
+
+t.test('panel source rejects a FIFO without hanging', { skip: process.platform === 'win32' && 'no FIFOs' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'panel.fifo');
+  execFileSync('mkfifo', [fifo]);
+  t.teardown(() => releaseReader(fifo));
+
+  await t.rejects(withinHangBound(watchPanelFile(fifo, pseudonymizer, { pollMs: 0 })), {
+    code: 'WG_CARE_PANEL_INVALID',
+    message: `Invalid care panel ${fifo}: not a regular file (found a FIFO); point care.panel_file at a regular file and replace it by rename.`,
+  });
+
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+  const source = await watchPanelFile(file, pseudonymizer, { pollMs: 0 });
+  rmSync(file);
+  execFileSync('mkfifo', [file]);
+  t.teardown(() => releaseReader(file));
+
+  await t.resolves(withinHangBound(source.reload()), 'a reload of a FIFO returns');
+  t.match(source.lastReloadError(), /^Invalid care panel .*panel\.yaml: not a regular file \(found a FIFO\)/);
+  t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0002')]), 'the last good panel stays in force');
+
+  rmSync(file);
+  writeAtomically(file, 'practitioners:\n  demo-nurse: [p-0009]\n');
+  await t.resolves(withinHangBound(source.reload()), 'later reloads are not held up');
+  t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0009')]));
+  await t.resolves(withinHangBound(source.close()));
+});
+
+t.test('panel source checks the type and size before reading', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+  await t.rejects(watchPanelFile(dir, pseudonymizer, { pollMs: 0 }), {
+    code: 'WG_CARE_PANEL_INVALID',
+    message: `Invalid care panel ${dir}: not a regular file (found a directory); point care.panel_file at a regular file and replace it by rename.`,
+  });
+
+  // A sparse file: 2 GiB long without using the disk space.
+  const huge = join(dir, 'huge.yaml');
+  writeFileSync(huge, PANEL);
+  truncateSync(huge, 2 * 1024 ** 3);
+  await t.rejects(watchPanelFile(huge, pseudonymizer, { pollMs: 0 }), {
+    code: 'WG_CARE_PANEL_INVALID',
+    message: `Invalid care panel ${huge}: the file is 2147483648 bytes, above the limit of ${MAX_PANEL_BYTES} bytes.`,
+  });
+});
+
+t.test('panel reload rejects an empty file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+  const failures: string[] = [];
+  const source = await watchPanelFile(file, pseudonymizer, { pollMs: 0, onReloadError: (error) => failures.push(error.code) });
+  t.teardown(() => source.close());
+
+  writeFileSync(file, '');
+  await source.reload();
+  t.same(failures, ['WG_CARE_PANEL_INVALID']);
+  t.match(source.lastReloadError(), /^Invalid care panel .*panel\.yaml: the file is empty; write the new panel to a temporary file in the same folder and rename it over this one/);
+  t.same(await source.careSet('demo-physician', 0), new Set([p('p-0001'), p('p-0002')]), 'care sets stay known');
+  t.same(await source.patientFlags(p('p-0007')), { vip: true, employee: false }, 'flags stay in force');
+});
+
+t.test('panel reload reports the sections it lost', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'panel.yaml');
+  const full = `${PANEL}stays:\n  p-0001: [["2026-03-01T08:00:00Z", null]]\n`;
+  writeFileSync(file, full);
+  const reloads: (readonly string[])[] = [];
+  const source = await watchPanelFile(file, pseudonymizer, { pollMs: 0, onReload: (_file, lost) => reloads.push(lost) });
+  t.teardown(() => source.close());
+
+  // What a copy cut short after the first section leaves: still valid YAML.
+  writeAtomically(file, 'practitioners:\n  demo-physician: [p-0001, p-0002]\n');
+  await source.reload();
+  writeAtomically(file, full);
+  await source.reload();
+
+  t.same(reloads, [['patients', 'stays'], []]);
+});
+
+t.test('panel reload maps an alias bomb to a coded error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+  const failures: { code: string; message: string }[] = [];
+  const source = await watchPanelFile(file, pseudonymizer, { pollMs: 0, onReloadError: (error) => failures.push({ code: error.code, message: error.message }) });
+  t.teardown(() => source.close());
+
+  writeAtomically(file, ALIAS_BOMB);
+  await source.reload();
+
+  t.equal(failures.length, 1);
+  t.equal(failures[0]?.code, 'WG_CARE_PANEL_INVALID');
+  t.match(failures[0]?.message, /^Invalid care panel .*panel\.yaml: cannot convert the YAML to values \(Excessive alias count/);
+  t.equal(source.lastReloadError(), failures[0]?.message);
+  t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0002')]));
+});
+
 t.test('panel source fails at start without a good file', async (t) => {
   await t.rejects(watchPanelFile('/nonexistent/panel.yaml', pseudonymizer), { code: 'WG_CARE_PANEL_NOT_FOUND', message: /Cannot read the care panel file \/nonexistent\/panel\.yaml \(ENOENT\); check care\.panel_file\./ });
 });
+
+/** Rejects when `work` has not settled after 30 s, so a hang fails the test instead of stalling the run. */
+async function withinHangBound<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('still pending after 30 s')), 30_000);
+  });
+  try {
+    return await Promise.race([work, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Opens the FIFO's write end and closes it, so that a reader blocked in open() gets end-of-file. */
+function releaseReader(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+  }
+}
 
 /** Polls for up to 30 s of wall time: timers run late on a loaded machine. */
 async function waitFor(condition: () => boolean): Promise<void> {

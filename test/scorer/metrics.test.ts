@@ -66,3 +66,27 @@ t.test('a step-up within the elevation of the previous one is the same interrupt
   t.equal(summary.benign_interrupted_records_per_100_user_days, (100 * 8) / 3, 'every interrupted record');
   t.equal(summary.benign_flag_rate, 1, 'flagging is per record, elevation or not');
 });
+
+t.test('summarize leaves out records with invalid times', async (t) => {
+  const valid: LabelledDecision[] = [
+    { time: at(0, 1), user: 'alice', action: 'allow', label: 'benign' },
+    { time: at(0, 2), user: 'alice', action: 'step_up', label: 'benign' },
+    ...[1, 2, 3, 4, 5, 6].map((m) => ({ time: at(0, 10 + m), user: 'eve', action: m === 1 ? 'block' : 'allow', label: 'misuse', episode: 'e' }) as const),
+  ];
+  const invalid: LabelledDecision[] = [
+    ...[Number.NaN, Number.POSITIVE_INFINITY, 8.64e15 + 1, -9e15].map((time) => ({ time, user: 'eve', action: 'allow', label: 'misuse', episode: 'e' }) as const),
+    // A benign record's time becomes a UTC day, which a NaN time cannot.
+    { time: Number.NaN, user: 'alice', action: 'allow', label: 'benign' },
+  ];
+  // The invalid records go in between, where a NaN would break the sort order.
+  const decisions = [...valid.slice(0, 4), ...invalid, ...valid.slice(4)].reverse();
+
+  const summary = summarize(decisions);
+
+  t.equal(summary.records, 13);
+  t.equal(summary.invalid_time_records, 5);
+  t.same({ ...summary, records: 8, invalid_time_records: 0 }, summarize(valid), 'every other count is that of the valid records alone');
+  t.equal(summary.episode_recall, 1, 'the episode is caught by its first record');
+  t.match(formatSummary(summary), /^records=13 invalid_time_records=5 episodes=1 /);
+  t.notMatch(formatSummary(summarize(valid)), /invalid_time_records/, 'the count is printed only when it is not 0');
+});
