@@ -81,7 +81,13 @@ async function openCareSource(config: WardgateConfig, cache: CareCache, logger: 
 
   if (care.source === 'panel' && care.panel_file !== undefined) {
     return watchPanelFile(care.panel_file, pseudonymizer, {
-      onReload: (file) => logger.info({ file }, 'care panel reloaded'),
+      onReload: (file, lostSections) => {
+        if (lostSections.length > 0) {
+          logger.warn({ file, lost_sections: lostSections }, 'care panel reloaded without sections the previous panel had; check that the file was written whole');
+        } else {
+          logger.info({ file }, 'care panel reloaded');
+        }
+      },
       onReloadError: (error) => logger.error({ file: care.panel_file, err: error }, 'care panel reload failed; the previous panel stays in force'),
     });
   }

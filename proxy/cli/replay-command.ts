@@ -38,7 +38,8 @@ Options:
   --max-errors N       stop before deciding anything when more than N lines are invalid (default ${DEFAULT_MAX_ERRORS})
 
 Invalid lines are reported on standard error with their line number and field and are
-skipped. The exit status is 1 when any line was skipped, 0 otherwise.
+skipped. The exit status is 2 for a usage error, 1 when any line was skipped or replay
+failed, 0 otherwise. With --out, the summary line is also printed on standard error.
 
 The patient pseudonym key comes from the configuration, or from WARDGATE_PATIENT_KEY
 (hex or base64, at least 32 bytes). Without either, a random key is used for the run;
@@ -117,8 +118,13 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
 
     if (outcome.decisions.some((decision) => decision.label !== undefined)) {
       const summary = `${formatSummary(summarize(outcome.decisions))}\n`;
-      if (options.out === undefined) out.write(summary);
-      else lines.push(summary);
+      if (options.out === undefined) {
+        out.write(summary);
+      } else {
+        lines.push(summary);
+        // The decisions go to the file; the summary also goes to the terminal.
+        err.write(summary);
+      }
     }
     if (options.out !== undefined) await writeAtomically(options.out, lines.join(''));
 

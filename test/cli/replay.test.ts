@@ -168,6 +168,19 @@ t.test('replay writes --out atomically and without labels prints no summary', as
   t.notOk(existsSync(`${outFile}.${process.pid}.tmp`));
 });
 
+t.test('replay with --out also prints the summary on standard error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 6));
+  const outFile = join(dir, 'decisions.jsonl');
+
+  const result = await run(['replay', file, '--out', outFile]);
+  const lastLine = readFileSync(outFile, 'utf8').trim().split('\n').pop()!;
+  t.match(lastLine, /^records=6 /, 'the file ends with the summary');
+  t.equal(result.out, '', 'nothing on standard output');
+  t.ok(result.err.includes(`${lastLine}\n`), 'the same summary on standard error');
+});
+
 t.test('replay usage errors', async (t) => {
   t.match((await run(['replay'])).err, /^wardgate: missing access log FILE/);
   t.equal((await run(['replay'])).code, 2);
