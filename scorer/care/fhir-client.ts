@@ -23,6 +23,8 @@ export interface FhirDeadline {
 
 /** Maximum pages of one search that are followed; a longer result is reported as a failure. */
 export const MAX_SEARCH_PAGES = 50;
+/** Maximum entries of one search over all its pages: 50 pages of the 100 entries that `_count` asks for. */
+export const MAX_SEARCH_ENTRIES = 5000;
 
 /** Maximum size of one FHIR response body in bytes, counted after content decoding. */
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -55,7 +57,7 @@ export async function fetchResource(url: URL, options: FhirFetchOptions): Promis
  * the search, so callers pass one to bound all pages together.
  *
  * @throws {CareSourceError} `WG_CARE_FETCH_FAILED` as `fetchResource`, when the deadline passes,
- *   or when the result has more than {@link MAX_SEARCH_PAGES} pages.
+ *   or when the result has more than {@link MAX_SEARCH_PAGES} pages or {@link MAX_SEARCH_ENTRIES} entries.
  */
 export async function fetchSearchSet(url: URL, options: FhirFetchOptions): Promise<FhirResource[]> {
   const resources: FhirResource[] = [];
@@ -71,6 +73,11 @@ export async function fetchSearchSet(url: URL, options: FhirFetchOptions): Promi
     if (bundle.resourceType !== 'Bundle') throwFetchFailed(next, `expected a Bundle, received ${bundle.resourceType}`);
 
     const entries = Array.isArray(bundle.entry) ? (bundle.entry as Array<{ resource?: unknown }>) : [];
+    // A server that ignores _count could otherwise hand over millions of entries, whose
+    // pseudonyms would be computed in one synchronous block that no deadline covers.
+    if (resources.length + entries.length > MAX_SEARCH_ENTRIES) {
+      throwFetchFailed(url, `the search returned more than ${MAX_SEARCH_ENTRIES} entries`);
+    }
     for (const entry of entries) {
       if (isResource(entry?.resource)) resources.push(entry.resource);
     }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 
-import { MAX_RESPONSE_BYTES, MAX_SEARCH_PAGES, fetchResource, fetchSearchSet, patientIdOf } from '../../scorer/care/fhir-client.ts';
+import { MAX_RESPONSE_BYTES, MAX_SEARCH_ENTRIES, MAX_SEARCH_PAGES, fetchResource, fetchSearchSet, patientIdOf } from '../../scorer/care/fhir-client.ts';
 
 const OPTIONS = { timeoutMs: 60_000, headers: {} };
 const MIB = 1024 * 1024;
@@ -96,6 +96,23 @@ t.test('next link to the same page stops at the page limit', async (t) => {
     message: `FHIR request /fhir/Encounter failed: the search has more than ${MAX_SEARCH_PAGES} pages.`,
   });
   t.equal(pages, MAX_SEARCH_PAGES);
+});
+
+t.test('search that ignores _count stops at the entry limit', async (t) => {
+  let pages = 0;
+  const base = await fhirServer(t, (req, res) => {
+    pages++;
+    // 3000 entries a page, as a server that ignores _count=100 would send.
+    const entry = Array.from({ length: 3000 }, (_, index) => ({ resource: { resourceType: 'Encounter', id: `e${pages}-${index}`, status: 'in-progress' } }));
+    const bundle = { resourceType: 'Bundle', type: 'searchset', link: [{ relation: 'next', url: `${req.url}&page=${pages + 1}` }], entry };
+    res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(bundle));
+  });
+
+  await t.rejects(fetchSearchSet(new URL('Encounter?status=in-progress', base), OPTIONS), {
+    code: 'WG_CARE_FETCH_FAILED',
+    message: `FHIR request /fhir/Encounter failed: the search returned more than ${MAX_SEARCH_ENTRIES} entries.`,
+  });
+  t.equal(pages, 2, 'the second page crosses the limit');
 });
 
 t.test('redirect is reported, not followed', async (t) => {
