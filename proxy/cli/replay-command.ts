@@ -93,10 +93,13 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
       err.write(`wardgate replay: WARDGATE_PATIENT_KEY ${reason}; using a random patient key for this run\n`);
     }
 
-    const log = await readAccessLog(parsed.positional[0]!);
+    const log = await readAccessLog(parsed.positional[0]!, maxErrors);
     for (const error of log.errors) err.write(`wardgate replay: ${error.message}\n`);
-    if (log.errors.length > maxErrors) {
-      err.write(`wardgate replay: ${log.errors.length} invalid lines, more than --max-errors ${maxErrors}; nothing was decided. Check that FILE is a Wardgate access log.\n`);
+    if (log.stoppedAtLine !== null) {
+      err.write(
+        `wardgate replay: more than --max-errors ${maxErrors} invalid lines by line ${log.stoppedAtLine}; reading stopped and nothing was decided. ` +
+          'Check that FILE is a Wardgate access log.\n',
+      );
       return 1;
     }
 

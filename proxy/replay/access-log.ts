@@ -102,40 +102,48 @@ export function parseAccessRecord(text: string, line: number): AccessRecord {
   return record;
 }
 
-/** Result of reading a whole access log: the valid records in file order and every rejected line. */
+/** Result of reading an access log: the valid records in file order and the rejected lines. */
 export interface AccessLog {
   readonly records: AccessRecord[];
   readonly errors: AccessRecordError[];
+  /** The line at which reading stopped because more than `maxErrors` lines were invalid, else null. */
+  readonly stoppedAtLine: number | null;
 }
 
 /**
  * Reads a JSON Lines access log. Blank lines are skipped; invalid lines, including lines of
- * more than `MAX_LINE_BYTES`, are collected in `errors` and do not stop the reading.
+ * more than `MAX_LINE_BYTES`, are collected in `errors`. Reading stops once more than
+ * `maxErrors` lines are invalid, so a file that is not an access log at all cannot fill memory
+ * with errors.
  *
  * @throws the file system error when the file cannot be read.
  */
-export async function readAccessLog(file: string): Promise<AccessLog> {
+export async function readAccessLog(file: string, maxErrors = Number.POSITIVE_INFINITY): Promise<AccessLog> {
   const records: AccessRecord[] = [];
   const errors: AccessRecordError[] = [];
   let number = 0;
+  const stream = createReadStream(file, { highWaterMark: 256 * 1024 });
 
-  for await (const line of splitLines(createReadStream(file, { highWaterMark: 256 * 1024 }), MAX_LINE_BYTES)) {
-    number++;
-    if (typeof line === 'number') {
-      errors.push(lineTooLong(number, line));
-      continue;
+  try {
+    for await (const line of splitLines(stream, MAX_LINE_BYTES)) {
+      number++;
+      if (typeof line === 'number') {
+        errors.push(lineTooLong(number, line));
+      } else if (line.trim() !== '') {
+        try {
+          records.push(parseAccessRecord(line, number));
+        } catch (error) {
+          if (!(error instanceof AccessRecordError)) throw error;
+          errors.push(error);
+        }
+      }
+      if (errors.length > maxErrors) return { records, errors, stoppedAtLine: number };
     }
-    if (line.trim() === '') continue;
-
-    try {
-      records.push(parseAccessRecord(line, number));
-    } catch (error) {
-      if (!(error instanceof AccessRecordError)) throw error;
-      errors.push(error);
-    }
+  } finally {
+    stream.destroy();
   }
 
-  return { records, errors };
+  return { records, errors, stoppedAtLine: null };
 }
 
 /**

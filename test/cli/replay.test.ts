@@ -148,8 +148,21 @@ t.test('replay stops when too many lines are invalid', async (t) => {
 
   const result = await run(['replay', file, '--max-errors', '2']);
   t.equal(result.code, 1);
-  t.match(result.err, /3 invalid lines, more than --max-errors 2; nothing was decided/);
+  t.match(result.err, /more than --max-errors 2 invalid lines by line 3; reading stopped and nothing was decided/);
   t.equal(result.out, '');
+});
+
+t.test('replay stops reading a file of invalid lines early', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // 200,000 invalid lines: before, every one was kept as an error before the count was checked.
+  const file = join(dir, 'noise.jsonl');
+  writeFileSync(file, 'x\n'.repeat(200_000));
+
+  const result = await run(['replay', file]);
+  t.equal(result.code, 1);
+  t.match(result.err, /more than --max-errors 100 invalid lines by line 101; reading stopped/);
+  t.equal(result.err.split('\n').filter((line) => line.includes(': line ')).length, 101, 'only the first 101 invalid lines are reported');
 });
 
 t.test('replay writes --out atomically and without labels prints no summary', async (t) => {
