@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { dateTimeRangeProblem } from '../../scorer/date-time.ts';
 
 /** One request of a recorded access log, checked and converted. */
 export interface AccessRecord {
@@ -45,7 +46,6 @@ export const MAX_LINE_BYTES = 64 * 1024;
 
 /** ISO 8601 date-time with a time zone (`Z` or `±hh:mm`), as RFC 3339 profiles it. */
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
-const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 /** HTTP method token (RFC 9110 section 9.1). */
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 
@@ -190,32 +190,11 @@ function readTime(fields: Record<string, unknown>, line: number): number {
   const match = typeof value === 'string' ? ISO_TIME.exec(value) : null;
   if (match === null) throw new AccessRecordError(line, 'time', `expected ${expected}, received ${describe(value)}`);
 
-  // Date.parse accepts day 31 in every month and hour 24, and moves such a time into the next month or day.
-  const problem = rangeProblem(match);
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match.slice(1, 9).map((field) => Number(field ?? 0)) as [number, number, number, number, number, number, number, number];
+  const problem = dateTimeRangeProblem({ year, month, day, hour, minute, second, offsetHours, offsetMinutes });
   if (problem !== null) throw new AccessRecordError(line, 'time', `${describe(value)} is not a valid time (${problem}); expected ${expected}`);
 
   return Date.parse(match[0]);
-}
-
-/** Returns which field of an ISO_TIME match is out of range (RFC 3339 section 5.7), or null. */
-function rangeProblem(match: RegExpExecArray): string | null {
-  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match.slice(1, 9).map((field) => Number(field ?? 0)) as [number, number, number, number, number, number, number, number];
-  if (month < 1 || month > 12) return `month ${month} is not 01 to 12`;
-  const days = daysInMonth(year, month);
-  if (day < 1 || day > days) return `${MONTH_NAMES[month - 1]} ${year} has ${days} days`;
-  if (hour > 23) return `hour ${hour} is not 00 to 23`;
-  if (minute > 59) return `minute ${minute} is not 00 to 59`;
-  if (second > 59) return `second ${second} is not 00 to 59`;
-  if (offsetHours > 23 || offsetMinutes > 59) return 'the zone offset is not -23:59 to +23:59';
-
-  return null;
-}
-
-function daysInMonth(year: number, month: number): number {
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  if (month === 2) return leap ? 29 : 28;
-
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 function lineTooLong(line: number, bytes: number): AccessRecordError {

@@ -6,6 +6,7 @@ import { fileVersion, watchFileVersion } from '../file-watch.ts';
 import type { PatientPseudonymizer } from '../features/patient.ts';
 import { CareSourceError } from './errors.ts';
 import type { CareRelationshipSource, PatientFlags } from './source.ts';
+import { dateTimeRangeProblem } from '../date-time.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -25,7 +26,6 @@ export const PANEL_READ_TIMEOUT_MS = 10_000;
  */
 const RFC3339_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 
-const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 
 const TIMED_OUT = Symbol('timed out');
 
@@ -344,7 +344,7 @@ function readTime(value: unknown, source: string, where: string): number {
   const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   const offsetHours = Number(match[9] ?? 0);
   const offsetMinutes = Number(match[10] ?? 0);
-  const problem = rangeProblem(year, month, day, hour, minute, second, offsetHours, offsetMinutes);
+  const problem = dateTimeRangeProblem({ year, month, day, hour, minute, second, offsetHours, offsetMinutes });
   if (problem !== null) throwInvalid(source, `${where}: ${JSON.stringify(value)} is not a valid time (${problem}); expected ${expected}`);
 
   const date = new Date(0);
@@ -354,27 +354,6 @@ function readTime(value: unknown, source: string, where: string): number {
   const offset = (match[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
 
   return date.getTime() - offset;
-}
-
-/** Returns which field of a date-time is out of range (RFC 3339 section 5.7), or null. */
-function rangeProblem(year: number, month: number, day: number, hour: number, minute: number, second: number, offsetHours: number, offsetMinutes: number): string | null {
-  if (month < 1 || month > 12) return `month ${month} is not 01 to 12`;
-  const days = daysInMonth(year, month);
-  if (day < 1 || day > days) return `${MONTH_NAMES[month - 1]} ${year} has ${days} days`;
-  if (hour > 23) return `hour ${hour} is not 00 to 23`;
-  if (minute > 59) return `minute ${minute} is not 00 to 59`;
-  // NOTE: RFC 3339 allows second 60 for a leap second; JavaScript time has no leap seconds.
-  if (second > 59) return `second ${second} is not 00 to 59`;
-  if (offsetHours > 23 || offsetMinutes > 59) return 'the zone offset is not -23:59 to +23:59';
-
-  return null;
-}
-
-function daysInMonth(year: number, month: number): number {
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  if (month === 2) return leap ? 29 : 28;
-
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 function assertPatientId(id: unknown, source: string, where: string): string {
