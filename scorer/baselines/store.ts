@@ -122,9 +122,9 @@ export interface ObserveExtras {
   readonly notAdmitted?: number;
   /**
    * Per entry of `patients`: true when neither the user's care set nor the census explains the
-   * access (the patient is not in the care set or the relationship is unknown, and the patient
-   * is not known to be in the hospital). The store counts such patients when they are also new
-   * to the user.
+   * access. That is, the patient is not in the care set (or the relationship is unknown) and is
+   * not known to be in the hospital. The store counts such patients when they are also new to
+   * the user.
    */
   readonly unexplained?: readonly boolean[];
 }

@@ -23,7 +23,7 @@ export interface FhirDeadline {
 
 /** Maximum pages of one search that are followed; a longer result is reported as a failure. */
 export const MAX_SEARCH_PAGES = 50;
-/** Maximum entries of one search over all its pages: 50 pages of the 100 entries that `_count` asks for. */
+/** Maximum entries of one search over all its pages: 50 pages of the 100 entries that `_count` requests. */
 export const MAX_SEARCH_ENTRIES = 5000;
 
 /** Maximum size of one FHIR response body in bytes, counted after content decoding. */

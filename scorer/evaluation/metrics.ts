@@ -44,8 +44,9 @@ const INTERRUPTING: ReadonlySet<Action> = new Set(['step_up', 'block', 'break_gl
  * flagged. A user-day is a user with at least one benign record on a UTC calendar day.
  * `benign_stepups_per_100_user_days` counts the times a benign user was interrupted (step_up,
  * block or break_glass). As in the live proxy, a completed step-up elevates the session for the
- * rule's ttl, so a benign step-up within that time after the user's previous benign step-up is
- * the same interruption and not counted again; blocks and break-glass pages always count.
+ * rule's ttl. A benign step-up within that time after the user's previous benign step-up is
+ * therefore the same interruption and is not counted again. Blocks and break-glass pages always
+ * count.
  * `benign_interrupted_records_per_100_user_days` counts every such record. Records without a
  * label are counted in `records` only. Records whose time is NaN, infinite or outside the Date
  * range are counted in `records` and `invalid_time_records` only.

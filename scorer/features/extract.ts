@@ -190,10 +190,10 @@ function unexplainedHourRatio(user: SubjectBaseline): number {
  * Returns the share of patient accesses that were unexplained before the current hour,
  * blended with the peer group's share by warm-up, so a new user is compared with their peers.
  * Halving can leave the user's differences briefly out of range, hence the clamps.
+ * NOTE: the peer share includes the current hour. A user alone in their peer group (or one of
+ * very few) therefore raises it with their own burst. That fades the floor in scorer.ts before
+ * it reaches the step-up level, although the learned model still scores the burst.
  */
-// NOTE: the peer share includes the current hour. A user alone in their peer group (or one of
-// very few) therefore raises the peer share with their own burst, which fades the floor in
-// scorer.ts before it reaches the step-up level; the learned model still scores the burst.
 function unexplainedUsual(user: SubjectBaseline, peer: PeerBaseline, warmUp: number): number {
   const userShare = ratio(Math.max(0, user.unexplainedTotal - user.unexplainedHour), Math.max(0, user.patientAccesses - user.patientAccessesHour));
   const peerShare = ratio(peer.unexplained, peer.patientAccesses);

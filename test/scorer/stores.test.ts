@@ -67,7 +67,7 @@ t.test('memory and Redis stores agree on an event table', async (t) => {
   t.equal(fromMemory[9]!.user.historyDays, 3);
 });
 
-/** Requests of one user across routes, days and the census, with the patients' census answers. */
+/** Requests of one user across routes and days, each with its not-admitted count and unexplained flags. */
 const HISTORY_EVENTS: [ScoreInput, string[], number, boolean[]][] = [
   [request({ time: MONDAY + 9 * HOUR, routeId: 'billing' }), ['pa', 'pb'], 2, [true, false]],
   [request({ time: MONDAY + 9 * HOUR + 1_000, routeId: 'billing' }), ['pa'], 1, [true]],
