@@ -155,17 +155,17 @@ function throwInvalidOption(option: string, expected: string, received: string):
 }
 
 /** `unexplained_hour_ratio` at which {@link unexplainedAccessFloor} reaches 1. */
-export const UNEXPLAINED_FLOOR_SCALE = 3;
+export const UNEXPLAINED_FLOOR_SCALE = 1.25;
 /** Usual share of unexplained patient accesses at which the floor has faded to 0. */
-export const UNEXPLAINED_USUAL_LIMIT = 0.1;
+export const UNEXPLAINED_USUAL_LIMIT = 0.125;
 
 /**
  * A hand-set lower bound on the risk, independent of any misuse kind the model was trained on.
  * When the request opens a patient whom nothing explains (`unexplained_access` > 0), it is
- * `unexplained_hour_ratio / 3`, clipped to [0, 1], times `1 - unexplained_usual / 0.1`
- * (at least 0), else 0. For a user whose earlier accesses were all explained, one unexplained
- * patient in the hour gives 0.33, three give 0.67 (a step-up under the demo policy) and six
- * reach the block level. The factor fades the floor out for staff for whom unexplained patients
+ * `unexplained_hour_ratio / 1.25`, clipped to [0, 1], times `1 - unexplained_usual / 0.125`
+ * (at least 0), else 0. For a user whose earlier accesses were all explained, the first
+ * unexplained patient in the hour gives 0.8 (a step-up under the demo policy) and the second
+ * reaches 1 (a block). The factor fades the floor out for staff for whom unexplained patients
  * are part of the job, such as billing clerks without a care relationship, who are left to the
  * learned model. A learned model cannot score a kind of misuse it never saw; this floor
  * keeps accesses that neither care, the census nor the user's own history explains from

@@ -19,19 +19,27 @@ import { EPISODE_CATCH_WINDOW, formatSummary, summarize, type LabelledDecision }
 
 const DAY = 86_400_000;
 
-/**
- * Maps a risk to the action of the evaluation policy, which is the risk rules of
- * policy/examples/demo.yaml (`block-very-high-risk` at risk >= 0.9, `step-up-unusual` at
- * risk >= 0.6). A record is flagged when the action is not `allow`.
- */
 /** The `ttl` of `step-up-unusual` in policy/examples/demo.yaml, in milliseconds. */
 export const EVALUATION_STEP_UP_TTL_MS = 900_000;
 
-export function evaluationAction(risk: number): Action {
-  if (risk >= 0.9) return 'block';
+/**
+ * Maps a risk and the request's features to the action of the evaluation policy, the risk
+ * rules of policy/examples/demo.yaml (also in risk-only.yaml): `block-very-high-risk` at
+ * risk >= 0.9 unless the request opens an explained patient who is not flagged
+ * (`conditions.explained_patient`), `step-up-unusual` at risk >= 0.6. A record is flagged
+ * when the action is not `allow`. test/scorer/evaluation-policy.test.ts checks that this
+ * function and risk-only.yaml agree.
+ */
+export function evaluationAction(risk: number, features: Readonly<Record<string, number>>): Action {
+  if (risk >= 0.9 && !explainedPatient(features)) return 'block';
   if (risk >= 0.6) return 'step_up';
 
   return 'allow';
+}
+
+/** `conditions.explained_patient` of the demo policy: care, the census or the user's history explains the patient, who is not flagged. */
+function explainedPatient(features: Readonly<Record<string, number>>): boolean {
+  return (features.patient_access ?? 0) > 0 && features.unexplained_access === 0 && features.patient_flagged === 0;
 }
 
 export const EVALUATION = Object.freeze({
@@ -116,7 +124,7 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
       if (record.label === 'misuse') misuseTimes.set(record.input.user, [...(misuseTimes.get(record.input.user) ?? []), record.input.time]);
     }
     for (const { record, risk, row } of scored) {
-      if (record.label !== 'benign' || evaluationAction(risk) === 'allow') continue;
+      if (record.label !== 'benign' || evaluationAction(risk, namedFeatures(row)) === 'allow') continue;
       // Whether the same account was misused within two hours, which shares the hour's counters.
       const near = (misuseTimes.get(record.input.user) ?? []).some((time) => Math.abs(time - record.input.time) <= 2 * 3_600_000);
       write(
@@ -161,7 +169,7 @@ function listMissedEpisodes(label: string, scored: readonly ScoredRecord[], writ
   }
   for (const [episode, entries] of episodes) {
     const first = entries.slice(0, EPISODE_CATCH_WINDOW);
-    if (first.some(({ risk }) => evaluationAction(risk) !== 'allow')) continue;
+    if (first.some(({ risk, row }) => evaluationAction(risk, namedFeatures(row)) !== 'allow')) continue;
     const { record, row } = first[0]!;
     const maxRisk = Math.max(...first.map((entry) => entry.risk));
     write(`missed_episode ${label} ${episode} kind=${record.kind} role=${record.role} records=${entries.length} max_risk=${maxRisk.toFixed(3)} ${describeRow(row)}`);
@@ -205,8 +213,8 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
   return scored;
 }
 
-function toDecision({ record, risk }: ScoredRecord): LabelledDecision {
-  const action = evaluationAction(risk);
+function toDecision({ record, risk, row }: ScoredRecord): LabelledDecision {
+  const action = evaluationAction(risk, namedFeatures(row));
 
   return {
     time: record.input.time,
