@@ -56,7 +56,7 @@ export async function openScorerRuntime(
       patientKey: config.patient_key,
       careSource: care,
       model: runner,
-      onResponseError: (error) => logger.warn({ err: error }, 'recording a response in the baselines failed'),
+      onResponseError: (error) => logger.warn({ err: error }, "recording a response or removing a blocked request's patients in the baselines failed"),
     });
 
     return {

@@ -18,7 +18,7 @@ export interface ScorerOptions {
   readonly utcOffsetMinutes?: number;
   /** Care relationships and patient flags; default `NO_CARE_SOURCE` (relationship unknown). */
   readonly careSource?: CareRelationshipSource;
-  /** Receives the errors that `observeResponse` catches; by default they are dropped. */
+  /** Receives the errors that `observeResponse` and `forgetDenied` catch; by default they are dropped. */
   readonly onResponseError?: (error: unknown) => void;
   /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
   readonly model?: RiskModel;
@@ -38,6 +38,14 @@ export interface Scorer {
    * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
    */
   observeResponse?(observation: ResponseObservation): void;
+  /**
+   * Removes the patients of a scored request from the user's patient history, for a request
+   * whose enforced decision was a block: it showed the user nothing, so it explains no later
+   * access. It removes them only when all of them were new to the user, that is when
+   * `result.features.patient_new_for_user` is 1, because it cannot tell which of several were new.
+   * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
+   */
+  forgetDenied?(input: ScoreInput, result: ScoreResult): void;
   /** Releases the model. The store belongs to the caller and stays open. */
   close(): Promise<void>;
 }
@@ -130,6 +138,21 @@ class BehaviouralScorer implements Scorer {
 
     try {
       this.#store.observeResponse(observation).catch((error: unknown) => this.#report(error));
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  // NOTE: an allowed request for the same patient observed between the block and this call
+  // loses its history entry too, so the patient's next access counts as new once more.
+  forgetDenied(input: ScoreInput, result: ScoreResult): void {
+    if (this.#store.forgetPatients === undefined || result.features.patient_new_for_user !== 1) {
+      return;
+    }
+
+    try {
+      const pseudonyms = this.#extractor.patientPseudonyms(input);
+      this.#store.forgetPatients(input.user, pseudonyms).catch((error: unknown) => this.#report(error));
     } catch (error) {
       this.#report(error);
     }

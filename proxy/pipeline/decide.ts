@@ -14,6 +14,8 @@ export const POST_QUANTUM_GROUPS: ReadonlySet<string> = new Set(['X25519MLKEM768
 /** The scorer's result for one request, or the dependency whose failure left it without one. */
 export interface ScoreOutcome {
   readonly result: ScoreResult | null;
+  /** The scorer's input for `result`, present whenever `result` is. */
+  readonly input?: ScoreInput;
   readonly failedDependency?: Dependency;
   /** The scorer's message when it rejected the request's own fields (`WG_SCORER_INVALID_INPUT`), a client error that no fail mode covers. */
   readonly invalidInput?: string;
@@ -98,7 +100,7 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
   if (!input) return { result: null };
 
   try {
-    return { result: await scorer.score(input) };
+    return { result: await scorer.score(input), input };
   } catch (error) {
     if (isScorerError(error, 'WG_SCORER_INVALID_INPUT')) {
       log.warn({ err: error, route: facts.route.id }, 'scorer rejected the request as invalid input; blocking it with 400');
@@ -109,6 +111,17 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
     log.warn({ err: error, route: route.id, dependency: failedDependency, fail_mode: route.fail_mode[failedDependency] }, 'scoring failed; applying the route fail mode');
     return { result: null, failedDependency };
   }
+}
+
+/**
+ * Tells the scorer to forget the patients of a scored request whose enforced decision is a
+ * block, so that a retry does not look explained by the user's patient history. Other actions
+ * forget nothing. After a step-up, for example, the user retries and that retry is observed again.
+ */
+export function forgetBlockedPatients(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
+  if (decision.action !== 'block' || scored.result === null || scored.input === undefined) return;
+
+  scorer.forgetDenied?.(scored.input, scored.result);
 }
 
 /**

@@ -14,7 +14,7 @@ import type { TlsFacts } from '../tls/listener.ts';
 import type { AuthResult, Dependency, ForwarderPort, IdentityPort, PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import type { Oversight, OversightOutcome } from '../break-glass/oversight.ts';
 import { failModeDecision } from './fail-modes.ts';
-import { decideScored, INVALID_PATIENT_ID_CODE, invalidPatientIds, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
+import { decideScored, forgetBlockedPatients, INVALID_PATIENT_ID_CODE, invalidPatientIds, scoreWithFailMode, type RequestFacts, type ScoreOutcome } from './decide.ts';
 import type { AuditPort } from '../ports.ts';
 import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 import { prepareRequest, type PreparedRequest } from './prepare.ts';
@@ -168,6 +168,8 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
 
   const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;
   if (enforced === null) return;
+  // Before the response goes out, so the client's next request finds the patients forgotten.
+  forgetBlockedPatients(deps.scorer, enforced, scored);
   await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span);
 }
 

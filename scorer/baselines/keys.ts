@@ -22,8 +22,21 @@ export function userKeys(prefix: string, observation: Observation): string[] {
     `${base}pd:${observation.day}`,
     `${base}r:${observation.hour}`,
     `${base}rp`,
-    `${base}pk`,
+    patientHistoryKey(prefix, observation.userTag),
   ];
+}
+
+/** Redis key of the user's patient history, a sorted set of {@link patientHistoryMember} to the last UTC day seen. */
+export function patientHistoryKey(prefix: string, userTag: string): string {
+  return `${prefix}{${userTag}}:pk`;
+}
+
+/**
+ * Returns the member under which observe.lua keeps a patient in the history: the first 16
+ * bytes of the pseudonym's UTF-8 encoding, as Lua's `string.sub(pseudonym, 1, 16)` takes them.
+ */
+export function patientHistoryMember(pseudonym: string): Buffer {
+  return Buffer.from(pseudonym, 'utf8').subarray(0, 16);
 }
 
 /** Script arguments of the user script, in the order observe.lua expects them. */

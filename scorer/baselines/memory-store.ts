@@ -1,7 +1,7 @@
 import type { ResponseObservation, ScoreInput } from '../types.ts';
-import { userKeys, peerKeys, responseKeys } from './keys.ts';
+import { patientHistoryKey, patientHistoryMember, userKeys, peerKeys, responseKeys } from './keys.ts';
 import { PEER_LIMITS, TTL_MS, USER_LIMITS } from './limits.ts';
-import { buildObservation, type Observation } from './observation.ts';
+import { buildObservation, userTagOf, type Observation } from './observation.ts';
 import { peerView, type PeerSummary } from './peer-cache.ts';
 import type { BaselineStore, ObserveExtras, PeerBaseline, RawBaseline, SubjectBaseline } from './store.ts';
 
@@ -69,6 +69,23 @@ export class MemoryBaselineStore implements BaselineStore {
     this.#expire(statsKey, response.time, TTL_MS.long);
   }
 
+  /**
+   * Runs synchronously although it returns a promise. Like ZREM, it neither creates the
+   * history nor changes its expiry, and a history left empty is dropped as Redis drops an empty key.
+   */
+  async forgetPatients(user: string, pseudonyms: readonly string[]): Promise<void> {
+    const historyKey = patientHistoryKey('', userTagOf(user));
+    const history = this.#entries.get(historyKey)?.value as Map<string, number> | undefined;
+    if (history === undefined) {
+      return;
+    }
+
+    for (const pseudonym of pseudonyms) {
+      history.delete(historyMember(pseudonym));
+    }
+    this.#dropEmptySets([historyKey]);
+  }
+
   async settle(): Promise<void> {}
 
   async close(): Promise<void> {
@@ -132,7 +149,7 @@ export class MemoryBaselineStore implements BaselineStore {
     let newPatients = 0;
     let unexplained = 0;
     for (const [index, patient] of observation.patients.entries()) {
-      const member = patient.slice(0, 16);
+      const member = historyMember(patient);
       if (history.has(member)) {
         history.set(member, observation.day);
       } else {
@@ -365,6 +382,12 @@ export class MemoryBaselineStore implements BaselineStore {
 /** Returns whether a response status counts as denied or probing (403 Forbidden, 404 Not Found). */
 export function isDenied(status: number): boolean {
   return status === 403 || status === 404;
+}
+
+// Latin-1 maps each of the member's bytes to one character, so two pseudonyms share a member
+// here exactly when they share one in observe.lua.
+function historyMember(pseudonym: string): string {
+  return patientHistoryMember(pseudonym).toString('latin1');
 }
 
 function increment(hash: Map<string, number>, field: string, by = 1): number {

@@ -42,7 +42,7 @@ export function buildObservation(input: ScoreInput, patients: string | readonly 
     );
   }
 
-  const userHash = sha256Hex(`user\0${input.user}`).slice(0, 16);
+  const userHash = userHashOf(input.user);
   const groups = [...new Set(input.groups)].sort();
   const day = Math.floor(input.time / DAY_MS);
   const hourOfDay = Math.floor((input.time % DAY_MS) / HOUR_MS);
@@ -61,6 +61,15 @@ export function buildObservation(input: ScoreInput, patients: string | readonly 
     routeHash: sha256Hex(`route\0${input.routeId}`).slice(0, 16),
     patients: typeof patients === 'string' ? [patients] : [...patients],
   };
+}
+
+/** Returns the hash tag of a user's keys, the same as {@link Observation.userTag}. */
+export function userTagOf(user: string): string {
+  return `u:${userHashOf(user)}`;
+}
+
+function userHashOf(user: string): string {
+  return sha256Hex(`user\0${user}`).slice(0, 16);
 }
 
 /**

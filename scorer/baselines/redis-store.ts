@@ -4,10 +4,10 @@ import type { Redis } from 'ioredis';
 
 import { ScorerError, isScorerError } from '../errors.ts';
 import type { ResponseObservation, ScoreInput } from '../types.ts';
-import { peerArguments, peerKeys, responseKeys, userArguments, userKeys } from './keys.ts';
+import { patientHistoryKey, patientHistoryMember, peerArguments, peerKeys, responseKeys, userArguments, userKeys } from './keys.ts';
 import { PEER_LIMITS, TTL_MS, USER_LIMITS } from './limits.ts';
 import { isDenied } from './memory-store.ts';
-import { buildObservation, type Observation } from './observation.ts';
+import { buildObservation, userTagOf, type Observation } from './observation.ts';
 import { PeerSummaryCache, peerView, type PeerSummary } from './peer-cache.ts';
 import { PEER_FIELDS, SUBJECT_FIELDS, type BaselineStore, type ObserveExtras, type RawBaseline, type SubjectBaseline } from './store.ts';
 
@@ -96,6 +96,29 @@ export class RedisBaselineStore implements BaselineStore {
     }
   }
 
+  /**
+   * Removes the patients with one ZREM on the history key, which carries the user's hash tag
+   * like the keys of observe.lua. Redis runs the commands of one connection in the order sent,
+   * so a request observed after this call started finds the patients removed. {@link settle}
+   * also waits for the ZREM.
+   */
+  async forgetPatients(user: string, pseudonyms: readonly string[]): Promise<void> {
+    if (pseudonyms.length === 0) {
+      return;
+    }
+
+    const removal = this.#redis.zrem(patientHistoryKey(this.#prefix, userTagOf(user)), ...pseudonyms.map(patientHistoryMember));
+    // The caller receives the error, so the copy that settle() waits for drops it.
+    const tracked: Promise<void> = removal.then(ignore, ignore).finally(() => this.#pending.delete(tracked));
+    this.#pending.add(tracked);
+
+    try {
+      await removal;
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
   async settle(): Promise<void> {
     while (this.#pending.size > 0) {
       await Promise.all([...this.#pending]);
@@ -127,6 +150,8 @@ export class RedisBaselineStore implements BaselineStore {
     return command.bind(this.#redis);
   }
 }
+
+function ignore(): void {}
 
 function unavailable(cause: unknown): ScorerError {
   if (isScorerError(cause)) {

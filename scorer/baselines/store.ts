@@ -149,6 +149,14 @@ export interface BaselineStore {
    * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
    */
   observeResponse?(observation: ResponseObservation): Promise<void>;
+  /**
+   * Removes patients from the user's patient history, so that a later request for them counts
+   * them as new again. It changes no counter. Callers do not wait for it on the request path.
+   * Pseudonyms not in the history are ignored.
+   *
+   * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
+   */
+  forgetPatients?(user: string, pseudonyms: readonly string[]): Promise<void>;
   /** Waits until updates started off the request path have finished (tests, replay). */
   settle?(): Promise<void>;
   /** Releases what the store opened itself; a client passed in by the caller stays open. */

@@ -35,8 +35,7 @@ export class FeatureExtractor {
    *   `WG_SCORER_STORE_UNAVAILABLE` when the store or the care source fails.
    */
   async extract(input: ScoreInput): Promise<Float32Array> {
-    const patientIds = extractPatientIds(input.path);
-    const pseudonyms = patientIds.map((id) => this.#pseudonymizer.pseudonymize(id));
+    const pseudonyms = this.patientPseudonyms(input);
     const care = await this.#careFacts(input, pseudonyms);
 
     let raw;
@@ -55,7 +54,17 @@ export class FeatureExtractor {
         : new ScorerError('WG_SCORER_STORE_UNAVAILABLE', `Baseline store failed: ${(error as Error).message}.`, { cause: error });
     }
 
-    return buildFeatureVector(input, raw, { patientCount: patientIds.length, utcOffsetMinutes: this.#utcOffsetMinutes, care });
+    return buildFeatureVector(input, raw, { patientCount: pseudonyms.length, utcOffsetMinutes: this.#utcOffsetMinutes, care });
+  }
+
+  /**
+   * Returns the pseudonyms of the patients the request names, in the order `extract` passes
+   * them to the store.
+   *
+   * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for a malformed path.
+   */
+  patientPseudonyms(input: ScoreInput): string[] {
+    return extractPatientIds(input.path).map((id) => this.#pseudonymizer.pseudonymize(id));
   }
 
   async #careFacts(input: ScoreInput, pseudonyms: readonly string[]): Promise<CareFacts> {

@@ -1,6 +1,7 @@
 import t from 'tap';
 
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
+import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { FEATURE_SCHEMA } from '../../scorer/features/schema.ts';
 import { createScorer, type Scorer } from '../../scorer/scorer.ts';
 import type { ScoreInput } from '../../scorer/types.ts';
@@ -142,4 +143,90 @@ t.test('scorer accepts an opened model', async (t) => {
 
   t.equal(scorer.modelVersion, model.version);
   t.equal(result.modelVersion, model.version);
+});
+
+/** The memory store, recording every call of `forgetPatients`. */
+class ForgetRecordingStore extends MemoryBaselineStore {
+  readonly forgotten: { user: string; pseudonyms: readonly string[] }[] = [];
+
+  override async forgetPatients(user: string, pseudonyms: readonly string[]): Promise<void> {
+    this.forgotten.push({ user, pseudonyms: [...pseudonyms] });
+    await super.forgetPatients(user, pseudonyms);
+  }
+}
+
+t.test('forgetDenied makes a blocked patient new again', async (t) => {
+  const store = new ForgetRecordingStore();
+  const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+  const pseudonym = new PatientPseudonymizer(Buffer.alloc(32, 3)).pseudonymize('blocked-1');
+
+  const blocked = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/blocked-1' });
+  const first = await scorer.score(blocked);
+  scorer.forgetDenied!(blocked, first);
+  const retry = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Observation?patient=blocked-1' }));
+
+  t.equal(first.features.patient_new_for_user, 1);
+  t.same(store.forgotten, [{ user: blocked.user, pseudonyms: [pseudonym] }], 'the pseudonym that score passed to the store');
+  t.equal(retry.features.patient_new_for_user, 1, 'the retry finds the patient new');
+  t.equal(retry.features.unexplained_access, 1, 'and unexplained');
+});
+
+t.test('allowed patient explains the next request', async (t) => {
+  const store = new ForgetRecordingStore();
+  const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  const first = await scorer.score(request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/allowed-1' }));
+  const next = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Patient/allowed-1' }));
+
+  t.equal(first.features.patient_new_for_user, 1);
+  t.equal(first.features.unexplained_access, 1);
+  t.equal(next.features.patient_new_for_user, 0, 'the history explains the patient');
+  t.equal(next.features.unexplained_access, 0);
+  t.same(store.forgotten, []);
+});
+
+t.test('forgetDenied keeps patients of a mixed request', async (t) => {
+  const store = new ForgetRecordingStore();
+  const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  await scorer.score(request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/known-1' }));
+  const mixed = request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Observation?patient=known-1,new-1' });
+  const mixedResult = await scorer.score(mixed);
+  scorer.forgetDenied!(mixed, mixedResult);
+  const withoutPatient = request({ time: MONDAY + 9 * HOUR + 90_000, path: '/fhir/Encounter?location=w1' });
+  scorer.forgetDenied!(withoutPatient, await scorer.score(withoutPatient));
+  const known = await scorer.score(request({ time: MONDAY + 9 * HOUR + 120_000, path: '/fhir/Patient/known-1' }));
+  const added = await scorer.score(request({ time: MONDAY + 9 * HOUR + 180_000, path: '/fhir/Patient/new-1' }));
+
+  t.equal(mixedResult.features.patient_new_for_user, 0.5, 'one of two patients was new');
+  t.same(store.forgotten, [], 'nothing is forgotten when not every patient was new, or none was named');
+  t.equal(known.features.patient_new_for_user, 0);
+  t.equal(added.features.patient_new_for_user, 0, 'the new patient of the mixed request stays in the history');
+});
+
+t.test('scorer forgetDenied never throws', async (t) => {
+  const errors: unknown[] = [];
+  const memory = new MemoryBaselineStore();
+  const failing = {
+    observe: memory.observe.bind(memory),
+    forgetPatients: async () => {
+      throw new Error('redis down');
+    },
+    close: async () => {},
+  };
+  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (error) => errors.push(error) });
+  t.teardown(() => scorer.close());
+  const blocked = request({ path: '/fhir/Patient/blocked-2' });
+  const result = await scorer.score(blocked);
+
+  t.doesNotThrow(() => scorer.forgetDenied!(blocked, result));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(errors.length, 1, 'the error reaches onResponseError');
+  t.match((errors[0] as Error).message, /redis down/);
+  t.doesNotThrow(() => scorer.forgetDenied!({ ...blocked, path: '/fhir/Patient/bad%id' }, result));
+  t.equal(errors.length, 2, 'an invalid path is reported too');
+  t.match(errors[1], { code: 'WG_SCORER_INVALID_INPUT' });
 });

@@ -114,6 +114,93 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
   t.equal(fromMemory[6]!.unexplainedTotal, 4);
 });
 
+/** Observations and removals from the patient history, replayed against both stores in this order. */
+type HistoryStep = { observe: ScoreInput; patients: string[] } | { forget: string; patients: string[] };
+
+const HOUSE = 'dr.house@hospital.test';
+const JOY = 'nurse.joy@hospital.test';
+// Eighteen UTF-8 bytes each: observe.lua keeps the first 16, which the two share.
+const WIDE_X = 'üüüüüüüüx';
+const WIDE_Y = 'üüüüüüüüy';
+// Pseudonyms of 32 hex digits that share their first 16, so they share one history member.
+const LONG_A = `0123456789abcdef${'a'.repeat(16)}`;
+const LONG_B = `0123456789abcdef${'b'.repeat(16)}`;
+
+const FORGET_STEPS: HistoryStep[] = [
+  { forget: HOUSE, patients: ['pa'] },
+  { observe: request({ time: MONDAY + 9 * HOUR }), patients: ['pa', 'pb'] },
+  { forget: HOUSE, patients: ['pa', 'pz'] },
+  { forget: JOY, patients: ['pb'] },
+  { forget: HOUSE, patients: [] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 1_000 }), patients: ['pa', 'pb'] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 2_000 }), patients: [WIDE_X] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 3_000 }), patients: [WIDE_Y] },
+  { forget: HOUSE, patients: [WIDE_Y, 'pa', 'pb'] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 4_000 }), patients: [WIDE_X, 'pb'] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 5_000 }), patients: [LONG_A] },
+  { forget: HOUSE, patients: [LONG_B] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 6_000 }), patients: [LONG_A, 'pb'] },
+];
+
+t.test('memory and Redis stores agree on forgetting patients', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('stores-forget');
+  t.teardown(async () => {
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+  const run = async (store: BaselineStore) => {
+    const results: RawBaseline[] = [];
+    for (const step of FORGET_STEPS) {
+      if ('forget' in step) {
+        await store.forgetPatients!(step.forget, step.patients);
+      } else {
+        results.push(await store.observe(step.observe, { patients: step.patients, unexplained: step.patients.map(() => true) }));
+      }
+      await store.settle?.();
+    }
+    return results;
+  };
+
+  const memoryResults = await run(new MemoryBaselineStore());
+  const redisResults = await run(new RedisBaselineStore(redis, { prefix }));
+  const fromMemory = memoryResults.map((result) => result.user);
+
+  t.same(redisResults, memoryResults, 'user and peer baselines agree');
+  t.same(fromMemory.map((user) => user.newPatients), [2, 1, 1, 0, 2, 1, 1], 'a forgotten patient is new again');
+  t.same(fromMemory.map((user) => user.unexplainedPatients), [2, 1, 1, 0, 2, 1, 1], 'a forgotten patient is unexplained again');
+  t.same(fromMemory.map((user) => user.newPatientsHour), [2, 3, 4, 4, 6, 7, 8], 'forgetting changes no counter');
+  t.same(fromMemory.map((user) => user.patientAccesses), [2, 4, 5, 6, 8, 9, 11]);
+});
+
+t.test('forgetting patients leaves no empty history', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('stores-forget-empty');
+  t.teardown(async () => {
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+  const redisStore = new RedisBaselineStore(redis, { prefix });
+  const memoryStore = new MemoryBaselineStore();
+
+  await redisStore.forgetPatients(JOY, ['pa']);
+  t.same(await keysUnder(redis, prefix), [], 'forgetting creates no key');
+
+  for (const store of [redisStore, memoryStore]) {
+    await store.observe(request({ user: JOY }), { patients: ['pa'] });
+    await store.settle();
+  }
+  const historyKeys = async () => (await keysUnder(redis, prefix)).filter((key) => key.endsWith(':pk'));
+  t.equal((await historyKeys()).length, 1, 'the observation created the history');
+  const memoryKeys = memoryStore.size;
+
+  await redisStore.forgetPatients(JOY, ['pa']);
+  await memoryStore.forgetPatients(JOY, ['pa']);
+
+  t.same(await historyKeys(), [], 'Redis drops the emptied history');
+  t.equal(memoryStore.size, memoryKeys - 1, 'the memory store drops it too');
+});
+
 t.test('Redis keys are hash-tagged and expire', async (t) => {
   const redis = await connectTestRedis();
   const prefix = testPrefix('ttl');
@@ -177,6 +264,8 @@ t.test('dead Redis fails fast with a coded error', async (t) => {
   const store = new RedisBaselineStore(redis, { prefix: testPrefix('dead') });
 
   await t.rejects(store.observe(request()), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
+  await t.rejects(store.forgetPatients('dr.house@hospital.test', ['pa']), { code: 'WG_SCORER_STORE_UNAVAILABLE', status: 503 });
+  await store.settle();
 });
 
 t.test('store option and input errors are coded', async (t) => {

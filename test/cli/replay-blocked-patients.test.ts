@@ -1,0 +1,61 @@
+import t from 'tap';
+import type { Decision, DecisionContext } from '../../policy/decision.ts';
+import type { PolicyPort } from '../../proxy/ports.ts';
+import type { AccessRecord } from '../../proxy/replay/access-log.ts';
+import { replayRecords } from '../../proxy/replay/replay.ts';
+import { createRouter } from '../../proxy/routing/router.ts';
+import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
+import { createScorer } from '../../scorer/scorer.ts';
+
+const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+const MONDAY_NOON = Date.UTC(2025, 2, 3, 12);
+
+function record(line: number, target: string): AccessRecord {
+  return {
+    line,
+    time: MONDAY_NOON + line * 60_000,
+    user: 'demo-physician',
+    groups: ['physicians', 'clinicians'],
+    ip: '10.20.1.17',
+    userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/133.0',
+    method: 'GET',
+    host: 'ehr.localhost',
+    target,
+    status: 200,
+    bytes: 1800,
+  };
+}
+
+t.test('replay forgets patients of blocked records', async (t) => {
+  const contexts: DecisionContext[] = [];
+  // Blocks the first record and a mixed one, and allows the rest.
+  const policy: PolicyPort = {
+    hash: 'stand-in',
+    decide(context: DecisionContext): Decision {
+      contexts.push(context);
+      const block = contexts.length === 1 || context.request.path === '/fhir/Observation';
+      return { action: block ? 'block' : 'allow', rule: block ? 'test-block' : 'allow-rest', reasons: [], risk: context.risk };
+    },
+  };
+  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 7) });
+  t.teardown(() => scorer.close());
+  const router = createRouter([
+    { id: 'ehr', host: 'ehr.localhost', path_prefix: '/', upstream: 'http://127.0.0.1:9000', sensitivity: 'normal', fail_mode: { redis: 'closed', scorer: 'closed', idp: 'closed' } },
+  ]);
+  const records = [
+    record(1, '/fhir/Patient/p-0011'),
+    record(2, '/fhir/Patient/p-0011'),
+    record(3, '/fhir/Patient/p-0011'),
+    record(4, '/fhir/Observation?patient=p-0011,p-0012'),
+    record(5, '/fhir/Patient/p-0012'),
+  ];
+
+  const outcome = await replayRecords(records, { scorer, policy, router, log: { warn: () => {} } }, () => {});
+
+  t.same(outcome.decisions.map((decision) => decision.action), ['block', 'allow', 'allow', 'block', 'allow']);
+  t.same(
+    contexts.map((context) => context.features.patient_new_for_user),
+    [1, 1, 0, 0.5, 0],
+    'a blocked record leaves its patient new; a blocked record with a known patient forgets nothing',
+  );
+});

@@ -1,0 +1,62 @@
+import t from 'tap';
+import type { Decision, DecisionContext } from '../../policy/decision.ts';
+import type { PolicyPort } from '../../proxy/ports.ts';
+import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
+
+const MFA = { acr_values: 'urn:wardgate:acr:mfa', max_age: 0, ttl: 900 };
+const contexts: DecisionContext[] = [];
+/** Paths the stand-in policy blocks or steps up once; every other request is allowed. */
+const verdicts = new Map<string, 'block' | 'step_up'>();
+const standIn: PolicyPort = {
+  hash: 'stand-in',
+  decide(context: DecisionContext): Decision {
+    contexts.push(context);
+    const verdict = verdicts.get(context.request.path);
+    verdicts.delete(context.request.path);
+    if (verdict === 'block') return { action: 'block', rule: 'test-block', reasons: ['blocked by the test'], risk: context.risk };
+    if (verdict === 'step_up') return { action: 'step_up', rule: 'test-step-up', reasons: ['stepped up by the test'], risk: context.risk, stepUp: MFA };
+    return { action: 'allow', rule: 'allow-rest', reasons: [], risk: context.risk };
+  },
+};
+
+let stack: TestStack;
+let cookie: string;
+
+t.before(async () => {
+  stack = await startTestStack({ wardgateOptions: { policy: () => standIn } });
+  const browser = new Browser(stack.certificates.ca.cert);
+  await signIn(stack, browser, 'physician');
+  cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
+});
+t.teardown(() => stack.close());
+
+/** Requests `path` with the physician's session and returns the status and the features the policy saw. */
+async function open(path: string): Promise<{ status: number; patientNew: number | undefined }> {
+  const response = await rawRequest(stack, path, { headers: { cookie, accept: 'text/html' } });
+  return { status: response.status, patientNew: contexts.at(-1)?.features.patient_new_for_user };
+}
+
+t.test('blocked patient stays new for the user', async (t) => {
+  verdicts.set('/fhir/Patient/p-0011', 'block');
+
+  const blocked = await open('/fhir/Patient/p-0011');
+  const retry = await open('/fhir/Patient/p-0011');
+  const again = await open('/fhir/Patient/p-0011');
+
+  t.equal(blocked.status, 403);
+  t.equal(blocked.patientNew, 1);
+  t.not(retry.status, 403, 'the retry is allowed');
+  t.equal(retry.patientNew, 1, 'the block did not add the patient to the history');
+  t.equal(again.patientNew, 0, 'the allowed retry did');
+});
+
+t.test('stepped-up patient stays in the history', async (t) => {
+  verdicts.set('/fhir/Patient/p-0012', 'step_up');
+
+  const steppedUp = await open('/fhir/Patient/p-0012');
+  const retry = await open('/fhir/Patient/p-0012');
+
+  t.equal(steppedUp.status, 302, 'the browser is sent to the IdP');
+  t.equal(steppedUp.patientNew, 1);
+  t.equal(retry.patientNew, 0, 'a step-up forgets nothing');
+});
