@@ -30,7 +30,7 @@ export interface ScorerPort {
   score(input: ScoreInput): Promise<ScoreResult>;
   /** Records the response side (status, bytes) after the response is sent; never awaited on the request path. */
   observeResponse?(observation: ResponseObservation): void;
-  /** Forgets the patients of a request whose enforced decision was a block; never awaited on the request path. */
+  /** Forgets the patients of a request that was blocked or offered break-glass; never awaited on the request path. */
   forgetDenied?(input: ScoreInput, result: ScoreResult): void;
 }
 

@@ -39,9 +39,10 @@ export interface Scorer {
    */
   observeResponse?(observation: ResponseObservation): void;
   /**
-   * Removes the patients of a scored request from the user's patient history, for a request
-   * whose enforced decision was a block: it showed the user nothing, so it explains no later
-   * access. It removes them only when all of them were new to the user, that is when
+   * Withholds the patients of a scored request in the user's patient history (they count as new
+   * again, but not twice; see `BaselineStore.forgetPatients`), for a request whose enforced
+   * decision was a block or a break-glass offer: it showed the user nothing, so it explains no
+   * later access. It withholds them only when all of them were new to the user, that is when
    * `result.features.patient_new_for_user` is 1, because it cannot tell which of several were new.
    * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
    */
@@ -144,7 +145,7 @@ class BehaviouralScorer implements Scorer {
   }
 
   // NOTE: an allowed request for the same patient observed between the block and this call
-  // loses its history entry too, so the patient's next access counts as new once more.
+  // is withheld too, so the patient's next access counts as new (not twice) once more.
   forgetDenied(input: ScoreInput, result: ScoreResult): void {
     if (this.#store.forgetPatients === undefined || result.features.patient_new_for_user !== 1) {
       return;

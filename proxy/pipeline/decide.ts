@@ -114,12 +114,14 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
 }
 
 /**
- * Tells the scorer to forget the patients of a scored request whose enforced decision is a
- * block, so that a retry does not look explained by the user's patient history. Other actions
- * forget nothing. After a step-up, for example, the user retries and that retry is observed again.
+ * Tells the scorer to forget the patients of a scored request that showed the user nothing: a
+ * block, or a break-glass offer (a block that the user may override by claiming emergency
+ * access). A retry then does not look explained by the user's patient history. Other actions
+ * forget nothing. After a step-up, for example, the user retries and that retry is observed
+ * again, as is a retry under a claimed break-glass access.
  */
 export function forgetBlockedPatients(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
-  if (decision.action !== 'block' || scored.result === null || scored.input === undefined) return;
+  if ((decision.action !== 'block' && decision.action !== 'break_glass') || scored.result === null || scored.input === undefined) return;
 
   scorer.forgetDenied?.(scored.input, scored.result);
 }

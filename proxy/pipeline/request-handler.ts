@@ -167,9 +167,10 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
   const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;
-  if (enforced === null) return;
   // Before the response goes out, so the client's next request finds the patients forgotten.
-  forgetBlockedPatients(deps.scorer, enforced, scored);
+  // When oversight answered itself (enforced is null), a break-glass offer page went out.
+  forgetBlockedPatients(deps.scorer, enforced ?? outcome?.decision ?? decision, scored);
+  if (enforced === null) return;
   await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span);
 }
 

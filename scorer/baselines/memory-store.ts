@@ -23,6 +23,9 @@ const HOUR_MS = 3_600_000;
  * NOTE: keys expire by request time, while Redis expires them by its own clock, so the two
  * stores differ only when a subject is idle for longer than a key's TTL.
  */
+/** History value of a patient withheld by a block, as in observe.lua. */
+const WITHHELD = -1;
+
 export class MemoryBaselineStore implements BaselineStore {
   readonly #entries = new Map<string, Entry>();
   #observations = 0;
@@ -70,8 +73,8 @@ export class MemoryBaselineStore implements BaselineStore {
   }
 
   /**
-   * Runs synchronously although it returns a promise. Like ZREM, it neither creates the
-   * history nor changes its expiry, and a history left empty is dropped as Redis drops an empty key.
+   * Runs synchronously although it returns a promise. Like ZADD XX, it marks only patients
+   * already in the history and neither creates the history nor changes its expiry.
    */
   async forgetPatients(user: string, pseudonyms: readonly string[]): Promise<void> {
     const historyKey = patientHistoryKey('', userTagOf(user));
@@ -81,9 +84,9 @@ export class MemoryBaselineStore implements BaselineStore {
     }
 
     for (const pseudonym of pseudonyms) {
-      history.delete(historyMember(pseudonym));
+      const member = historyMember(pseudonym);
+      if (history.has(member)) history.set(member, WITHHELD);
     }
-    this.#dropEmptySets([historyKey]);
   }
 
   async settle(): Promise<void> {}
@@ -146,15 +149,27 @@ export class MemoryBaselineStore implements BaselineStore {
         if (lastDay <= observation.day - limits.historyWindowDays) history.delete(member);
       }
     }
+    // -1 marks a patient withheld by a block (see forgetPatients): new and unexplained for this
+    // request, but already counted once.
     let newPatients = 0;
     let unexplained = 0;
+    let firstNew = 0;
+    let firstUnexplained = 0;
     for (const [index, patient] of observation.patients.entries()) {
       const member = historyMember(patient);
-      if (history.has(member)) {
+      const unexplainedHere = extras.unexplained?.[index] === true ? 1 : 0;
+      const seen = history.get(member);
+      if (seen !== undefined && seen >= 0) {
+        history.set(member, observation.day);
+      } else if (seen !== undefined) {
+        newPatients += 1;
+        unexplained += unexplainedHere;
         history.set(member, observation.day);
       } else {
         newPatients += 1;
-        if (extras.unexplained?.[index] === true) unexplained += 1;
+        unexplained += unexplainedHere;
+        firstNew += 1;
+        firstUnexplained += unexplainedHere;
         if (history.size < limits.historyCap) history.set(member, observation.day);
       }
     }
@@ -164,13 +179,13 @@ export class MemoryBaselineStore implements BaselineStore {
       increment(stats, 'na', extras.notAdmitted ?? 0);
       patientAccessesHour = increment(hour, 'pa', observation.patients.length);
     }
-    const newPatientsHour = increment(hour, 'np', newPatients);
-    if (newPatients > 0) {
-      increment(stats, 'np', newPatients);
+    const newPatientsHour = increment(hour, 'np', firstNew);
+    if (firstNew > 0) {
+      increment(stats, 'np', firstNew);
     }
-    const unexplainedHour = increment(hour, 'ux', unexplained);
-    if (unexplained > 0) {
-      increment(stats, 'ux', unexplained);
+    const unexplainedHour = increment(hour, 'ux', firstUnexplained);
+    if (firstUnexplained > 0) {
+      increment(stats, 'ux', firstUnexplained);
     }
 
     const networkRequests = remember(networks, observation.networkHash, limits.networkCap);

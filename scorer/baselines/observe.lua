@@ -5,7 +5,8 @@
 -- KEYS: 1 stats hash, 2 hour-of-week hash, 3 network hash, 4 device hash,
 --       5 minute hash, 6 hour hash, 7 day hash, 8 hour patient set, 9 day patient set,
 --       10 hour response hash (written by respond.lua), 11 route hash (patient requests per
---       route), 12 patient history sorted set (pseudonym prefix -> last UTC day seen)
+--       route), 12 patient history sorted set (pseudonym prefix -> last UTC day seen, or -1 while
+--       withheld after a block)
 -- ARGV: 1 hour of week, 2 network hash, 3 device hash,
 --       4 minute TTL ms, 5 hour TTL ms, 6 day TTL ms, 7 long TTL ms,
 --       8 network cap, 9 device cap, 10 patient cap, 11 decay threshold in active minutes,
@@ -65,17 +66,27 @@ local history, today = KEYS[12], tonumber(ARGV[19])
 if dayRequests == 1 then
   redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
 end
+-- A score of -1 marks a patient whom a blocked request named (forgetPatients in store.ts): the
+-- user has not been shown the patient, so the patient is still new and unexplained for this
+-- request, but the counters below already counted them once.
 local newPatients, unexplained = 0, 0
+local firstNew, firstUnexplained = 0, 0
 for i = 22, #ARGV do
   local member = string.sub(ARGV[i], 1, 16)
-  if redis.call('ZSCORE', history, member) then
+  -- A patient new to the user whom neither care nor the census explains.
+  local unexplainedHere = string.sub(ARGV[21], i - 21, i - 21) == '1' and 1 or 0
+  local seen = redis.call('ZSCORE', history, member)
+  if seen and tonumber(seen) >= 0 then
+    redis.call('ZADD', history, today, member)
+  elseif seen then
+    newPatients = newPatients + 1
+    unexplained = unexplained + unexplainedHere
     redis.call('ZADD', history, today, member)
   else
     newPatients = newPatients + 1
-    -- A patient new to the user whom neither care nor the census explains.
-    if string.sub(ARGV[21], i - 21, i - 21) == '1' then
-      unexplained = unexplained + 1
-    end
+    unexplained = unexplained + unexplainedHere
+    firstNew = firstNew + 1
+    firstUnexplained = firstUnexplained + unexplainedHere
     if redis.call('ZCARD', history) < tonumber(ARGV[17]) then
       redis.call('ZADD', history, today, member)
     end
@@ -88,13 +99,13 @@ if #ARGV >= 22 then
   redis.call('HINCRBY', stats, 'na', tonumber(ARGV[20]))
   patientAccessesHour = redis.call('HINCRBY', KEYS[6], 'pa', #ARGV - 21)
 end
-local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', newPatients)
-if newPatients > 0 then
-  redis.call('HINCRBY', stats, 'np', newPatients)
+local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', firstNew)
+if firstNew > 0 then
+  redis.call('HINCRBY', stats, 'np', firstNew)
 end
-local unexplainedHour = redis.call('HINCRBY', KEYS[6], 'ux', unexplained)
-if unexplained > 0 then
-  redis.call('HINCRBY', stats, 'ux', unexplained)
+local unexplainedHour = redis.call('HINCRBY', KEYS[6], 'ux', firstUnexplained)
+if firstUnexplained > 0 then
+  redis.call('HINCRBY', stats, 'ux', firstUnexplained)
 end
 
 -- Counts requests per network or device; returns the count before this request.

@@ -107,7 +107,9 @@ export class RedisBaselineStore implements BaselineStore {
       return;
     }
 
-    const removal = this.#redis.zrem(patientHistoryKey(this.#prefix, userTagOf(user)), ...pseudonyms.map(patientHistoryMember));
+    // XX: only members already in the history; -1 is the withheld mark that observe.lua reads.
+    const members = pseudonyms.flatMap((pseudonym) => [-1, patientHistoryMember(pseudonym)]);
+    const removal = this.#redis.zadd(patientHistoryKey(this.#prefix, userTagOf(user)), 'XX', ...members).then(() => undefined);
     // The caller receives the error, so the copy that settle() waits for drops it.
     const tracked: Promise<void> = removal.then(ignore, ignore).finally(() => this.#pending.delete(tracked));
     this.#pending.add(tracked);

@@ -150,9 +150,13 @@ export interface BaselineStore {
    */
   observeResponse?(observation: ResponseObservation): Promise<void>;
   /**
-   * Removes patients from the user's patient history, so that a later request for them counts
-   * them as new again. It changes no counter. Callers do not wait for it on the request path.
-   * Pseudonyms not in the history are ignored.
+   * Marks patients of the user's patient history as withheld (history score -1) after a
+   * request that named them was blocked. A later request for them finds them new and, unless
+   * care or the census explains them, unexplained again, but does not count them a second time
+   * in the new and unexplained counters; that request makes them ordinary history again. The
+   * first request of each UTC day drops withheld entries with the other old ones. It changes no
+   * counter. Callers do not wait for it on the request path. Pseudonyms not in the history are
+   * ignored.
    *
    * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
    */

@@ -7,8 +7,7 @@ import type { Action } from '../../policy/decision.ts';
 import { MemoryBaselineStore } from '../baselines/memory-store.ts';
 import { FEATURE_SCHEMA } from '../features/schema.ts';
 import { PatientPseudonymizer } from '../features/patient.ts';
-import { createRiskModel } from '../model/risk-model.ts';
-import { createScorer, unexplainedAccessFloor } from '../scorer.ts';
+import { createScorer } from '../scorer.ts';
 import { namedFeatures } from '../features/extract.ts';
 import { simulationPatientKey } from '../training/pipeline.ts';
 import { panelCareSource } from '../training/replay-format.ts';
@@ -80,16 +79,23 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
   write(`training: seeds ${trainingSeeds.join(' and ')} (one per hospital), ${DEFAULT_TRAINING.days} days, ${trainingSet.records.length} records`);
 
   const seeds = period === 'test' ? EVALUATION.testSeeds : EVALUATION.validationSeeds;
-  const scored: ScoredRecord[] = [];
-  for (const [index, seed] of seeds.entries()) {
-    const simulation = simulateTraffic({
+  const simulations = seeds.map((seed, index) => ({
+    seed,
+    ...simulateTraffic({
       seed,
       days: EVALUATION.testDays,
       prefix: `${period === 'test' ? 't' : 'v'}${index}-`,
       start: SIMULATION_START + (DEFAULT_TRAINING.days + 7) * DAY,
-    });
-    scored.push(...(await scoreThroughScorer(trained.model, seed, simulation.records, simulation.panel)));
-  }
+    }),
+  }));
+  // Every period runs through a scorer of its own, and the model's blocks shape the baselines
+  // (a blocked patient leaves the history), so each model sees the whole traffic afresh.
+  const scoreAll = async (model: Uint8Array): Promise<ScoredRecord[]> => {
+    const scored: ScoredRecord[] = [];
+    for (const simulation of simulations) scored.push(...(await scoreThroughScorer(model, simulation.seed, simulation.records, simulation.panel)));
+    return scored;
+  };
+  const scored = await scoreAll(trained.model);
   write(`${period}: seeds ${seeds.join(' and ')}, ${EVALUATION.testDays} days each, scored from day ${EVALUATION.scoredFromDay}, ${scored.length} records`);
 
   const all = summarize(scored.map(toDecision));
@@ -107,15 +113,9 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
   const leftOutScores = new Map<string, ScoredRecord[]>();
   for (const kind of MISUSE_KINDS) {
     const withoutKind = fitModel(trainingSet, DEFAULT_TRAINING, kind);
-    const model = await createRiskModel(withoutKind.model, `without-${kind}`);
-    const subset = scored.filter(({ record }) => record.label === 'benign' || record.kind === kind);
-    const risks = await model.run(subset.map(({ row }) => row));
-    await model.close();
-    // The same combination as Scorer.score: the learned risk, raised to the unexplained-access floor.
-    const rescored = subset.map(({ record, row }, index) => ({ record, risk: Math.max(risks[index]!, unexplainedAccessFloor(namedFeatures(row))), row }));
-    leftOutScores.set(kind, rescored);
-    const decisions = rescored.map(toDecision);
-    write(`left_out=${kind} ${formatSummary(summarize(decisions))}`);
+    const subset = (await scoreAll(withoutKind.model)).filter(({ record }) => record.label === 'benign' || record.kind === kind);
+    leftOutScores.set(kind, subset);
+    write(`left_out=${kind} ${formatSummary(summarize(subset.map(toDecision)))}`);
   }
 
   if (listErrors) {
@@ -200,6 +200,8 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
   try {
     for (const record of records) {
       const result = await scorer.score(record.input);
+      // As the live proxy does: a blocked request showed nothing, so its new patients leave the history.
+      if (evaluationAction(result.risk, result.features) === 'block') scorer.forgetDenied?.(record.input, result);
       scorer.observeResponse?.({ ...record.input, status: record.status, bytes: record.bytes });
       if (record.day >= EVALUATION.scoredFromDay) {
         scored.push({ record, risk: result.risk, row: Float32Array.from(FEATURE_SCHEMA.names, (name) => result.features[name]!) });

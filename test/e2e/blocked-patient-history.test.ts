@@ -6,7 +6,7 @@ import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './s
 const MFA = { acr_values: 'urn:wardgate:acr:mfa', max_age: 0, ttl: 900 };
 const contexts: DecisionContext[] = [];
 /** Paths the stand-in policy blocks or steps up once; every other request is allowed. */
-const verdicts = new Map<string, 'block' | 'step_up'>();
+const verdicts = new Map<string, 'block' | 'step_up' | 'break_glass'>();
 const standIn: PolicyPort = {
   hash: 'stand-in',
   decide(context: DecisionContext): Decision {
@@ -14,6 +14,9 @@ const standIn: PolicyPort = {
     const verdict = verdicts.get(context.request.path);
     verdicts.delete(context.request.path);
     if (verdict === 'block') return { action: 'block', rule: 'test-block', reasons: ['blocked by the test'], risk: context.risk };
+    if (verdict === 'break_glass') {
+      return { action: 'break_glass', rule: 'test-break-glass', reasons: ['break-glass offered by the test'], risk: context.risk, breakGlass: { ttl: 3600, reason_codes: ['emergency'] } };
+    }
     if (verdict === 'step_up') return { action: 'step_up', rule: 'test-step-up', reasons: ['stepped up by the test'], risk: context.risk, stepUp: MFA };
     return { action: 'allow', rule: 'allow-rest', reasons: [], risk: context.risk };
   },
@@ -59,4 +62,17 @@ t.test('stepped-up patient stays in the history', async (t) => {
   t.equal(steppedUp.status, 302, 'the browser is sent to the IdP');
   t.equal(steppedUp.patientNew, 1);
   t.equal(retry.patientNew, 0, 'a step-up forgets nothing');
+});
+
+t.test('patient behind a break-glass offer stays new for the user', async (t) => {
+  verdicts.set('/fhir/Patient/p-0013', 'break_glass');
+
+  const offered = await rawRequest(stack, '/fhir/Patient/p-0013', { headers: { cookie, accept: 'text/html' } });
+  const offeredNew = contexts.at(-1)?.features.patient_new_for_user;
+  const retry = await open('/fhir/Patient/p-0013');
+
+  t.match(offered.body, /break-glass|emergency/i, 'the offer page went out');
+  t.not(offered.status, 200);
+  t.equal(offeredNew, 1);
+  t.equal(retry.patientNew, 1, 'the offer did not add the patient to the history');
 });

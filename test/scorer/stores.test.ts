@@ -169,13 +169,14 @@ t.test('memory and Redis stores agree on forgetting patients', async (t) => {
   t.same(redisResults, memoryResults, 'user and peer baselines agree');
   t.same(fromMemory.map((user) => user.newPatients), [2, 1, 1, 0, 2, 1, 1], 'a forgotten patient is new again');
   t.same(fromMemory.map((user) => user.unexplainedPatients), [2, 1, 1, 0, 2, 1, 1], 'a forgotten patient is unexplained again');
-  t.same(fromMemory.map((user) => user.newPatientsHour), [2, 3, 4, 4, 6, 7, 8], 'forgetting changes no counter');
+  t.same(fromMemory.map((user) => user.newPatientsHour), [2, 2, 3, 3, 3, 4, 4], 'a withheld patient is not counted twice');
+  t.same(fromMemory.map((user) => user.unexplainedHour), [2, 2, 3, 3, 3, 4, 4], 'nor as unexplained');
   t.same(fromMemory.map((user) => user.patientAccesses), [2, 4, 5, 6, 8, 9, 11]);
 });
 
-t.test('forgetting patients leaves no empty history', async (t) => {
+t.test('forgetting patients marks them withheld and creates nothing', async (t) => {
   const redis = await connectTestRedis();
-  const prefix = testPrefix('stores-forget-empty');
+  const prefix = testPrefix('stores-forget-mark');
   t.teardown(async () => {
     await deleteKeysUnder(redis, prefix);
     redis.disconnect();
@@ -184,21 +185,23 @@ t.test('forgetting patients leaves no empty history', async (t) => {
   const memoryStore = new MemoryBaselineStore();
 
   await redisStore.forgetPatients(JOY, ['pa']);
+  await memoryStore.forgetPatients(JOY, ['pa']);
   t.same(await keysUnder(redis, prefix), [], 'forgetting creates no key');
+  t.equal(memoryStore.size, 0, 'nor does the memory store');
 
   for (const store of [redisStore, memoryStore]) {
     await store.observe(request({ user: JOY }), { patients: ['pa'] });
     await store.settle();
   }
-  const historyKeys = async () => (await keysUnder(redis, prefix)).filter((key) => key.endsWith(':pk'));
-  t.equal((await historyKeys()).length, 1, 'the observation created the history');
+  const [historyKey] = (await keysUnder(redis, prefix)).filter((key) => key.endsWith(':pk'));
+  t.ok(historyKey, 'the observation created the history');
   const memoryKeys = memoryStore.size;
 
-  await redisStore.forgetPatients(JOY, ['pa']);
-  await memoryStore.forgetPatients(JOY, ['pa']);
+  await redisStore.forgetPatients(JOY, ['pa', 'pq']);
+  await memoryStore.forgetPatients(JOY, ['pa', 'pq']);
 
-  t.same(await historyKeys(), [], 'Redis drops the emptied history');
-  t.equal(memoryStore.size, memoryKeys - 1, 'the memory store drops it too');
+  t.same(await redis.zrange(historyKey!, 0, -1, 'WITHSCORES'), ['pa', '-1'], 'the patient is marked, and an unknown one is not added');
+  t.equal(memoryStore.size, memoryKeys, 'the memory store keeps its keys too');
 });
 
 t.test('Redis keys are hash-tagged and expire', async (t) => {
