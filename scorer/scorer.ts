@@ -39,11 +39,12 @@ export interface Scorer {
    */
   observeResponse?(observation: ResponseObservation): void;
   /**
-   * Withholds the patients of a scored request in the user's patient history (they count as new
-   * again, but not twice; see `BaselineStore.forgetPatients`), for a request whose enforced
-   * decision was a block or a break-glass offer: it showed the user nothing, so it explains no
-   * later access. It withholds them only when all of them were new to the user, that is when
-   * `result.features.patient_new_for_user` is 1, because it cannot tell which of several were new.
+   * Withholds the patients of a scored request in the user's patient history, for a request
+   * whose enforced decision was a block or a break-glass offer. Such a request showed the user
+   * nothing, so it explains no later access. The patients count as new again, but are not
+   * counted twice (`BaselineStore.forgetPatients`). It withholds them only when all of them
+   * were new to the user, that is when `result.features.patient_new_for_user` is 1, because it
+   * cannot tell which of several were new.
    * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
    */
   forgetDenied?(input: ScoreInput, result: ScoreResult): void;

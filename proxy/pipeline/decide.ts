@@ -114,9 +114,9 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
 }
 
 /**
- * Tells the scorer to forget the patients of a scored request that showed the user nothing: a
- * block, or a break-glass offer (a block that the user may override by claiming emergency
- * access). A retry then does not look explained by the user's patient history. Other actions
+ * Tells the scorer to withhold the patients of a scored request that showed the user nothing,
+ * that is a block or a break-glass offer (a block that the user may override by claiming
+ * emergency access). A retry then does not look explained by the user's patient history. Other actions
  * forget nothing. After a step-up, for example, the user retries and that retry is observed
  * again, as is a retry under a claimed break-glass access.
  */

@@ -66,9 +66,9 @@ local history, today = KEYS[12], tonumber(ARGV[19])
 if dayRequests == 1 then
   redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
 end
--- A score of -1 marks a patient whom a blocked request named (forgetPatients in store.ts): the
--- user has not been shown the patient, so the patient is still new and unexplained for this
--- request, but the counters below already counted them once.
+-- A score of -1 marks a patient whom a blocked request named (forgetPatients in store.ts). The
+-- user has not been shown the patient, who is therefore still new and unexplained for this
+-- request. The counters below counted the patient at the blocked request, so not again here.
 local newPatients, unexplained = 0, 0
 local firstNew, firstUnexplained = 0, 0
 for i = 22, #ARGV do

@@ -89,8 +89,8 @@ export async function runEvaluation(write: (line: string) => void, period: Evalu
       start: SIMULATION_START + (DEFAULT_TRAINING.days + 7) * DAY,
     }),
   }));
-  // Every period runs through a scorer of its own, and the model's blocks shape the baselines
-  // (a blocked patient leaves the history), so each model sees the whole traffic afresh.
+  // Every period runs through a scorer of its own. The model's blocks change the baselines (a
+  // blocked patient is withheld from the history), so each model scores the whole traffic again.
   const scoreAll = async (model: Uint8Array): Promise<ScoredRecord[]> => {
     const scored: ScoredRecord[] = [];
     for (const simulation of simulations) scored.push(...(await scoreThroughScorer(model, simulation.seed, simulation.records, simulation.panel)));
@@ -201,7 +201,7 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
   try {
     for (const record of records) {
       const result = await scorer.score(record.input);
-      // As the live proxy does: a blocked request showed nothing, so its new patients leave the history.
+      // As in the live proxy, a blocked request showed nothing, so its new patients are withheld from the history.
       if (evaluationAction(result.risk, result.features) === 'block') scorer.forgetDenied?.(record.input, result);
       scorer.observeResponse?.({ ...record.input, status: record.status, bytes: record.bytes });
       if (record.day >= EVALUATION.scoredFromDay) {
