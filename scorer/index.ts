@@ -1,4 +1,4 @@
-export { createScorer, type Scorer, type ScorerOptions } from './scorer.ts';
+export { createScorer, DEFAULT_UNEXPLAINED_FLOOR, type Scorer, type ScorerOptions, type UnexplainedFloorSettings } from './scorer.ts';
 export { ScorerError, isScorerError, type ScorerErrorCode } from './errors.ts';
 export { FEATURE_SCHEMA, WARM_UP_DAYS, type FeatureName } from './features/schema.ts';
 export { extractPatientIds, PatientPseudonymizer } from './features/patient.ts';

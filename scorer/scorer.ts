@@ -18,6 +18,8 @@ export interface ScorerOptions {
   readonly utcOffsetMinutes?: number;
   /** Care relationships and patient flags; default `NO_CARE_SOURCE` (relationship unknown). */
   readonly careSource?: CareRelationshipSource;
+  /** Settings of the unexplained-access floor; default {@link DEFAULT_UNEXPLAINED_FLOOR}. */
+  readonly unexplainedFloor?: UnexplainedFloorSettings;
   /** Receives the errors that `observeResponse` and `forgetDenied` catch; by default they are dropped. */
   readonly onResponseError?: (error: unknown) => void;
   /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
@@ -85,6 +87,14 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
     throwInvalidOption('careSource', 'a CareRelationshipSource with careSet and patientFlags', typeof careSource);
   }
 
+  const floor = options.unexplainedFloor ?? DEFAULT_UNEXPLAINED_FLOOR;
+  if (!(Number.isFinite(floor?.scale) && floor.scale > 0)) {
+    throwInvalidOption('unexplainedFloor.scale', 'a number above 0', String(floor?.scale));
+  }
+  if (!(Number.isFinite(floor.usualLimit) && floor.usualLimit >= 0 && floor.usualLimit <= 1)) {
+    throwInvalidOption('unexplainedFloor.usualLimit', 'a number from 0 to 1 (0 turns the floor off)', String(floor.usualLimit));
+  }
+
   const extractor = new FeatureExtractor({
     store: options.store,
     pseudonymizer: new PatientPseudonymizer(options.patientKey),
@@ -93,7 +103,7 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
   });
   const model = options.model ?? (await loadRiskModel(options.modelPath));
 
-  return new BehaviouralScorer(options.store, extractor, model, options.onResponseError ?? (() => {}));
+  return new BehaviouralScorer(options.store, extractor, model, options.onResponseError ?? (() => {}), Object.freeze({ ...floor }));
 }
 
 class BehaviouralScorer implements Scorer {
@@ -101,12 +111,14 @@ class BehaviouralScorer implements Scorer {
   readonly #extractor: FeatureExtractor;
   readonly #model: RiskModel;
   readonly #onResponseError: (error: unknown) => void;
+  readonly #floor: UnexplainedFloorSettings;
 
-  constructor(store: BaselineStore, extractor: FeatureExtractor, model: RiskModel, onResponseError: (error: unknown) => void) {
+  constructor(store: BaselineStore, extractor: FeatureExtractor, model: RiskModel, onResponseError: (error: unknown) => void, floor: UnexplainedFloorSettings) {
     this.#store = store;
     this.#extractor = extractor;
     this.#model = model;
     this.#onResponseError = onResponseError;
+    this.#floor = floor;
   }
 
   /** Read on every call, because a hot-reloading model changes its version. */
@@ -118,7 +130,7 @@ class BehaviouralScorer implements Scorer {
     const vector = await this.#extractor.extract(input);
     const [learned] = await this.#model.run([vector]);
     const features = namedFeatures(vector);
-    const floor = unexplainedAccessFloor(features);
+    const floor = unexplainedAccessFloor(features, this.#floor);
     let top = this.#model.explain(vector);
     if (floor > learned!) {
       const lift = { name: 'unexplained_hour_ratio', value: features.unexplained_hour_ratio!, contribution: logit(floor) - logit(learned!) };
@@ -179,10 +191,16 @@ function throwInvalidOption(option: string, expected: string, received: string):
   });
 }
 
-/** `unexplained_hour_ratio` at which {@link unexplainedAccessFloor} reaches 1. */
-export const UNEXPLAINED_FLOOR_SCALE = 1.25;
-/** Usual share of unexplained patient accesses at which the floor has faded to 0. */
-export const UNEXPLAINED_USUAL_LIMIT = 0.125;
+/** Settings of {@link unexplainedAccessFloor}. */
+export interface UnexplainedFloorSettings {
+  /** `unexplained_hour_ratio` at which the floor reaches 1. */
+  readonly scale: number;
+  /** Usual share of unexplained patient accesses at which the floor has faded to 0; 0 turns the floor off. */
+  readonly usualLimit: number;
+}
+
+/** The settings `npm run eval` measured (docs/model-card.md). */
+export const DEFAULT_UNEXPLAINED_FLOOR: UnexplainedFloorSettings = Object.freeze({ scale: 1.25, usualLimit: 0.125 });
 
 /**
  * A hand-set lower bound on the risk, independent of any misuse kind the model was trained on.
@@ -194,13 +212,14 @@ export const UNEXPLAINED_USUAL_LIMIT = 0.125;
  * are part of the job, such as billing clerks without a care relationship, who are left to the
  * learned model. A learned model cannot score a kind of misuse it never saw; this floor
  * keeps accesses that neither care, the census nor the user's own history explains from
- * passing silently, whatever their kind. docs/model-card.md reports its effect.
+ * passing silently, whatever their kind. docs/model-card.md reports its effect. The numbers
+ * above are those of {@link DEFAULT_UNEXPLAINED_FLOOR}; a `usualLimit` of 0 turns the floor off.
  */
-export function unexplainedAccessFloor(features: Readonly<Record<string, number>>): number {
-  if (!((features.unexplained_access ?? 0) > 0)) return 0;
-  const rare = Math.max(0, 1 - (features.unexplained_usual ?? 0) / UNEXPLAINED_USUAL_LIMIT);
+export function unexplainedAccessFloor(features: Readonly<Record<string, number>>, settings: UnexplainedFloorSettings = DEFAULT_UNEXPLAINED_FLOOR): number {
+  if (!((features.unexplained_access ?? 0) > 0) || settings.usualLimit === 0) return 0;
+  const rare = Math.max(0, 1 - (features.unexplained_usual ?? 0) / settings.usualLimit);
 
-  return Math.min(1, Math.max(0, (features.unexplained_hour_ratio ?? 0) / UNEXPLAINED_FLOOR_SCALE)) * rare;
+  return Math.min(1, Math.max(0, (features.unexplained_hour_ratio ?? 0) / settings.scale)) * rare;
 }
 
 function logit(p: number): number {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { loadPolicyFile, PolicyValidationError, formatIssue } from '../../policy/index.ts';
-import { MemoryBaselineStore, RedisBaselineStore, createRedisClient, createScorer, type Scorer } from '../../scorer/index.ts';
+import { MemoryBaselineStore, RedisBaselineStore, createRedisClient, createScorer, type Scorer, type UnexplainedFloorSettings } from '../../scorer/index.ts';
 import { formatSummary, summarize } from '../../scorer/evaluation/metrics.ts';
 import { watchPanelFile } from '../../scorer/care/panel-source.ts';
 import type { CareRelationshipSource } from '../../scorer/care/source.ts';
@@ -28,7 +28,7 @@ Records are decided in time order. Prints one JSON decision per record and, when
 carry labels, one summary line.
 
 Options:
-  --config FILE        take routes, policy, model and patient key from a Wardgate configuration
+  --config FILE        take routes, policy, model, patient key and scorer.unexplained_floor from a Wardgate configuration
   --policy FILE        policy file (default policy/examples/demo.yaml); ignored with --config
   --model FILE         ONNX model (default scorer/models/risk-v3.onnx); ignored with --config
   --care-panel FILE    care-relationship panel file (YAML or JSON) for care features
@@ -53,6 +53,8 @@ interface ReplaySetup {
   readonly policyFile: string;
   readonly modelPath: string;
   readonly patientKey: Uint8Array | null;
+  /** The configuration's `scorer.unexplained_floor`; absent without --config (the scorer's default). */
+  readonly unexplainedFloor?: UnexplainedFloorSettings;
 }
 
 /** Runs `wardgate replay`; returns 0 on success, 1 when lines were skipped or the run failed, 2 on a usage error. */
@@ -107,7 +109,13 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
     const careSource = options['care-panel'] === undefined ? undefined : await openPanel(options['care-panel'], patientKey);
     if (careSource) closers.push(() => careSource.close?.() ?? Promise.resolve());
     const store = await openBaselines(options, closers);
-    const scorer: Scorer = await createScorer({ store, modelPath: setup.modelPath, patientKey, ...(careSource ? { careSource } : {}) });
+    const scorer: Scorer = await createScorer({
+      store,
+      modelPath: setup.modelPath,
+      patientKey,
+      ...(careSource ? { careSource } : {}),
+      ...(setup.unexplainedFloor ? { unexplainedFloor: setup.unexplainedFloor } : {}),
+    });
     closers.push(() => scorer.close());
 
     const lines: string[] = [];
@@ -160,7 +168,15 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
   // Replay serves nothing, so only the files it reads must exist.
   const config = await loadConfigFile(options.config, env, { files: ['policy', 'model'] });
 
-  return { routes: config.routes, policyFile: config.policy, modelPath: config.model, patientKey: config.patient_key };
+  const floor = config.scorer?.unexplained_floor;
+
+  return {
+    routes: config.routes,
+    policyFile: config.policy,
+    modelPath: config.model,
+    patientKey: config.patient_key,
+    ...(floor === undefined ? {} : { unexplainedFloor: { scale: floor.scale, usualLimit: floor.usual_limit } }),
+  };
 }
 
 async function oidcSecretVariable(file: string): Promise<string> {

@@ -72,6 +72,14 @@ export class OptionReader {
     return fallback ?? min;
   }
 
+  number(node: Node | undefined, option: string, min: number, max: number, fallback: number): number {
+    if (node === undefined) return fallback;
+    const value = isScalar(node) ? node.value : undefined;
+    if (typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max) return value;
+    this.report(node, option, `expected a number from ${min} to ${max}, got ${describe(node)}`);
+    return fallback;
+  }
+
   boolean(node: Node | undefined, option: string, fallback: boolean): boolean {
     if (node === undefined) return fallback;
     if (isScalar(node) && typeof node.value === 'boolean') return node.value;

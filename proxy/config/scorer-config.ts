@@ -1,4 +1,5 @@
 import type { Node } from 'yaml';
+import { DEFAULT_UNEXPLAINED_FLOOR } from '../../scorer/scorer.ts';
 import type { OptionReader } from './reader.ts';
 
 /** `scorer:` section: batching and deadline of model inference, and model reload polling. */
@@ -11,6 +12,13 @@ export interface ScorerRuntimeConfig {
   readonly deadline_ms: number;
   /** Interval at which the model file is checked for changes, in milliseconds; 0 turns hot reload off. */
   readonly reload_poll_ms: number;
+  /** The hand-set risk floor for patients whom nothing explains (docs/model-card.md). */
+  readonly unexplained_floor: {
+    /** `unexplained_hour_ratio` at which the floor reaches 1. */
+    readonly scale: number;
+    /** Usual share of unexplained accesses at which the floor has faded out; 0 turns it off. */
+    readonly usual_limit: number;
+  };
 }
 
 /** `care:` section: where care relationships and patient flags come from. */
@@ -28,7 +36,13 @@ export interface CareConfig {
   readonly search_timeout_ms: number;
 }
 
-export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({ batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000 });
+export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({
+  batch_max: 32,
+  batch_wait_us: 200,
+  deadline_ms: 200,
+  reload_poll_ms: 1000,
+  unexplained_floor: Object.freeze({ scale: DEFAULT_UNEXPLAINED_FLOOR.scale, usual_limit: DEFAULT_UNEXPLAINED_FLOOR.usualLimit }),
+});
 export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300, request_timeout_ms: 2000, search_timeout_ms: 5000 });
 
 /** Reads the optional `scorer:` and `care:` sections, reporting every invalid option. */
@@ -43,13 +57,20 @@ export function readScorerSections(
 
 function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntimeConfig {
   if (node === undefined) return SCORER_DEFAULTS;
-  const fields = reader.map(node, 'scorer', ['batch_max', 'batch_wait_us', 'deadline_ms', 'reload_poll_ms']) ?? new Map<string, Node>();
+  const fields = reader.map(node, 'scorer', ['batch_max', 'batch_wait_us', 'deadline_ms', 'reload_poll_ms', 'unexplained_floor']) ?? new Map<string, Node>();
+  const floorNode = fields.get('unexplained_floor');
+  const floor = (floorNode === undefined ? null : reader.map(floorNode, 'scorer.unexplained_floor', ['scale', 'usual_limit'])) ?? new Map<string, Node>();
+  const floorDefaults = SCORER_DEFAULTS.unexplained_floor;
 
   return {
     batch_max: reader.integer(fields.get('batch_max'), 'scorer.batch_max', 1, 4096, SCORER_DEFAULTS.batch_max),
     batch_wait_us: reader.integer(fields.get('batch_wait_us'), 'scorer.batch_wait_us', 0, 1_000_000, SCORER_DEFAULTS.batch_wait_us),
     deadline_ms: reader.integer(fields.get('deadline_ms'), 'scorer.deadline_ms', 1, 60_000, SCORER_DEFAULTS.deadline_ms),
     reload_poll_ms: reader.integer(fields.get('reload_poll_ms'), 'scorer.reload_poll_ms', 0, 3_600_000, SCORER_DEFAULTS.reload_poll_ms),
+    unexplained_floor: {
+      scale: reader.number(floor.get('scale'), 'scorer.unexplained_floor.scale', 0.01, 100, floorDefaults.scale),
+      usual_limit: reader.number(floor.get('usual_limit'), 'scorer.unexplained_floor.usual_limit', 0, 1, floorDefaults.usual_limit),
+    },
   };
 }
 

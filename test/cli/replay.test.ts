@@ -243,6 +243,46 @@ t.test('replay reads --config without the OIDC secret', async (t) => {
   t.match(failed.err, /wardgate replay: WG_CARE_PANEL_INVALID: Invalid care panel .*bad-panel\.yaml: practitioners: expected a mapping/);
 });
 
+t.test('replay takes the floor settings from --config', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Eight days on one patient, whom the history explains after the first day, then three
+  // patients nothing explains: the floor decides them.
+  const records: Record<string, unknown>[] = [];
+  for (let day = 0; day < 8; day++) {
+    for (let minute = 0; minute < 10; minute++) records.push(record(MONDAY + day * DAY + (9 * 60 + minute) * MINUTE, '/fhir/Patient/p-0001'));
+  }
+  for (const [index, patient] of ['p-0101', 'p-0102', 'p-0103'].entries()) {
+    records.push(record(MONDAY + 8 * DAY + (10 * 60 + index) * MINUTE, `/fhir/Patient/${patient}`));
+  }
+  const file = writeLog(dir, records);
+  const configWith = (floor: string) => {
+    const config = join(dir, `wardgate-${floor === '' ? 'default' : 'off'}.yaml`);
+    writeFileSync(config, [
+      'tls: { cert: cert.pem, key: key.pem }',
+      'oidc: { issuer: https://idp.test, client_id: wardgate }',
+      `policy: ${new URL('../../policy/examples/demo.yaml', import.meta.url).pathname}`,
+      `model: ${new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname}`,
+      'routes:',
+      '  - { id: ehr, host: ehr.localhost, upstream: "http://127.0.0.1:9" }',
+      floor,
+    ].join('\n'));
+    return config;
+  };
+  const lastRisk = async (config: string) => {
+    const result = await run(['replay', file, '--config', config]);
+    t.equal(result.code, 0, result.err);
+    const decisions = result.out.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line));
+    return decisions.at(-1).risk as number;
+  };
+
+  const withFloor = await lastRisk(configWith(''));
+  const withoutFloor = await lastRisk(configWith('scorer: { unexplained_floor: { usual_limit: 0 } }'));
+
+  t.ok(withFloor >= 0.6, `the default floor flags the third unexplained patient (${withFloor})`);
+  t.ok(withoutFloor < 0.6, `usual_limit 0 turns the floor off (${withoutFloor})`);
+});
+
 t.test('replay with a custom --policy', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import t from 'tap';
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { FEATURE_SCHEMA } from '../../scorer/features/schema.ts';
-import { createScorer, type Scorer } from '../../scorer/scorer.ts';
+import { createScorer, unexplainedAccessFloor, type Scorer } from '../../scorer/scorer.ts';
 import type { ScoreInput } from '../../scorer/types.ts';
 import { MONDAY, request } from './helpers.ts';
 
@@ -118,6 +118,60 @@ t.test('scorer options are checked at start-up', async (t) => {
     code: 'WG_SCORER_INVALID_OPTION',
     detail: { option: 'store' },
   });
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 0, usualLimit: 0.1 } }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    detail: { option: 'unexplainedFloor.scale' },
+  });
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 1, usualLimit: Number.NaN } }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    detail: { option: 'unexplainedFloor.usualLimit' },
+  });
+});
+
+t.test('unexplained-access floor values', async (t) => {
+  const unexplained = (patientsThisHour: number, usual: number) => ({
+    unexplained_access: 1,
+    unexplained_hour_ratio: Math.log2(patientsThisHour + 1),
+    unexplained_usual: usual,
+  });
+
+  t.equal(unexplainedAccessFloor(unexplained(1, 0)), 0.8, 'first unexplained patient: a step-up');
+  t.equal(unexplainedAccessFloor(unexplained(2, 0)), 1, 'second one: a block');
+  t.ok(Math.abs(unexplainedAccessFloor(unexplained(1, 0.0625)) - 0.4) < 1e-12, 'half the usual limit halves it');
+  t.equal(unexplainedAccessFloor(unexplained(5, 0.125)), 0, 'faded out at the usual limit');
+  t.equal(unexplainedAccessFloor({ ...unexplained(5, 0), unexplained_access: 0 }), 0, 'explained access');
+  t.equal(unexplainedAccessFloor(unexplained(1, 0), { scale: 2, usualLimit: 0.125 }), 0.5, 'a larger scale lowers it');
+  t.equal(unexplainedAccessFloor(unexplained(5, 0), { scale: 1.25, usualLimit: 0 }), 0, 'usual limit 0 turns it off');
+});
+
+t.test('configured floor changes the risk', async (t) => {
+  const store = new MemoryBaselineStore();
+  const off = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), unexplainedFloor: { scale: 1.25, usualLimit: 0 } });
+  const on = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(async () => {
+    await off.close();
+    await on.close();
+  });
+
+  // A week of work on one patient, whom the user's history explains after the first request,
+  // makes unexplained patients rare for this user.
+  const DAY = 86_400_000;
+  for (let day = 0; day < 8; day += 1) {
+    for (let minute = 0; minute < 10; minute += 1) {
+      const input = request({ time: MONDAY + day * DAY + 9 * 3_600_000 + minute * 60_000, path: '/fhir/Patient/p-0' });
+      await on.score(input);
+      await off.score(input);
+    }
+  }
+  let withFloor = 0;
+  let withoutFloor = 0;
+  for (const [index, patient] of ['p-1', 'p-2', 'p-3'].entries()) {
+    const input = request({ time: MONDAY + 8 * DAY + 10 * 3_600_000 + index * 60_000, path: `/fhir/Patient/${patient}` });
+    withFloor = (await on.score(input)).risk;
+    withoutFloor = (await off.score(input)).risk;
+  }
+  t.ok(withFloor >= 0.6, `the default floor flags the third unexplained patient (${withFloor.toFixed(3)})`);
+  t.ok(withoutFloor < 0.6, `without the floor the model alone lets it pass (${withoutFloor.toFixed(3)})`);
 });
 
 t.test('store failures surface as store unavailable', async (t) => {
