@@ -31,7 +31,7 @@ export interface ScorerPort {
   /** Records the response side (status, bytes) after the response is sent; never awaited on the request path. */
   observeResponse?(observation: ResponseObservation): void;
   /** Forgets the patients of a request that was blocked or offered break-glass; never awaited on the request path. */
-  forgetDenied?(input: ScoreInput, result: ScoreResult): void;
+  forgetDenied?(input: ScoreInput): void;
 }
 
 /**

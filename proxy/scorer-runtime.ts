@@ -56,7 +56,7 @@ export async function openScorerRuntime(
       patientKey: config.patient_key,
       careSource: care,
       model: runner,
-      unexplainedFloor: { scale: settings.unexplained_floor.scale, usualLimit: settings.unexplained_floor.usual_limit },
+      unexplainedFloor: { scale: settings.unexplained_floor.scale, usualLimit: settings.unexplained_floor.usual_limit, max: settings.unexplained_floor.max },
       onResponseError: (error) => logger.warn({ err: error }, "recording a response or removing a blocked request's patients in the baselines failed"),
     });
 

@@ -41,15 +41,13 @@ export interface Scorer {
    */
   observeResponse?(observation: ResponseObservation): void;
   /**
-   * Withholds the patients of a scored request in the user's patient history, for a request
-   * whose enforced decision was a block or a break-glass offer. Such a request showed the user
-   * nothing, so it explains no later access. The patients count as new again, but are not
-   * counted twice (`BaselineStore.forgetPatients`). It withholds them only when all of them
-   * were new to the user, that is when `result.features.patient_new_for_user` is 1, because it
-   * cannot tell which of several were new.
-   * Fire-and-forget: it returns at once, and errors go to `onResponseError`, never to the caller.
+   * Withholds every patient of a request whose enforced decision was a block or a break-glass
+   * offer in the user's patient history (`BaselineStore.forgetPatients`). Such a request showed
+   * the user nothing, so until a later UTC day its patients count as new, and unexplained unless
+   * care or the census explains them. Fire-and-forget: it returns at once, and errors go to
+   * `onResponseError`, never to the caller.
    */
-  forgetDenied?(input: ScoreInput, result: ScoreResult): void;
+  forgetDenied?(input: ScoreInput): void;
   /** Releases the model. The store belongs to the caller and stays open. */
   close(): Promise<void>;
 }
@@ -93,6 +91,9 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
   }
   if (!(Number.isFinite(floor.usualLimit) && floor.usualLimit >= 0 && floor.usualLimit <= 1)) {
     throwInvalidOption('unexplainedFloor.usualLimit', 'a number from 0 to 1 (0 turns the floor off)', String(floor.usualLimit));
+  }
+  if (!(Number.isFinite(floor.max) && floor.max >= 0 && floor.max <= 1)) {
+    throwInvalidOption('unexplainedFloor.max', 'a number from 0 to 1', String(floor.max));
   }
 
   const extractor = new FeatureExtractor({
@@ -158,14 +159,12 @@ class BehaviouralScorer implements Scorer {
   }
 
   // NOTE: an allowed request for the same patient observed between the block and this call
-  // is withheld too, so the patient's next access counts as new (not twice) once more.
-  forgetDenied(input: ScoreInput, result: ScoreResult): void {
-    if (this.#store.forgetPatients === undefined || result.features.patient_new_for_user !== 1) {
-      return;
-    }
-
+  // is withheld too, so that patient counts as new until a later UTC day.
+  forgetDenied(input: ScoreInput): void {
     try {
+      if (this.#store.forgetPatients === undefined) return;
       const pseudonyms = this.#extractor.patientPseudonyms(input);
+      if (pseudonyms.length === 0) return;
       this.#store.forgetPatients(input.user, pseudonyms).catch((error: unknown) => this.#report(error));
     } catch (error) {
       this.#report(error);
@@ -197,20 +196,24 @@ export interface UnexplainedFloorSettings {
   readonly scale: number;
   /** Usual share of unexplained patient accesses at which the floor has faded to 0; 0 turns the floor off. */
   readonly usualLimit: number;
+  /** Highest value of the floor. Below the policy's block threshold, the floor alone can step a request up but not block it. */
+  readonly max: number;
 }
 
 /** The settings `npm run eval` measured (docs/model-card.md). */
-export const DEFAULT_UNEXPLAINED_FLOOR: UnexplainedFloorSettings = Object.freeze({ scale: 1.25, usualLimit: 0.125 });
+export const DEFAULT_UNEXPLAINED_FLOOR: UnexplainedFloorSettings = Object.freeze({ scale: 1.25, usualLimit: 0.125, max: 0.85 });
 
 /**
  * A hand-set lower bound on the risk, independent of any misuse kind the model was trained on.
  * When the request opens a patient whom nothing explains (`unexplained_access` > 0), it is
  * `unexplained_hour_ratio / 1.25`, clipped to [0, 1], times `1 - unexplained_usual / 0.125`
- * (at least 0), else 0. For a user whose earlier accesses were all explained, the first
- * unexplained patient in the hour gives 0.8 (a step-up under the demo policy) and the second
- * reaches 1 (a block). The factor fades the floor out for staff for whom unexplained patients
- * are part of the job, such as billing clerks without a care relationship, who are left to the
- * learned model. A learned model cannot score a kind of misuse it never saw; this floor
+ * (at least 0), at most 0.85, else 0. For a user whose earlier accesses were all explained,
+ * the first unexplained patient in the hour gives 0.8 and the second 0.85, a step-up under the
+ * demo policy. The floor never blocks by itself, because a hand-set rule should not lock a
+ * clinician out when the care source is down or does not list them yet. The learned model can
+ * still block. The factor
+ * fades the floor out for staff for whom unexplained patients are part of the job, such as
+ * billing clerks without a care relationship, who are left to the learned model. A learned model cannot score a kind of misuse it never saw; this floor
  * keeps accesses that neither care, the census nor the user's own history explains from
  * passing silently, whatever their kind. docs/model-card.md reports its effect. The numbers
  * above are those of {@link DEFAULT_UNEXPLAINED_FLOOR}; a `usualLimit` of 0 turns the floor off.
@@ -219,7 +222,7 @@ export function unexplainedAccessFloor(features: Readonly<Record<string, number>
   if (!((features.unexplained_access ?? 0) > 0) || settings.usualLimit === 0) return 0;
   const rare = Math.max(0, 1 - (features.unexplained_usual ?? 0) / settings.usualLimit);
 
-  return Math.min(1, Math.max(0, (features.unexplained_hour_ratio ?? 0) / settings.scale)) * rare;
+  return Math.min(settings.max, Math.min(1, Math.max(0, (features.unexplained_hour_ratio ?? 0) / settings.scale)) * rare);
 }
 
 function logit(p: number): number {

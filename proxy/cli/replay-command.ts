@@ -175,7 +175,7 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
     policyFile: config.policy,
     modelPath: config.model,
     patientKey: config.patient_key,
-    ...(floor === undefined ? {} : { unexplainedFloor: { scale: floor.scale, usualLimit: floor.usual_limit } }),
+    ...(floor === undefined ? {} : { unexplainedFloor: { scale: floor.scale, usualLimit: floor.usual_limit, max: floor.max } }),
   };
 }
 

@@ -18,6 +18,8 @@ export interface ScorerRuntimeConfig {
     readonly scale: number;
     /** Usual share of unexplained accesses at which the floor has faded out; 0 turns it off. */
     readonly usual_limit: number;
+    /** Highest value of the floor; below the policy's block threshold, the floor alone never blocks. */
+    readonly max: number;
   };
 }
 
@@ -41,7 +43,7 @@ export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({
   batch_wait_us: 200,
   deadline_ms: 200,
   reload_poll_ms: 1000,
-  unexplained_floor: Object.freeze({ scale: DEFAULT_UNEXPLAINED_FLOOR.scale, usual_limit: DEFAULT_UNEXPLAINED_FLOOR.usualLimit }),
+  unexplained_floor: Object.freeze({ scale: DEFAULT_UNEXPLAINED_FLOOR.scale, usual_limit: DEFAULT_UNEXPLAINED_FLOOR.usualLimit, max: DEFAULT_UNEXPLAINED_FLOOR.max }),
 });
 export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300, request_timeout_ms: 2000, search_timeout_ms: 5000 });
 
@@ -59,7 +61,7 @@ function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntime
   if (node === undefined) return SCORER_DEFAULTS;
   const fields = reader.map(node, 'scorer', ['batch_max', 'batch_wait_us', 'deadline_ms', 'reload_poll_ms', 'unexplained_floor']) ?? new Map<string, Node>();
   const floorNode = fields.get('unexplained_floor');
-  const floor = (floorNode === undefined ? null : reader.map(floorNode, 'scorer.unexplained_floor', ['scale', 'usual_limit'])) ?? new Map<string, Node>();
+  const floor = (floorNode === undefined ? null : reader.map(floorNode, 'scorer.unexplained_floor', ['scale', 'usual_limit', 'max'])) ?? new Map<string, Node>();
   const floorDefaults = SCORER_DEFAULTS.unexplained_floor;
 
   return {
@@ -70,6 +72,7 @@ function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntime
     unexplained_floor: {
       scale: reader.number(floor.get('scale'), 'scorer.unexplained_floor.scale', 0.01, 100, floorDefaults.scale),
       usual_limit: reader.number(floor.get('usual_limit'), 'scorer.unexplained_floor.usual_limit', 0, 1, floorDefaults.usual_limit),
+      max: reader.number(floor.get('max'), 'scorer.unexplained_floor.max', 0, 1, floorDefaults.max),
     },
   };
 }

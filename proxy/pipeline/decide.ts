@@ -123,7 +123,7 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
 export function forgetBlockedPatients(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
   if ((decision.action !== 'block' && decision.action !== 'break_glass') || scored.result === null || scored.input === undefined) return;
 
-  scorer.forgetDenied?.(scored.input, scored.result);
+  scorer.forgetDenied?.(scored.input);
 }
 
 /**

@@ -138,6 +138,8 @@ export class MemoryBaselineStore implements BaselineStore {
 
     const hourPatients = this.#set(hourPatientsKey, now);
     const dayPatients = this.#set(dayPatientsKey, now);
+    // Whether this hour already counted each patient, for withheld patients below.
+    const inHour = observation.patients.map((patient) => hourPatients.has(patient));
     for (const patient of observation.patients) {
       addPatient(hourPatients, stats, 'ph', patient, limits.patientCap);
       addPatient(dayPatients, stats, 'pd', patient, limits.patientCap);
@@ -149,12 +151,14 @@ export class MemoryBaselineStore implements BaselineStore {
         if (lastDay <= observation.day - limits.historyWindowDays) history.delete(member);
       }
     }
-    // -1 marks a patient withheld by a block (see forgetPatients): new and unexplained for this
-    // request, but already counted once.
+    // -1 marks a patient withheld by a block (see forgetPatients): new and unexplained until the
+    // mark expires on a later UTC day, counted once per hour in the hour's counters only.
     let newPatients = 0;
     let unexplained = 0;
     let firstNew = 0;
     let firstUnexplained = 0;
+    let hourNew = 0;
+    let hourUnexplained = 0;
     for (const [index, patient] of observation.patients.entries()) {
       const member = historyMember(patient);
       const unexplainedHere = extras.unexplained?.[index] === true ? 1 : 0;
@@ -164,7 +168,10 @@ export class MemoryBaselineStore implements BaselineStore {
       } else if (seen !== undefined) {
         newPatients += 1;
         unexplained += unexplainedHere;
-        history.set(member, observation.day);
+        if (!inHour[index]) {
+          hourNew += 1;
+          hourUnexplained += unexplainedHere;
+        }
       } else {
         newPatients += 1;
         unexplained += unexplainedHere;
@@ -179,11 +186,11 @@ export class MemoryBaselineStore implements BaselineStore {
       increment(stats, 'na', extras.notAdmitted ?? 0);
       patientAccessesHour = increment(hour, 'pa', observation.patients.length);
     }
-    const newPatientsHour = increment(hour, 'np', firstNew);
+    const newPatientsHour = increment(hour, 'np', firstNew + hourNew);
     if (firstNew > 0) {
       increment(stats, 'np', firstNew);
     }
-    const unexplainedHour = increment(hour, 'ux', firstUnexplained);
+    const unexplainedHour = increment(hour, 'ux', firstUnexplained + hourUnexplained);
     if (firstUnexplained > 0) {
       increment(stats, 'ux', firstUnexplained);
     }

@@ -55,6 +55,11 @@ local function addPatient(set, field, patient)
   redis.call('HINCRBY', stats, field, 1)
 end
 
+-- Whether this hour already counted each patient, for withheld patients below.
+local inHour = {}
+for i = 22, #ARGV do
+  inHour[i] = redis.call('SISMEMBER', KEYS[8], ARGV[i]) == 1
+end
 for i = 22, #ARGV do
   addPatient(KEYS[8], 'ph', ARGV[i])
   addPatient(KEYS[9], 'pd', ARGV[i])
@@ -67,10 +72,12 @@ if dayRequests == 1 then
   redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
 end
 -- A score of -1 marks a patient whom a blocked request named (forgetPatients in store.ts). The
--- user has not been shown the patient, who is therefore still new and unexplained for this
--- request. The counters below counted the patient at the blocked request, so not again here.
+-- user has not been shown the patient, who therefore stays new and unexplained for every
+-- request until the mark expires with the other old entries on a later UTC day. The hour's
+-- counters count such a patient once per hour, and the long-term counters not again.
 local newPatients, unexplained = 0, 0
 local firstNew, firstUnexplained = 0, 0
+local hourNew, hourUnexplained = 0, 0
 for i = 22, #ARGV do
   local member = string.sub(ARGV[i], 1, 16)
   -- A patient new to the user whom neither care nor the census explains.
@@ -81,7 +88,10 @@ for i = 22, #ARGV do
   elseif seen then
     newPatients = newPatients + 1
     unexplained = unexplained + unexplainedHere
-    redis.call('ZADD', history, today, member)
+    if not inHour[i] then
+      hourNew = hourNew + 1
+      hourUnexplained = hourUnexplained + unexplainedHere
+    end
   else
     newPatients = newPatients + 1
     unexplained = unexplained + unexplainedHere
@@ -99,11 +109,11 @@ if #ARGV >= 22 then
   redis.call('HINCRBY', stats, 'na', tonumber(ARGV[20]))
   patientAccessesHour = redis.call('HINCRBY', KEYS[6], 'pa', #ARGV - 21)
 end
-local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', firstNew)
+local newPatientsHour = redis.call('HINCRBY', KEYS[6], 'np', firstNew + hourNew)
 if firstNew > 0 then
   redis.call('HINCRBY', stats, 'np', firstNew)
 end
-local unexplainedHour = redis.call('HINCRBY', KEYS[6], 'ux', firstUnexplained)
+local unexplainedHour = redis.call('HINCRBY', KEYS[6], 'ux', firstUnexplained + hourUnexplained)
 if firstUnexplained > 0 then
   redis.call('HINCRBY', stats, 'ux', firstUnexplained)
 end

@@ -151,12 +151,11 @@ export interface BaselineStore {
   observeResponse?(observation: ResponseObservation): Promise<void>;
   /**
    * Marks patients of the user's patient history as withheld (history score -1) after a
-   * request that named them was blocked. A later request for them finds them new and, unless
-   * care or the census explains them, unexplained again, but does not count them a second time
-   * in the new and unexplained counters; that request makes them ordinary history again. The
-   * first request of each UTC day drops withheld entries with the other old ones. It changes no
-   * counter. Callers do not wait for it on the request path. Pseudonyms not in the history are
-   * ignored.
+   * request that named them was blocked. Until the user's first request on a later UTC day drops
+   * the mark with the other old entries, every request for them finds them new and, unless care
+   * or the census explains them, unexplained. The hour's counters count a withheld patient once
+   * per hour, the long-term counters not again. It changes no counter itself. Callers do not
+   * wait for it on the request path. Pseudonyms not in the history are ignored.
    *
    * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
    */

@@ -55,7 +55,7 @@ t.test('replay forgets patients of blocked records', async (t) => {
   t.same(outcome.decisions.map((decision) => decision.action), ['block', 'allow', 'allow', 'block', 'allow']);
   t.same(
     contexts.map((context) => context.features.patient_new_for_user),
-    [1, 1, 0, 0.5, 0],
-    'a blocked record leaves its patient new; a blocked record with a known patient forgets nothing',
+    [1, 1, 1, 1, 1],
+    'a blocked record withholds its patients for the rest of the day, also after allowed records',
   );
 });

@@ -14,14 +14,14 @@ routes:
 
 t.test('scorer and care sections default when absent', async (t) => {
   const config = parseConfig(BASE, '/etc/wardgate/wardgate.yaml', ENV);
-  t.same(config.scorer, { batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000, unexplained_floor: { scale: 1.25, usual_limit: 0.125 } });
+  t.same(config.scorer, { batch_max: 32, batch_wait_us: 200, deadline_ms: 200, reload_poll_ms: 1000, unexplained_floor: { scale: 1.25, usual_limit: 0.125, max: 0.85 } });
   t.same(config.care, { source: 'none', ttl: 300, request_timeout_ms: 2000, search_timeout_ms: 5000 });
 });
 
 t.test('scorer and care sections are read', async (t) => {
-  const text = `${BASE}scorer: { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0, unexplained_floor: { scale: 2, usual_limit: 0 } }\ncare: { source: panel, panel_file: panel.yaml, ttl: 60, request_timeout_ms: 500, search_timeout_ms: 1500 }\n`;
+  const text = `${BASE}scorer: { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0, unexplained_floor: { scale: 2, usual_limit: 0, max: 0.95 } }\ncare: { source: panel, panel_file: panel.yaml, ttl: 60, request_timeout_ms: 500, search_timeout_ms: 1500 }\n`;
   const config = parseConfig(text, '/etc/wardgate/wardgate.yaml', ENV);
-  t.same(config.scorer, { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0, unexplained_floor: { scale: 2, usual_limit: 0 } });
+  t.same(config.scorer, { batch_max: 8, batch_wait_us: 0, deadline_ms: 20, reload_poll_ms: 0, unexplained_floor: { scale: 2, usual_limit: 0, max: 0.95 } });
   t.same(config.care, { source: 'panel', panel_file: '/etc/wardgate/panel.yaml', ttl: 60, request_timeout_ms: 500, search_timeout_ms: 1500 });
 });
 
@@ -31,8 +31,9 @@ const invalid: [string, RegExp][] = [
   ['scorer: { unexplained_floor: { scale: 0 } }', /scorer\.unexplained_floor\.scale: expected a number from 0\.01 to 100, got 0/],
   ['scorer: { unexplained_floor: { usual_limit: 1.5 } }', /scorer\.unexplained_floor\.usual_limit: expected a number from 0 to 1, got 1\.5/],
   ['scorer: { unexplained_floor: { usual_limit: .nan } }', /scorer\.unexplained_floor\.usual_limit: expected a number from 0 to 1/],
-  ['scorer: { unexplained_floor: { limit: 0.2 } }', /scorer\.unexplained_floor\.limit: unknown option \(allowed: scale, usual_limit\)/],
+  ['scorer: { unexplained_floor: { limit: 0.2 } }', /scorer\.unexplained_floor\.limit: unknown option \(allowed: scale, usual_limit, max\)/],
   ['scorer: { unexplained_floor: 0.2 }', /scorer\.unexplained_floor/],
+  ['scorer: { unexplained_floor: { max: -0.1 } }', /scorer\.unexplained_floor\.max: expected a number from 0 to 1, got -0\.1/],
   ['care: { source: ldap }', /care\.source: expected one of none, panel, fhir, got "ldap"/],
   ['care: { source: panel }', /care\.panel_file: missing; care\.source "panel" needs the path of a panel file/],
   ['care: { source: fhir }', /care\.fhir_base: missing; care\.source "fhir" needs the FHIR base URL/],

@@ -118,13 +118,17 @@ t.test('scorer options are checked at start-up', async (t) => {
     code: 'WG_SCORER_INVALID_OPTION',
     detail: { option: 'store' },
   });
-  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 0, usualLimit: 0.1 } }), {
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 0, usualLimit: 0.1, max: 0.85 } }), {
     code: 'WG_SCORER_INVALID_OPTION',
     detail: { option: 'unexplainedFloor.scale' },
   });
-  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 1, usualLimit: Number.NaN } }), {
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 1, usualLimit: Number.NaN, max: 0.85 } }), {
     code: 'WG_SCORER_INVALID_OPTION',
     detail: { option: 'unexplainedFloor.usualLimit' },
+  });
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), unexplainedFloor: { scale: 1, usualLimit: 0.1, max: 2 } }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    detail: { option: 'unexplainedFloor.max' },
   });
 });
 
@@ -136,17 +140,18 @@ t.test('unexplained-access floor values', async (t) => {
   });
 
   t.equal(unexplainedAccessFloor(unexplained(1, 0)), 0.8, 'first unexplained patient: a step-up');
-  t.equal(unexplainedAccessFloor(unexplained(2, 0)), 1, 'second one: a block');
+  t.equal(unexplainedAccessFloor(unexplained(2, 0)), 0.85, 'second one: at most 0.85, a step-up');
+  t.equal(unexplainedAccessFloor(unexplained(2, 0), { scale: 1.25, usualLimit: 0.125, max: 1 }), 1, 'reaches 1 with max 1');
   t.ok(Math.abs(unexplainedAccessFloor(unexplained(1, 0.0625)) - 0.4) < 1e-12, 'half the usual limit halves it');
   t.equal(unexplainedAccessFloor(unexplained(5, 0.125)), 0, 'faded out at the usual limit');
   t.equal(unexplainedAccessFloor({ ...unexplained(5, 0), unexplained_access: 0 }), 0, 'explained access');
-  t.equal(unexplainedAccessFloor(unexplained(1, 0), { scale: 2, usualLimit: 0.125 }), 0.5, 'a larger scale lowers it');
-  t.equal(unexplainedAccessFloor(unexplained(5, 0), { scale: 1.25, usualLimit: 0 }), 0, 'usual limit 0 turns it off');
+  t.equal(unexplainedAccessFloor(unexplained(1, 0), { scale: 2, usualLimit: 0.125, max: 0.85 }), 0.5, 'a larger scale lowers it');
+  t.equal(unexplainedAccessFloor(unexplained(5, 0), { scale: 1.25, usualLimit: 0, max: 0.85 }), 0, 'usual limit 0 turns it off');
 });
 
 t.test('configured floor changes the risk', async (t) => {
   const store = new MemoryBaselineStore();
-  const off = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), unexplainedFloor: { scale: 1.25, usualLimit: 0 } });
+  const off = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), unexplainedFloor: { scale: 1.25, usualLimit: 0, max: 0.85 } });
   const on = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
   t.teardown(async () => {
     await off.close();
@@ -217,7 +222,7 @@ t.test('forgetDenied makes a blocked patient new again', async (t) => {
 
   const blocked = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/blocked-1' });
   const first = await scorer.score(blocked);
-  scorer.forgetDenied!(blocked, first);
+  scorer.forgetDenied!(blocked);
   const retry = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Observation?patient=blocked-1' }));
 
   t.equal(first.features.patient_new_for_user, 1);
@@ -241,24 +246,33 @@ t.test('allowed patient explains the next request', async (t) => {
   t.same(store.forgotten, []);
 });
 
-t.test('forgetDenied keeps patients of a mixed request', async (t) => {
+t.test('forgetDenied withholds every patient of a mixed request', async (t) => {
   const store = new ForgetRecordingStore();
   const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
   t.teardown(() => scorer.close());
 
+  // A blocked request for the target, then a blocked request naming one of the user's known
+  // patients beside it: the target must stay withheld, or it would look explained.
   await scorer.score(request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/known-1' }));
+  const target = request({ time: MONDAY + 9 * HOUR + 30_000, path: '/fhir/Patient/new-1' });
+  await scorer.score(target);
+  scorer.forgetDenied!(target);
   const mixed = request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Observation?patient=known-1,new-1' });
   const mixedResult = await scorer.score(mixed);
-  scorer.forgetDenied!(mixed, mixedResult);
+  scorer.forgetDenied!(mixed);
   const withoutPatient = request({ time: MONDAY + 9 * HOUR + 90_000, path: '/fhir/Encounter?location=w1' });
-  scorer.forgetDenied!(withoutPatient, await scorer.score(withoutPatient));
-  const known = await scorer.score(request({ time: MONDAY + 9 * HOUR + 120_000, path: '/fhir/Patient/known-1' }));
-  const added = await scorer.score(request({ time: MONDAY + 9 * HOUR + 180_000, path: '/fhir/Patient/new-1' }));
+  await scorer.score(withoutPatient);
+  scorer.forgetDenied!(withoutPatient);
+  const retry = await scorer.score(request({ time: MONDAY + 10 * HOUR + 120_000, path: '/fhir/Patient/new-1' }));
+  const known = await scorer.score(request({ time: MONDAY + 10 * HOUR + 180_000, path: '/fhir/Patient/known-1' }));
 
-  t.equal(mixedResult.features.patient_new_for_user, 0.5, 'one of two patients was new');
-  t.same(store.forgotten, [], 'nothing is forgotten when not every patient was new, or none was named');
-  t.equal(known.features.patient_new_for_user, 0);
-  t.equal(added.features.patient_new_for_user, 0, 'the new patient of the mixed request stays in the history');
+  t.equal(mixedResult.features.patient_new_for_user, 0.5, 'the withheld target counts as new in the mixed request');
+  t.equal(store.forgotten.length, 2, 'nothing is withheld for a request without a patient');
+  t.equal(store.forgotten[1]!.pseudonyms.length, 2, 'both patients of the mixed request are withheld');
+  t.equal(retry.features.patient_new_for_user, 1, 'the target is still new in the next hour');
+  t.equal(retry.features.unexplained_access, 1, 'and still unexplained');
+  t.ok(retry.features.unexplained_hour_ratio! > 0, 'and the next hour counts it again');
+  t.equal(known.features.patient_new_for_user, 1, 'the known patient of a blocked request is withheld too');
 });
 
 t.test('scorer forgetDenied never throws', async (t) => {
@@ -274,13 +288,13 @@ t.test('scorer forgetDenied never throws', async (t) => {
   const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (error) => errors.push(error) });
   t.teardown(() => scorer.close());
   const blocked = request({ path: '/fhir/Patient/blocked-2' });
-  const result = await scorer.score(blocked);
+  await scorer.score(blocked);
 
-  t.doesNotThrow(() => scorer.forgetDenied!(blocked, result));
+  t.doesNotThrow(() => scorer.forgetDenied!(blocked));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(errors.length, 1, 'the error reaches onResponseError');
   t.match((errors[0] as Error).message, /redis down/);
-  t.doesNotThrow(() => scorer.forgetDenied!({ ...blocked, path: '/fhir/Patient/bad%id' }, result));
+  t.doesNotThrow(() => scorer.forgetDenied!({ ...blocked, path: '/fhir/Patient/bad%id' }));
   t.equal(errors.length, 2, 'an invalid path is reported too');
   t.match(errors[1], { code: 'WG_SCORER_INVALID_INPUT' });
 });

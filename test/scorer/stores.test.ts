@@ -140,6 +140,7 @@ const FORGET_STEPS: HistoryStep[] = [
   { observe: request({ time: MONDAY + 9 * HOUR + 5_000 }), patients: [LONG_A] },
   { forget: HOUSE, patients: [LONG_B] },
   { observe: request({ time: MONDAY + 9 * HOUR + 6_000 }), patients: [LONG_A, 'pb'] },
+  { observe: request({ time: MONDAY + 10 * HOUR }), patients: ['pa'] },
 ];
 
 t.test('memory and Redis stores agree on forgetting patients', async (t) => {
@@ -167,11 +168,12 @@ t.test('memory and Redis stores agree on forgetting patients', async (t) => {
   const fromMemory = memoryResults.map((result) => result.user);
 
   t.same(redisResults, memoryResults, 'user and peer baselines agree');
-  t.same(fromMemory.map((user) => user.newPatients), [2, 1, 1, 0, 2, 1, 1], 'a forgotten patient is new again');
-  t.same(fromMemory.map((user) => user.unexplainedPatients), [2, 1, 1, 0, 2, 1, 1], 'a forgotten patient is unexplained again');
-  t.same(fromMemory.map((user) => user.newPatientsHour), [2, 2, 3, 3, 3, 4, 4], 'a withheld patient is not counted twice');
-  t.same(fromMemory.map((user) => user.unexplainedHour), [2, 2, 3, 3, 3, 4, 4], 'nor as unexplained');
-  t.same(fromMemory.map((user) => user.patientAccesses), [2, 4, 5, 6, 8, 9, 11]);
+  t.same(fromMemory.map((user) => user.newPatients), [2, 1, 1, 0, 2, 1, 2, 1], 'a withheld patient stays new');
+  t.same(fromMemory.map((user) => user.unexplainedPatients), [2, 1, 1, 0, 2, 1, 2, 1], 'and unexplained');
+  t.same(fromMemory.map((user) => user.newPatientsHour), [2, 2, 3, 3, 3, 4, 4, 1], 'an hour counts a withheld patient once');
+  t.same(fromMemory.map((user) => user.unexplainedHour), [2, 2, 3, 3, 3, 4, 4, 1], 'as unexplained too');
+  t.same(fromMemory.map((user) => user.newPatientsTotal), [2, 2, 3, 3, 3, 4, 4, 4], 'the long-term count only once');
+  t.same(fromMemory.map((user) => user.patientAccesses), [2, 4, 5, 6, 8, 9, 11, 12]);
 });
 
 t.test('forgetting patients marks them withheld and creates nothing', async (t) => {
