@@ -41,10 +41,10 @@ export interface Scorer {
    */
   observeResponse?(observation: ResponseObservation): void;
   /**
-   * Withholds every patient of a request whose enforced decision was a block or a break-glass
-   * offer in the user's patient history (`BaselineStore.forgetPatients`). Such a request showed
-   * the user nothing, so until a later UTC day its patients count as new, and unexplained unless
-   * care or the census explains them. Fire-and-forget: it returns at once, and errors go to
+   * Marks every patient of a request as withheld in the user's patient history
+   * (`BaselineStore.forgetPatients`), for a request whose enforced decision was a block or a
+   * break-glass offer. Such a request showed the user nothing, so until a later UTC day its
+   * patients count as new, and as unexplained unless care or the census explains them. Fire-and-forget: it returns at once, and errors go to
    * `onResponseError`, never to the caller.
    */
   forgetDenied?(input: ScoreInput): void;
@@ -192,11 +192,11 @@ function throwInvalidOption(option: string, expected: string, received: string):
 
 /** Settings of {@link unexplainedAccessFloor}. */
 export interface UnexplainedFloorSettings {
-  /** `unexplained_hour_ratio` at which the floor reaches 1. */
+  /** `unexplained_hour_ratio` at which the floor would reach 1 without the `max` cap. */
   readonly scale: number;
   /** Usual share of unexplained patient accesses at which the floor has faded to 0; 0 turns the floor off. */
   readonly usualLimit: number;
-  /** Highest value of the floor. Below the policy's block threshold, the floor alone can step a request up but not block it. */
+  /** Highest value of the floor. Set below the policy's block threshold, the floor alone can step a request up but not block it. */
   readonly max: number;
 }
 
@@ -209,14 +209,15 @@ export const DEFAULT_UNEXPLAINED_FLOOR: UnexplainedFloorSettings = Object.freeze
  * `unexplained_hour_ratio / 1.25`, clipped to [0, 1], times `1 - unexplained_usual / 0.125`
  * (at least 0), at most 0.85, else 0. For a user whose earlier accesses were all explained,
  * the first unexplained patient in the hour gives 0.8 and the second 0.85, a step-up under the
- * demo policy. The floor never blocks by itself, because a hand-set rule should not lock a
- * clinician out when the care source is down or does not list them yet. The learned model can
- * still block. The factor
- * fades the floor out for staff for whom unexplained patients are part of the job, such as
- * billing clerks without a care relationship, who are left to the learned model. A learned model cannot score a kind of misuse it never saw; this floor
- * keeps accesses that neither care, the census nor the user's own history explains from
- * passing silently, whatever their kind. docs/model-card.md reports its effect. The numbers
- * above are those of {@link DEFAULT_UNEXPLAINED_FLOOR}; a `usualLimit` of 0 turns the floor off.
+ * demo policy. The cap keeps the floor below the demo policy's block threshold of 0.9, because
+ * a hand-set rule should not lock a clinician out when the care source is down or does not list
+ * them yet. The learned model can still block. The usual-share factor fades the floor out for
+ * staff for whom unexplained patients are part of the job, such as billing clerks without a
+ * care relationship, who are left to the learned model. A learned model cannot score a kind of
+ * misuse it never saw. This floor keeps accesses that neither care, the census nor the user's
+ * own history explains from passing silently, whatever their kind. docs/model-card.md reports
+ * its effect. The numbers above are those of {@link DEFAULT_UNEXPLAINED_FLOOR}, and a
+ * `usualLimit` of 0 turns the floor off.
  */
 export function unexplainedAccessFloor(features: Readonly<Record<string, number>>, settings: UnexplainedFloorSettings = DEFAULT_UNEXPLAINED_FLOOR): number {
   if (!((features.unexplained_access ?? 0) > 0) || settings.usualLimit === 0) return 0;

@@ -14,11 +14,11 @@ export interface ScorerRuntimeConfig {
   readonly reload_poll_ms: number;
   /** The hand-set risk floor for patients whom nothing explains (docs/model-card.md). */
   readonly unexplained_floor: {
-    /** `unexplained_hour_ratio` at which the floor reaches 1. */
+    /** `unexplained_hour_ratio` at which the floor would reach 1 without the `max` cap. */
     readonly scale: number;
     /** Usual share of unexplained accesses at which the floor has faded out; 0 turns it off. */
     readonly usual_limit: number;
-    /** Highest value of the floor; below the policy's block threshold, the floor alone never blocks. */
+    /** Highest value of the floor. Set below the policy's block threshold, the floor alone cannot block. */
     readonly max: number;
   };
 }

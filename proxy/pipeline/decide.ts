@@ -114,11 +114,10 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
 }
 
 /**
- * Tells the scorer to withhold the patients of a scored request that showed the user nothing,
- * that is a block or a break-glass offer (a block that the user may override by claiming
- * emergency access). A retry then does not look explained by the user's patient history. Other actions
- * forget nothing. After a step-up, for example, the user retries and that retry is observed
- * again, as is a retry under a claimed break-glass access.
+ * Tells the scorer to withhold the patients of a scored request that showed the user nothing:
+ * a block, or a break-glass offer, which blocks unless the user claims emergency access. A
+ * retry then does not look explained by the user's patient history. Other actions withhold
+ * nothing, because after a step-up the user retries and sees the record.
  */
 export function forgetBlockedPatients(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
   if ((decision.action !== 'block' && decision.action !== 'break_glass') || scored.result === null || scored.input === undefined) return;

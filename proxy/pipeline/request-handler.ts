@@ -167,8 +167,8 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   log.info({ user: principal?.subject, route: route.id, action: decision.action, rule: decision.rule, risk: round(decision.risk) }, 'decision');
 
   const enforced = deps.oversight && outcome ? await deps.oversight.enforce({ req, res, prepared, principal, outcome, result: scored.result, incidentId, span, now }) : decision;
-  // For a block, before the response goes out, so the client's next request finds the patients
-  // withheld. When oversight answered itself (enforced is null), its page has already gone out.
+  // For a block this runs before the response goes out, so the client's next request finds the
+  // patients withheld. When oversight sent its own page (enforced is null), the page has gone out.
   forgetBlockedPatients(deps.scorer, enforced ?? outcome?.decision ?? decision, scored);
   if (enforced === null) return;
   await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span);

@@ -52,8 +52,9 @@ export interface ReplayOutcome {
 /**
  * Decides recorded requests in time order through the live decision core (`scoreAndDecide`):
  * path normalization, routing, scoring against the baselines, fail modes and the policy.
- * After each decision the patients of a blocked record are forgotten and the record's status
- * and size are passed to `observeResponse`, as the live proxy does.
+ * After each decision the patients of a blocked record are withheld from the user's patient
+ * history and the record's status and size are passed to `observeResponse`, as the live proxy
+ * does.
  *
  * Every recorded user counts as authenticated by a browser session with no step-up
  * elevation, because the access log does not carry the authentication context.

@@ -15,6 +15,9 @@ interface Entry {
 const SWEEP_INTERVAL = 4096;
 const HOUR_MS = 3_600_000;
 
+/** History value of a patient withheld by a block, as in observe.lua. */
+const WITHHELD = -1;
+
 /**
  * Baselines in process memory, for one instance without Redis (the demo), the training
  * simulator and `npm run eval`. It runs the steps of observe.lua, peer.lua and respond.lua in
@@ -23,9 +26,6 @@ const HOUR_MS = 3_600_000;
  * NOTE: keys expire by request time, while Redis expires them by its own clock, so the two
  * stores differ only when a subject is idle for longer than a key's TTL.
  */
-/** History value of a patient withheld by a block, as in observe.lua. */
-const WITHHELD = -1;
-
 export class MemoryBaselineStore implements BaselineStore {
   readonly #entries = new Map<string, Entry>();
   #observations = 0;

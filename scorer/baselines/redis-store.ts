@@ -97,10 +97,10 @@ export class RedisBaselineStore implements BaselineStore {
   }
 
   /**
-   * Removes the patients with one ZREM on the history key, which carries the user's hash tag
-   * like the keys of observe.lua. Redis runs the commands of one connection in the order sent,
-   * so a request observed after this call started finds the patients removed. {@link settle}
-   * also waits for the ZREM.
+   * Marks the patients withheld with one ZADD XX on the history key, which carries the user's
+   * hash tag like the keys of observe.lua. Redis runs the commands of one connection in the
+   * order sent, so a request observed after this call started finds the mark. {@link settle}
+   * also waits for the ZADD.
    */
   async forgetPatients(user: string, pseudonyms: readonly string[]): Promise<void> {
     if (pseudonyms.length === 0) {
@@ -109,13 +109,13 @@ export class RedisBaselineStore implements BaselineStore {
 
     // XX: only members already in the history; -1 is the withheld mark that observe.lua reads.
     const members = pseudonyms.flatMap((pseudonym) => [-1, patientHistoryMember(pseudonym)]);
-    const removal = this.#redis.zadd(patientHistoryKey(this.#prefix, userTagOf(user)), 'XX', ...members).then(() => undefined);
+    const marking = this.#redis.zadd(patientHistoryKey(this.#prefix, userTagOf(user)), 'XX', ...members).then(() => undefined);
     // The caller receives the error, so the copy that settle() waits for drops it.
-    const tracked: Promise<void> = removal.then(ignore, ignore).finally(() => this.#pending.delete(tracked));
+    const tracked: Promise<void> = marking.then(ignore, ignore).finally(() => this.#pending.delete(tracked));
     this.#pending.add(tracked);
 
     try {
-      await removal;
+      await marking;
     } catch (error) {
       throw unavailable(error);
     }

@@ -201,7 +201,7 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
   try {
     for (const record of records) {
       const result = await scorer.score(record.input);
-      // As in the live proxy, a blocked request showed nothing, so its new patients are withheld from the history.
+      // As in the live proxy, a blocked request showed nothing, so its patients are withheld from the history.
       if (evaluationAction(result.risk, result.features) === 'block') scorer.forgetDenied?.(record.input);
       scorer.observeResponse?.({ ...record.input, status: record.status, bytes: record.bytes });
       if (record.day >= EVALUATION.scoredFromDay) {

@@ -26,7 +26,7 @@ function record(line: number, target: string): AccessRecord {
   };
 }
 
-t.test('replay forgets patients of blocked records', async (t) => {
+t.test('replay withholds blocked patients', async (t) => {
   const contexts: DecisionContext[] = [];
   // Blocks the first record and a mixed one, and allows the rest.
   const policy: PolicyPort = {

@@ -114,7 +114,7 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
   t.equal(fromMemory[6]!.unexplainedTotal, 4);
 });
 
-/** Observations and removals from the patient history, replayed against both stores in this order. */
+/** Observations and withheld marks of the patient history, replayed against both stores in this order. */
 type HistoryStep = { observe: ScoreInput; patients: string[] } | { forget: string; patients: string[] };
 
 const HOUSE = 'dr.house@hospital.test';
