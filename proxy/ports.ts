@@ -32,6 +32,8 @@ export interface ScorerPort {
   observeResponse?(observation: ResponseObservation): void;
   /** Forgets the patients of a request that was blocked or offered break-glass; never awaited on the request path. */
   forgetDenied?(input: ScoreInput): void;
+  /** Records that the upstream responded to a scored request, so its patients count as known; never awaited on the request path. */
+  recordShown?(input: ScoreInput): void;
 }
 
 /**
@@ -59,7 +61,8 @@ export interface RouterPort {
 }
 
 export interface ForwarderPort {
-  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headers: Record<string, string>): void;
+  /** Forwards an allowed request; `onUpstreamResponse` runs once when the upstream's response headers arrive. */
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: () => void): void;
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headers: Record<string, string>): void;
 }
 

@@ -20,7 +20,7 @@ export interface ScorerOptions {
   readonly careSource?: CareRelationshipSource;
   /** Settings of the unexplained-access floor; default {@link DEFAULT_UNEXPLAINED_FLOOR}. */
   readonly unexplainedFloor?: UnexplainedFloorSettings;
-  /** Receives the errors that `observeResponse` and `forgetDenied` catch; by default they are dropped. */
+  /** Receives the errors that `observeResponse`, `forgetDenied` and `recordShown` catch; by default they are dropped. */
   readonly onResponseError?: (error: unknown) => void;
   /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
   readonly model?: RiskModel;
@@ -48,6 +48,15 @@ export interface Scorer {
    * `onResponseError`, never to the caller.
    */
   forgetDenied?(input: ScoreInput): void;
+  /**
+   * Records that the upstream responded to a scored request, so that its patients count as known
+   * to the user from now on (`BaselineStore.showPatients`). Until this call a patient the user
+   * never opened before stays new for every request, and unexplained unless care or the census
+   * explains them: requests in flight at the same time, and a retry of a request that was only
+   * stepped up, find no explanation in the history. Fire-and-forget: it returns at once, and
+   * errors go to `onResponseError`, never to the caller.
+   */
+  recordShown?(input: ScoreInput): void;
   /** Releases the model. The store belongs to the caller and stays open. */
   close(): Promise<void>;
 }
@@ -166,6 +175,17 @@ class BehaviouralScorer implements Scorer {
       const pseudonyms = this.#extractor.patientPseudonyms(input);
       if (pseudonyms.length === 0) return;
       this.#store.forgetPatients(input.user, pseudonyms).catch((error: unknown) => this.#report(error));
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  recordShown(input: ScoreInput): void {
+    try {
+      if (this.#store.showPatients === undefined) return;
+      const pseudonyms = this.#extractor.patientPseudonyms(input);
+      if (pseudonyms.length === 0) return;
+      this.#store.showPatients(input.user, pseudonyms, input.time).catch((error: unknown) => this.#report(error));
     } catch (error) {
       this.#report(error);
     }

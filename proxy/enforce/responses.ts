@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 /** Whether the caller is a browser that should get HTML pages and redirects rather than JSON. */
 export function wantsHtml(req: IncomingMessage): boolean {
   if (req.headers.authorization) return false;
-  return (req.headers.accept ?? '').includes('text/html');
+  return (req.headers.accept ?? '').toLowerCase().includes('text/html');
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

@@ -37,8 +37,10 @@ export interface Forwarder {
   /**
    * Forwards an HTTP request. The path sent upstream is `normalizePath(req.url)`; the
    * headers in `headersToSet` replace any the request carries. Sends a 502 response when the upstream fails.
+   * `onUpstreamResponse` is called once when the upstream's response headers arrive, never
+   * when the request fails before that.
    */
-  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>): void;
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
   /** Forwards a WebSocket upgrade request the same way. */
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>): void;
   /** Closes idle upstream connections. */
@@ -91,7 +93,13 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     proxyReq.prependListener('response', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes, reportDropped));
   });
 
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req)));
+  const upstreamResponseListeners = new WeakMap<IncomingMessage, () => void>();
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+    filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));
+    const listener = upstreamResponseListeners.get(req);
+    upstreamResponseListeners.delete(req);
+    listener?.();
+  });
 
   // http-proxy emits client resets here instead of calling the callback, and no response is possible then.
   proxy.on('econnreset', () => {});
@@ -109,7 +117,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   });
 
   return {
-    web(req, res, route, headersToSet) {
+    web(req, res, route, headersToSet, onUpstreamResponse) {
       try {
         req.url = normalizedTarget(req);
       } catch (error) {
@@ -121,6 +129,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       // A request replayed after a step-up carries its saved body here; its own stream is empty.
       const replayBody = replayBodyOf(req);
       const buffer = replayBody === undefined ? {} : { buffer: Readable.from([replayBody]) };
+      if (onUpstreamResponse !== undefined) upstreamResponseListeners.set(req, onUpstreamResponse);
       proxy.web(req, res, { ...targetFor(route), ...buffer, headers: lowercaseKeys(headersToSet) }, (cause) => {
         const error = report(cause, req, route);
         if (res.headersSent || res.destroyed) {

@@ -117,12 +117,29 @@ export async function scoreWithFailMode(scorer: ScorerPort, facts: RequestFacts,
  * Tells the scorer to withhold the patients of a scored request that showed the user nothing:
  * a block, or a break-glass offer, which blocks unless the user claims emergency access. A
  * retry then does not look explained by the user's patient history. Other actions withhold
- * nothing, because after a step-up the user retries and sees the record.
+ * nothing: their new patients stay pending until the upstream responds (`Scorer.recordShown`).
  */
 export function forgetBlockedPatients(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
-  if ((decision.action !== 'block' && decision.action !== 'break_glass') || scored.result === null || scored.input === undefined) return;
+  if (!deniesAccess(decision) || scored.result === null || scored.input === undefined) return;
 
   scorer.forgetDenied?.(scored.input);
+}
+
+/**
+ * Records a replayed record's patients as withheld or shown, for `wardgate replay`, whose records
+ * carry the upstream's response. The patients of a record that Wardgate would not have blocked
+ * count as shown. A step-up counts as completed, because the log shows that the user went on to
+ * the record.
+ */
+export function recordReplayedOutcome(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
+  if (scored.result === null || scored.input === undefined) return;
+  if (deniesAccess(decision)) scorer.forgetDenied?.(scored.input);
+  else scorer.recordShown?.(scored.input);
+}
+
+/** Returns whether the decision is a block, or a break-glass offer, which blocks unless the user claims emergency access. */
+function deniesAccess(decision: Decision): boolean {
+  return decision.action === 'block' || decision.action === 'break_glass';
 }
 
 /**

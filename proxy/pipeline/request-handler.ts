@@ -171,7 +171,11 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   // patients withheld. When oversight sent its own page (enforced is null), the page has gone out.
   forgetBlockedPatients(deps.scorer, enforced ?? outcome?.decision ?? decision, scored);
   if (enforced === null) return;
-  await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span);
+  // Once the upstream responds, the request's patients count as known to the user. A request
+  // that was blocked, only stepped up or failed upstream leaves its new patients unexplained.
+  const shownInput = scored.result === null ? undefined : scored.input;
+  const onUpstreamResponse = shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput);
+  await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span, onUpstreamResponse);
 }
 
 /** Scores the request and decides it, applying the route's fail modes and `require_pq`. */
@@ -226,12 +230,13 @@ async function enforce(
   incidentId: string,
   now: number,
   span: Span,
+  onUpstreamResponse: (() => void) | undefined,
 ): Promise<void> {
   const route = prepared.route!;
   if (decision.action === 'allow') {
     const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
     if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, route.id, now);
-    deps.forwarder.web(req, res, route, headers);
+    deps.forwarder.web(req, res, route, headers, onUpstreamResponse);
     return;
   }
   if (decision.action === 'step_up' && decision.stepUp && principal?.method === 'session') {

@@ -64,6 +64,8 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
       if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, prepared.route.id, now);
       deps.forwarder.ws(req, socket, head, prepared.route, headers);
+      // An upgrade has no response page, so the patients of an allowed one count as shown.
+      if (scored.result !== null && scored.input !== undefined) deps.scorer.recordShown?.(scored.input);
       if (principal?.method === 'session' && principal.sessionId !== undefined) deps.identity.trackSocket?.(principal.sessionId, socket);
     })().catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed with an unexpected error');

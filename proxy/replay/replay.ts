@@ -5,7 +5,7 @@ import type { Contribution } from '../../scorer/types.ts';
 import { HttpError } from '../http/errors.ts';
 import { normalizePath } from '../http/normalize-path.ts';
 import type { Principal } from '../identity/principal.ts';
-import { forgetBlockedPatients, INVALID_PATIENT_ID_CODE, invalidPatientIds, scoreAndDecide, type RequestFacts } from '../pipeline/decide.ts';
+import { INVALID_PATIENT_ID_CODE, invalidPatientIds, recordReplayedOutcome, scoreAndDecide, type RequestFacts } from '../pipeline/decide.ts';
 import type { PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { inTimeOrder, type AccessRecord } from './access-log.ts';
 
@@ -53,8 +53,8 @@ export interface ReplayOutcome {
  * Decides recorded requests in time order through the live decision core (`scoreAndDecide`):
  * path normalization, routing, scoring against the baselines, fail modes and the policy.
  * After each decision the patients of a blocked record are withheld from the user's patient
- * history and the record's status and size are passed to `observeResponse`, as the live proxy
- * does.
+ * history, those of any other record count as shown (a step-up as completed), and the record's
+ * status and size are passed to `observeResponse`, as the live proxy does.
  *
  * Every recorded user counts as authenticated by a browser session with no step-up
  * elevation, because the access log does not carry the authentication context.
@@ -79,7 +79,7 @@ export async function replayRecords(
       skipped.push({ line: record.line, reason: `record rejected as the live proxy would reject it with 400 (WG_REQUEST_INVALID): ${scored.invalidInput}` });
       continue;
     }
-    forgetBlockedPatients(deps.scorer, decision, scored);
+    recordReplayedOutcome(deps.scorer, decision, scored);
     deps.scorer.observeResponse?.({ user: record.user, groups: record.groups, time: record.time, routeId: facts.route.id, status: record.status, bytes: record.bytes });
     await deps.settle?.();
 

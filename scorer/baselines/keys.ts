@@ -26,7 +26,7 @@ export function userKeys(prefix: string, observation: Observation): string[] {
   ];
 }
 
-/** Redis key of the user's patient history: a sorted set of {@link patientHistoryMember} to the last UTC day seen, or -1 while withheld. */
+/** Redis key of the user's patient history: a sorted set of {@link patientHistoryMember} to the last UTC day shown, -2 while pending or -1 while withheld. */
 export function patientHistoryKey(prefix: string, userTag: string): string {
   return `${prefix}{${userTag}}:pk`;
 }

@@ -14,9 +14,12 @@ interface Entry {
 /** Observations between two sweeps of expired keys. */
 const SWEEP_INTERVAL = 4096;
 const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 /** History value of a patient withheld by a block, as in observe.lua. */
 const WITHHELD = -1;
+/** History value of a patient requested but not yet shown by a response, as in observe.lua. */
+const PENDING = -2;
 
 /**
  * Baselines in process memory, for one instance without Redis (the demo), the training
@@ -89,6 +92,28 @@ export class MemoryBaselineStore implements BaselineStore {
     }
   }
 
+  /** Runs synchronously although it returns a promise; see {@link showPatientsNow}. */
+  async showPatients(user: string, pseudonyms: readonly string[], time: number): Promise<void> {
+    this.showPatientsNow(user, pseudonyms, time);
+  }
+
+  /**
+   * Synchronous {@link showPatients}, the steps of show.lua: pending patients become known
+   * with the day of `time`; withheld and absent patients stay as they are.
+   */
+  showPatientsNow(user: string, pseudonyms: readonly string[], time: number): void {
+    const history = this.#entries.get(patientHistoryKey('', userTagOf(user)))?.value as Map<string, number> | undefined;
+    if (history === undefined) {
+      return;
+    }
+
+    const day = Math.floor(time / DAY_MS);
+    for (const pseudonym of pseudonyms) {
+      const member = historyMember(pseudonym);
+      if (history.get(member) === PENDING) history.set(member, day);
+    }
+  }
+
   async settle(): Promise<void> {}
 
   async close(): Promise<void> {
@@ -151,8 +176,9 @@ export class MemoryBaselineStore implements BaselineStore {
         if (lastDay <= observation.day - limits.historyWindowDays) history.delete(member);
       }
     }
-    // -1 marks a patient withheld by a block (see forgetPatients): new and unexplained until the
-    // mark expires on a later UTC day, counted once per hour in the hour's counters only.
+    // A patient first requested is pending until a response shows them (showPatients), and -1
+    // marks a patient withheld by a block (forgetPatients). Either is new, and unexplained unless
+    // care or the census explains them, counted once per hour in the hour's counters only.
     let newPatients = 0;
     let unexplained = 0;
     let firstNew = 0;
@@ -177,7 +203,7 @@ export class MemoryBaselineStore implements BaselineStore {
         unexplained += unexplainedHere;
         firstNew += 1;
         firstUnexplained += unexplainedHere;
-        if (history.size < limits.historyCap) history.set(member, observation.day);
+        if (history.size < limits.historyCap) history.set(member, PENDING);
       }
     }
     let patientAccessesHour = hour.get('pa') ?? 0;

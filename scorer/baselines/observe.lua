@@ -5,8 +5,8 @@
 -- KEYS: 1 stats hash, 2 hour-of-week hash, 3 network hash, 4 device hash,
 --       5 minute hash, 6 hour hash, 7 day hash, 8 hour patient set, 9 day patient set,
 --       10 hour response hash (written by respond.lua), 11 route hash (patient requests per
---       route), 12 patient history sorted set (pseudonym prefix -> last UTC day seen, or -1 while
---       withheld after a block)
+--       route), 12 patient history sorted set (pseudonym prefix -> last UTC day shown, -2
+--       while pending until a response shows the patient, -1 while withheld after a block)
 -- ARGV: 1 hour of week, 2 network hash, 3 device hash,
 --       4 minute TTL ms, 5 hour TTL ms, 6 day TTL ms, 7 long TTL ms,
 --       8 network cap, 9 device cap, 10 patient cap, 11 decay threshold in active minutes,
@@ -55,7 +55,7 @@ local function addPatient(set, field, patient)
   redis.call('HINCRBY', stats, field, 1)
 end
 
--- Whether this hour already counted each patient, for withheld patients below.
+-- Whether this hour already counted each patient, for pending and withheld patients below.
 local inHour = {}
 for i = 22, #ARGV do
   inHour[i] = redis.call('SISMEMBER', KEYS[8], ARGV[i]) == 1
@@ -71,10 +71,12 @@ local history, today = KEYS[12], tonumber(ARGV[19])
 if dayRequests == 1 then
   redis.call('ZREMRANGEBYSCORE', history, '-inf', today - tonumber(ARGV[18]))
 end
--- A score of -1 marks a patient whom a blocked request named (forgetPatients in store.ts). The
--- user has not been shown the patient, who therefore stays new and unexplained for every
--- request until the mark expires with the other old entries on a later UTC day. The hour's
--- counters count such a patient once per hour, and the long-term counters not again.
+-- A patient first requested enters the history as pending (-2) and becomes known only when a
+-- response shows them (show.lua, showPatients in store.ts). A score of -1 marks a patient whom a
+-- blocked request named (forgetPatients in store.ts). Until a response shows a pending patient,
+-- or until a withheld patient's mark expires with the other old entries on a later UTC day,
+-- every request finds the patient new, and unexplained unless care or the census explains them.
+-- The hour's counters count such a patient once per hour, and the long-term counters not again.
 local newPatients, unexplained = 0, 0
 local firstNew, firstUnexplained = 0, 0
 local hourNew, hourUnexplained = 0, 0
@@ -98,7 +100,7 @@ for i = 22, #ARGV do
     firstNew = firstNew + 1
     firstUnexplained = firstUnexplained + unexplainedHere
     if redis.call('ZCARD', history) < tonumber(ARGV[17]) then
-      redis.call('ZADD', history, today, member)
+      redis.call('ZADD', history, -2, member)
     end
   end
 end

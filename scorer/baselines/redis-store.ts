@@ -15,8 +15,10 @@ const SCRIPTS = Object.freeze({
   observe: { name: 'wardgateObserveUser', keys: 12, lua: readFileSync(new URL('./observe.lua', import.meta.url), 'utf8') },
   peer: { name: 'wardgateObservePeer', keys: 8, lua: readFileSync(new URL('./peer.lua', import.meta.url), 'utf8') },
   respond: { name: 'wardgateObserveResponse', keys: 2, lua: readFileSync(new URL('./respond.lua', import.meta.url), 'utf8') },
+  show: { name: 'wardgateShowPatients', keys: 1, lua: readFileSync(new URL('./show.lua', import.meta.url), 'utf8') },
 });
 const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 type ScriptCommand = (keysAndArguments: string[]) => Promise<unknown>;
 
@@ -109,13 +111,29 @@ export class RedisBaselineStore implements BaselineStore {
 
     // XX: only members already in the history; -1 is the withheld mark that observe.lua reads.
     const members = pseudonyms.flatMap((pseudonym) => [-1, patientHistoryMember(pseudonym)]);
-    const marking = this.#redis.zadd(patientHistoryKey(this.#prefix, userTagOf(user)), 'XX', ...members).then(() => undefined);
+    await this.#tracked(this.#redis.zadd(patientHistoryKey(this.#prefix, userTagOf(user)), 'XX', ...members));
+  }
+
+  /**
+   * Turns the user's pending patients into known ones with one call of show.lua on the history
+   * key. Like {@link forgetPatients}, {@link settle} waits for it.
+   */
+  async showPatients(user: string, pseudonyms: readonly string[], time: number): Promise<void> {
+    if (pseudonyms.length === 0) {
+      return;
+    }
+
+    await this.#tracked(this.#command(SCRIPTS.show.name)([patientHistoryKey(this.#prefix, userTagOf(user)), String(Math.floor(time / DAY_MS)), ...pseudonyms]));
+  }
+
+  /** Waits for a history update that {@link settle} also waits for, and turns its failure into store unavailable. */
+  async #tracked(update: Promise<unknown>): Promise<void> {
     // The caller receives the error, so the copy that settle() waits for drops it.
-    const tracked: Promise<void> = marking.then(ignore, ignore).finally(() => this.#pending.delete(tracked));
+    const tracked: Promise<void> = update.then(ignore, ignore).finally(() => this.#pending.delete(tracked));
     this.#pending.add(tracked);
 
     try {
-      await marking;
+      await update;
     } catch (error) {
       throw unavailable(error);
     }

@@ -160,6 +160,18 @@ export interface BaselineStore {
    * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
    */
   forgetPatients?(user: string, pseudonyms: readonly string[]): Promise<void>;
+  /**
+   * Records that a response showed the patients to the user. {@link observe} enters a patient
+   * new to the user's history as pending, and this call makes a pending patient known with the
+   * UTC day of `time`, so that later requests find them explained by the history. Until then,
+   * and for a request that was blocked or only stepped up, the patient stays new, and
+   * unexplained unless care or the census explains them, like a withheld patient. Withheld
+   * patients and patients not in the history stay as they are. Callers do not wait for it on
+   * the request path.
+   *
+   * @throws {ScorerError} `WG_SCORER_STORE_UNAVAILABLE` when the backing store fails.
+   */
+  showPatients?(user: string, pseudonyms: readonly string[], time: number): Promise<void>;
   /** Waits until updates started off the request path have finished (tests, replay). */
   settle?(): Promise<void>;
   /** Releases what the store opened itself; a client passed in by the caller stays open. */

@@ -15,10 +15,13 @@ const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 export const MAX_PANEL_BYTES = 16 * 1024 * 1024;
 
 /**
- * Time in milliseconds after which a read of the panel file is abandoned. A read that never
+ * Default time in milliseconds after which a read of the panel file is abandoned. A read that never
  * returns, such as one on a stuck network mount, would otherwise hold up every later reload and close().
  */
 export const PANEL_READ_TIMEOUT_MS = 10_000;
+
+/** Maximum delay of setTimeout in milliseconds. Node.js runs a timer with a larger delay after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * RFC 3339 section 5.6 `date-time` with seconds and a zone (`Z` or `±hh:mm`). The section's
@@ -51,6 +54,11 @@ export interface PanelWatchOptions {
   /** Interval in milliseconds at which the file is checked for changes; 0 turns watching off. */
   readonly pollMs?: number;
   /**
+   * Time in milliseconds after which a read of the file counts as failed, from 1 to 2147483647
+   * (the setTimeout maximum). Defaults to `PANEL_READ_TIMEOUT_MS`.
+   */
+  readonly readTimeoutMs?: number;
+  /**
    * Called after a changed file was loaded, with the sections (`practitioners`, `patients`,
    * `stays`) that had entries before and have none now. The list is usually empty. A non-empty
    * list can mean that a file was cut short yet still parsed.
@@ -66,7 +74,7 @@ export interface PanelCareSource extends CareRelationshipSource {
   lastReloadError(): string | null;
   /** Reloads the file now; used by the watcher and by tests. */
   reload(): Promise<void>;
-  /** Stops watching and waits for a reload in progress, which gives up after `PANEL_READ_TIMEOUT_MS`. */
+  /** Stops watching and waits for a reload in progress, which gives up after `readTimeoutMs`. */
   close(): Promise<void>;
 }
 
@@ -121,28 +129,37 @@ export function parsePanel(text: string, source: string, pseudonymizer: PatientP
 /**
  * Loads a panel file and, unless `pollMs` is 0, reloads it when it changes. A file that fails
  * to reload leaves the previous panel in force; `lastReloadError()` and `onReloadError` report it.
- * A read that has not returned after `PANEL_READ_TIMEOUT_MS` counts as failed. Until it returns,
- * later reloads fail at once, and when it returns the file is read again.
+ * A read that has not returned after `readTimeoutMs` (default `PANEL_READ_TIMEOUT_MS`) counts as
+ * failed. Until it returns, later reloads fail at once, and when it returns the file is read again.
  *
  * `careSet` ignores the time argument: a panel lists the current care relationships only.
  * A user the panel does not list gets null (relationship unknown), not an empty set.
  *
- * @throws {CareSourceError} `WG_CARE_PANEL_NOT_FOUND` or `WG_CARE_PANEL_INVALID` at start,
- *   when there is no good panel to keep.
+ * @throws {CareSourceError} `WG_CARE_INVALID_OPTION` for an invalid `pollMs` or `readTimeoutMs`.
+ *   At start, when there is no good panel to keep, `WG_CARE_PANEL_NOT_FOUND` (also when the first
+ *   read times out) or `WG_CARE_PANEL_INVALID`.
  */
 export async function watchPanelFile(file: string, pseudonymizer: PatientPseudonymizer, options: PanelWatchOptions = {}): Promise<PanelCareSource> {
   const pollMs = options.pollMs ?? 1000;
-  if (!Number.isInteger(pollMs) || pollMs < 0) {
-    throw new CareSourceError('WG_CARE_INVALID_OPTION', `Invalid option pollMs: expected a whole number of milliseconds, 0 or more, received ${String(pollMs)}.`);
+  if (!Number.isInteger(pollMs) || pollMs < 0 || pollMs > MAX_TIMER_MS) {
+    throw new CareSourceError('WG_CARE_INVALID_OPTION', `Invalid option pollMs: expected a whole number of milliseconds from 0 to ${MAX_TIMER_MS}, received ${String(pollMs)}.`);
+  }
+  const readTimeoutMs = options.readTimeoutMs ?? PANEL_READ_TIMEOUT_MS;
+  if (!Number.isInteger(readTimeoutMs) || readTimeoutMs < 1 || readTimeoutMs > MAX_TIMER_MS) {
+    throw new CareSourceError('WG_CARE_INVALID_OPTION', `Invalid option readTimeoutMs: expected a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, received ${String(readTimeoutMs)}.`);
   }
 
   // The file's identity is taken before it is read, so a write during start-up is seen as a
-  // change (fs.watchFile takes its own first reading later and would miss it).
-  const seen = await fileVersion(file);
-  const first = await settleWithin(loadPanelFile(file, pseudonymizer), PANEL_READ_TIMEOUT_MS);
-  if (first === TIMED_OUT) throw readTimedOut(file);
+  // change (fs.watchFile takes its own first reading later and would miss it). The stat() behind
+  // it is under the same deadline, because it hangs on a stuck file system just as the read does.
+  const first = await settleWithin(
+    fileVersion(file).then(async (version) => ({ seen: version, panel: await loadPanelFile(file, pseudonymizer) })),
+    readTimeoutMs,
+  );
+  if (first === TIMED_OUT) throw readTimedOut(file, readTimeoutMs);
 
-  let panel = first;
+  const { seen } = first;
+  let panel = first.panel;
   let lastError: string | null = null;
   let reloading = Promise.resolve();
   let readPending = false;
@@ -155,13 +172,13 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   const reload = async () => {
     if (closed) return;
     if (readPending) {
-      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (an earlier read has not returned after ${PANEL_READ_TIMEOUT_MS} ms); check the file system that holds care.panel_file. The file is read again when that read returns.`));
+      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (an earlier read has not returned after ${readTimeoutMs} ms); check the file system that holds care.panel_file. The file is read again when that read returns.`));
       return;
     }
 
     const attempt = loadPanelFile(file, pseudonymizer);
     try {
-      const next = await settleWithin(attempt, PANEL_READ_TIMEOUT_MS);
+      const next = await settleWithin(attempt, readTimeoutMs);
       if (next === TIMED_OUT) {
         readPending = true;
         const retry = () => {
@@ -169,7 +186,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
           onChange();
         };
         attempt.then(retry, retry);
-        fail(readTimedOut(file));
+        fail(readTimedOut(file, readTimeoutMs));
         return;
       }
 
@@ -292,8 +309,8 @@ async function settleWithin<T>(work: Promise<T>, ms: number): Promise<T | typeof
   }
 }
 
-function readTimedOut(file: string): CareSourceError {
-  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (timed out after ${PANEL_READ_TIMEOUT_MS} ms); check the file system that holds care.panel_file.`);
+function readTimedOut(file: string, timeoutMs: number): CareSourceError {
+  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (timed out after ${timeoutMs} ms); check the file system that holds care.panel_file.`);
 }
 
 /** Returns the sections that had entries in `previous` and have none in `next`. */

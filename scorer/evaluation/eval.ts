@@ -201,8 +201,10 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
   try {
     for (const record of records) {
       const result = await scorer.score(record.input);
-      // As in the live proxy, a blocked request showed nothing, so its patients are withheld from the history.
+      // As in `wardgate replay`, a blocked request showed nothing, so its patients are withheld
+      // from the history. Any other request showed them, and a step-up counts as completed.
       if (evaluationAction(result.risk, result.features) === 'block') scorer.forgetDenied?.(record.input);
+      else scorer.recordShown?.(record.input);
       scorer.observeResponse?.({ ...record.input, status: record.status, bytes: record.bytes });
       if (record.day >= EVALUATION.scoredFromDay) {
         scored.push({ record, risk: result.risk, row: Float32Array.from(FEATURE_SCHEMA.names, (name) => result.features[name]!) });

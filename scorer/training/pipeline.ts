@@ -24,6 +24,8 @@ export async function extractFeatureRows(simulation: Simulation, seed: number): 
 
   for (const record of simulation.records) {
     rows.push(await extractor.extract(record.input));
+    // Training has no decisions: every simulated request reached the application and showed its patients.
+    store.showPatientsNow(record.input.user, extractor.patientPseudonyms(record.input), record.input.time);
     store.observeResponseNow({
       user: record.input.user,
       groups: record.input.groups,

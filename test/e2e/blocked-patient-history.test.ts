@@ -53,15 +53,18 @@ t.test('blocked patient stays new for the user', async (t) => {
   t.equal(again.patientNew, 1, 'nor did the allowed retry: the patient stays withheld until a later day');
 });
 
-t.test('stepped-up patient stays in the history', async (t) => {
+t.test('stepped-up patient is known after the upstream responds', async (t) => {
   verdicts.set('/fhir/Patient/p-0012', 'step_up');
 
   const steppedUp = await open('/fhir/Patient/p-0012');
   const retry = await open('/fhir/Patient/p-0012');
+  const afterResponse = await open('/fhir/Patient/p-0012');
 
   t.equal(steppedUp.status, 302, 'the browser is sent to the IdP');
   t.equal(steppedUp.patientNew, 1);
-  t.equal(retry.patientNew, 0, 'a step-up forgets nothing');
+  t.equal(retry.status, 200, 'the retry is allowed and forwarded');
+  t.equal(retry.patientNew, 1, 'the step-up showed nothing, so the retry finds the patient new');
+  t.equal(afterResponse.patientNew, 0, 'the upstream responded to the retry, so the history now explains the patient');
 });
 
 t.test('patient behind a break-glass offer stays new for the user', async (t) => {

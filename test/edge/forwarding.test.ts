@@ -20,11 +20,14 @@ function routeTo(upstream: string): RouteConfig {
 interface Front {
   readonly port: number;
   readonly errors: ForwardError[];
+  /** Paths, as the client sent them, whose upstream response headers arrived. */
+  readonly answered: string[];
 }
 
 /** Starts a plain HTTP front that does what the pipeline does before forwarding. */
 async function startFront(t: Test, upstream: string): Promise<Front> {
   const errors: ForwardError[] = [];
+  const answered: string[] = [];
   const forwarder = createForwarder({ onError: (error) => errors.push(error) });
   const route = routeTo(upstream);
   const prepare = (req: IncomingMessage): void => {
@@ -34,7 +37,8 @@ async function startFront(t: Test, upstream: string): Promise<Front> {
 
   const server: Server = createServer((req, res) => {
     prepare(req);
-    forwarder.web(req, res, route, { 'X-Wardgate-Assertion': ASSERTION });
+    const path = req.url ?? '';
+    forwarder.web(req, res, route, { 'X-Wardgate-Assertion': ASSERTION }, () => answered.push(path));
   });
   server.on('upgrade', (req, socket, head) => {
     prepare(req);
@@ -47,7 +51,7 @@ async function startFront(t: Test, upstream: string): Promise<Front> {
     server.close();
   });
 
-  return { port: (server.address() as AddressInfo).port, errors };
+  return { port: (server.address() as AddressInfo).port, errors, answered };
 }
 
 interface Reply {
@@ -184,6 +188,7 @@ t.test('dead upstream answers 502', async (t) => {
   t.match(browser.body, '<h1>Application unavailable</h1>');
 
   t.equal(front.errors.length, 2);
+  t.same(front.answered, [], 'no upstream answered');
   t.equal(front.errors[0]!.code, 'WG_UPSTREAM_UNAVAILABLE');
   t.equal(front.errors[0]!.routeId, 'ehr');
   t.equal((front.errors[0]!.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
@@ -209,6 +214,20 @@ t.test('resetting upstream answers 502', async (t) => {
   t.equal(reply.status, 502);
   t.equal(JSON.parse(reply.body).error, 'WG_UPSTREAM_UNAVAILABLE');
   t.equal(front.errors.length, 1);
+  t.same(front.answered, [], 'a reset before the response headers is no answer');
+});
+
+t.test('forwarder reports each upstream answer once, whatever its status', async (t) => {
+  const app = await startDemoApp();
+  t.teardown(() => app.close());
+  const front = await startFront(t, app.url);
+
+  const found = await get(front.port, '/fhir/Patient/p-0001', { accept: 'application/fhir+json' });
+  const missing = await get(front.port, '/fhir/Patient/no-such-patient', { accept: 'application/fhir+json' });
+
+  t.equal(found.status, 200);
+  t.equal(missing.status, 404);
+  t.same(front.answered, ['/fhir/Patient/p-0001', '/fhir/Patient/no-such-patient'], 'both responses came from the upstream');
 });
 
 t.test('client abort mid-response keeps serving', async (t) => {

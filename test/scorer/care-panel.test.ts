@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 
-import { MAX_PANEL_BYTES, parsePanel, watchPanelFile } from '../../scorer/care/panel-source.ts';
+import { MAX_PANEL_BYTES, parsePanel, watchPanelFile, type PanelCareSource } from '../../scorer/care/panel-source.ts';
+import type { CareSourceError } from '../../scorer/care/errors.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 
 const pseudonymizer = new PatientPseudonymizer(Buffer.alloc(32, 4));
@@ -271,6 +273,103 @@ t.test('panel source fails at start without a good file', async (t) => {
   await t.rejects(watchPanelFile('/nonexistent/panel.yaml', pseudonymizer), { code: 'WG_CARE_PANEL_NOT_FOUND', message: /Cannot read the care panel file \/nonexistent\/panel\.yaml \(ENOENT\); check care\.panel_file\./ });
 });
 
+t.test('panel source rejects an invalid readTimeoutMs or pollMs', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+
+  for (const readTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2_147_483_648]) {
+    await t.rejects(watchPanelFile(file, pseudonymizer, { pollMs: 0, readTimeoutMs }), {
+      code: 'WG_CARE_INVALID_OPTION',
+      message: `Invalid option readTimeoutMs: expected a whole number of milliseconds from 1 to 2147483647, received ${String(readTimeoutMs)}.`,
+    });
+  }
+
+  for (const pollMs of [-1, 0.5, Number.NaN, 2_147_483_648]) {
+    await t.rejects(watchPanelFile(file, pseudonymizer, { pollMs }), {
+      code: 'WG_CARE_INVALID_OPTION',
+      message: `Invalid option pollMs: expected a whole number of milliseconds from 0 to 2147483647, received ${String(pollMs)}.`,
+    });
+  }
+
+  const longest = await watchPanelFile(file, pseudonymizer, { pollMs: 0, readTimeoutMs: 2_147_483_647 });
+  t.teardown(() => longest.close());
+  t.same(await longest.careSet('demo-nurse', 0), new Set([p('p-0002')]), 'the setTimeout maximum is accepted');
+});
+
+const noFifos = process.platform === 'win32' && 'no FIFOs';
+
+t.test('panel source times out a hung start-up read', { skip: noFifos }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  const pool = threadPoolBlocker(dir);
+  t.teardown(() => releaseAndRemove(pool, dir));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+
+  pool.block();
+  await t.rejects(withinHangBound(watchPanelFile(file, pseudonymizer, { pollMs: 0, readTimeoutMs: 300 })), {
+    code: 'WG_CARE_PANEL_NOT_FOUND',
+    message: `Cannot read the care panel file ${file} (timed out after 300 ms); check the file system that holds care.panel_file.`,
+  });
+});
+
+t.test('panel reload keeps the last panel when a read hangs', { skip: noFifos }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  const pool = threadPoolBlocker(dir);
+  let source: PanelCareSource | undefined;
+  t.teardown(() => releaseAndRemove(pool, dir, source));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+  const failures: CareSourceError[] = [];
+  source = await watchPanelFile(file, pseudonymizer, { pollMs: 0, readTimeoutMs: 300, onReloadError: (error) => failures.push(error) });
+
+  writeAtomically(file, 'practitioners:\n  demo-nurse: [p-0009]\n');
+  pool.block();
+  await withinHangBound(source.reload());
+  const timedOut = `Cannot read the care panel file ${file} (timed out after 300 ms); check the file system that holds care.panel_file.`;
+  t.equal(source.lastReloadError(), timedOut);
+  t.equal(failures.length, 1);
+  t.equal(failures[0]?.code, 'WG_CARE_PANEL_NOT_FOUND');
+  t.equal(failures[0]?.message, timedOut);
+  t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0002')]), 'the last good panel stays in force');
+
+  await withinHangBound(source.reload());
+  const pending = `Cannot read the care panel file ${file} (an earlier read has not returned after 300 ms); check the file system that holds care.panel_file. The file is read again when that read returns.`;
+  t.equal(source.lastReloadError(), pending, 'a reload during the hang reports the earlier read');
+  t.equal(failures.length, 2);
+  t.equal(failures[1]?.code, 'WG_CARE_PANEL_NOT_FOUND');
+  t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0002')]), 'the last good panel is still in force');
+});
+
+t.test('panel reload rereads the file after a hung read returns', { skip: noFifos }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-panel-'));
+  const pool = threadPoolBlocker(dir);
+  let source: PanelCareSource | undefined;
+  t.teardown(() => releaseAndRemove(pool, dir, source));
+  const file = join(dir, 'panel.yaml');
+  writeFileSync(file, PANEL);
+  const reloads: string[] = [];
+  const failures: string[] = [];
+  source = await watchPanelFile(file, pseudonymizer, {
+    pollMs: 0,
+    readTimeoutMs: 300,
+    onReload: (name) => reloads.push(name),
+    onReloadError: (error) => failures.push(error.message),
+  });
+
+  pool.block();
+  await withinHangBound(source.reload());
+  t.match(source.lastReloadError(), /\(timed out after 300 ms\)/);
+  writeAtomically(file, 'practitioners:\n  demo-nurse: [p-0009]\n');
+
+  await pool.release();
+  await t.resolves(waitFor(() => reloads.length === 1), 'the file is read again once the hung read returns');
+  t.equal(source.lastReloadError(), null);
+  t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0009')]), 'the new panel is in force');
+  t.equal(failures.length, 1, 'no reload failed after the hung read returned');
+});
+
 /** Rejects when `work` has not settled after 30 s, so a hang fails the test instead of stalling the run. */
 async function withinHangBound<T>(work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -290,6 +389,98 @@ function releaseReader(fifo: string): void {
     closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
   } catch {
     // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+  }
+}
+
+/**
+ * Number of libuv worker threads, which run the fs promises API. libuv starts UV_THREADPOOL_SIZE
+ * threads, with 4 when it is unset, 1 for 0 or an unparsable value, and at most 1024 (libuv 1.30
+ * and later). libuv stores the count unsigned, so a negative value also gives 1024.
+ */
+const THREAD_POOL_SIZE = threadPoolSize();
+
+function threadPoolSize(): number {
+  const configured = process.env.UV_THREADPOOL_SIZE;
+  if (configured === undefined) return 4;
+
+  const size = Number.parseInt(configured, 10);
+  if (Number.isNaN(size) || size === 0) return 1;
+  if (size < 0) return 1024;
+
+  return Math.min(size, 1024);
+}
+
+interface ThreadPoolBlocker {
+  /** Starts one open() per worker thread on a FIFO without a writer, so fs calls made afterwards wait in the queue. */
+  block(): void;
+  /** Opens the write end of each FIFO, so the waiting open() calls return, and closes their handles. */
+  release(): Promise<void>;
+}
+
+/**
+ * Makes every fs promise started after block() wait, as a stuck network mount would, without
+ * faking the file system. This works because libuv runs queued fs calls in order and each worker
+ * thread is held by an open() that waits for a writer.
+ *
+ * NOTE: with io_uring in use (UV_USE_IO_URING=1 on some libuv versions), fs calls may bypass the
+ * thread pool, so the panel reads would not hang and these tests would fail.
+ */
+function threadPoolBlocker(dir: string): ThreadPoolBlocker {
+  const fifos: string[] = [];
+  const readers: Promise<FileHandle>[] = [];
+  let released: Promise<void> | undefined;
+
+  const release = async () => {
+    for (const fifo of fifos) await openWriter(fifo);
+    for (const result of await Promise.allSettled(readers)) {
+      if (result.status === 'fulfilled') await result.value.close();
+    }
+  };
+
+  return {
+    block: () => {
+      for (let index = 0; index < THREAD_POOL_SIZE; index++) {
+        const fifo = join(dir, `worker-${index}.fifo`);
+        execFileSync('mkfifo', [fifo]);
+        fifos.push(fifo);
+        readers.push(open(fifo, 'r'));
+      }
+    },
+    release: () => {
+      released ??= release();
+      return released;
+    },
+  };
+}
+
+/**
+ * Opens the FIFO's write end and closes it, so that a reader waiting in open() returns. Retries
+ * for up to 30 s while no reader is waiting yet (ENXIO), because a queued open() starts only
+ * when a worker thread is free.
+ */
+async function openWriter(fifo: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Frees the worker threads, closes the source and removes the directory, also after a failed test.
+ * The release comes first because close() waits for a reload whose read is held up.
+ */
+async function releaseAndRemove(pool: ThreadPoolBlocker, dir: string, source?: PanelCareSource): Promise<void> {
+  try {
+    await pool.release();
+    await source?.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -165,7 +165,9 @@ t.test('configured floor changes the risk', async (t) => {
     for (let minute = 0; minute < 10; minute += 1) {
       const input = request({ time: MONDAY + day * DAY + 9 * 3_600_000 + minute * 60_000, path: '/fhir/Patient/p-0' });
       await on.score(input);
+      on.recordShown!(input);
       await off.score(input);
+      off.recordShown!(input);
     }
   }
   let withFloor = 0;
@@ -231,12 +233,14 @@ t.test('forgetDenied makes a blocked patient new again', async (t) => {
   t.equal(retry.features.unexplained_access, 1, 'and unexplained');
 });
 
-t.test('allowed patient explains the next request', async (t) => {
+t.test('a shown patient explains the next request', async (t) => {
   const store = new ForgetRecordingStore();
   const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
   t.teardown(() => scorer.close());
 
-  const first = await scorer.score(request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/allowed-1' }));
+  const firstInput = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/allowed-1' });
+  const first = await scorer.score(firstInput);
+  scorer.recordShown!(firstInput);
   const next = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Patient/allowed-1' }));
 
   t.equal(first.features.patient_new_for_user, 1);
@@ -246,6 +250,28 @@ t.test('allowed patient explains the next request', async (t) => {
   t.same(store.forgotten, []);
 });
 
+t.test('a patient no response has shown explains nothing', async (t) => {
+  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(() => scorer.close());
+
+  // The first request is stepped up, or still in flight, when the second one is scored.
+  const stepped = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/pending-1' });
+  const first = await scorer.score(stepped);
+  const retry = await scorer.score(request({ time: MONDAY + 9 * HOUR + 30_000, path: '/fhir/Patient/pending-1' }));
+  const laterHour = await scorer.score(request({ time: MONDAY + 10 * HOUR, path: '/fhir/Patient/pending-1' }));
+  scorer.recordShown!({ ...stepped, time: MONDAY + 10 * HOUR });
+  const afterShown = await scorer.score(request({ time: MONDAY + 10 * HOUR + 60_000, path: '/fhir/Patient/pending-1' }));
+
+  t.equal(first.features.unexplained_access, 1);
+  t.equal(retry.features.patient_new_for_user, 1, 'the retry finds the patient new');
+  t.equal(retry.features.unexplained_access, 1, 'and unexplained');
+  t.equal(retry.features.unexplained_hour_ratio, first.features.unexplained_hour_ratio, 'the hour counts the patient once');
+  t.equal(laterHour.features.unexplained_access, 1, 'a later hour finds the patient unexplained too');
+  t.ok(laterHour.features.unexplained_hour_ratio! > 0, 'and counts them in that hour');
+  t.equal(afterShown.features.patient_new_for_user, 0, 'once a response showed the patient, the history explains them');
+  t.equal(afterShown.features.unexplained_access, 0);
+});
+
 t.test('forgetDenied withholds every patient of a mixed request', async (t) => {
   const store = new ForgetRecordingStore();
   const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
@@ -253,7 +279,9 @@ t.test('forgetDenied withholds every patient of a mixed request', async (t) => {
 
   // A blocked request for the target, then a blocked request naming one of the user's known
   // patients beside it: the target must stay withheld, or it would look explained.
-  await scorer.score(request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/known-1' }));
+  const knownInput = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/known-1' });
+  await scorer.score(knownInput);
+  scorer.recordShown!(knownInput);
   const target = request({ time: MONDAY + 9 * HOUR + 30_000, path: '/fhir/Patient/new-1' });
   await scorer.score(target);
   scorer.forgetDenied!(target);
@@ -297,4 +325,30 @@ t.test('scorer forgetDenied never throws', async (t) => {
   t.doesNotThrow(() => scorer.forgetDenied!({ ...blocked, path: '/fhir/Patient/bad%id' }));
   t.equal(errors.length, 2, 'an invalid path is reported too');
   t.match(errors[1], { code: 'WG_SCORER_INVALID_INPUT' });
+});
+
+t.test('scorer recordShown never throws', async (t) => {
+  const errors: unknown[] = [];
+  const memory = new MemoryBaselineStore();
+  const failing = {
+    observe: memory.observe.bind(memory),
+    showPatients: async () => {
+      throw new Error('redis down');
+    },
+    close: async () => {},
+  };
+  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (error) => errors.push(error) });
+  t.teardown(() => scorer.close());
+  const shown = request({ path: '/fhir/Patient/shown-2' });
+  await scorer.score(shown);
+
+  t.doesNotThrow(() => scorer.recordShown!(shown));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(errors.length, 1, 'the error reaches onResponseError');
+  t.match((errors[0] as Error).message, /redis down/);
+  t.doesNotThrow(() => scorer.recordShown!({ ...shown, path: '/fhir/Patient/bad%id' }));
+  t.equal(errors.length, 2, 'an invalid path is reported too');
+  t.match(errors[1], { code: 'WG_SCORER_INVALID_INPUT' });
+  t.doesNotThrow(() => scorer.recordShown!({ ...shown, path: '/fhir/Encounter?location=w1' }));
+  t.equal(errors.length, 2, 'a request without a patient calls nothing');
 });

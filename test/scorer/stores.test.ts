@@ -90,6 +90,8 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
     const results: RawBaseline[] = [];
     for (const [input, patients, notAdmitted, unexplained] of HISTORY_EVENTS) {
       results.push(await store.observe(input, { patients, notAdmitted, unexplained }));
+      // The upstream responds to every request, so its patients are shown before the next one.
+      await store.showPatients!(input.user, patients, input.time);
       await store.settle?.();
     }
     return results;
@@ -114,8 +116,14 @@ t.test('memory and Redis stores agree on patient history, routes and census coun
   t.equal(fromMemory[6]!.unexplainedTotal, 4);
 });
 
-/** Observations and withheld marks of the patient history, replayed against both stores in this order. */
-type HistoryStep = { observe: ScoreInput; patients: string[] } | { forget: string; patients: string[] };
+/**
+ * Observations, withheld marks and shown patients of the patient history, replayed against both
+ * stores in this order. An observation's patients are shown right after it unless `pending` is set.
+ */
+type HistoryStep =
+  | { observe: ScoreInput; patients: string[]; pending?: true }
+  | { forget: string; patients: string[] }
+  | { show: ScoreInput; patients: string[] };
 
 const HOUSE = 'dr.house@hospital.test';
 const JOY = 'nurse.joy@hospital.test';
@@ -153,12 +161,7 @@ t.test('memory and Redis stores agree on forgetting patients', async (t) => {
   const run = async (store: BaselineStore) => {
     const results: RawBaseline[] = [];
     for (const step of FORGET_STEPS) {
-      if ('forget' in step) {
-        await store.forgetPatients!(step.forget, step.patients);
-      } else {
-        results.push(await store.observe(step.observe, { patients: step.patients, unexplained: step.patients.map(() => true) }));
-      }
-      await store.settle?.();
+      results.push(...(await runHistoryStep(store, step)));
     }
     return results;
   };
@@ -176,6 +179,66 @@ t.test('memory and Redis stores agree on forgetting patients', async (t) => {
   t.same(fromMemory.map((user) => user.patientAccesses), [2, 4, 5, 6, 8, 9, 11, 12]);
 });
 
+async function runHistoryStep(store: BaselineStore, step: HistoryStep): Promise<RawBaseline[]> {
+  const results: RawBaseline[] = [];
+  if ('forget' in step) {
+    await store.forgetPatients!(step.forget, step.patients);
+  } else if ('show' in step) {
+    await store.showPatients!(step.show.user, step.patients, step.show.time);
+  } else {
+    results.push(await store.observe(step.observe, { patients: step.patients, unexplained: step.patients.map(() => true) }));
+    if (step.pending === undefined) await store.showPatients!(step.observe.user, step.patients, step.observe.time);
+  }
+  await store.settle?.();
+  return results;
+}
+
+const PENDING_STEPS: HistoryStep[] = [
+  // pa is requested twice before any response shows them, as by a stepped-up request and its retry.
+  { observe: request({ time: MONDAY + 9 * HOUR }), patients: ['pa'], pending: true },
+  { observe: request({ time: MONDAY + 9 * HOUR + 1_000 }), patients: ['pa', 'pb'], pending: true },
+  { show: request({ time: MONDAY + 9 * HOUR + 2_000 }), patients: ['pb', 'pz'] },
+  { observe: request({ time: MONDAY + 9 * HOUR + 3_000 }), patients: ['pa', 'pb'], pending: true },
+  { observe: request({ time: MONDAY + 10 * HOUR }), patients: ['pa'], pending: true },
+  // pc is withheld while pending; a later response does not show them.
+  { observe: request({ time: MONDAY + 10 * HOUR + 1_000 }), patients: ['pc'], pending: true },
+  { forget: HOUSE, patients: ['pc'] },
+  { show: request({ time: MONDAY + 10 * HOUR + 2_000 }), patients: ['pc', 'pa'] },
+  { observe: request({ time: MONDAY + 10 * HOUR + 3_000 }), patients: ['pa', 'pc'], pending: true },
+  // A response for another user shows nothing to this one; long pseudonyms share one member.
+  { observe: request({ time: MONDAY + 10 * HOUR + 4_000 }), patients: [LONG_A, WIDE_X], pending: true },
+  { show: request({ user: JOY, time: MONDAY + 10 * HOUR + 5_000 }), patients: [LONG_A] },
+  { show: request({ time: MONDAY + 10 * HOUR + 6_000 }), patients: [LONG_B, WIDE_X] },
+  { observe: request({ time: MONDAY + 10 * HOUR + 7_000 }), patients: [LONG_A, WIDE_Y] },
+  { observe: request({ time: MONDAY + 10 * HOUR + 8_000 }), patients: ['pe'], pending: true },
+  // On the next day the pending and withheld marks have gone; the shown patient pa is still known.
+  { observe: request({ time: MONDAY + DAY }), patients: ['pc', 'pa', 'pe'] },
+];
+
+t.test('memory and Redis stores agree on pending patients', async (t) => {
+  const redis = await connectTestRedis();
+  const prefix = testPrefix('stores-pending');
+  t.teardown(async () => {
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  });
+  const run = async (store: BaselineStore) => {
+    const results: RawBaseline[] = [];
+    for (const step of PENDING_STEPS) results.push(...(await runHistoryStep(store, step)));
+    return results;
+  };
+
+  const memoryResults = await run(new MemoryBaselineStore());
+  const redisResults = await run(new RedisBaselineStore(redis, { prefix }));
+  const fromMemory = memoryResults.map((result) => result.user);
+
+  t.same(redisResults, memoryResults, 'user and peer baselines agree');
+  t.same(fromMemory.map((user) => user.newPatients), [1, 2, 1, 1, 1, 1, 2, 0, 1, 2], 'a pending patient stays new until a response shows them');
+  t.same(fromMemory.map((user) => user.unexplainedPatients), [1, 2, 1, 1, 1, 1, 2, 0, 1, 2], 'and unexplained');
+  t.same(fromMemory.map((user) => user.newPatientsHour), [1, 2, 2, 1, 2, 2, 4, 4, 5, 2], 'an hour counts a pending patient once');
+  t.same(fromMemory.map((user) => user.newPatientsTotal), [1, 2, 2, 2, 3, 3, 5, 5, 6, 8], 'the long-term counters count a patient once per day');
+});
+
 t.test('forgetting patients marks them withheld and creates nothing', async (t) => {
   const redis = await connectTestRedis();
   const prefix = testPrefix('stores-forget-mark');
@@ -188,7 +251,9 @@ t.test('forgetting patients marks them withheld and creates nothing', async (t) 
 
   await redisStore.forgetPatients(JOY, ['pa']);
   await memoryStore.forgetPatients(JOY, ['pa']);
-  t.same(await keysUnder(redis, prefix), [], 'forgetting creates no key');
+  await redisStore.showPatients(JOY, ['pa'], MONDAY);
+  await memoryStore.showPatients(JOY, ['pa'], MONDAY);
+  t.same(await keysUnder(redis, prefix), [], 'forgetting or showing creates no key');
   t.equal(memoryStore.size, 0, 'nor does the memory store');
 
   for (const store of [redisStore, memoryStore]) {
@@ -197,6 +262,7 @@ t.test('forgetting patients marks them withheld and creates nothing', async (t) 
   }
   const [historyKey] = (await keysUnder(redis, prefix)).filter((key) => key.endsWith(':pk'));
   t.ok(historyKey, 'the observation created the history');
+  t.same(await redis.zrange(historyKey!, 0, -1, 'WITHSCORES'), ['pa', '-2'], 'a requested patient is pending');
   const memoryKeys = memoryStore.size;
 
   await redisStore.forgetPatients(JOY, ['pa', 'pq']);
