@@ -63,7 +63,7 @@ export interface RouterPort {
 export interface ForwarderPort {
   /** Forwards an allowed request; `onUpstreamResponse` runs once when the upstream's response headers arrive. */
   web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: () => void): void;
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headers: Record<string, string>): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: () => void): void;
 }
 
 /** Which dependency failed when a fail mode decided a request. */

@@ -41,8 +41,11 @@ export interface Forwarder {
    * when the request fails before that.
    */
   web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
-  /** Forwards a WebSocket upgrade request the same way. */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>): void;
+  /**
+   * Forwards a WebSocket upgrade request the same way. `onUpstreamResponse` is called once when
+   * the upstream responds, with 101 or any other status.
+   */
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
   /** Closes idle upstream connections. */
   close(): void;
 }
@@ -86,19 +89,29 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     });
   });
 
-  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
-    rewriteCookieHeader(proxyReq);
-    const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
-    proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes, reportDropped));
-    proxyReq.prependListener('response', (proxyRes: IncomingMessage) => filterSetCookie(proxyRes, reportDropped));
-  });
-
   const upstreamResponseListeners = new WeakMap<IncomingMessage, () => void>();
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
-    filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));
+  const notifyUpstreamResponse = (req: IncomingMessage): void => {
     const listener = upstreamResponseListeners.get(req);
     upstreamResponseListeners.delete(req);
     listener?.();
+  };
+
+  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
+    rewriteCookieHeader(proxyReq);
+    const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
+    proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => {
+      filterSetCookie(proxyRes, reportDropped);
+      notifyUpstreamResponse(req);
+    });
+    proxyReq.prependListener('response', (proxyRes: IncomingMessage) => {
+      filterSetCookie(proxyRes, reportDropped);
+      notifyUpstreamResponse(req);
+    });
+  });
+
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+    filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));
+    notifyUpstreamResponse(req);
   });
 
   // http-proxy emits client resets here instead of calling the callback, and no response is possible then.
@@ -140,7 +153,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       });
     },
 
-    ws(req, socket, head, route, headersToSet) {
+    ws(req, socket, head, route, headersToSet, onUpstreamResponse) {
       socket.on('error', () => socket.destroy());
       try {
         req.url = normalizedTarget(req);
@@ -150,6 +163,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         return;
       }
 
+      if (onUpstreamResponse !== undefined) upstreamResponseListeners.set(req, onUpstreamResponse);
       proxy.ws(req, socket, head, { ...targetFor(route), headers: lowercaseKeys(headersToSet) }, (cause) => {
         report(cause, req, route);
         if (socket.writable) socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 35\r\n\r\n{"error":"WG_UPSTREAM_UNAVAILABLE"}');

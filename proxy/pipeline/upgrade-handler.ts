@@ -5,6 +5,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { completeAuthentication } from '../identity/route-access.ts';
 import { startServerSpan } from '../telemetry/server-span.ts';
 import { prepareRequest } from './prepare.ts';
+import { forgetBlockedPatients } from './decide.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
 import { observeShadow } from './shadow-mode.ts';
 import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
@@ -59,13 +60,16 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
       auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
       // A notify decision allows; a handshake cannot show the notice page, so none is shown.
-      if (decision.action !== 'allow' && decision.action !== 'notify') return refuse(403, 'WG_ACCESS_BLOCKED');
+      if (decision.action !== 'allow' && decision.action !== 'notify') {
+        forgetBlockedPatients(deps.scorer, decision, scored);
+        return refuse(403, 'WG_ACCESS_BLOCKED');
+      }
 
       const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
       if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, prepared.route.id, now);
-      deps.forwarder.ws(req, socket, head, prepared.route, headers);
-      // An upgrade has no response page, so the patients of an allowed one count as shown.
-      if (scored.result !== null && scored.input !== undefined) deps.scorer.recordShown?.(scored.input);
+      // As for other requests, the patients count as shown once the upstream responds to the upgrade.
+      const shownInput = scored.result === null ? undefined : scored.input;
+      deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput));
       if (principal?.method === 'session' && principal.sessionId !== undefined) deps.identity.trackSocket?.(principal.sessionId, socket);
     })().catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed with an unexpected error');

@@ -1,4 +1,7 @@
-import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
+
+import t, { type Test } from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import type { PolicyPort } from '../../proxy/ports.ts';
 import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
@@ -78,4 +81,33 @@ t.test('patient behind a break-glass offer stays new for the user', async (t) =>
   t.not(offered.status, 200);
   t.equal(offeredNew, 1);
   t.equal(retry.patientNew, 1, 'the offer did not add the patient to the history');
+});
+
+/** Sends a WebSocket upgrade for `target` with the physician's session and returns the status line. */
+async function upgrade(t: Test, target: string): Promise<string> {
+  const { port } = new URL(stack.url);
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
+  t.teardown(() => socket.destroy());
+  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
+  const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+  return head.toString('latin1').split('\r\n')[0]!;
+}
+
+t.test('WebSocket upgrades withhold or show their patients', async (t) => {
+  // Only FHIR paths name patients, and the demo app responds to an upgrade there with 404.
+  const known = await open('/fhir/Patient/p-0014');
+  verdicts.set('/fhir/Patient/p-0014', 'block');
+  const blocked = await upgrade(t, '/fhir/Patient/p-0014');
+  const blockedNew = contexts.at(-1)?.features.patient_new_for_user;
+  const afterBlock = await open('/fhir/Patient/p-0014');
+  const allowed = await upgrade(t, '/fhir/Patient/p-0015');
+  const afterUpgrade = await open('/fhir/Patient/p-0015');
+
+  t.equal(known.status, 200);
+  t.match(blocked, / 403 /);
+  t.equal(blockedNew, 0, 'the upgrade named a patient the user knew');
+  t.equal(afterBlock.patientNew, 1, 'a blocked upgrade withholds its patient');
+  t.match(allowed, / 404 /, 'the upstream responded to the allowed upgrade');
+  t.equal(afterUpgrade.patientNew, 0, 'so its patient counts as shown');
 });

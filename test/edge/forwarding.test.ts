@@ -20,7 +20,7 @@ function routeTo(upstream: string): RouteConfig {
 interface Front {
   readonly port: number;
   readonly errors: ForwardError[];
-  /** Paths, as the client sent them, whose upstream response headers arrived. */
+  /** Paths, as the client sent them, whose upstream response headers or upgrade arrived. */
   readonly answered: string[];
 }
 
@@ -42,7 +42,8 @@ async function startFront(t: Test, upstream: string): Promise<Front> {
   });
   server.on('upgrade', (req, socket, head) => {
     prepare(req);
-    forwarder.ws(req, socket, head, route, { 'X-Wardgate-Assertion': ASSERTION });
+    const path = req.url ?? '';
+    forwarder.ws(req, socket, head, route, { 'X-Wardgate-Assertion': ASSERTION }, () => answered.push(path));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
@@ -173,6 +174,7 @@ t.test('forwarder proxies WebSocket upgrades', async (t) => {
   t.equal(frame.opcode, 0x1);
   t.equal(frame.payload.toString('utf8'), 'vitals p-0001');
   t.same(front.errors, []);
+  t.same(front.answered, ['/./ws'], 'the upstream accepted the upgrade once');
 });
 
 t.test('dead upstream answers 502', async (t) => {
@@ -202,6 +204,7 @@ t.test('dead upstream answers 502', async (t) => {
   });
   t.match(reply, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
   t.equal(front.errors.length, 3);
+  t.same(front.answered, [], 'nor did it answer the upgrade');
 });
 
 t.test('resetting upstream answers 502', async (t) => {
