@@ -57,7 +57,8 @@ export async function openScorerRuntime(
       careSource: care,
       model: runner,
       unexplainedFloor: { scale: settings.unexplained_floor.scale, usualLimit: settings.unexplained_floor.usual_limit, max: settings.unexplained_floor.max },
-      onResponseError: (error) => logger.warn({ err: error }, "recording a response or removing a blocked request's patients in the baselines failed"),
+      onResponseError: (error, update) =>
+        logger.warn({ err: error, update: update.method, user: update.user, route: update.routeId }, `baseline update ${update.method} failed after the response; the request itself was not affected`),
     });
 
     return {

@@ -20,10 +20,20 @@ export interface ScorerOptions {
   readonly careSource?: CareRelationshipSource;
   /** Settings of the unexplained-access floor; default {@link DEFAULT_UNEXPLAINED_FLOOR}. */
   readonly unexplainedFloor?: UnexplainedFloorSettings;
-  /** Receives the errors that `observeResponse`, `forgetDenied` and `recordShown` catch; by default they are dropped. */
-  readonly onResponseError?: (error: unknown) => void;
+  /**
+   * Receives the errors that `observeResponse`, `forgetDenied` and `recordShown` catch, with the
+   * method and the request's user and route; by default they are dropped.
+   */
+  readonly onResponseError?: (error: unknown, update: BaselineUpdate) => void;
   /** An opened model, such as a `ModelRunner` with hot reload and batching; `modelPath` is then only used in messages. */
   readonly model?: RiskModel;
+}
+
+/** The fire-and-forget baseline update that failed, for `ScorerOptions.onResponseError`. */
+export interface BaselineUpdate {
+  readonly method: 'observeResponse' | 'forgetDenied' | 'recordShown';
+  readonly user: string;
+  readonly routeId: string;
 }
 
 export interface Scorer {
@@ -53,8 +63,9 @@ export interface Scorer {
    * to the user from now on (`BaselineStore.showPatients`). Until this call a patient the user
    * never opened before stays new for every request, and unexplained unless care or the census
    * explains them: requests in flight at the same time, and a retry of a request that was only
-   * stepped up, find no explanation in the history. Fire-and-forget: it returns at once, and
-   * errors go to `onResponseError`, never to the caller.
+   * stepped up, find no explanation in the history. A HEAD or OPTIONS request shows no record,
+   * so it records nothing. Fire-and-forget: it returns at once, and errors go to
+   * `onResponseError`, never to the caller.
    */
   recordShown?(input: ScoreInput): void;
   /** Releases the model. The store belongs to the caller and stays open. */
@@ -120,10 +131,10 @@ class BehaviouralScorer implements Scorer {
   readonly #store: BaselineStore;
   readonly #extractor: FeatureExtractor;
   readonly #model: RiskModel;
-  readonly #onResponseError: (error: unknown) => void;
+  readonly #onResponseError: (error: unknown, update: BaselineUpdate) => void;
   readonly #floor: UnexplainedFloorSettings;
 
-  constructor(store: BaselineStore, extractor: FeatureExtractor, model: RiskModel, onResponseError: (error: unknown) => void, floor: UnexplainedFloorSettings) {
+  constructor(store: BaselineStore, extractor: FeatureExtractor, model: RiskModel, onResponseError: (error: unknown, update: BaselineUpdate) => void, floor: UnexplainedFloorSettings) {
     this.#store = store;
     this.#extractor = extractor;
     this.#model = model;
@@ -160,34 +171,37 @@ class BehaviouralScorer implements Scorer {
       return;
     }
 
+    const update: BaselineUpdate = { method: 'observeResponse', user: observation.user, routeId: observation.routeId };
     try {
-      this.#store.observeResponse(observation).catch((error: unknown) => this.#report(error));
+      this.#store.observeResponse(observation).catch((error: unknown) => this.#report(error, update));
     } catch (error) {
-      this.#report(error);
+      this.#report(error, update);
     }
   }
 
   // NOTE: an allowed request for the same patient observed between the block and this call
   // is withheld too, so that patient counts as new until a later UTC day.
   forgetDenied(input: ScoreInput): void {
+    const update: BaselineUpdate = { method: 'forgetDenied', user: input.user, routeId: input.routeId };
     try {
       if (this.#store.forgetPatients === undefined) return;
       const pseudonyms = this.#extractor.patientPseudonyms(input);
       if (pseudonyms.length === 0) return;
-      this.#store.forgetPatients(input.user, pseudonyms).catch((error: unknown) => this.#report(error));
+      this.#store.forgetPatients(input.user, pseudonyms).catch((error: unknown) => this.#report(error, update));
     } catch (error) {
-      this.#report(error);
+      this.#report(error, update);
     }
   }
 
   recordShown(input: ScoreInput): void {
+    const update: BaselineUpdate = { method: 'recordShown', user: input.user, routeId: input.routeId };
     try {
-      if (this.#store.showPatients === undefined) return;
+      if (this.#store.showPatients === undefined || NO_RECORD_METHODS.has(input.method)) return;
       const pseudonyms = this.#extractor.patientPseudonyms(input);
       if (pseudonyms.length === 0) return;
-      this.#store.showPatients(input.user, pseudonyms, input.time).catch((error: unknown) => this.#report(error));
+      this.#store.showPatients(input.user, pseudonyms, input.time).catch((error: unknown) => this.#report(error, update));
     } catch (error) {
-      this.#report(error);
+      this.#report(error, update);
     }
   }
 
@@ -195,14 +209,17 @@ class BehaviouralScorer implements Scorer {
     await this.#model.close();
   }
 
-  #report(error: unknown): void {
+  #report(error: unknown, update: BaselineUpdate): void {
     try {
-      this.#onResponseError(error);
+      this.#onResponseError(error, update);
     } catch {
       // A failing error callback must not turn a fire-and-forget call into a crash.
     }
   }
 }
+
+/** Methods whose response carries no record, so `recordShown` ignores them. */
+const NO_RECORD_METHODS: ReadonlySet<string> = new Set(['HEAD', 'OPTIONS']);
 
 function throwInvalidOption(option: string, expected: string, received: string): never {
   throw new ScorerError('WG_SCORER_INVALID_OPTION', `Invalid option ${option}: expected ${expected}, received ${received}.`, {

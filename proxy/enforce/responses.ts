@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Whether the caller is a browser that should get HTML pages and redirects rather than JSON. */
+import { isApiClient } from '../identity/request-kind.ts';
+
+/** Returns whether the caller is a browser that should get HTML pages and redirects rather than JSON (the rule of `isApiClient`). */
 export function wantsHtml(req: IncomingMessage): boolean {
-  if (req.headers.authorization) return false;
-  return (req.headers.accept ?? '').toLowerCase().includes('text/html');
+  return !isApiClient(req);
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

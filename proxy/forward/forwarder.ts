@@ -4,6 +4,7 @@ import { Readable, type Duplex } from 'node:stream';
 
 import httpProxy from 'http-proxy';
 
+import { wantsHtml } from '../enforce/responses.ts';
 import { HttpError } from '../http/errors.ts';
 import { normalizePath } from '../http/normalize-path.ts';
 import type { RouteConfig } from '../routing/router.ts';
@@ -212,13 +213,13 @@ function sendBadRequest(res: ServerResponse, error: HttpError): void {
 }
 
 function sendUnavailable(req: IncomingMessage, res: ServerResponse, error: ForwardError): void {
-  const wantsHtml = (req.headers.accept ?? '').includes('text/html');
-  const body = wantsHtml
+  const html = wantsHtml(req);
+  const body = html
     ? '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Application unavailable</title></head><body><h1>Application unavailable</h1><p>The clinical application behind Wardgate is not responding. Try again in a minute; if it persists, call the service desk.</p></body></html>'
     : JSON.stringify({ error: error.code, message: `The upstream of route ${error.routeId} is unavailable. Try again later.`, route: error.routeId });
 
   res.writeHead(502, {
-    'content-type': wantsHtml ? 'text/html; charset=utf-8' : 'application/json',
+    'content-type': html ? 'text/html; charset=utf-8' : 'application/json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
   });

@@ -4,14 +4,25 @@ import { IdentityError } from './errors.ts';
 
 /**
  * Tells API clients from browsers: a request with an Authorization header, or whose
- * Accept header does not list text/html, gets 401 challenges in place of redirects.
+ * Accept header does not list text/html with a quality above 0, gets 401 challenges in place
+ * of redirects and JSON in place of HTML pages.
  */
 export function isApiClient(req: IncomingMessage): boolean {
   if (req.headers.authorization !== undefined) {
     return true;
   }
 
-  return !(req.headers.accept ?? '').toLowerCase().includes('text/html');
+  return !acceptsHtml(req.headers.accept ?? '');
+}
+
+/** Returns whether an Accept header lists the media range `text/html` (any letter case) with q above 0 (RFC 9110 section 12.5.1). */
+function acceptsHtml(accept: string): boolean {
+  return accept.split(',').some((range) => {
+    const [type, ...parameters] = range.split(';').map((part) => part.trim().toLowerCase());
+    if (type !== 'text/html') return false;
+    const quality = parameters.find((parameter) => parameter.startsWith('q='));
+    return quality === undefined || Number(quality.slice(2)) > 0;
+  });
 }
 
 /** Returns the request's origin, `https://<host>`, after checking the Host header's syntax. */

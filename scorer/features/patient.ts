@@ -21,8 +21,10 @@ export const MIN_PATIENT_KEY_BYTES = 32;
  * Extracts the FHIR patient ids a request names, in order of appearance and without
  * duplicates. Recognised forms: `/fhir/Patient/{id}`, `/fhir/Patient/{id}/...` (for example
  * `$everything`), the search parameters `patient` and `subject` (also `subject:Patient`) with
- * a bare id or `Patient/{id}`, repeated or comma-separated (FHIR search OR), and `_id` on a
- * Patient search. The resource type `Patient` and the parameter names match in any case.
+ * a bare id or `Patient/{id}`, repeated or comma-separated (FHIR search OR), on other resource
+ * types than Patient (on Patient they are checked but name no patient), and `_id` on a Patient
+ * search. The resource type `Patient` and the
+ * parameter names match in any case.
  *
  * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for an oversized path, an invalid id or
  *   more than {@link MAX_PATIENTS_PER_REQUEST} ids.
@@ -61,10 +63,14 @@ export function extractPatientIds(path: string): string[] {
       const modifier = colon === -1 ? '' : name.slice(colon + 1).toLowerCase();
       const namesPatients = PATIENT_PARAMETERS.includes(base) && (modifier === '' || modifier === 'patient');
       if (!namesPatients && !(searchesPatients && name === '_id')) continue;
+      // The Patient resource has no `patient` or `subject` search parameter, and a read names its
+      // patient in the path. Such a parameter there is still checked but names no patient.
+      const counted = !(isPatientType && namesPatients);
 
       for (const reference of value.split(',')) {
         const id = reference.slice(0, 8).toLowerCase() === 'patient/' ? reference.slice('Patient/'.length) : reference;
-        ids.add(assertPatientId(id, `search parameter ${name}`));
+        const checked = assertPatientId(id, `search parameter ${name}`);
+        if (counted) ids.add(checked);
       }
     }
   }

@@ -189,8 +189,13 @@ t.test('dead upstream answers 502', async (t) => {
   t.equal(browser.headers['content-type'], 'text/html; charset=utf-8');
   t.match(browser.body, '<h1>Application unavailable</h1>');
 
-  t.equal(front.errors.length, 2);
-  t.same(front.answered, [], 'no upstream answered');
+  const upperCase = await get(front.port, '/', { accept: 'TEXT/HTML' });
+  t.equal(upperCase.headers['content-type'], 'text/html; charset=utf-8', 'Accept is read in any letter case');
+  const bearer = await get(front.port, '/', { accept: 'text/html', authorization: 'Bearer abc' });
+  t.equal(bearer.headers['content-type'], 'application/json', 'a request with Authorization is an API client');
+
+  t.equal(front.errors.length, 4);
+  t.same(front.answered, [], 'no upstream responded');
   t.equal(front.errors[0]!.code, 'WG_UPSTREAM_UNAVAILABLE');
   t.equal(front.errors[0]!.routeId, 'ehr');
   t.equal((front.errors[0]!.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
@@ -203,7 +208,7 @@ t.test('dead upstream answers 502', async (t) => {
     socket.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
   });
   t.match(reply, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
-  t.equal(front.errors.length, 3);
+  t.equal(front.errors.length, 5);
   t.same(front.answered, [], 'nor did it answer the upgrade');
 });
 

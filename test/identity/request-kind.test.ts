@@ -17,6 +17,10 @@ const CASES: [string, Record<string, string>, boolean][] = [
   ['a FHIR client', { accept: 'application/fhir+json' }, false],
   ['no Accept header', {}, false],
   ['a bearer token with text/html', { accept: 'text/html', authorization: 'Bearer abc' }, false],
+  ['an empty Authorization header', { accept: 'text/html', authorization: '' }, false],
+  ['text/html refused with q=0', { accept: 'text/html;q=0, application/json' }, false],
+  ['text/html with a low quality', { accept: 'application/json, text/html; q=0.1' }, true],
+  ['a longer media type', { accept: 'text/htmlfoo' }, false],
 ];
 
 t.test('browsers and API clients are told apart by Accept and Authorization', async (t) => {

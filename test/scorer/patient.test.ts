@@ -21,6 +21,9 @@ t.test('patient ids come from FHIR paths', async (t) => {
   t.same(extractPatientIds('/fhir/patient/p-0118'), ['p-0118'], 'lowercase resource type');
   t.same(extractPatientIds('/fhir/Observation?patient=p%2D0131&subject=patient/p-0132'), ['p-0131', 'p-0132'], 'escapes and lowercase references');
   t.same(extractPatientIds('/fhir/Observation?subject:Group=g-1&patient:missing=true'), [], 'other modifiers name no patient');
+  t.same(extractPatientIds('/fhir/Patient/p-0001?patient=p-0026'), ['p-0001'], 'a read names only the patient in its path');
+  t.same(extractPatientIds('/fhir/Patient?name=smith&subject=Patient/p-0026'), [], 'the Patient type has no patient or subject parameter');
+  t.same(extractPatientIds('/fhir/Patient/p-0001/$everything?patient=p-0026'), ['p-0001'], 'nor an operation on one patient');
 });
 
 t.test('bulk export is recognised', async (t) => {

@@ -352,3 +352,26 @@ t.test('scorer recordShown never throws', async (t) => {
   t.doesNotThrow(() => scorer.recordShown!({ ...shown, path: '/fhir/Encounter?location=w1' }));
   t.equal(errors.length, 2, 'a request without a patient calls nothing');
 });
+
+t.test('recordShown ignores requests that show no record', async (t) => {
+  const updates: { method: string; user: string; routeId: string }[] = [];
+  const memory = new MemoryBaselineStore();
+  const failing = {
+    observe: memory.observe.bind(memory),
+    showPatients: async () => {
+      throw new Error('redis down');
+    },
+    close: async () => {},
+  };
+  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (_error, update) => updates.push(update) });
+  t.teardown(() => scorer.close());
+  const shown = request({ path: '/fhir/Patient/shown-3' });
+
+  scorer.recordShown!({ ...shown, method: 'HEAD' });
+  scorer.recordShown!({ ...shown, method: 'OPTIONS' });
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(updates, [], 'HEAD and OPTIONS call no store');
+  scorer.recordShown!(shown);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(updates, [{ method: 'recordShown', user: shown.user, routeId: shown.routeId }], 'a GET does, and a failure names the update, user and route');
+});
