@@ -52,6 +52,11 @@ export interface DecisionContext {
     /** Normalized path without the query string. */
     readonly path: string;
     readonly ip: string;
+    /**
+     * Names of the query parameters without their values, as `queryParameterNames` returns
+     * them. The list is empty when the request has no query.
+     */
+    readonly queryParams: readonly string[];
   };
   readonly risk: number;
   readonly features: Readonly<Record<string, number>>;

@@ -12,7 +12,7 @@ function context(groups: string[], path: string, risk: number): DecisionContext 
   return {
     principal: { subject: 'alice', groups, method: 'session' },
     route: { id: 'ehr', host: 'ehr.localhost', pathPrefix: '/', sensitivity: 'normal' },
-    request: { method: 'GET', host: 'ehr.localhost:8443', path, ip: '127.0.0.1' },
+    request: { method: 'GET', host: 'ehr.localhost:8443', path, ip: '127.0.0.1', queryParams: [] },
     risk,
     features: {},
     tls: { protocol: 'TLSv1.3', group: 'X25519MLKEM768' },

@@ -14,7 +14,7 @@ interface Operand {
 const FIELD_KINDS: Readonly<Record<string, Readonly<Record<string, Operand['kind']>>>> = {
   principal: { authenticated: 'bool', subject: 'string', groups: 'string-list', acr: 'string', amr: 'string-list', method: 'string', device: 'string' },
   route: { id: 'string', host: 'string', path_prefix: 'string', sensitivity: 'string' },
-  request: { method: 'string', host: 'string', path: 'string', ip: 'string' },
+  request: { method: 'string', host: 'string', path: 'string', ip: 'string', query_params: 'string-list' },
   tls: { protocol: 'string', group: 'string' },
   time: { hour: 'number', minute: 'number', weekday: 'number', epoch_ms: 'number' },
   session: { active: 'bool', age_s: 'number' },
@@ -23,9 +23,10 @@ const FIELD_KINDS: Readonly<Record<string, Readonly<Record<string, Operand['kind
 
 /**
  * Compiles a type-checked expression to a closure when it only uses comparisons of
- * context fields with constants, `in` on constant lists or on `principal.groups` and
- * `principal.amr`, and `&&`, `||`, `!`. Returns `undefined` for anything else, which
- * then runs through `@bufbuild/cel`.
+ * context fields with constants, `in` on constant lists or on the list fields
+ * (`principal.groups`, `principal.amr`, `request.query_params`), and `&&`, `||`, `!`.
+ * Returns `undefined` for anything else, which then runs through `@bufbuild/cel`: a list
+ * field in any other position, for example in `exists`, `size` or `==`.
  *
  * Within this subset no CEL runtime error is possible, because every field is always
  * bound, so JavaScript's operators give the same results as CEL's: numbers compare

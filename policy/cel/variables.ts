@@ -18,7 +18,7 @@ export const POLICY_VARIABLES: ReadonlyMap<string, CelCheckType> = new Map([
     device: STRING,
   })],
   ['route', record('route', { id: STRING, host: STRING, path_prefix: STRING, sensitivity: STRING })],
-  ['request', record('request', { method: STRING, host: STRING, path: STRING, ip: STRING })],
+  ['request', record('request', { method: STRING, host: STRING, path: STRING, ip: STRING, query_params: listOf(STRING) })],
   ['risk', DOUBLE],
   ['features', mapOf(STRING, DOUBLE)],
   ['tls', record('tls', { protocol: STRING, group: STRING })],
@@ -43,7 +43,7 @@ export interface PolicyBindings {
     readonly device: string;
   };
   readonly route: { readonly id: string; readonly host: string; readonly path_prefix: string; readonly sensitivity: string };
-  readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly ip: string };
+  readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly ip: string; readonly query_params: readonly string[] };
   readonly risk: number;
   readonly features: Readonly<Record<string, number>>;
   readonly tls: { readonly protocol: string; readonly group: string };
@@ -88,7 +88,7 @@ export function buildBindings(context: DecisionContext, local: LocalTime): Polic
           device: principal.device ?? '',
         },
     route: { id: context.route.id, host: context.route.host, path_prefix: context.route.pathPrefix, sensitivity: context.route.sensitivity },
-    request: context.request,
+    request: { method: context.request.method, host: context.request.host, path: context.request.path, ip: context.request.ip, query_params: context.request.queryParams },
     risk: context.risk,
     features: context.features,
     tls: context.tls,

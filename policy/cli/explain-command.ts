@@ -10,7 +10,7 @@ import { describeFailure } from './validate.ts';
 const MAX_STDIN_BYTES = 1024 * 1024;
 
 /** Options of `wardgate policy explain` that build the request context, and the context key each one sets. */
-const CONTEXT_FLAGS = ['user', 'groups', 'auth-method', 'device', 'acr', 'route', 'host', 'path', 'method', 'ip', 'risk', 'time', 'tls-group', 'session-age', 'elevated-acr', 'break-glass-active'] as const;
+const CONTEXT_FLAGS = ['user', 'groups', 'auth-method', 'device', 'acr', 'route', 'host', 'path', 'query-params', 'method', 'ip', 'risk', 'time', 'tls-group', 'session-age', 'elevated-acr', 'break-glass-active'] as const;
 
 export const EXPLAIN_USAGE = `Usage: wardgate policy explain --policy FILE [context options]
        wardgate policy explain --policy FILE < context.json
@@ -30,6 +30,8 @@ Options:
   --route ID             route id (default "default")
   --host HOST            request host (default localhost)
   --path PATH            normalized request path (default /)
+  --query-params A,B     names of the query parameters, without values or FHIR
+                         modifiers, comma-separated (default none)
   --method METHOD        HTTP method (default GET)
   --ip ADDRESS           client address (default 127.0.0.1)
   --risk NUMBER          risk score from 0 to 1 (default 0)
@@ -92,7 +94,7 @@ export async function runPolicyExplain(
 
   const { decision, trace } = policy.explain(context);
   out.write(`policy ${policyFile} (sha256 ${policy.hash}), time zone ${policy.timeZone}\n`);
-  out.write(`request ${context.request.method} ${context.request.path} on route ${context.route.id} by ${context.principal === null ? 'an anonymous caller' : `${context.principal.subject} [${context.principal.groups.join(', ')}]`}, risk ${context.risk}, at ${new Date(context.time).toISOString()}\n\n`);
+  out.write(`request ${context.request.method} ${context.request.path}${describeQueryParams(context.request.queryParams)} on route ${context.route.id} by ${context.principal === null ? 'an anonymous caller' : `${context.principal.subject} [${context.principal.groups.join(', ')}]`}, risk ${context.risk}, at ${new Date(context.time).toISOString()}\n\n`);
   const width = Math.max(...policy.ruleIds.map((id) => id.length), 4);
   policy.ruleIds.forEach((id, index) => {
     const step = trace.find((entry) => entry.rule === id);
@@ -118,6 +120,10 @@ function describeStep(step: RuleTrace | undefined): string {
     case 'already-elevated':
       return 'passed over: the session is already stepped up to the acr this rule requires';
   }
+}
+
+function describeQueryParams(names: readonly string[]): string {
+  return names.length === 0 ? '' : ` with query parameters ${names.join(', ')}`;
 }
 
 function describeDecision(decision: Decision): string {
@@ -149,7 +155,7 @@ function contextFromFlags(options: Record<string, string | boolean>): Record<str
   return defined({
     principal,
     route: defined({ id: text('route'), host: text('host') }),
-    request: defined({ method: text('method'), host: text('host'), path: text('path'), ip: text('ip') }),
+    request: defined({ method: text('method'), host: text('host'), path: text('path'), query_params: list('query-params'), ip: text('ip') }),
     risk: number('risk'),
     time: text('time'),
     tls: defined({ group: text('tls-group') }),
@@ -161,13 +167,15 @@ function contextFromFlags(options: Record<string, string | boolean>): Record<str
 
 const FLAG_OF_PATH: Record<string, string> = {
   'principal.subject': '--user', 'principal.groups': '--groups', 'principal.method': '--auth-method', 'principal.device': '--device', 'principal.acr': '--acr',
-  'route.id': '--route', 'route.host': '--host', 'request.host': '--host', 'request.path': '--path', 'request.method': '--method', 'request.ip': '--ip',
+  'route.id': '--route', 'route.host': '--host', 'request.host': '--host', 'request.path': '--path', 'request.query_params': '--query-params', 'request.method': '--method', 'request.ip': '--ip',
   risk: '--risk', time: '--time', 'tls.group': '--tls-group', 'session.age_s': '--session-age', session: '--session-age', elevated_acr: '--elevated-acr',
 };
 
+/** Returns the option that sets the value at `path`. An entry of a list (`request.query_params[2]`) maps to the list's option. */
 function flagFor(path: readonly (string | number)[]): string {
   const key = formatPath(path);
-  return FLAG_OF_PATH[key] ?? key;
+  const listKey = typeof path.at(-1) === 'number' ? formatPath(path.slice(0, -1)) : key;
+  return FLAG_OF_PATH[key] ?? FLAG_OF_PATH[listKey] ?? key;
 }
 
 /** Reads a stream as UTF-8 text, or returns `undefined` as soon as it passes `limit` bytes. */

@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 import type { DecisionContext } from '../decision.ts';
+import { MAX_QUERY_PARAMS, stripModifiers } from '../query-parameter-names.ts';
 import { POLICY_TEST_KEYS } from '../yaml/keys.ts';
 import { didYouMean } from '../yaml/suggest.ts';
 
@@ -55,6 +56,7 @@ export function readContext(value: unknown, path: Path, problems: ContextProblem
   if (requestPath !== undefined && !requestPath.startsWith('/')) report([...path, 'request', 'path'], 'a path starting with "/"', requestPath);
   const ip = str([...path, 'request', 'ip'], request.ip, '127.0.0.1');
   if (ip !== undefined && !isIPv4(ip) && !isIPv6(ip)) report([...path, 'request', 'ip'], 'an IPv4 or IPv6 address', ip);
+  const queryParams = readQueryParams(request.query_params, [...path, 'request', 'query_params'], report);
 
   let risk: number | undefined = 0;
   if (object.risk !== undefined) {
@@ -73,7 +75,7 @@ export function readContext(value: unknown, path: Path, problems: ContextProblem
   return {
     principal: principal ?? null,
     route: { id: routeId!, host: typeof route.host === 'string' ? route.host : requestHost!, pathPrefix: typeof route.path_prefix === 'string' ? route.path_prefix : '/', sensitivity: sensitivity as 'normal' },
-    request: { method: method!, host: requestHost!, path: requestPath!, ip: ip! },
+    request: { method: method!, host: requestHost!, path: requestPath!, ip: ip!, queryParams: queryParams! },
     risk: risk!,
     features: features ?? {},
     tls: { protocol: typeof tls.protocol === 'string' ? tls.protocol : 'TLSv1.3', group: typeof tls.group === 'string' ? tls.group : 'X25519MLKEM768' },
@@ -134,6 +136,34 @@ function readStrings(value: unknown, path: Path, report: Report): string[] | und
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || list.some((item) => typeof item !== 'string')) return report(path, 'a list of strings', value);
   return list as string[];
+}
+
+/**
+ * Reads `request.query_params`: the parameter names as the proxy passes them, so each must be
+ * a non-empty string without a FHIR modifier, given once, and there are at most
+ * {@link MAX_QUERY_PARAMS}. Defaults to the empty list of a request without a query.
+ */
+function readQueryParams(value: unknown, path: Path, report: Report): string[] | undefined {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) return report(path, 'request.query_params as a list of query parameter names such as [family, given]', value);
+  if (value.length > MAX_QUERY_PARAMS) {
+    return report([...path, MAX_QUERY_PARAMS], `at most ${MAX_QUERY_PARAMS} names in request.query_params, because the proxy drops the rest; remove this name and the ones after it`, value[MAX_QUERY_PARAMS]);
+  }
+
+  const seen = new Set<string>();
+  value.forEach((name: unknown, index) => {
+    const at = [...path, index];
+    if (typeof name !== 'string' || name === '') {
+      report(at, 'request.query_params entries as non-empty strings', name);
+    } else if (name.includes(':')) {
+      report(at, `request.query_params entries without FHIR modifiers, as the proxy passes them: write ${JSON.stringify(stripModifiers(name))}`, name);
+    } else if (seen.has(name)) {
+      report(at, 'each name once in request.query_params, because the proxy removes duplicates', name);
+    }
+    if (typeof name === 'string') seen.add(name);
+  });
+
+  return value as string[];
 }
 
 function readFeatures(value: unknown, path: Path, report: Report): Record<string, number> | undefined {

@@ -20,7 +20,7 @@ export const POLICY_TEST_KEYS = Object.freeze({
   context: ['principal', 'route', 'request', 'risk', 'features', 'tls', 'time', 'session', 'elevated_acr', 'break_glass_active'],
   principal: ['subject', 'groups', 'acr', 'amr', 'method', 'device', 'auth_time'],
   route: ['id', 'host', 'path_prefix', 'sensitivity'],
-  request: ['method', 'host', 'path', 'ip'],
+  request: ['method', 'host', 'path', 'ip', 'query_params'],
   tls: ['protocol', 'group'],
   session: ['age_s'],
 } as const);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
+import { queryParameterNames } from '../../policy/query-parameter-names.ts';
 import { isScorerError, type ScorerError } from '../../scorer/errors.ts';
 import { extractPatientIds } from '../../scorer/features/patient.ts';
 import type { ScoreInput, ScoreResult } from '../../scorer/types.ts';
@@ -169,7 +170,7 @@ export function decideScored(
   const context: DecisionContext = {
     principal: facts.principal,
     route: { id: route.id, host: route.host, pathPrefix: route.path_prefix, sensitivity: route.sensitivity },
-    request: { method: facts.method, host: facts.host, path: facts.path, ip: facts.ip },
+    request: { method: facts.method, host: facts.host, path: facts.path, ip: facts.ip, queryParams: queryParameterNames(facts.query) },
     risk: scored.result?.risk ?? 0,
     features: scored.result?.features ?? {},
     tls: facts.tls,

@@ -16,7 +16,7 @@ function context(overrides: { route?: string; groups?: string[]; path?: string; 
   return {
     principal: { subject: 'alice', groups: overrides.groups ?? ['clinicians'], method: overrides.method ?? 'session', ...(overrides.device && { device: overrides.device }) },
     route: { id: overrides.route ?? 'ehr', host: 'ehr.localhost', pathPrefix: '/', sensitivity: 'normal' },
-    request: { method: 'GET', host: 'ehr.localhost:8443', path: overrides.path ?? '/fhir/Patient/1', ip: overrides.ip ?? '10.30.1.20' },
+    request: { method: 'GET', host: 'ehr.localhost:8443', path: overrides.path ?? '/fhir/Patient/1', ip: overrides.ip ?? '10.30.1.20', queryParams: [] },
     risk: overrides.risk ?? 0.2,
     features: {},
     tls: { protocol: 'TLSv1.3', group: 'X25519MLKEM768' },

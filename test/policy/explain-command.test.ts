@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
 import t from 'tap';
@@ -96,4 +99,44 @@ t.test('invalid policy file reported', async (t) => {
 
   t.equal(code, 1);
   t.match(err, /policy file policy\/examples\/missing\.yaml: expected a readable file, got ENOENT/);
+});
+
+t.test('query params from flags and stdin', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wgtest-explain-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const policy = join(dir, 'search.yaml');
+  await writeFile(policy, `version: 1
+rules:
+  - id: demographic-search
+    when: 'request.path == "/fhir/Patient" && request.query_params.exists(p, p in ["name", "family", "given"])'
+    action: notify
+  - id: rest
+    action: allow
+`);
+
+  const flags = await explain(['--policy', policy, '--user', 'alice', '--path', '/fhir/Patient', '--query-params', 'family,_count', '--time', '2025-01-06T10:00:00Z']);
+  t.equal(flags.code, 0);
+  t.match(flags.out, /^request GET \/fhir\/Patient with query parameters family, _count on route default by alice/m);
+  t.match(flags.out, /^decision: notify by rule demographic-search$/m);
+
+  const byId = await explain(['--policy', policy, '--user', 'alice', '--path', '/fhir/Patient', '--query-params', '_id', '--time', '2025-01-06T10:00:00Z']);
+  t.match(byId.out, /^decision: allow by rule rest$/m);
+
+  const none = await explain(['--policy', policy, '--user', 'alice', '--path', '/fhir/Patient', '--time', '2025-01-06T10:00:00Z']);
+  t.match(none.out, /^request GET \/fhir\/Patient on route default/m, 'no query parameters shown without any');
+  t.match(none.out, /^decision: allow by rule rest$/m);
+
+  const stdin = await explain(['--policy', policy], JSON.stringify({ request: { path: '/fhir/Patient', query_params: ['given'] }, time: '2025-01-06T10:00:00Z' }));
+  t.equal(stdin.code, 0);
+  t.match(stdin.out, /^decision: notify by rule demographic-search$/m);
+});
+
+t.test('bad query params name the flag', async (t) => {
+  const flag = await explain(['--policy', DEMO, '--query-params', 'name:contains', '--time', '2025-01-06T10:00:00Z']);
+  t.equal(flag.code, 1);
+  t.match(flag.err, /^wardgate policy explain: --query-params: expected request\.query_params entries without FHIR modifiers, as the proxy passes them: write "name", got "name:contains"$/m);
+
+  const stdin = await explain(['--policy', DEMO], JSON.stringify({ request: { query_params: 'family' }, time: 0 }));
+  t.equal(stdin.code, 1);
+  t.match(stdin.err, /^wardgate policy explain: stdin\.request\.query_params: expected request\.query_params as a list of query parameter names such as \[family, given\], got "family"$/m);
 });

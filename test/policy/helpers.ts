@@ -25,7 +25,7 @@ export function makeContext(overrides: ContextOverrides = {}): DecisionContext {
   return {
     principal,
     route: { id: 'ehr', host: 'ehr.localhost', pathPrefix: '/', sensitivity: 'normal', ...overrides.route },
-    request: { method: 'GET', host: 'ehr.localhost:8443', path: '/fhir/Patient/1', ip: '127.0.0.1', ...overrides.request },
+    request: { method: 'GET', host: 'ehr.localhost:8443', path: '/fhir/Patient/1', ip: '127.0.0.1', queryParams: [], ...overrides.request },
     risk: overrides.risk ?? 0.1,
     features: overrides.features ?? {},
     tls: { protocol: 'TLSv1.3', group: 'X25519MLKEM768', ...overrides.tls },

@@ -117,3 +117,98 @@ t.test('broken policy under test reported', async (t) => {
   t.equal(code, 1);
   t.match(err, /^ERROR .*p\.yaml:4:5: rule a: one of the keys .* \(did you mean "action"\?\), got "acton" \[WG_POLICY_UNKNOWN_KEY\]$/m);
 });
+
+const QUERY_POLICY = `version: 1
+rules:
+  - id: demographic-search
+    when: 'request.path == "/fhir/Patient" && request.query_params.exists(p, p in ["name", "family", "given", "birthdate"])'
+    action: notify
+  - id: rest
+    action: allow
+`;
+
+t.test('query_params in test contexts', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'search.yaml'), QUERY_POLICY);
+  await writeFile(join(dir, 'search.tests.yaml'), `version: 1
+policy: search.yaml
+defaults:
+  time: "2025-01-06T10:00:00Z"
+  principal: { groups: [clinicians] }
+  request: { path: /fhir/Patient }
+cases:
+  - name: search by family name
+    context: { request: { query_params: [family, _count] } }
+    expect: { action: notify, rule: demographic-search }
+  - name: search by id
+    context: { request: { query_params: [_id] } }
+    expect: { action: allow, rule: rest }
+  - name: no query_params key
+    expect: { action: allow, rule: rest }
+  - name: empty list
+    context: { request: { query_params: [] } }
+    expect: { action: allow, rule: rest }
+`);
+
+  const { code, out, err } = await run([dir]);
+
+  t.equal(err, '');
+  t.equal(code, 0);
+  t.match(out, /^PASS .*search\.tests\.yaml: search by family name$/m);
+  t.match(out, /^PASS .*search\.tests\.yaml: search by id$/m);
+  t.match(out, /^PASS .*search\.tests\.yaml: no query_params key$/m);
+  t.match(out, /^PASS .*search\.tests\.yaml: empty list$/m);
+  t.match(out, /^4 passed, 0 failed$/m);
+});
+
+t.test('query_params defaults apply to cases', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'search.yaml'), QUERY_POLICY);
+  await writeFile(join(dir, 'search.tests.yaml'), `version: 1
+policy: search.yaml
+defaults:
+  time: "2025-01-06T10:00:00Z"
+  request: { path: /fhir/Patient, query_params: [given] }
+cases:
+  - name: default names
+    expect: { action: allow, rule: rest }
+`);
+
+  const { code, out } = await run([dir]);
+
+  t.equal(code, 1, 'the default [given] makes the rule match, so the case fails');
+  t.match(out, /^FAIL .*search\.tests\.yaml:7:5: default names: expected allow by rule rest, got notify by rule demographic-search/m);
+});
+
+t.test('bad query_params name path, value and fix', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'search.yaml'), QUERY_POLICY);
+  const tooMany = Array.from({ length: 33 }, (_, index) => `p${index}`).join(', ');
+  await writeFile(join(dir, 'bad.tests.yaml'), `version: 1
+policy: search.yaml
+defaults:
+  time: "2025-01-06T10:00:00Z"
+cases:
+  - name: raw query string
+    context: { request: { query_params: "family=Smith" } }
+    expect: { action: allow }
+  - name: entries
+    context: { request: { query_params: [name:contains, 7, "", family, family] } }
+    expect: { action: allow }
+  - name: too many
+    context: { request: { query_params: [${tooMany}] } }
+    expect: { action: allow }
+`);
+
+  const { code, out, err } = await run([dir]);
+
+  t.equal(code, 1);
+  t.notMatch(out, /^PASS/m, 'no case with a bad context runs');
+  t.match(err, /bad\.tests\.yaml:7:41: request\.query_params as a list of query parameter names such as \[family, given\], got "family=Smith"$/m);
+  t.match(err, /bad\.tests\.yaml:10:42: request\.query_params entries without FHIR modifiers, as the proxy passes them: write "name", got "name:contains"$/m);
+  t.match(err, /bad\.tests\.yaml:10:57: request\.query_params entries as non-empty strings, got 7$/m);
+  t.match(err, /bad\.tests\.yaml:10:60: request\.query_params entries as non-empty strings, got ""$/m);
+  t.match(err, /bad\.tests\.yaml:10:72: each name once in request\.query_params, because the proxy removes duplicates, got "family"$/m);
+  t.match(err, /bad\.tests\.yaml:13:\d+: at most 32 names in request\.query_params, because the proxy drops the rest; remove this name and the ones after it, got "p32"$/m);
+  t.equal(err.split('\n').filter((line) => line.includes('request.query_params')).length, 6, 'one error per bad value');
+});

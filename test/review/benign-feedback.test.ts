@@ -58,7 +58,7 @@ async function request(subject: string): Promise<Decision | null> {
   const context: DecisionContext = {
     principal,
     route: { id: 'ehr', host: '*', pathPrefix: '/', sensitivity: 'normal' },
-    request: { method: 'GET', host: 'ehr.localhost', path: '/fhir/Patient/p-0001', ip: '127.0.0.1' },
+    request: { method: 'GET', host: 'ehr.localhost', path: '/fhir/Patient/p-0001', ip: '127.0.0.1', queryParams: [] },
     risk: result.risk,
     features: result.features,
     tls: { protocol: 'TLSv1.3', group: 'X25519MLKEM768' },
