@@ -31,10 +31,12 @@ const PATH_CHARACTER = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;
  *
  * Encoded slashes (`%2F`) and backslashes (`%5C`), backslashes, NUL and other control
  * characters (raw or encoded), invalid escapes and targets longer than 8192 characters are
- * rejected, because upstreams disagree on what they mean.
+ * rejected, because upstreams disagree on what they mean. So is a `#` anywhere in the target,
+ * because a fragment is never part of a request target.
  *
  * @param method request method; `*` is accepted only for OPTIONS.
- * @throws {HttpError} `WG_HTTP_BAD_TARGET` (absolute-form, authority-form) or `WG_HTTP_BAD_PATH`, both 400.
+ * @throws {HttpError} `WG_HTTP_BAD_TARGET` (absolute-form, authority-form, `#` in the query) or
+ *   `WG_HTTP_BAD_PATH`, both 400.
  */
 export function normalizePath(rawTarget: string, method = 'GET'): NormalizedTarget {
   if (typeof rawTarget !== 'string' || rawTarget.length === 0) {
@@ -58,6 +60,11 @@ export function normalizePath(rawTarget: string, method = 'GET'): NormalizedTarg
   const rawPath = queryStart === -1 ? rawTarget : rawTarget.slice(0, queryStart);
   const query = queryStart === -1 ? '' : rawTarget.slice(queryStart + 1);
   assertNoControlCharacters(rawTarget);
+  // A URL parser ends the query at "#", while the raw target goes upstream whole, so a fragment
+  // could hide parameters (patient ids among them) from the scorer and the policy.
+  if (query.includes('#')) {
+    throw new HttpError('WG_HTTP_BAD_TARGET', `Request target is invalid: the query contains "#", which starts a fragment that clients never send; percent-encode it as %23, received ${JSON.stringify(truncate(rawTarget))}.`);
+  }
 
   const decoded = decodePathCharacters(rawPath);
   const path = removeDotSegments(decoded.replace(/\/{2,}/g, '/'));

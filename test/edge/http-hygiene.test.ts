@@ -62,6 +62,8 @@ t.test('normalizePath rejects hostile targets', async (t) => {
     ['/a#frag', 'WG_HTTP_BAD_PATH'],
     ['/caf\u00e9', 'WG_HTTP_BAD_PATH'],
     ['/a?q=\u0001', 'WG_HTTP_BAD_PATH'],
+    ['/fhir/Patient?_id=1&#&family=Smith', 'WG_HTTP_BAD_TARGET'],
+    ['/fhir/Observation?category=x#&patient=p-0001', 'WG_HTTP_BAD_TARGET'],
   ];
 
   for (const [raw, code, method] of cases) {
