@@ -161,6 +161,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         policy: { hash: policy.current().hash, last_reload_error: policy.lastError() },
         ...(policies.shadow && { shadow_policy: policies.shadowHealth() }),
         model: scoring.modelHealth(),
+        care: scoring.careHealth(),
         review: { failed_writes: oversight.reviewFailures },
       }),
     };

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { createScorer, type BaselineStore, type Scorer } from '../scorer/index.ts';
 import { createFhirCareSource, type CareCache } from '../scorer/care/fhir-source.ts';
-import { watchPanelFile } from '../scorer/care/panel-source.ts';
+import { watchPanelFile, type PanelCareSource } from '../scorer/care/panel-source.ts';
 import { NO_CARE_SOURCE, type CareRelationshipSource } from '../scorer/care/source.ts';
 import { PatientPseudonymizer } from '../scorer/features/patient.ts';
 import { createModelRunner, type ModelRunner } from '../scorer/model/model-runner.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { CARE_DEFAULTS, SCORER_DEFAULTS } from './config/scorer-config.ts';
+
+export type CareHealth = { source: 'none' | 'fhir' } | { source: 'panel'; last_reload_error: string | null };
 
 /** The scorer with its hot-reloading model runner and care source, as the proxy runs it. */
 export interface ScorerRuntime {
@@ -15,6 +17,8 @@ export interface ScorerRuntime {
   readonly care: CareRelationshipSource;
   /** The `model` object of the health endpoint. */
   modelHealth(): { version: string; last_reload_error: string | null };
+  /** The `care` object of the health endpoint: the source, and for a panel file its last reload error. */
+  careHealth(): CareHealth;
   close(): Promise<void>;
 }
 
@@ -66,6 +70,7 @@ export async function openScorerRuntime(
       runner,
       care,
       modelHealth: () => ({ version: runner.version, last_reload_error: runner.lastReloadError() }),
+      careHealth: () => careHealthOf(config, care),
       close: async () => {
         await scorer.close();
         await care.close?.();
@@ -75,6 +80,13 @@ export async function openScorerRuntime(
     await runner.close();
     throw error;
   }
+}
+
+function careHealthOf(config: WardgateConfig, care: CareRelationshipSource): CareHealth {
+  if (care === NO_CARE_SOURCE) return { source: 'none' };
+  if ((config.care ?? CARE_DEFAULTS).source === 'panel') return { source: 'panel', last_reload_error: (care as PanelCareSource).lastReloadError() };
+
+  return { source: 'fhir' };
 }
 
 async function openCareSource(config: WardgateConfig, cache: CareCache, logger: Logger): Promise<CareRelationshipSource> {

@@ -188,7 +188,7 @@ async function oidcSecretVariable(file: string): Promise<string> {
 }
 
 async function openPanel(file: string, patientKey: Uint8Array): Promise<CareRelationshipSource> {
-  return watchPanelFile(file, new PatientPseudonymizer(patientKey), { pollMs: 0 });
+  return watchPanelFile(file, new PatientPseudonymizer(patientKey), { pollMs: 0, setting: '--care-panel' });
 }
 
 async function openBaselines(options: Record<string, string | undefined>, closers: Array<() => Promise<unknown>>): Promise<MemoryBaselineStore | RedisBaselineStore> {

@@ -25,13 +25,17 @@ export interface AccessRecord {
 }
 
 /** A line that cannot be replayed, with the field that is wrong. */
+/** `AccessRecordError.field` of a problem with the whole line. */
+export const WHOLE_LINE = '(line)';
+
 export class AccessRecordError extends Error {
   readonly code = 'WG_REPLAY_INVALID_RECORD';
   readonly line: number;
   readonly field: string;
 
   constructor(line: number, field: string, message: string) {
-    super(`line ${line}: field "${field}": ${message}`);
+    // A problem with the whole line, such as invalid JSON, names no field.
+    super(field === WHOLE_LINE ? `line ${line}: ${message}` : `line ${line}: field "${field}": ${message}`);
     this.name = 'AccessRecordError';
     this.line = line;
     this.field = field;
@@ -62,11 +66,11 @@ export function parseAccessRecord(text: string, line: number): AccessRecord {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new AccessRecordError(line, '(line)', `invalid JSON (${(error as Error).message}); each line must be one JSON object`);
+    throw new AccessRecordError(line, WHOLE_LINE, `invalid JSON (${(error as Error).message}); each line must be one JSON object`);
   }
 
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new AccessRecordError(line, '(line)', `expected a JSON object, received ${describe(value)}`);
+    throw new AccessRecordError(line, WHOLE_LINE, `expected a JSON object, received ${describe(value)}`);
   }
 
   const fields = value as Record<string, unknown>;
@@ -198,7 +202,7 @@ function readTime(fields: Record<string, unknown>, line: number): number {
 }
 
 function lineTooLong(line: number, bytes: number): AccessRecordError {
-  return new AccessRecordError(line, '(line)', `expected at most ${MAX_LINE_BYTES} bytes, received ${bytes} bytes`);
+  return new AccessRecordError(line, WHOLE_LINE, `expected at most ${MAX_LINE_BYTES} bytes, received ${bytes} bytes`);
 }
 
 function readString(fields: Record<string, unknown>, name: string, line: number, allowEmpty = false): string {

@@ -53,6 +53,8 @@ export function inStay(stays: readonly Stay[] | undefined, time: number): boolea
 export interface PanelWatchOptions {
   /** Interval in milliseconds at which the file is checked for changes; 0 turns watching off. */
   readonly pollMs?: number;
+  /** Name of the setting that gave the file, for error messages; default `care.panel_file`. */
+  readonly setting?: string;
   /**
    * Time in milliseconds after which a read of the file counts as failed, from 1 to 2147483647
    * (the setTimeout maximum). Defaults to `PANEL_READ_TIMEOUT_MS`.
@@ -145,6 +147,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
     throw new CareSourceError('WG_CARE_INVALID_OPTION', `Invalid option pollMs: expected a whole number of milliseconds from 0 to ${MAX_TIMER_MS}, received ${String(pollMs)}.`);
   }
   const readTimeoutMs = options.readTimeoutMs ?? PANEL_READ_TIMEOUT_MS;
+  const setting = options.setting ?? 'care.panel_file';
   if (!Number.isInteger(readTimeoutMs) || readTimeoutMs < 1 || readTimeoutMs > MAX_TIMER_MS) {
     throw new CareSourceError('WG_CARE_INVALID_OPTION', `Invalid option readTimeoutMs: expected a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, received ${String(readTimeoutMs)}.`);
   }
@@ -153,10 +156,10 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   // change (fs.watchFile takes its own first reading later and would miss it). The stat() behind
   // it is under the same deadline, because it hangs on a stuck file system just as the read does.
   const first = await settleWithin(
-    fileVersion(file).then(async (version) => ({ seen: version, panel: await loadPanelFile(file, pseudonymizer) })),
+    fileVersion(file).then(async (version) => ({ seen: version, panel: await loadPanelFile(file, pseudonymizer, setting) })),
     readTimeoutMs,
   );
-  if (first === TIMED_OUT) throw readTimedOut(file, readTimeoutMs);
+  if (first === TIMED_OUT) throw readTimedOut(file, readTimeoutMs, setting);
 
   const { seen } = first;
   let panel = first.panel;
@@ -172,11 +175,11 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   const reload = async () => {
     if (closed) return;
     if (readPending) {
-      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (an earlier read has not returned after ${readTimeoutMs} ms); check the file system that holds care.panel_file. The file is read again when that read returns.`));
+      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (an earlier read has not returned after ${readTimeoutMs} ms); check the file system that holds ${setting}. The file is read again when that read returns.`));
       return;
     }
 
-    const attempt = loadPanelFile(file, pseudonymizer);
+    const attempt = loadPanelFile(file, pseudonymizer, setting);
     try {
       const next = await settleWithin(attempt, readTimeoutMs);
       if (next === TIMED_OUT) {
@@ -186,7 +189,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
           onChange();
         };
         attempt.then(retry, retry);
-        fail(readTimedOut(file, readTimeoutMs));
+        fail(readTimedOut(file, readTimeoutMs, setting));
         return;
       }
 
@@ -247,16 +250,16 @@ function readDocument(text: string, source: string): Record<string, unknown> {
  * Reads and parses the panel file. The file must be a regular file of at most `MAX_PANEL_BYTES`:
  * reading a FIFO would wait for a writer forever, and the size is checked before any byte is read.
  */
-async function loadPanelFile(file: string, pseudonymizer: PatientPseudonymizer): Promise<CarePanel> {
-  const info = await stat(file).catch((error: unknown) => throwNotFound(file, error));
-  assertRegularFile(file, info);
+async function loadPanelFile(file: string, pseudonymizer: PatientPseudonymizer, setting: string): Promise<CarePanel> {
+  const info = await stat(file).catch((error: unknown) => throwNotFound(file, error, setting));
+  assertRegularFile(file, info, setting);
 
   // O_NONBLOCK keeps open() from waiting for a writer if a FIFO replaced the file after stat().
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: unknown) => throwNotFound(file, error));
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: unknown) => throwNotFound(file, error, setting));
   let text: string;
   try {
-    assertRegularFile(file, await handle.stat());
-    text = await readAtMost(handle, file);
+    assertRegularFile(file, await handle.stat(), setting);
+    text = await readAtMost(handle, file, setting);
   } finally {
     await handle.close();
   }
@@ -264,14 +267,14 @@ async function loadPanelFile(file: string, pseudonymizer: PatientPseudonymizer):
   return parsePanel(text, file, pseudonymizer);
 }
 
-async function readAtMost(handle: FileHandle, file: string): Promise<string> {
+async function readAtMost(handle: FileHandle, file: string, setting: string): Promise<string> {
   const chunks: Buffer[] = [];
   let total = 0;
 
   // The size from stat() is checked first, but a file can grow after it, and some files (in /proc) report size 0.
   for (;;) {
     const chunk = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null).catch((error: unknown) => throwNotFound(file, error));
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null).catch((error: unknown) => throwNotFound(file, error, setting));
     if (bytesRead === 0) break;
     total += bytesRead;
     if (total > MAX_PANEL_BYTES) throwInvalid(file, `the file is above the limit of ${MAX_PANEL_BYTES} bytes`);
@@ -281,8 +284,8 @@ async function readAtMost(handle: FileHandle, file: string): Promise<string> {
   return Buffer.concat(chunks, total).toString('utf8');
 }
 
-function assertRegularFile(file: string, info: Stats): void {
-  if (!info.isFile()) throwInvalid(file, `not a regular file (found ${fileKind(info)}); point care.panel_file at a regular file and replace it by rename`);
+function assertRegularFile(file: string, info: Stats, setting: string): void {
+  if (!info.isFile()) throwInvalid(file, `not a regular file (found ${fileKind(info)}); point ${setting} at a regular file and replace it by rename`);
   if (info.size > MAX_PANEL_BYTES) throwInvalid(file, `the file is ${info.size} bytes, above the limit of ${MAX_PANEL_BYTES} bytes`);
 }
 
@@ -309,8 +312,8 @@ async function settleWithin<T>(work: Promise<T>, ms: number): Promise<T | typeof
   }
 }
 
-function readTimedOut(file: string, timeoutMs: number): CareSourceError {
-  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (timed out after ${timeoutMs} ms); check the file system that holds care.panel_file.`);
+function readTimedOut(file: string, timeoutMs: number, setting: string): CareSourceError {
+  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (timed out after ${timeoutMs} ms); check the file system that holds ${setting}.`);
 }
 
 /** Returns the sections that had entries in `previous` and have none in `next`. */
@@ -385,9 +388,9 @@ function throwInvalid(source: string, detail: string): never {
   throw new CareSourceError('WG_CARE_PANEL_INVALID', `Invalid care panel ${source}: ${detail}.`);
 }
 
-function throwNotFound(file: string, error: unknown): never {
+function throwNotFound(file: string, error: unknown, setting: string): never {
   const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-  throw new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (${reason}); check care.panel_file.`, { cause: error });
+  throw new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (${reason}); check ${setting}.`, { cause: error });
 }
 
 /** Returns whether `value` is a plain mapping; a Map from `!!omap` or a Set from `!!set` is not one. */

@@ -38,10 +38,10 @@ t.test('access record is converted', async (t) => {
 });
 
 const hostile: [string, string, RegExp][] = [
-  ['oversized line', `{"user":"${'a'.repeat(MAX_LINE_BYTES)}"}`, /field "\(line\)": expected at most 65536 bytes, received 65547 bytes/],
-  ['truncated JSON', JSON.stringify(GOOD).slice(0, 40), /field "\(line\)": invalid JSON/],
-  ['array', '[1,2]', /field "\(line\)": expected a JSON object, received an array/],
-  ['null', 'null', /field "\(line\)": expected a JSON object, received null/],
+  ['oversized line', `{"user":"${'a'.repeat(MAX_LINE_BYTES)}"}`, /expected at most 65536 bytes, received 65547 bytes/],
+  ['truncated JSON', JSON.stringify(GOOD).slice(0, 40), /invalid JSON/],
+  ['array', '[1,2]', /expected a JSON object, received an array/],
+  ['null', 'null', /expected a JSON object, received null/],
   ['time without zone', JSON.stringify({ ...GOOD, time: '2025-03-03T09:00:00' }), /field "time": expected an ISO 8601 time with a zone/],
   ['impossible date', JSON.stringify({ ...GOOD, time: '2025-13-45T09:00:00Z' }), /field "time"/],
   ['numeric time', JSON.stringify({ ...GOOD, time: 1700000000 }), /field "time": .* received 1700000000/],
@@ -100,7 +100,7 @@ t.test('access log reader bounds lines in bytes', async (t) => {
 
   const log = await readAccessLog(file);
 
-  t.same(log.errors.map((error) => error.message), [`line 2: field "(line)": expected at most ${MAX_LINE_BYTES} bytes, received ${Buffer.byteLength(wide)} bytes`]);
+  t.same(log.errors.map((error) => error.message), [`line 2: expected at most ${MAX_LINE_BYTES} bytes, received ${Buffer.byteLength(wide)} bytes`]);
   t.same(log.records.map((record) => record.line), [1, 4, 5, 6, 7, 8], 'the blank line 3 is counted but not a record');
   t.equal(log.records[4]?.user.slice(-5), 'é-end', 'a character split by a chunk boundary is decoded whole');
   t.equal(log.records[5]?.user, 'last', 'a CRLF line end and a last line without a line break are read');

@@ -130,7 +130,7 @@ t.test('replay reports invalid lines and goes on', async (t) => {
   t.equal(result.code, 1);
   const errors = result.err.trim().split('\n');
   t.match(errors[0], /^wardgate replay: line 1: field "time": expected an ISO 8601 time with a zone/);
-  t.match(errors[1], /^wardgate replay: line 2: field "\(line\)": invalid JSON/);
+  t.match(errors[1], /^wardgate replay: line 2: invalid JSON/);
   t.match(errors[2], /^wardgate replay: line 3: field "status": expected an integer from 100 to 599, received "ok"/);
   t.match(errors[3], /^wardgate replay: line 4: field "groups": expected an array of strings/);
   t.match(errors[4], /^wardgate replay: line 5: field "label": expected "benign" or "misuse", received "bad"/);
@@ -241,6 +241,10 @@ t.test('replay reads --config without the OIDC secret', async (t) => {
   const failed = await run(['replay', file, '--config', config, '--care-panel', badPanel], { REPLAY_TEST_KEY: KEY });
   t.equal(failed.code, 1);
   t.match(failed.err, /wardgate replay: WG_CARE_PANEL_INVALID: Invalid care panel .*bad-panel\.yaml: practitioners: expected a mapping/);
+
+  const missing = await run(['replay', file, '--config', config, '--care-panel', join(dir, 'missing.yaml')], { REPLAY_TEST_KEY: KEY });
+  t.equal(missing.code, 1);
+  t.match(missing.err, /WG_CARE_PANEL_NOT_FOUND: Cannot read the care panel file .*missing\.yaml \(ENOENT\); check --care-panel\./, 'the message names the option');
 });
 
 t.test('replay takes the floor settings from --config', async (t) => {
@@ -325,7 +329,7 @@ t.test('replay skips a line above the string limit and prints the summary', asyn
   const result = await run(['replay', file]);
 
   t.equal(result.code, 1, 'a skipped line sets exit status 1');
-  t.equal(result.err, `wardgate replay: line 2: field "(line)": expected at most 65536 bytes, received ${hugeLine} bytes\n`);
+  t.equal(result.err, `wardgate replay: line 2: expected at most 65536 bytes, received ${hugeLine} bytes\n`);
   const lines = result.out.trim().split('\n');
   t.equal(lines.length, 5, 'four decisions and the summary');
   t.match(lines.at(-1), /^records=4 episodes=0 /);
