@@ -60,6 +60,9 @@ export interface EnforceInput {
   readonly now: number;
 }
 
+/** The parts of {@link EnforceInput} that a review entry needs. */
+export type ReviewInput = Pick<EnforceInput, 'req' | 'prepared' | 'principal' | 'outcome' | 'result' | 'incidentId' | 'now'>;
+
 /**
  * Break-glass, notices and the review queue in the request pipeline. The pipeline calls
  * {@link breakGlassActive} before the policy decides, {@link reviewedBenign} and {@link adjust}
@@ -236,7 +239,15 @@ export class Oversight {
     return decision;
   }
 
-  #flagForReview(input: EnforceInput): void {
+  /**
+   * Queues a WebSocket upgrade's decision for review when it qualifies, as {@link enforce} does
+   * for other requests. An upgrade gets no notice or break-glass page, so nothing else applies.
+   */
+  flagUpgradeForReview(input: ReviewInput): void {
+    this.#flagForReview(input);
+  }
+
+  #flagForReview(input: ReviewInput): void {
     const { outcome } = input;
     const decision = outcome.decision;
     const queue = this.options.review;
@@ -250,7 +261,7 @@ export class Oversight {
     queue.enqueue({ kind: 'decision', time: input.now, trace_id: input.incidentId, ...this.#requestFields(input), action: decision.action, reasons: decision.reasons, risk: decision.risk, top_features: input.result?.top ?? [], ...(input.result ? { model_version: input.result.modelVersion } : {}) });
   }
 
-  #requestFields(input: EnforceInput): { user: string; groups: readonly string[]; route: string; method: string; path: string; patients: string[]; rule: string } {
+  #requestFields(input: ReviewInput): { user: string; groups: readonly string[]; route: string; method: string; path: string; patients: string[]; rule: string } {
     const { path, patients } = pseudonymizePath(input.prepared.url.pathname + input.prepared.url.search, this.pseudonymizer);
     return {
       user: input.principal?.subject ?? '(anonymous)',

@@ -54,11 +54,12 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       }
 
       const now = deps.now();
-      const { decision, scored, context } = await evaluate(deps, req, prepared, auth, tls, now, log);
+      const { decision, scored, context, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
       const principal = auth.kind === 'authenticated' ? auth.principal : null;
       record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
       if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
       auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
+      if (deps.oversight && outcome) deps.oversight.flagUpgradeForReview({ req, prepared, principal, outcome, result: scored.result, incidentId, now });
       // A notify decision allows; a handshake cannot show the notice page, so none is shown.
       if (decision.action !== 'allow' && decision.action !== 'notify') {
         forgetBlockedPatients(deps.scorer, decision, scored);

@@ -236,6 +236,24 @@ t.test('notify lets a WebSocket upgrade through', async (t) => {
   t.match(head.toString(), /^HTTP\/1\.1 101 /);
 });
 
+t.test('a refused WebSocket upgrade goes to the review stream', async (t) => {
+  const browser = await signedIn('physician');
+  const before = (await reviewEntries()).length;
+  const { port } = new URL(stack.url);
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
+  t.teardown(() => socket.destroy());
+  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
+  socket.write(`GET /fhir/Observation?patient=p-0009 HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
+  const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+
+  t.match(head.toString(), /^HTTP\/1\.1 403 /);
+  const added = (await reviewEntries()).slice(before);
+  t.equal(added.length, 1, 'one entry for the upgrade');
+  t.match(added[0], { kind: 'decision', action: 'break_glass', rule: 'observations-break-glass', route: String });
+  t.notMatch(JSON.stringify(added[0]), /p-0009/, 'no patient id in clear');
+});
+
 t.test('step-up page also offers break-glass', async (t) => {
   const browser = await signedIn('physician');
   const page = await browser.request(`${stack.url}/fhir/CareTeam?participant=dr-001`);
