@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
-import { CARE_DEFAULTS } from '../proxy/config/scorer-config.ts';
+import { CARE_DEFAULTS, SCORER_DEFAULTS, type ScorerRuntimeConfig } from '../proxy/config/scorer-config.ts';
 import { defaultAuditConfig } from '../proxy/audit/config.ts';
 import type { RouteConfig } from '../proxy/routing/router.ts';
 import { startWardgate, type RunningWardgate, type StartOptions } from '../proxy/runtime.ts';
@@ -18,6 +18,9 @@ import { startDemoApp } from './app/server.ts';
 import { startDemoIdp, type DemoIdp } from './idp/idp.ts';
 
 const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The demo app's HTML patient page, `/patients/{id}`, names a patient like a FHIR read. */
+export const DEMO_PATIENT_PATHS: readonly string[] = Object.freeze(['/patients/{id}']);
 
 export interface DemoStackOptions {
   /** Wardgate's port; 0 picks a free one. Default 8443. */
@@ -31,8 +34,8 @@ export interface DemoStackOptions {
   readonly policyFile?: string;
   /** ONNX model file; default `scorer/models/risk-v3.onnx`. */
   readonly modelFile?: string;
-  /** Scorer batching, deadline and model reload settings; defaults apply when absent. */
-  readonly scorer?: WardgateConfig['scorer'];
+  /** Scorer settings, each replacing the demo's value. The demo uses `SCORER_DEFAULTS` with `patient_paths` set to {@link DEMO_PATIENT_PATHS}. */
+  readonly scorer?: Partial<ScorerRuntimeConfig>;
   /** Candidate policy run in shadow mode beside `policyFile`. */
   readonly shadowPolicyFile?: string;
   readonly routes?: (upstream: string) => RouteConfig[];
@@ -117,7 +120,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),
       // The demo app serves Practitioner, CareTeam, Encounter, Appointment and flagged patients.
       care: { ...CARE_DEFAULTS, source: 'fhir', fhir_base: `${app.url}/fhir` },
-      ...(options.scorer ? { scorer: options.scorer } : {}),
+      scorer: { ...SCORER_DEFAULTS, patient_paths: DEMO_PATIENT_PATHS, ...options.scorer },
       ...(options.shadowPolicyFile ? { shadow_policy: options.shadowPolicyFile } : {}),
       audit: defaultAuditConfig(path.join(stateDir, 'audit')),
       ...(options.telemetry ? { telemetry: options.telemetry } : {}),

@@ -140,6 +140,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
     const pipeline = {
       identity,
       scorer,
+      patientPaths: scoring.patientPaths,
       policy: () => policy.current(),
       shadow: policies.shadow,
       router,

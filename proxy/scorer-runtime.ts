@@ -4,6 +4,7 @@ import { createFhirCareSource, type CareCache } from '../scorer/care/fhir-source
 import { watchPanelFile, type PanelCareSource } from '../scorer/care/panel-source.ts';
 import { NO_CARE_SOURCE, type CareRelationshipSource } from '../scorer/care/source.ts';
 import { PatientPseudonymizer } from '../scorer/features/patient.ts';
+import { compilePatientPaths, type PatientPaths } from '../scorer/features/patient-paths.ts';
 import { createModelRunner, type ModelRunner } from '../scorer/model/model-runner.ts';
 import type { WardgateConfig } from './config/config.ts';
 import { CARE_DEFAULTS, SCORER_DEFAULTS } from './config/scorer-config.ts';
@@ -15,6 +16,8 @@ export interface ScorerRuntime {
   readonly scorer: Scorer;
   readonly runner: ModelRunner;
   readonly care: CareRelationshipSource;
+  /** The compiled `scorer.patient_paths` the scorer uses, for the pipeline's patient id check. */
+  readonly patientPaths: PatientPaths;
   /** The `model` object of the health endpoint. */
   modelHealth(): { version: string; last_reload_error: string | null };
   /** The `care` object of the health endpoint: the source, and for a panel file its last reload error. */
@@ -61,6 +64,7 @@ export async function openScorerRuntime(
       careSource: care,
       model: runner,
       unexplainedFloor: { scale: settings.unexplained_floor.scale, usualLimit: settings.unexplained_floor.usual_limit, max: settings.unexplained_floor.max },
+      patientPaths: settings.patient_paths,
       onResponseError: (error, update) =>
         logger.warn({ err: error, update: update.method, user: update.user, route: update.routeId }, `baseline update ${update.method} failed after the response; the request itself was not affected`),
     });
@@ -69,6 +73,7 @@ export async function openScorerRuntime(
       scorer,
       runner,
       care,
+      patientPaths: compilePatientPaths(settings.patient_paths, 'scorer.patient_paths'),
       modelHealth: () => ({ version: runner.version, last_reload_error: runner.lastReloadError() }),
       careHealth: () => careHealthOf(config, care),
       close: async () => {

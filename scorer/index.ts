@@ -2,6 +2,7 @@ export { createScorer, DEFAULT_UNEXPLAINED_FLOOR, type Scorer, type ScorerOption
 export { ScorerError, isScorerError, type ScorerErrorCode } from './errors.ts';
 export { FEATURE_SCHEMA, WARM_UP_DAYS, type FeatureName } from './features/schema.ts';
 export { extractPatientIds, PatientPseudonymizer } from './features/patient.ts';
+export { compilePatientPaths, patientPathProblem, MAX_PATIENT_PATHS, NO_PATIENT_PATHS, type PatientPaths, type PatientPathTemplate } from './features/patient-paths.ts';
 export { buildFeatureVector, namedFeatures, type CareFacts, type FeatureContext } from './features/extract.ts';
 export { FeatureExtractor, type FeatureExtractorOptions } from './features/extractor.ts';
 export type { BaselineStore, ObserveExtras, PeerBaseline, RawBaseline, SubjectBaseline } from './baselines/store.ts';

@@ -4,6 +4,7 @@ import { ScorerError } from './errors.ts';
 import { namedFeatures } from './features/extract.ts';
 import { FeatureExtractor } from './features/extractor.ts';
 import { PatientPseudonymizer } from './features/patient.ts';
+import { compilePatientPaths } from './features/patient-paths.ts';
 import { loadRiskModel, type RiskModel } from './model/risk-model.ts';
 import type { ResponseObservation, ScoreInput, ScoreResult } from './types.ts';
 
@@ -20,6 +21,12 @@ export interface ScorerOptions {
   readonly careSource?: CareRelationshipSource;
   /** Settings of the unexplained-access floor; default {@link DEFAULT_UNEXPLAINED_FLOOR}. */
   readonly unexplainedFloor?: UnexplainedFloorSettings;
+  /**
+   * Path templates of pages that name a patient besides the FHIR forms (`scorer.patient_paths`),
+   * such as `/patients/{id}`, at most 32; default none. Scoring, `forgetDenied` and
+   * `recordShown` read the same ids. See `patientPathProblem` for the template rules.
+   */
+  readonly patientPaths?: readonly string[];
   /**
    * Receives the errors that `observeResponse`, `forgetDenied` and `recordShown` catch, with the
    * method and the request's user and route; by default they are dropped.
@@ -116,11 +123,14 @@ export async function createScorer(options: ScorerOptions): Promise<Scorer> {
     throwInvalidOption('unexplainedFloor.max', 'a number from 0 to 1', String(floor.max));
   }
 
+  const patientPaths = compilePatientPaths(options.patientPaths ?? [], 'patientPaths');
+
   const extractor = new FeatureExtractor({
     store: options.store,
     pseudonymizer: new PatientPseudonymizer(options.patientKey),
     careSource,
     utcOffsetMinutes,
+    patientPaths,
   });
   const model = options.model ?? (await loadRiskModel(options.modelPath));
 

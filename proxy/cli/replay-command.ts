@@ -9,6 +9,7 @@ import { formatSummary, summarize } from '../../scorer/evaluation/metrics.ts';
 import { watchPanelFile } from '../../scorer/care/panel-source.ts';
 import type { CareRelationshipSource } from '../../scorer/care/source.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
+import { compilePatientPaths } from '../../scorer/features/patient-paths.ts';
 import { ConfigError } from '../config/errors.ts';
 import { decodeKey, loadConfigFile } from '../config/config.ts';
 import type { RouteConfig } from '../routing/router.ts';
@@ -28,7 +29,7 @@ Records are decided in time order. Prints one JSON decision per record and, when
 carry labels, one summary line.
 
 Options:
-  --config FILE        take routes, policy, model, patient key and scorer.unexplained_floor from a Wardgate configuration
+  --config FILE        take routes, policy, model, patient key, scorer.unexplained_floor and scorer.patient_paths from a Wardgate configuration
   --policy FILE        policy file (default policy/examples/demo.yaml); ignored with --config
   --model FILE         ONNX model (default scorer/models/risk-v3.onnx); ignored with --config
   --care-panel FILE    care-relationship panel file (YAML or JSON) for care features
@@ -55,6 +56,8 @@ interface ReplaySetup {
   readonly patientKey: Uint8Array | null;
   /** The configuration's `scorer.unexplained_floor`; absent without --config (the scorer's default). */
   readonly unexplainedFloor?: UnexplainedFloorSettings;
+  /** The configuration's `scorer.patient_paths`; absent without --config (FHIR forms only). */
+  readonly patientPaths?: readonly string[];
 }
 
 /** Runs `wardgate replay`; returns 0 on success, 1 when lines were skipped or the run failed, 2 on a usage error. */
@@ -115,8 +118,10 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
       patientKey,
       ...(careSource ? { careSource } : {}),
       ...(setup.unexplainedFloor ? { unexplainedFloor: setup.unexplainedFloor } : {}),
+      ...(setup.patientPaths ? { patientPaths: setup.patientPaths } : {}),
     });
     closers.push(() => scorer.close());
+    const patientPaths = compilePatientPaths(setup.patientPaths ?? [], 'scorer.patient_paths');
 
     const lines: string[] = [];
     const emit = (decision: ReplayedDecision) => {
@@ -124,7 +129,7 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
       if (options.out === undefined) out.write(text);
       else lines.push(text);
     };
-    const outcome = await replayRecords(log.records, { scorer, policy, router: createRouter(setup.routes), log: warnTo(err), settle: async () => store.settle?.() }, emit);
+    const outcome = await replayRecords(log.records, { scorer, patientPaths, policy, router: createRouter(setup.routes), log: warnTo(err), settle: async () => store.settle?.() }, emit);
     for (const skipped of outcome.skipped) err.write(`wardgate replay: line ${skipped.line}: skipped: ${skipped.reason}\n`);
 
     if (outcome.decisions.some((decision) => decision.label !== undefined)) {
@@ -169,6 +174,7 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
   const config = await loadConfigFile(options.config, env, { files: ['policy', 'model'] });
 
   const floor = config.scorer?.unexplained_floor;
+  const patientPaths = config.scorer?.patient_paths;
 
   return {
     routes: config.routes,
@@ -176,6 +182,7 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
     modelPath: config.model,
     patientKey: config.patient_key,
     ...(floor === undefined ? {} : { unexplainedFloor: { scale: floor.scale, usualLimit: floor.usual_limit, max: floor.max } }),
+    ...(patientPaths === undefined ? {} : { patientPaths }),
   };
 }
 

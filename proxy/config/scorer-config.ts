@@ -1,8 +1,9 @@
 import type { Node } from 'yaml';
 import { DEFAULT_UNEXPLAINED_FLOOR } from '../../scorer/scorer.ts';
+import { MAX_PATIENT_PATHS, patientPathProblem } from '../../scorer/features/patient-paths.ts';
 import type { OptionReader } from './reader.ts';
 
-/** `scorer:` section: batching and deadline of model inference, and model reload polling. */
+/** `scorer:` section: batching and deadline of model inference, model reload polling, the floor and patient path templates. */
 export interface ScorerRuntimeConfig {
   /** Maximum rows in one inference run. */
   readonly batch_max: number;
@@ -21,6 +22,13 @@ export interface ScorerRuntimeConfig {
     /** Highest value of the floor. Set below the policy's block threshold, the floor alone cannot block. */
     readonly max: number;
   };
+  /**
+   * Path templates of pages that name a patient besides the FHIR forms, such as
+   * `/patients/{id}`; empty by default. A template also matches longer paths that start with it.
+   * NOTE: the audit trail, spans and logs (`proxy/patient-target.ts`) do not read these
+   * templates, so an id under a segment other than `Patient` or `patients` is recorded in clear.
+   */
+  readonly patient_paths: readonly string[];
 }
 
 /** `care:` section: where care relationships and patient flags come from. */
@@ -44,6 +52,7 @@ export const SCORER_DEFAULTS: ScorerRuntimeConfig = Object.freeze({
   deadline_ms: 200,
   reload_poll_ms: 1000,
   unexplained_floor: Object.freeze({ scale: DEFAULT_UNEXPLAINED_FLOOR.scale, usual_limit: DEFAULT_UNEXPLAINED_FLOOR.usualLimit, max: DEFAULT_UNEXPLAINED_FLOOR.max }),
+  patient_paths: Object.freeze([]),
 });
 export const CARE_DEFAULTS: CareConfig = Object.freeze({ source: 'none', ttl: 300, request_timeout_ms: 2000, search_timeout_ms: 5000 });
 
@@ -59,7 +68,7 @@ export function readScorerSections(
 
 function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntimeConfig {
   if (node === undefined) return SCORER_DEFAULTS;
-  const fields = reader.map(node, 'scorer', ['batch_max', 'batch_wait_us', 'deadline_ms', 'reload_poll_ms', 'unexplained_floor']) ?? new Map<string, Node>();
+  const fields = reader.map(node, 'scorer', ['batch_max', 'batch_wait_us', 'deadline_ms', 'reload_poll_ms', 'unexplained_floor', 'patient_paths']) ?? new Map<string, Node>();
   const floorNode = fields.get('unexplained_floor');
   const floor = (floorNode === undefined ? null : reader.map(floorNode, 'scorer.unexplained_floor', ['scale', 'usual_limit', 'max'])) ?? new Map<string, Node>();
   const floorDefaults = SCORER_DEFAULTS.unexplained_floor;
@@ -74,7 +83,31 @@ function readScorer(reader: OptionReader, node: Node | undefined): ScorerRuntime
       usual_limit: reader.number(floor.get('usual_limit'), 'scorer.unexplained_floor.usual_limit', 0, 1, floorDefaults.usual_limit),
       max: reader.number(floor.get('max'), 'scorer.unexplained_floor.max', 0, 1, floorDefaults.max),
     },
+    patient_paths: readPatientPaths(reader, fields.get('patient_paths')),
   };
+}
+
+/** Reads `scorer.patient_paths`, reporting each invalid template at its own line. */
+function readPatientPaths(reader: OptionReader, node: Node | undefined): readonly string[] {
+  if (node === undefined) return SCORER_DEFAULTS.patient_paths;
+
+  const items = reader.list(node, 'scorer.patient_paths');
+  if (items.length > MAX_PATIENT_PATHS) {
+    reader.report(node, 'scorer.patient_paths', `expected at most ${MAX_PATIENT_PATHS} templates, got ${items.length}; merge templates or remove unused ones`);
+  }
+
+  const templates: string[] = [];
+  items.forEach((item, index) => {
+    const option = `scorer.patient_paths[${index}]`;
+    const template = reader.string(item, option);
+    if (template === '') return;
+
+    const problem = patientPathProblem(template);
+    if (problem === null) templates.push(template);
+    else reader.report(item, option, problem);
+  });
+
+  return templates;
 }
 
 function readCare(reader: OptionReader, node: Node | undefined, resolve: (value: string) => string): CareConfig {

@@ -3,6 +3,7 @@ import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import { queryParameterNames } from '../../policy/query-parameter-names.ts';
 import { isScorerError, type ScorerError } from '../../scorer/errors.ts';
 import { extractPatientIds } from '../../scorer/features/patient.ts';
+import type { PatientPaths } from '../../scorer/features/patient-paths.ts';
 import type { ScoreInput, ScoreResult } from '../../scorer/types.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { Dependency, PolicyPort, ScorerPort } from '../ports.ts';
@@ -29,10 +30,12 @@ export const INVALID_PATIENT_ID_CODE = 'WG_HTTP_INVALID_PATIENT_ID';
  * Returns the scorer's rejection of the patient ids in a normalized path and query (an
  * invalid id, more than 50 ids, an oversized target), or null when they parse. The live
  * proxy rejects such a request with 400 and `wardgate replay` skips it, before scoring.
+ * `patientPaths` must be the templates the scorer was created with, so that both read the
+ * same ids.
  */
-export function invalidPatientIds(path: string, query: string): ScorerError | null {
+export function invalidPatientIds(path: string, query: string, patientPaths: PatientPaths): ScorerError | null {
   try {
-    extractPatientIds(query === '' ? path : `${path}?${query}`);
+    extractPatientIds(query === '' ? path : `${path}?${query}`, patientPaths);
     return null;
   } catch (error) {
     if (isScorerError(error, 'WG_SCORER_INVALID_INPUT')) return error;

@@ -4,6 +4,7 @@ import type { Span, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
+import type { PatientPaths } from '../../scorer/features/patient-paths.ts';
 import type { AssertionSigner } from '../assertion/signer.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import { sendError } from '../enforce/responses.ts';
@@ -26,6 +27,8 @@ import { observeResponseOnFinish } from './response-observation.ts';
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
   readonly scorer: ScorerPort;
+  /** The compiled `scorer.patient_paths` that `scorer` was created with, for the 400 on an invalid patient id. */
+  readonly patientPaths: PatientPaths;
   /** Returns the policy in force; hot reload swaps what it returns between requests. */
   readonly policy: () => PolicyPort;
   readonly router: RouterPort;
@@ -148,7 +151,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   }
 
   const principal = auth.kind === 'authenticated' ? auth.principal : null;
-  const invalid = invalidPatientIds(url.pathname, url.search.slice(1));
+  const invalid = invalidPatientIds(url.pathname, url.search.slice(1), deps.patientPaths);
   if (invalid) {
     // The client sent a patient id the scorer cannot parse: a client error, never a fail mode.
     const decision = edgeDecision('block', 'request.invalid_patient_id', `${INVALID_PATIENT_ID_CODE}: ${invalid.message}`);

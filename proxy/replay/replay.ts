@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Action } from '../../policy/decision.ts';
 import type { LabelledDecision } from '../../scorer/evaluation/metrics.ts';
 import type { Contribution } from '../../scorer/types.ts';
+import { NO_PATIENT_PATHS, type PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { HttpError } from '../http/errors.ts';
 import { normalizePath } from '../http/normalize-path.ts';
 import type { Principal } from '../identity/principal.ts';
@@ -37,6 +38,8 @@ export interface SkippedRecord {
 
 export interface ReplayDependencies {
   readonly scorer: ScorerPort;
+  /** The compiled `scorer.patient_paths` that `scorer` was created with; default none (FHIR forms only). */
+  readonly patientPaths?: PatientPaths;
   readonly policy: PolicyPort;
   readonly router: RouterPort;
   readonly log: Pick<Logger, 'warn'>;
@@ -68,7 +71,7 @@ export async function replayRecords(
   const skipped: SkippedRecord[] = [];
 
   for (const record of inTimeOrder(records)) {
-    const facts = requestFacts(record, deps.router);
+    const facts = requestFacts(record, deps.router, deps.patientPaths ?? NO_PATIENT_PATHS);
     if ('reason' in facts) {
       skipped.push(facts);
       continue;
@@ -108,7 +111,7 @@ export async function replayRecords(
   return { decisions, skipped };
 }
 
-function requestFacts(record: AccessRecord, router: RouterPort): RequestFacts | SkippedRecord {
+function requestFacts(record: AccessRecord, router: RouterPort, patientPaths: PatientPaths): RequestFacts | SkippedRecord {
   let target;
   try {
     target = normalizePath(record.target, record.method);
@@ -117,7 +120,7 @@ function requestFacts(record: AccessRecord, router: RouterPort): RequestFacts | 
     return { line: record.line, reason: `path rejected as the live proxy would reject it with 400 (${error.code}): ${error.message}` };
   }
 
-  const invalid = invalidPatientIds(target.path, target.query);
+  const invalid = invalidPatientIds(target.path, target.query, patientPaths);
   if (invalid) {
     return { line: record.line, reason: `path rejected as the live proxy would reject it with 400 (${INVALID_PATIENT_ID_CODE}): ${invalid.message}` };
   }

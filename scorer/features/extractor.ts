@@ -4,12 +4,15 @@ import { ScorerError, isScorerError } from '../errors.ts';
 import type { ScoreInput } from '../types.ts';
 import { buildFeatureVector, NO_PATIENT_CARE_FACTS, type CareFacts } from './extract.ts';
 import { PatientPseudonymizer, extractPatientIds, isBulkExport } from './patient.ts';
+import { NO_PATIENT_PATHS, type PatientPaths } from './patient-paths.ts';
 
 export interface FeatureExtractorOptions {
   readonly store: BaselineStore;
   readonly pseudonymizer: PatientPseudonymizer;
   readonly careSource?: CareRelationshipSource;
   readonly utcOffsetMinutes?: number;
+  /** Compiled `scorer.patient_paths` templates that name patients besides the FHIR forms; default none. */
+  readonly patientPaths?: PatientPaths;
 }
 
 /**
@@ -22,12 +25,14 @@ export class FeatureExtractor {
   readonly #pseudonymizer: PatientPseudonymizer;
   readonly #careSource: CareRelationshipSource;
   readonly #utcOffsetMinutes: number;
+  readonly #patientPaths: PatientPaths;
 
   constructor(options: FeatureExtractorOptions) {
     this.#store = options.store;
     this.#pseudonymizer = options.pseudonymizer;
     this.#careSource = options.careSource ?? NO_CARE_SOURCE;
     this.#utcOffsetMinutes = options.utcOffsetMinutes ?? 0;
+    this.#patientPaths = options.patientPaths ?? NO_PATIENT_PATHS;
   }
 
   /**
@@ -64,7 +69,7 @@ export class FeatureExtractor {
    * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for a malformed path.
    */
   patientPseudonyms(input: ScoreInput): string[] {
-    return extractPatientIds(input.path).map((id) => this.#pseudonymizer.pseudonymize(id));
+    return extractPatientIds(input.path, this.#patientPaths).map((id) => this.#pseudonymizer.pseudonymize(id));
   }
 
   async #careFacts(input: ScoreInput, pseudonyms: readonly string[]): Promise<CareFacts> {

@@ -1,6 +1,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 
 import { ScorerError } from '../errors.ts';
+import { matchPatientPaths, NO_PATIENT_PATHS, type PatientPaths } from './patient-paths.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -18,18 +19,20 @@ export const MAX_PATH_LENGTH = 8192;
 export const MIN_PATIENT_KEY_BYTES = 32;
 
 /**
- * Extracts the FHIR patient ids a request names, in order of appearance and without
- * duplicates. Recognised forms: `/fhir/Patient/{id}`, `/fhir/Patient/{id}/...` (for example
+ * Extracts the patient ids a request names, in order of appearance and without
+ * duplicates. Recognised FHIR forms: `/fhir/Patient/{id}`, `/fhir/Patient/{id}/...` (for example
  * `$everything`), the search parameters `patient` and `subject` (also `subject:Patient`) with
  * a bare id or `Patient/{id}`, repeated or comma-separated (FHIR search OR), on other resource
  * types than Patient (on Patient they are checked but name no patient), and `_id` on a Patient
  * search. The resource type `Patient` and the
- * parameter names match in any case.
+ * parameter names match in any case. Each of `patientPaths` (`scorer.patient_paths`) that
+ * matches the path adds the segment at its `{id}` (see `matchPatientPaths`), checked like a
+ * FHIR id.
  *
  * @throws {ScorerError} `WG_SCORER_INVALID_INPUT` for an oversized path, an invalid id or
  *   more than {@link MAX_PATIENTS_PER_REQUEST} ids.
  */
-export function extractPatientIds(path: string): string[] {
+export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_PATIENT_PATHS): string[] {
   if (typeof path !== 'string') {
     throwInvalidPath(`expected a string, received ${typeof path}`);
   }
@@ -50,8 +53,11 @@ export function extractPatientIds(path: string): string[] {
   if (isPatientType && segments.length > fhirIndex + 2) {
     const id = segments[fhirIndex + 2]!;
     if (id !== '' && !id.startsWith('$') && !id.startsWith('_')) {
-      ids.add(assertPatientId(id, 'path segment after /fhir/Patient/'));
+      ids.add(assertPatientId(id, 'path segment after /fhir/Patient/', '/fhir/Patient/123'));
     }
+  }
+  for (const match of matchPatientPaths(pathname, patientPaths)) {
+    ids.add(assertPatientId(match.id, `path segment at {id} of ${match.template}`, match.template.replace('{id}', '123')));
   }
   const after = segments.slice(fhirIndex + 2);
   const searchesPatients = isPatientType && (after.length === 0 || (after.length === 1 && (after[0] === '' || after[0] === '_search')));
@@ -69,7 +75,7 @@ export function extractPatientIds(path: string): string[] {
 
       for (const reference of value.split(',')) {
         const id = reference.slice(0, 8).toLowerCase() === 'patient/' ? reference.slice('Patient/'.length) : reference;
-        const checked = assertPatientId(id, `search parameter ${name}`);
+        const checked = assertPatientId(id, `search parameter ${name}`, `${name}=Patient/123`);
         if (counted) ids.add(checked);
       }
     }
@@ -117,12 +123,13 @@ export class PatientPseudonymizer {
   }
 }
 
-function assertPatientId(id: string, source: string): string {
+/** Checks a patient id against the FHIR id syntax; `example` shows a valid request of the same form. */
+function assertPatientId(id: string, source: string, example: string): string {
   if (!FHIR_ID.test(id)) {
     throw new ScorerError(
       'WG_SCORER_INVALID_INPUT',
       `Invalid patient id in the ${source}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', ` +
-        `received ${id.length} characters. Send the id of a Patient resource, such as ${source.startsWith('search parameter') ? `${source.slice('search parameter '.length)}=Patient/123` : '/fhir/Patient/123'}.`,
+        `received ${id.length} characters. Send the id of a Patient resource, such as ${example}.`,
       { detail: { field: 'path', source } },
     );
   }

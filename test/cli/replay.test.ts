@@ -287,6 +287,48 @@ t.test('replay takes the floor settings from --config', async (t) => {
   t.ok(withoutFloor < 0.6, `usual_limit 0 turns the floor off (${withoutFloor})`);
 });
 
+t.test('replay takes patient_paths from --config', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Eight days on one patient's HTML page, then the pages of three patients nothing explains.
+  // The first record has an id that is not a FHIR id.
+  const records: Record<string, unknown>[] = [record(MONDAY + 8 * 60 * MINUTE, '/patients/x%20y')];
+  for (let day = 0; day < 8; day++) {
+    for (let minute = 0; minute < 10; minute++) records.push(record(MONDAY + day * DAY + (9 * 60 + minute) * MINUTE, '/patients/p-0001'));
+  }
+  for (const [index, patient] of ['p-0101', 'p-0102', 'p-0103'].entries()) {
+    records.push(record(MONDAY + 8 * DAY + (10 * 60 + index) * MINUTE, `/patients/${patient}`));
+  }
+  const file = writeLog(dir, records);
+  const configWith = (name: string, scorer: string) => {
+    const config = join(dir, `wardgate-${name}.yaml`);
+    writeFileSync(config, [
+      'tls: { cert: cert.pem, key: key.pem }',
+      'oidc: { issuer: https://idp.test, client_id: wardgate }',
+      `policy: ${new URL('../../policy/examples/demo.yaml', import.meta.url).pathname}`,
+      `model: ${new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname}`,
+      'routes:',
+      '  - { id: ehr, host: ehr.localhost, upstream: "http://127.0.0.1:9" }',
+      scorer,
+    ].join('\n'));
+    return config;
+  };
+
+  const withPaths = await run(['replay', file, '--config', configWith('pages', "scorer: { patient_paths: ['/patients/{id}'] }")]);
+  const withoutPaths = await run(['replay', file, '--config', configWith('default', '')]);
+  const decisionsOf = (out: string) => out.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line));
+  const withDecisions = decisionsOf(withPaths.out);
+  const withoutDecisions = decisionsOf(withoutPaths.out);
+
+  t.equal(withPaths.code, 1, 'the invalid id is skipped, so the exit status is 1');
+  t.match(withPaths.err, /line \d+: skipped: path rejected as the live proxy would reject it with 400 \(WG_HTTP_INVALID_PATIENT_ID\): Invalid patient id in the path segment at \{id\} of \/patients\/\{id\}/);
+  t.equal(withDecisions.length, 83);
+  t.ok(withDecisions.at(-1).risk >= 0.6, `the pages name the unexplained patients, so the floor flags the third (${withDecisions.at(-1).risk})`);
+  t.equal(withoutPaths.code, 0, withoutPaths.err);
+  t.equal(withoutDecisions.length, 84, 'without the setting the invalid id names no patient and is decided');
+  t.ok(withoutDecisions.at(-1).risk < 0.6, `without the setting the pages name no patient (${withoutDecisions.at(-1).risk})`);
+});
+
 t.test('replay with a custom --policy', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Decision } from '../../policy/decision.ts';
 import { invalidPatientIds, scoreAndDecide, type RequestFacts } from '../../proxy/pipeline/decide.ts';
+import { compilePatientPaths, NO_PATIENT_PATHS } from '../../scorer/features/patient-paths.ts';
 import type { PolicyPort, ScorerPort } from '../../proxy/ports.ts';
 import { ScorerError } from '../../scorer/errors.ts';
 
@@ -43,9 +44,21 @@ for (const failOpen of [true, false]) {
 }
 
 t.test('invalid patient ids are found before scoring', async (t) => {
-  const error = invalidPatientIds('/fhir/Patient/p-0061', 'subject=x%20y');
+  const error = invalidPatientIds('/fhir/Patient/p-0061', 'subject=x%20y', NO_PATIENT_PATHS);
 
   t.equal(error?.code, 'WG_SCORER_INVALID_INPUT');
   t.match(error?.message, /search parameter subject/);
-  t.equal(invalidPatientIds('/fhir/Patient/p-0061', 'subject=Patient/p-0062'), null);
+  t.equal(invalidPatientIds('/fhir/Patient/p-0061', 'subject=Patient/p-0062', NO_PATIENT_PATHS), null);
+});
+
+t.test('invalid ids in patient path templates are found', async (t) => {
+  const patientPaths = compilePatientPaths(['/patients/{id}']);
+  const error = invalidPatientIds('/patients/x%20y', 'tab=notes', patientPaths);
+
+  t.equal(error?.code, 'WG_SCORER_INVALID_INPUT');
+  t.equal(error?.status, 400);
+  t.match(error?.message, 'Invalid patient id in the path segment at {id} of /patients/{id}');
+  t.match(error?.message, 'such as /patients/123.');
+  t.equal(invalidPatientIds('/patients/p-0061', '', patientPaths), null, 'a valid id passes');
+  t.equal(invalidPatientIds('/patients/x%20y', '', NO_PATIENT_PATHS), null, 'without templates the page names no patient');
 });

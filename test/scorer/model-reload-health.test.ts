@@ -6,7 +6,6 @@ import t from 'tap';
 import { FEATURE_SCHEMA } from '../../scorer/features/schema.ts';
 import { encodeLogisticModel } from '../../scorer/model/onnx-writer.ts';
 import { Browser, rawRequest, signIn, startTestStack } from '../e2e/support.ts';
-import { SCORER_DEFAULTS } from '../../proxy/config/scorer-config.ts';
 
 const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
 const WIDTH = FEATURE_SCHEMA.names.length;
@@ -40,7 +39,7 @@ t.test('health shows the reloaded model and the last reload error', async (t) =>
   const dir = mkdtempSync(join(tmpdir(), 'wardgate-health-'));
   const modelFile = join(dir, 'model.onnx');
   copyFileSync(MODEL_PATH, modelFile);
-  const stack = await startTestStack({ modelFile, scorer: { ...SCORER_DEFAULTS, deadline_ms: 2000, reload_poll_ms: 20 } });
+  const stack = await startTestStack({ modelFile, scorer: { deadline_ms: 2000, reload_poll_ms: 20 } });
   t.teardown(async () => {
     await stack.close();
     rmSync(dir, { recursive: true, force: true });

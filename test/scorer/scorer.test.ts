@@ -130,6 +130,11 @@ t.test('scorer options are checked at start-up', async (t) => {
     code: 'WG_SCORER_INVALID_OPTION',
     detail: { option: 'unexplainedFloor.max' },
   });
+  await t.rejects(createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32), patientPaths: ['/patients'] }), {
+    code: 'WG_SCORER_INVALID_OPTION',
+    message: 'Invalid option patientPaths[0]: expected exactly one {id} segment, got 0 in "/patients"; write it like "/patients/{id}".',
+    detail: { option: 'patientPaths[0]' },
+  });
 });
 
 t.test('unexplained-access floor values', async (t) => {
@@ -374,4 +379,33 @@ t.test('recordShown ignores requests that show no record', async (t) => {
   scorer.recordShown!(shown);
   await new Promise((resolve) => setImmediate(resolve));
   t.same(updates, [{ method: 'recordShown', user: shown.user, routeId: shown.routeId }], 'a GET does, and a failure names the update, user and route');
+});
+
+t.test('patient path templates reach scoring and the history', async (t) => {
+  const store = new ForgetRecordingStore();
+  const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), patientPaths: ['/patients/{id}'] });
+  const fhirOnly = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
+  t.teardown(async () => {
+    await scorer.close();
+    await fhirOnly.close();
+  });
+  const pseudonym = new PatientPseudonymizer(Buffer.alloc(32, 3)).pseudonymize('page-1');
+
+  const page = request({ time: MONDAY + 9 * HOUR, path: '/patients/page-1' });
+  const first = await scorer.score(page);
+  scorer.recordShown!(page);
+  const read = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Patient/page-1' }));
+  const blocked = request({ time: MONDAY + 9 * HOUR + 120_000, path: '/patients/page-1/notes' });
+  await scorer.score(blocked);
+  scorer.forgetDenied!(blocked);
+  const retry = await scorer.score(request({ time: MONDAY + 9 * HOUR + 180_000, path: '/patients/page-1' }));
+  const without = await fhirOnly.score(request({ time: MONDAY + 9 * HOUR, path: '/patients/page-1' }));
+
+  t.equal(first.features.patient_access, 1, 'the page names one patient');
+  t.equal(first.features.patient_new_for_user, 1);
+  t.equal(read.features.patient_new_for_user, 0, 'recordShown of the page made the patient known to the FHIR read');
+  t.same(store.forgotten, [{ user: blocked.user, pseudonyms: [pseudonym] }], 'forgetDenied withholds the patient of the page');
+  t.equal(retry.features.patient_new_for_user, 1, 'so the next page request finds the patient new');
+  t.equal(without.features.patient_access, 0, 'without templates the page names no patient');
+  await t.rejects(scorer.score(request({ path: '/patients/bad%20id' })), { code: 'WG_SCORER_INVALID_INPUT' });
 });
