@@ -1,3 +1,4 @@
+import { NO_PATIENT_PATHS, type PatientPaths } from '../scorer/features/patient-paths.ts';
 import { PatientPseudonymizer } from '../scorer/features/patient.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
@@ -63,10 +64,16 @@ interface Part {
  */
 export class PatientTargetPseudonymizer {
   readonly #pseudonymizer: PatientPseudonymizer;
+  readonly #patientPaths: PatientPaths;
 
-  /** @throws {ScorerError} `WG_SCORER_INVALID_OPTION` when the key is shorter than 32 bytes. */
-  constructor(patientKey: Uint8Array) {
+  /**
+   * @param patientPaths the scorer's `scorer.patient_paths`, so that an id in a configured page
+   *   path is replaced as well.
+   * @throws {ScorerError} `WG_SCORER_INVALID_OPTION` when the key is shorter than 32 bytes.
+   */
+  constructor(patientKey: Uint8Array, patientPaths: PatientPaths = NO_PATIENT_PATHS) {
     this.#pseudonymizer = new PatientPseudonymizer(patientKey);
+    this.#patientPaths = patientPaths;
   }
 
   /** Returns the pseudonym of a patient id: 32 hex digits, as the scorer stores it. */
@@ -86,7 +93,7 @@ export class PatientTargetPseudonymizer {
     const rawPath = queryStart === -1 ? target : target.slice(0, queryStart);
     const rawQuery = queryStart === -1 ? null : target.slice(queryStart + 1);
 
-    const path = parsePath(rawPath);
+    const path = parsePath(rawPath, this.#patientPaths);
     const resourceIsPatient = path.resourceIsPatient;
     const parameters = path.complete && rawQuery !== null ? rawQuery.split('&').map((pair) => parseParameter(pair, resourceIsPatient)) : [];
 
@@ -154,7 +161,7 @@ interface ParsedSegment {
   readonly parts: Part[] | null;
 }
 
-function parsePath(rawPath: string): { segments: ParsedSegment[]; complete: boolean; resourceIsPatient: boolean } {
+function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: ParsedSegment[]; complete: boolean; resourceIsPatient: boolean } {
   const segments: ParsedSegment[] = [];
   let previous = '';
   let last = '';
@@ -176,7 +183,29 @@ function parsePath(rawPath: string): { segments: ParsedSegment[]; complete: bool
     segments.push({ raw, parts });
   }
 
+  markTemplateIds(segments, patientPaths);
   return { segments, complete: true, resourceIsPatient: PATIENT_SEGMENTS.has(last.toLowerCase()) };
+}
+
+/**
+ * Gives the `{id}` position of every matching `scorer.patient_paths` template the role of a
+ * patient id, as the scorer's `extractPatientIds` reads it. Literal segments match exactly, and
+ * the template may be a prefix of the path that ends at a segment boundary.
+ */
+function markTemplateIds(segments: ParsedSegment[], patientPaths: PatientPaths): void {
+  if (patientPaths.length === 0) return;
+  // The path starts with "/", so the first part is empty and the template's segments follow it.
+  const parts = segments.flatMap((segment) => segment.parts ?? []).slice(1);
+  for (const template of patientPaths) {
+    if (parts.length < template.segments.length) continue;
+    const matches = template.segments.every((literal, index) => (index === template.idIndex ? parts[index]!.text !== '' : parts[index]!.text === literal));
+    if (!matches) continue;
+    const target = parts[template.idIndex]!;
+    for (const segment of segments) {
+      const index = segment.parts?.indexOf(target) ?? -1;
+      if (index !== -1) segment.parts![index] = { text: target.text, role: idRole(target.text) };
+    }
+  }
 }
 
 interface ParsedParameter {

@@ -12,6 +12,8 @@ import { createOversight } from './break-glass/create.ts';
 import type { AuditPort, PolicyPort } from './ports.ts';
 import { openConfiguredAuditTrail } from './audit/start.ts';
 import type { WardgateConfig } from './config/config.ts';
+import { SCORER_DEFAULTS } from './config/scorer-config.ts';
+import { compilePatientPaths } from '../scorer/features/patient-paths.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
 import { createSignInHostCheck } from './identity/sign-in-hosts.ts';
@@ -69,7 +71,8 @@ export interface RunningWardgate {
  * identity, signer, router, forwarder and the TLS listener.
  */
 export async function startWardgate(config: WardgateConfig, options: StartOptions = {}): Promise<RunningWardgate> {
-  const telemetry = await startTelemetry({ config: config.telemetry, patientKey: config.patient_key, extraSpanProcessors: options.spanProcessors, extraMetricReaders: options.metricReaders });
+  const patientPaths = compilePatientPaths((config.scorer ?? SCORER_DEFAULTS).patient_paths, 'scorer.patient_paths');
+  const telemetry = await startTelemetry({ config: config.telemetry, patientKey: config.patient_key, patientPaths, extraSpanProcessors: options.spanProcessors, extraMetricReaders: options.metricReaders });
   const logger = options.logger ?? createLogger({ redactTarget: telemetry.request.redactor });
   const now = options.now ?? Date.now;
   const closers: Array<() => Promise<unknown> | void> = [() => telemetry.shutdown()];

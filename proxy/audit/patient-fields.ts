@@ -1,3 +1,4 @@
+import { NO_PATIENT_PATHS, type PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { PatientTargetPseudonymizer } from '../patient-target.ts';
 import type { AuditEntry } from '../ports.ts';
 
@@ -16,8 +17,8 @@ import type { AuditEntry } from '../ports.ts';
 export class PatientFieldPseudonymizer {
   readonly #pseudonymizer: PatientTargetPseudonymizer;
 
-  constructor(patientKey: Uint8Array) {
-    this.#pseudonymizer = new PatientTargetPseudonymizer(patientKey);
+  constructor(patientKey: Uint8Array, patientPaths: PatientPaths = NO_PATIENT_PATHS) {
+    this.#pseudonymizer = new PatientTargetPseudonymizer(patientKey, patientPaths);
   }
 
   /** Returns a copy of `entry` with patient identifiers replaced; the input is not changed. */

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { WardgateConfig } from '../config/config.ts';
+import { SCORER_DEFAULTS } from '../config/scorer-config.ts';
+import { compilePatientPaths } from '../../scorer/features/patient-paths.ts';
 import { defaultAuditConfig } from './config.ts';
 import { openAuditTrail, type AuditTrail } from './writer.ts';
 
@@ -23,6 +25,7 @@ export async function openConfiguredAuditTrail(
     maxFileBytes: audit.max_file_bytes,
     fsyncIntervalMs: audit.fsync_interval,
     patientKey: config.patient_key,
+    patientPaths: compilePatientPaths((config.scorer ?? SCORER_DEFAULTS).patient_paths, 'scorer.patient_paths'),
     now: options.now,
     logger: options.logger,
     onWrite: options.onWrite,

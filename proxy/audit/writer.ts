@@ -9,6 +9,7 @@ import { auditFileName, INSTANCE_ID_PATTERN, utcDay } from './files.ts';
 import { writeHeadState } from './head.ts';
 import { loadOrCreateSigningKeys, type AuditPublicKeys } from './keys.ts';
 import { PatientFieldPseudonymizer } from './patient-fields.ts';
+import type { PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { findChainHead, type ChainHead } from './recover.ts';
 import type { CheckpointSignatures } from './signatures.ts';
 
@@ -43,6 +44,8 @@ export interface AuditTrailOptions {
   readonly fsyncIntervalMs: number;
   /** HMAC key for patient pseudonyms; the same key the scorer uses. */
   readonly patientKey: Uint8Array;
+  /** The compiled `scorer.patient_paths`, so that ids in configured page paths are pseudonymized too. */
+  readonly patientPaths?: PatientPaths;
   /** Clock for record times and daily rotation, in milliseconds since the epoch. */
   readonly now?: () => number;
   readonly logger?: Logger;
@@ -151,7 +154,7 @@ export class AuditTrail implements AuditPort {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#signer = signer;
-    this.#pseudonymizer = new PatientFieldPseudonymizer(options.patientKey);
+    this.#pseudonymizer = new PatientFieldPseudonymizer(options.patientKey, options.patientPaths);
     this.#lockFile = lockFile;
     // When records that the head state records are missing, the chain continues from the
     // recorded head, so that no file index or sequence number of the missing records is reused.

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { WardgateConfig } from '../config/config.ts';
+import { SCORER_DEFAULTS } from '../config/scorer-config.ts';
+import { compilePatientPaths } from '../../scorer/features/patient-paths.ts';
 import type { AuditPort, IdentityPort } from '../ports.ts';
 import { BenignPatterns, ReviewQueue } from '../review/queue.ts';
 import type { KeyValueStore } from '../state/key-value-store.ts';
@@ -37,6 +39,7 @@ export function createOversight(input: {
     store: input.store,
     config,
     patientKey: input.config.patient_key,
+    patientPaths: compilePatientPaths((input.config.scorer ?? SCORER_DEFAULTS).patient_paths, 'scorer.patient_paths'),
     ...(input.redis
       ? {
           review: new ReviewQueue(input.redis, { prefix, maxLength: config.review.stream_max_length, logger: input.logger }),

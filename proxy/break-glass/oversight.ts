@@ -6,6 +6,7 @@ import type { ScoreResult } from '../../scorer/types.ts';
 import { wantsHtml } from '../enforce/responses.ts';
 import type { Principal } from '../identity/principal.ts';
 import { assertReturnTo } from '../identity/return-to.ts';
+import type { PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { PatientTargetPseudonymizer } from '../patient-target.ts';
 import type { PreparedRequest } from '../pipeline/prepare.ts';
 import type { AuditPort, AuthResult, IdentityPort, PolicyPort } from '../ports.ts';
@@ -25,6 +26,8 @@ export interface OversightOptions {
   readonly config: OversightConfig;
   /** Key of the patient pseudonyms in review and audit entries (the scorer's key). */
   readonly patientKey: Uint8Array;
+  /** The compiled `scorer.patient_paths`, so that ids in configured page paths are pseudonymized too. */
+  readonly patientPaths?: PatientPaths;
   /** Absent when Wardgate runs on the in-process store; nothing is queued then. */
   readonly review?: ReviewQueue;
   readonly benign?: BenignPatterns;
@@ -77,7 +80,7 @@ export class Oversight {
   constructor(options: OversightOptions) {
     this.options = options;
     this.store = new OversightStore(options.store);
-    this.pseudonymizer = new PatientTargetPseudonymizer(options.patientKey);
+    this.pseudonymizer = new PatientTargetPseudonymizer(options.patientKey, options.patientPaths);
   }
 
   /** Number of review entries lost to Redis failures since start-up. */

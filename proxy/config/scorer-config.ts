@@ -25,8 +25,7 @@ export interface ScorerRuntimeConfig {
   /**
    * Path templates of pages that name a patient besides the FHIR forms, such as
    * `/patients/{id}`; empty by default. A template also matches longer paths that start with it.
-   * NOTE: the audit trail, spans and logs (`proxy/patient-target.ts`) do not read these
-   * templates, so an id under a segment other than `Patient` or `patients` is recorded in clear.
+   * The audit trail, spans, logs and the review queue replace the ids it finds with pseudonyms.
    */
   readonly patient_paths: readonly string[];
 }

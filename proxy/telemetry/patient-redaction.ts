@@ -1,3 +1,4 @@
+import { NO_PATIENT_PATHS, type PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { PatientTargetPseudonymizer } from '../patient-target.ts';
 
 /** Longest redacted path or query kept in a span attribute or a log line. */
@@ -12,8 +13,8 @@ export class PatientPathRedactor {
   readonly #pseudonymizer: PatientTargetPseudonymizer;
 
   /** @throws {ScorerError} `WG_SCORER_INVALID_OPTION` when the key is shorter than 32 bytes. */
-  constructor(patientKey: Uint8Array) {
-    this.#pseudonymizer = new PatientTargetPseudonymizer(patientKey);
+  constructor(patientKey: Uint8Array, patientPaths: PatientPaths = NO_PATIENT_PATHS) {
+    this.#pseudonymizer = new PatientTargetPseudonymizer(patientKey, patientPaths);
   }
 
   /** Returns what replaces `patientId` in a redacted target: `~` and its pseudonym. */

@@ -7,6 +7,7 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { DEFAULT_TELEMETRY_CONFIG, type TelemetryConfig } from './config.ts';
 import { createMetrics, type WardgateMetrics } from './metrics.ts';
 import { parseOtelEnv, type OtelSettings } from './otel-env.ts';
+import type { PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { PatientPathRedactor } from './patient-redaction.ts';
 import { startPrometheusEndpoint, type PrometheusEndpoint } from './prometheus.ts';
 import type { RequestTelemetry } from './server-span.ts';
@@ -20,6 +21,8 @@ export interface TelemetryOptions {
   readonly config?: TelemetryConfig;
   /** HMAC key for patient pseudonyms in paths; without it paths are left out of spans. */
   readonly patientKey?: Uint8Array;
+  /** The compiled `scorer.patient_paths`, so that ids in configured page paths are redacted too. */
+  readonly patientPaths?: PatientPaths;
   readonly extraSpanProcessors?: readonly SpanProcessor[];
   readonly extraMetricReaders?: readonly IMetricReader[];
 }
@@ -53,7 +56,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
   const settings = parseOtelEnv(options.env ?? process.env);
   const config = options.config ?? DEFAULT_TELEMETRY_CONFIG;
   const trustedHops = new TrustedHops(config.trusted_hops);
-  const redactor = options.patientKey && options.patientKey.byteLength > 0 ? new PatientPathRedactor(options.patientKey) : null;
+  const redactor = options.patientKey && options.patientKey.byteLength > 0 ? new PatientPathRedactor(options.patientKey, options.patientPaths) : null;
   const resource = resourceFromAttributes({ ...settings.resourceAttributes, [ATTR_SERVICE_NAME]: settings.serviceName });
 
   const prometheus = config.prometheus ? await startPrometheusEndpoint(config.prometheus.host, config.prometheus.port) : null;

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { PatientTargetPseudonymizer, REDACTED } from '../../proxy/patient-target.ts';
+import { compilePatientPaths } from '../../scorer/features/patient-paths.ts';
 import { PATIENT_KEY } from './helpers.ts';
 
 const pseudonymizer = new PatientTargetPseudonymizer(PATIENT_KEY);
@@ -82,4 +83,21 @@ t.test('other values are dropped on request', async (t) => {
 
 t.test('non-string target gives an empty target', async (t) => {
   t.same(pseudonymizer.pseudonymizeTarget(undefined as unknown as string), { target: '', patients: [], redacted: false });
+});
+
+t.test('configured page paths are pseudonymized like the scorer reads them', async (t) => {
+  const withPaths = new PatientTargetPseudonymizer(PATIENT_KEY, compilePatientPaths(['/pacs/viewer/{id}/series']));
+  const cases: Array<[string, string, string[]]> = [
+    ['/pacs/viewer/p-0201/series', `/pacs/viewer/${token('p-0201')}/series`, ['p-0201']],
+    ['/pacs/viewer/p-0202/series/4?frame=p-0202', `/pacs/viewer/${token('p-0202')}/series/4?frame=${token('p-0202')}`, ['p-0202']],
+    ['/pacs/viewer/p-0203/studies', '/pacs/viewer/p-0203/studies', []],
+    ['/pacs/viewer/bad%20id/series', `/pacs/viewer/${REDACTED}/series`, []],
+  ];
+
+  for (const [raw, recorded, ids] of cases) {
+    const result = withPaths.pseudonymizeTarget(raw);
+    t.equal(result.target, recorded, raw);
+    t.same(result.patients, ids.map((id) => pseudonymizer.pseudonym(id)), `${raw}: patients`);
+  }
+  t.equal(pseudonymizer.pseudonymizeTarget('/pacs/viewer/p-0201/series').target, '/pacs/viewer/p-0201/series', 'without the setting the id is not recognised');
 });

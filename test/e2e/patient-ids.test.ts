@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger } from '../../proxy/telemetry/logger.ts';
 import { PatientPathRedactor } from '../../proxy/telemetry/patient-redaction.ts';
+import { compilePatientPaths } from '../../scorer/features/patient-paths.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { readLines, temporaryDir, trailFiles } from '../audit/helpers.ts';
 import { Browser, rawRequest, signIn, startTestStack } from './support.ts';
@@ -19,7 +20,11 @@ const TARGETS = [
   '/fhir/patient/p-0118',
   '/patients/p-0110',
   '/patients/p-0150%2F',
+  '/pacs/viewer/p-0141/series',
 ];
+
+/** The demo's page template plus one that no built-in rule recognises, as `scorer.patient_paths`. */
+const PATIENT_PATHS = ['/patients/{id}', '/pacs/viewer/{id}/series'];
 
 const CLEAR_ID = /p-01\d\d|p%2D01|%70-01/;
 
@@ -36,8 +41,8 @@ t.test('patient ids stay out of audit, spans and logs', async (t) => {
   // The stack's patient key is known only once it runs, so the log redactor is set then.
   let redactor: PatientPathRedactor | null = null;
   const logger = createLogger({ level: 'info', destination, redactTarget: { redactTarget: (target) => (redactor ? redactor.redactTarget(target) : '~no-redactor') } });
-  const stack = await startTestStack({ stateDir: state.dir, logger });
-  redactor = new PatientPathRedactor(stack.config.patient_key);
+  const stack = await startTestStack({ stateDir: state.dir, logger, scorer: { patient_paths: PATIENT_PATHS } });
+  redactor = new PatientPathRedactor(stack.config.patient_key, compilePatientPaths(PATIENT_PATHS));
   let closed = false;
   t.teardown(() => (closed ? undefined : stack.close()));
 
@@ -70,7 +75,7 @@ t.test('patient ids stay out of audit, spans and logs', async (t) => {
 
   const decisions = trailFiles(auditDir).flatMap((name) => readLines(path.join(auditDir, name)).map((line) => JSON.parse(line))).filter((record) => record.kind === 'decision');
   const pseudonymizer = new PatientPseudonymizer(stack.config.patient_key);
-  for (const id of ['p-0103', 'p-0113', 'p-0131', 'p-0132', 'p-0108', 'p-0106', 'p-0118', 'p-0110']) {
+  for (const id of ['p-0103', 'p-0113', 'p-0131', 'p-0132', 'p-0108', 'p-0106', 'p-0118', 'p-0110', 'p-0141']) {
     t.ok(decisions.some((record) => Array.isArray(record.patients) && record.patients.includes(pseudonymizer.pseudonymize(id))), `the record of ${id} lists its pseudonym`);
   }
 
