@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { REDACTED } from '../patient-target.ts';
 import type { Decision } from '../../policy/decision.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
 import type { Principal } from '../identity/principal.ts';
@@ -40,7 +41,9 @@ export function auditRequest(audit: AuditPort | undefined, req: IncomingMessage,
         host: prepared?.host ?? String(req.headers.host ?? '').slice(0, 255),
         routeId: route?.id ?? null,
         method: req.method ?? '',
-        path: prepared ? prepared.url.pathname + prepared.url.search : String(req.url ?? '').slice(0, 8192),
+        // A target that failed normalization is not recorded: its odd segments could put a patient
+        // id where the pseudonymizer does not look for one. The reason code says why it failed.
+        path: prepared ? prepared.url.pathname + prepared.url.search : REDACTED,
         decision: facts.decision,
         result: facts.result ?? null,
         policyHash: facts.policyHash,

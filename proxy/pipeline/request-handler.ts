@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { REDACTED } from '../patient-target.ts';
 import type { TLSSocket } from 'node:tls';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
@@ -86,9 +87,9 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
     prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies);
   }
   if (!prepared.ok) {
-    annotateTarget(span, req.url ?? '', null);
-    const target = deps.telemetry?.redactor?.redactTarget(req.url ?? '').slice(0, 200);
-    log.info({ code: prepared.code, ...(target === undefined ? {} : { target }) }, 'request rejected before routing');
+    // The target failed normalization, so spans, logs and the audit trail record none of it.
+    annotateTarget(span, REDACTED, null);
+    log.info({ code: prepared.code, target: REDACTED }, 'request rejected before routing');
     auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', 'request.invalid', prepared.code) });
     // A request whose framing was in doubt leaves the connection unusable for another request.
     const headers: Record<string, string> = prepared.status === 405 ? { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } : { connection: 'close' };

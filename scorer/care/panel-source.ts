@@ -101,7 +101,7 @@ export function parsePanel(text: string, source: string, pseudonymizer: PatientP
   const practitionerSection = root.practitioners ?? {};
   if (!isRecord(practitionerSection)) throwInvalid(source, `practitioners: expected a mapping from user to a list of patient ids, found ${describe(practitionerSection)}`);
   for (const [user, ids] of Object.entries(practitionerSection)) {
-    if (!Array.isArray(ids)) throwInvalid(source, `practitioners.${user}: expected a list of patient ids, found ${describe(ids)}`);
+    if (!Array.isArray(ids)) throwInvalid(source, `practitioners.${user}: expected a list of patient ids, found ${typeof ids === 'string' ? 'a string' : describe(ids)}`);
     const pseudonyms = ids.map((id, index) => pseudonymizer.pseudonymize(assertPatientId(id, source, `practitioners.${user}[${index}]`)));
     practitioners.set(user, Object.freeze(new Set(pseudonyms)));
   }
@@ -109,19 +109,22 @@ export function parsePanel(text: string, source: string, pseudonymizer: PatientP
   const flags = new Map<string, PatientFlags>();
   const patientSection = root.patients ?? {};
   if (!isRecord(patientSection)) throwInvalid(source, `patients: expected a mapping from patient id to { vip, employee }, found ${describe(patientSection)}`);
-  for (const [id, entry] of Object.entries(patientSection)) {
-    assertPatientId(id, source, `patients key ${JSON.stringify(id)}`);
-    flags.set(pseudonymizer.pseudonymize(id), readFlags(entry, source, `patients.${id}`));
+  // Messages name an entry by its position, never by its patient id, because they reach logs and the health endpoint.
+  for (const [position, [id, entry]] of Object.entries(patientSection).entries()) {
+    const where = `patients entry ${position + 1}`;
+    assertPatientId(id, source, `${where}, its key`);
+    flags.set(pseudonymizer.pseudonymize(id), readFlags(entry, source, where));
   }
 
   let stays: Map<string, readonly Stay[]> | null = null;
   if (root.stays !== undefined) {
     if (!isRecord(root.stays)) throwInvalid(source, `stays: expected a mapping from patient id to a list of [start, end] pairs, found ${describe(root.stays)}`);
     stays = new Map();
-    for (const [id, list] of Object.entries(root.stays)) {
-      assertPatientId(id, source, `stays key ${JSON.stringify(id)}`);
-      if (!Array.isArray(list)) throwInvalid(source, `stays.${id}: expected a list of [start, end] pairs, found ${describe(list)}`);
-      stays.set(pseudonymizer.pseudonymize(id), Object.freeze(list.map((pair, index) => readStay(pair, source, `stays.${id}[${index}]`))));
+    for (const [position, [id, list]] of Object.entries(root.stays).entries()) {
+      const where = `stays entry ${position + 1}`;
+      assertPatientId(id, source, `${where}, its key`);
+      if (!Array.isArray(list)) throwInvalid(source, `${where}: expected a list of [start, end] pairs, found ${describe(list)}`);
+      stays.set(pseudonymizer.pseudonymize(id), Object.freeze(list.map((pair, index) => readStay(pair, source, `${where}, stay ${index + 1}`))));
     }
   }
 
@@ -334,16 +337,16 @@ function readFlags(entry: unknown, source: string, where: string): PatientFlags 
   }
   const vip = entry.vip ?? false;
   const employee = entry.employee ?? false;
-  if (typeof vip !== 'boolean') throwInvalid(source, `${where}.vip: expected true or false, found ${describe(vip)}`);
-  if (typeof employee !== 'boolean') throwInvalid(source, `${where}.employee: expected true or false, found ${describe(employee)}`);
+  if (typeof vip !== 'boolean') throwInvalid(source, `${where}, vip: expected true or false, found ${describe(vip)}`);
+  if (typeof employee !== 'boolean') throwInvalid(source, `${where}, employee: expected true or false, found ${describe(employee)}`);
 
   return Object.freeze({ vip, employee });
 }
 
 function readStay(pair: unknown, source: string, where: string): Stay {
   if (!Array.isArray(pair) || pair.length !== 2) throwInvalid(source, `${where}: expected [start, end] with RFC 3339 times and null for an open stay, found ${describe(pair)}`);
-  const start = readTime(pair[0], source, `${where}[0]`);
-  const end = pair[1] === null ? Number.POSITIVE_INFINITY : readTime(pair[1], source, `${where}[1]`);
+  const start = readTime(pair[0], source, `${where}, start`);
+  const end = pair[1] === null ? Number.POSITIVE_INFINITY : readTime(pair[1], source, `${where}, end`);
   if (end <= start) throwInvalid(source, `${where}: the end ${JSON.stringify(pair[1])} is not after the start ${JSON.stringify(pair[0])}`);
 
   return Object.freeze([start, end] as const);
@@ -378,7 +381,8 @@ function readTime(value: unknown, source: string, where: string): number {
 
 function assertPatientId(id: unknown, source: string, where: string): string {
   if (typeof id !== 'string' || !FHIR_ID.test(id)) {
-    throwInvalid(source, `${where}: expected a FHIR patient id (1 to 64 characters of A-Z, a-z, 0-9, '-' or '.'), found ${describe(id)}`);
+    // The value is not quoted: a wrong entry may hold a patient's name or another identifier.
+    throwInvalid(source, `${where}: expected a FHIR patient id (1 to 64 characters of A-Z, a-z, 0-9, '-' or '.'), found ${typeof id === 'string' ? `a string of ${id.length} characters that is not one` : describe(id)}`);
   }
 
   return id;

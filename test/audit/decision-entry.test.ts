@@ -54,11 +54,11 @@ t.test('fail modes are recorded with their mode', async (t) => {
   t.match(entries[1], { action: 'allow', fail_mode: { dependency: 'scorer', mode: 'open' }, model_version: null, top: [] });
 });
 
-t.test('request rejected before routing uses the raw request', async (t) => {
+t.test('request rejected before routing records no target', async (t) => {
   const { port, entries } = capture();
   const rejected: PreparedRequest = { ok: false, status: 400, code: 'WG_HTTP_BAD_PATH', message: 'bad' };
   auditRequest(port, req, { traceId: 'd'.repeat(32), tls, prepared: rejected, decision: edgeDecision('block', 'request.invalid', 'WG_HTTP_BAD_PATH') });
-  t.match(entries[0], { route: null, client: { ip: '10.1.2.3' }, host: 'ehr.example', path: '/fhir/Patient/p-1?_format=json', reasons: ['WG_HTTP_BAD_PATH'] });
+  t.match(entries[0], { route: null, client: { ip: '10.1.2.3' }, host: 'ehr.example', path: '~redacted', reasons: ['WG_HTTP_BAD_PATH'] });
 });
 
 t.test('no audit port is a no-op', async (t) => {

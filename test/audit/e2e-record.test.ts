@@ -72,7 +72,7 @@ t.test('one record per decided request with pseudonymised patients', async (t) =
   const pageRecord = decisions.find((record) => typeof record.path === 'string' && record.path.startsWith('/patients/'));
   t.equal(pageRecord?.path, `/patients/~${pseudonym}`);
   t.match(decisions.find((record) => record.rule === 'auth.rejected'), { action: 'block', principal: null });
-  t.match(decisions.find((record) => record.rule === 'request.invalid'), { action: 'block', route: null, reasons: ['WG_HTTP_BAD_PATH'], path: `/fhir/Patient/~${new PatientPseudonymizer(stack.config.patient_key).pseudonymize('p-0005')}%2Fx` });
+  t.match(decisions.find((record) => record.rule === 'request.invalid'), { action: 'block', route: null, reasons: ['WG_HTTP_BAD_PATH'], path: '~redacted' });
 
   t.match(decisions.find((record) => record.path === '/ws'), { action: 'block', rule: 'auth.login_required', principal: null, reasons: ['WG_AUTH_REQUIRED'] });
 
