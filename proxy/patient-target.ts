@@ -1,4 +1,4 @@
-import { NO_PATIENT_PATHS, type PatientPaths } from '../scorer/features/patient-paths.ts';
+import { literalMatches, NO_PATIENT_PATHS, type PatientPaths } from '../scorer/features/patient-paths.ts';
 import { PatientPseudonymizer } from '../scorer/features/patient.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
@@ -189,8 +189,9 @@ function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: Par
 
 /**
  * Gives the `{id}` position of every matching `scorer.patient_paths` template the role of a
- * patient id, as the scorer's `extractPatientIds` reads it. Literal segments match exactly, and
- * the template may be a prefix of the path that ends at a segment boundary.
+ * patient id, as the scorer's `extractPatientIds` reads it. Literal segments match as
+ * `literalMatches` says, and the template may be a prefix of the path that ends at a segment
+ * boundary.
  */
 function markTemplateIds(segments: ParsedSegment[], patientPaths: PatientPaths): void {
   if (patientPaths.length === 0) return;
@@ -198,7 +199,7 @@ function markTemplateIds(segments: ParsedSegment[], patientPaths: PatientPaths):
   const parts = segments.flatMap((segment) => segment.parts ?? []).slice(1);
   for (const template of patientPaths) {
     if (parts.length < template.segments.length) continue;
-    const matches = template.segments.every((literal, index) => (index === template.idIndex ? parts[index]!.text !== '' : parts[index]!.text === literal));
+    const matches = template.segments.every((literal, index) => (index === template.idIndex ? parts[index]!.text !== '' : literalMatches(parts[index]!.text, literal)));
     if (!matches) continue;
     const target = parts[template.idIndex]!;
     for (const segment of segments) {

@@ -84,9 +84,10 @@ export function compilePatientPaths(templates: readonly string[], option = 'pati
 /**
  * Matches a path (without the query) against the templates and returns the id and template of
  * each match, in template order. A template matches when the path has at least as many segments,
- * every literal segment is equal (case-sensitive) and the segment at `{id}` is not empty. The
- * path may go on after the template, so `/patients/{id}` also matches `/patients/p-1/notes`.
- * The id is the raw segment and is not checked here.
+ * every literal segment is equal and the segment at `{id}` is not empty. The path may go on
+ * after the template, so `/patients/{id}` also matches `/patients/p-1/notes`. The id is the raw
+ * segment and is not checked here. Literal segments match in any letter case and without
+ * `;` path parameters (see {@link literalMatches}).
  */
 export function matchPatientPaths(pathname: string, templates: PatientPaths): Array<{ readonly id: string; readonly template: string }> {
   if (templates.length === 0) return [];
@@ -96,12 +97,24 @@ export function matchPatientPaths(pathname: string, templates: PatientPaths): Ar
   for (const template of templates) {
     if (segments.length < template.segments.length) continue;
 
-    const literalsMatch = template.segments.every((segment, index) => index === template.idIndex || segments[index] === segment);
+    const literalsMatch = template.segments.every((segment, index) => index === template.idIndex || literalMatches(segments[index]!, segment));
     const id = segments[template.idIndex]!;
     if (literalsMatch && id !== '') matches.push({ id, template: template.template });
   }
 
   return matches;
+}
+
+/**
+ * Returns whether a path segment matches a template's literal segment. Letter case and `;`
+ * path parameters are ignored, because some upstream frameworks route `/PACS/viewer;v=1/...`
+ * like `/pacs/viewer/...`. A patient page must not escape the template that way.
+ */
+export function literalMatches(pathSegment: string, literal: string): boolean {
+  const semicolon = pathSegment.indexOf(';');
+  const bare = semicolon === -1 ? pathSegment : pathSegment.slice(0, semicolon);
+
+  return bare.toLowerCase() === literal.toLowerCase();
 }
 
 function throwInvalidTemplates(option: string, message: string): never {

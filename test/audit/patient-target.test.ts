@@ -91,6 +91,7 @@ t.test('configured page paths are pseudonymized like the scorer reads them', asy
     ['/pacs/viewer/p-0201/series', `/pacs/viewer/${token('p-0201')}/series`, ['p-0201']],
     ['/pacs/viewer/p-0202/series/4?frame=p-0202', `/pacs/viewer/${token('p-0202')}/series/4?frame=${token('p-0202')}`, ['p-0202']],
     ['/pacs/viewer/p-0203/studies', '/pacs/viewer/p-0203/studies', []],
+    ['/PACS/viewer;v=1/p-0204/series', `/PACS/viewer;v=1/${token('p-0204')}/series`, ['p-0204']],
     ['/pacs/viewer/bad%20id/series', `/pacs/viewer/${REDACTED}/series`, []],
   ];
 

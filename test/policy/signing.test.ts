@@ -75,7 +75,7 @@ t.test('signed policy loads with signing required', async (t) => {
   t.equal(signature.version, 1);
   t.equal(signature.digest, 'sha512');
   const loaded = await loadPolicyFile(policy, { signing: verification });
-  t.equal(loaded.ruleIds.length, 10);
+  t.equal(loaded.ruleIds.length, 11);
 });
 
 t.test('missing signature rejected', async (t) => {

@@ -19,7 +19,7 @@ t.test('validate prints OK line for a valid file', async (t) => {
   const code = await runPolicyValidate([DEMO], out, err);
 
   t.equal(code, 0);
-  t.equal(out.text, `OK ${DEMO} (10 rules, sha256 ${hash})\n`);
+  t.equal(out.text, `OK ${DEMO} (11 rules, sha256 ${hash})\n`);
   t.equal(err.text, '');
 });
 
@@ -48,7 +48,7 @@ t.test('validate reports every file and every issue', async (t) => {
   const code = await runPolicyValidate([bad, DEMO, missing], out, err);
 
   t.equal(code, 1);
-  t.match(out.text, /^OK policy\/examples\/demo\.yaml \(10 rules, sha256 [0-9a-f]{64}\)\n$/);
+  t.match(out.text, /^OK policy\/examples\/demo\.yaml \(11 rules, sha256 [0-9a-f]{64}\)\n$/);
   t.equal(err.text, [
     `${bad}:3:5: rule a: the key "action" in rule #1, got no such key [WG_POLICY_MISSING_KEY]`,
     `${bad}:4:5: rule a: one of the keys id, description, match, when, action, reason, step_up, break_glass in rule #1 (did you mean "action"?), got "acton" [WG_POLICY_UNKNOWN_KEY]`,

@@ -21,10 +21,13 @@ t.test('template leaves other paths alone', async (t) => {
   t.same(extractPatientIds('/app/main.js', PAGES), []);
 });
 
-t.test('template literals are case-sensitive', async (t) => {
-  t.same(extractPatientIds('/Patients/p-0001', PAGES), []);
-  t.same(extractPatientIds('/PATIENTS/p-0001', PAGES), []);
+t.test('template literals ignore case and path parameters', async (t) => {
+  t.same(extractPatientIds('/Patients/p-0001', PAGES), ['p-0001']);
+  t.same(extractPatientIds('/PATIENTS/p-0001', PAGES), ['p-0001']);
+  t.same(extractPatientIds('/patients;v=1/p-0001', PAGES), ['p-0001'], 'a ; parameter on a literal segment');
   t.same(extractPatientIds('/patients/P-0001', PAGES), ['P-0001'], 'the id keeps its case');
+  t.same(extractPatientIds('/patientsx/p-0001', PAGES), [], 'a longer segment does not match');
+  t.throws(() => extractPatientIds('/patients/p-0001;v=1', PAGES), { code: 'WG_SCORER_INVALID_INPUT' }, 'a ; inside the id is an invalid id');
 });
 
 t.test('template with a segment after {id}', async (t) => {
