@@ -37,7 +37,7 @@ const contexts = [
   context(['records'], '/fhir/Observation/1', 0.3),
   context(['nurses', 'clinicians'], '/fhir/Patient/1', 0.7),
 ];
-measure('demo policy (11 rules, 6 with when)', demo, contexts);
+measure('demo policy (11 rules, 5 with when)', demo, contexts);
 
 const rules = Array.from({ length: 40 }, (_, i) => `  - id: r${i}
     match: { routes: [ehr], groups: [group-${i}], paths: ["/app-${i}/**"] }
