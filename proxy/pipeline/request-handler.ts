@@ -164,7 +164,6 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   }
   const now = deps.now();
   const { decision, scored, context, outcome } = await evaluate(deps, req, prepared, auth, tls, now, log);
-  if (principal && scored.result) observeResponseOnFinish(res, deps.scorer, { user: principal.subject, groups: principal.groups, time: now, routeId: route.id });
   record(span, principal, route, decision, scored.result, scored.failedDependency);
   if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
   auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
@@ -177,8 +176,17 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   if (enforced === null) return;
   // Once the upstream responds, the request's patients count as known to the user. A request
   // that was blocked, only stepped up or failed upstream leaves its new patients unexplained.
-  const shownInput = scored.result === null ? undefined : scored.input;
-  const onUpstreamResponse = shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput);
+  // Only the upstream's responses feed the response-side features (bytes, 403 and 404), as in
+  // training and replay, where every status is the application's. Wardgate's own block and
+  // step-up responses would otherwise raise denied_hour and make the next block likelier.
+  const shownInput = principal && scored.result !== null ? scored.input : undefined;
+  const onUpstreamResponse =
+    shownInput === undefined
+      ? undefined
+      : () => {
+          deps.scorer.recordShown?.(shownInput);
+          observeResponseOnFinish(res, deps.scorer, { user: principal!.subject, groups: principal!.groups, time: now, routeId: route.id });
+        };
   await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span, onUpstreamResponse);
 }
 

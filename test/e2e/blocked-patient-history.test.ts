@@ -111,3 +111,19 @@ t.test('WebSocket upgrades withhold or show their patients', async (t) => {
   t.match(allowed, / 404 /, 'the upstream responded to the allowed upgrade');
   t.equal(afterUpgrade.patientNew, 0, 'so its patient counts as shown');
 });
+
+t.test('only the upstream responses count as denied', async (t) => {
+  verdicts.set('/fhir/Patient/p-0016', 'block');
+  const blocked = await open('/fhir/Patient/p-0016');
+  const afterBlock = await open('/fhir/Patient/p-0001');
+  const deniedAfterBlock = contexts.at(-1)?.features.denied_hour;
+  const missing = await open('/fhir/Patient/p-9999');
+  await open('/fhir/Patient/p-0001');
+  const deniedAfterMissing = contexts.at(-1)?.features.denied_hour;
+
+  t.equal(blocked.status, 403);
+  t.equal(afterBlock.status, 200);
+  t.equal(missing.status, 404, 'the upstream has no such patient');
+  t.equal(deniedAfterBlock, 0, "Wardgate's own 403 pages count as no denied response");
+  t.ok(deniedAfterMissing! > 0, `the upstream's 404 raises denied_hour (${deniedAfterMissing})`);
+});
