@@ -189,8 +189,8 @@ function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: Par
 
 /**
  * Gives the `{id}` position of every matching `scorer.patient_paths` template the role of a
- * patient id, as the scorer's `extractPatientIds` reads it. Literal segments match as
- * `literalMatches` says, and the template may be a prefix of the path that ends at a segment
+ * patient id, as the scorer's `extractPatientIds` reads it. Literal segments match by
+ * `literalMatches`, and the template may be a prefix of the path that ends at a segment
  * boundary.
  */
 function markTemplateIds(segments: ParsedSegment[], patientPaths: PatientPaths): void {

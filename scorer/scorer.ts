@@ -69,8 +69,8 @@ export interface Scorer {
    * Records that the upstream responded to a scored request, so that its patients count as known
    * to the user from now on (`BaselineStore.showPatients`). Until this call a patient the user
    * never opened before stays new for every request, and unexplained unless care or the census
-   * explains them: requests in flight at the same time, and a retry of a request that was only
-   * stepped up, find no explanation in the history. A HEAD or OPTIONS request shows no record,
+   * explains them. So requests in flight at the same time, and a retry of a request that was
+   * only stepped up, find no explanation in the history. A HEAD or OPTIONS request shows no record,
    * so it records nothing. Fire-and-forget: it returns at once, and errors go to
    * `onResponseError`, never to the caller.
    */

@@ -41,8 +41,8 @@ export function auditRequest(audit: AuditPort | undefined, req: IncomingMessage,
         host: prepared?.host ?? String(req.headers.host ?? '').slice(0, 255),
         routeId: route?.id ?? null,
         method: req.method ?? '',
-        // A target that failed normalization is not recorded: its odd segments could put a patient
-        // id where the pseudonymizer does not look for one. The reason code says why it failed.
+        // A target that failed normalization is not recorded, because its odd segments could put a
+        // patient id where the pseudonymizer does not look for one. The reason code gives the cause.
         path: prepared ? prepared.url.pathname + prepared.url.search : REDACTED,
         decision: facts.decision,
         result: facts.result ?? null,

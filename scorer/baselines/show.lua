@@ -5,13 +5,13 @@
 --
 -- KEYS: 1 patient history sorted set
 -- ARGV: 1 UTC day, 2.. patient pseudonyms
-local shown = 0
+local promoted = 0
 for i = 2, #ARGV do
   -- The history member is the pseudonym's first 16 bytes, as in observe.lua.
   local member = string.sub(ARGV[i], 1, 16)
   if tonumber(redis.call('ZSCORE', KEYS[1], member) or 0) == -2 then
     redis.call('ZADD', KEYS[1], ARGV[1], member)
-    shown = shown + 1
+    promoted = promoted + 1
   end
 end
-return shown
+return promoted

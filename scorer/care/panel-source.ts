@@ -178,7 +178,7 @@ export async function watchPanelFile(file: string, pseudonymizer: PatientPseudon
   const reload = async () => {
     if (closed) return;
     if (readPending) {
-      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (an earlier read has not returned after ${readTimeoutMs} ms); check the file system that holds ${setting}. The file is read again when that read returns.`));
+      fail(new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Reading the care panel file ${file} failed: an earlier read has not returned after ${readTimeoutMs} ms. Check the file system that holds ${setting}. The file is read again when that read returns.`));
       return;
     }
 
@@ -316,7 +316,7 @@ async function settleWithin<T>(work: Promise<T>, ms: number): Promise<T | typeof
 }
 
 function readTimedOut(file: string, timeoutMs: number, setting: string): CareSourceError {
-  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Cannot read the care panel file ${file} (timed out after ${timeoutMs} ms); check the file system that holds ${setting}.`);
+  return new CareSourceError('WG_CARE_PANEL_NOT_FOUND', `Reading the care panel file ${file} timed out after ${timeoutMs} ms. Check the file system that holds ${setting}.`);
 }
 
 /** Returns the sections that had entries in `previous` and have none in `next`. */

@@ -1,30 +1,10 @@
 import t from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import type { PolicyPort } from '../../proxy/ports.ts';
-import type { AccessRecord } from '../../proxy/replay/access-log.ts';
 import { replayRecords } from '../../proxy/replay/replay.ts';
-import { createRouter } from '../../proxy/routing/router.ts';
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
 import { createScorer } from '../../scorer/scorer.ts';
-
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
-const MONDAY_NOON = Date.UTC(2025, 2, 3, 12);
-
-function record(line: number, target: string): AccessRecord {
-  return {
-    line,
-    time: MONDAY_NOON + line * 60_000,
-    user: 'demo-physician',
-    groups: ['physicians', 'clinicians'],
-    ip: '10.20.1.17',
-    userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/133.0',
-    method: 'GET',
-    host: 'ehr.localhost',
-    target,
-    status: 200,
-    bytes: 1800,
-  };
-}
+import { ehrRouter, MODEL_PATH, record } from './replay-helpers.ts';
 
 t.test('replay withholds blocked patients', async (t) => {
   const contexts: DecisionContext[] = [];
@@ -39,9 +19,7 @@ t.test('replay withholds blocked patients', async (t) => {
   };
   const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 7) });
   t.teardown(() => scorer.close());
-  const router = createRouter([
-    { id: 'ehr', host: 'ehr.localhost', path_prefix: '/', upstream: 'http://127.0.0.1:9000', sensitivity: 'normal', fail_mode: { redis: 'closed', scorer: 'closed', idp: 'closed' } },
-  ]);
+  const router = ehrRouter();
   const records = [
     record(1, '/fhir/Patient/p-0011'),
     record(2, '/fhir/Patient/p-0011'),
@@ -73,9 +51,7 @@ t.test('replay counts a stepped-up record as completed', async (t) => {
   };
   const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 7) });
   t.teardown(() => scorer.close());
-  const router = createRouter([
-    { id: 'ehr', host: 'ehr.localhost', path_prefix: '/', upstream: 'http://127.0.0.1:9000', sensitivity: 'normal', fail_mode: { redis: 'closed', scorer: 'closed', idp: 'closed' } },
-  ]);
+  const router = ehrRouter();
   const records = [record(1, '/fhir/Patient/p-0021'), record(2, '/fhir/Patient/p-0021'), record(3, '/fhir/Patient/p-0022'), record(4, '/fhir/Patient/p-0022')];
 
   const outcome = await replayRecords(records, { scorer, policy, router, log: { warn: () => {} } }, () => {});

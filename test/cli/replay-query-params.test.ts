@@ -2,14 +2,10 @@ import t from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import { compilePolicy } from '../../policy/index.ts';
 import type { PolicyPort } from '../../proxy/ports.ts';
-import type { AccessRecord } from '../../proxy/replay/access-log.ts';
 import { replayRecords, type ReplayedDecision } from '../../proxy/replay/replay.ts';
-import { createRouter } from '../../proxy/routing/router.ts';
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
 import { createScorer } from '../../scorer/scorer.ts';
-
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
-const MONDAY_NOON = Date.UTC(2025, 2, 3, 12);
+import { ehrRouter, MODEL_PATH, record } from './replay-helpers.ts';
 
 const POLICY = `version: 1
 rules:
@@ -19,22 +15,6 @@ rules:
   - id: rest
     action: allow
 `;
-
-function record(line: number, target: string): AccessRecord {
-  return {
-    line,
-    time: MONDAY_NOON + line * 60_000,
-    user: 'demo-physician',
-    groups: ['physicians', 'clinicians'],
-    ip: '10.20.1.17',
-    userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/133.0',
-    method: 'GET',
-    host: 'ehr.localhost',
-    target,
-    status: 200,
-    bytes: 1800,
-  };
-}
 
 t.test('replay decides name searches by query params', async (t) => {
   const compiled = compilePolicy(POLICY, 'search.yaml');
@@ -48,9 +28,7 @@ t.test('replay decides name searches by query params', async (t) => {
   };
   const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 7) });
   t.teardown(() => scorer.close());
-  const router = createRouter([
-    { id: 'ehr', host: 'ehr.localhost', path_prefix: '/', upstream: 'http://127.0.0.1:9000', sensitivity: 'normal', fail_mode: { redis: 'closed', scorer: 'closed', idp: 'closed' } },
-  ]);
+  const router = ehrRouter();
   const records = [
     record(1, '/fhir/Patient?family=Zebulon&given=Quintessa'),
     record(2, '/fhir/Patient?name%3Acontains=Zeb&_count=10'),

@@ -310,7 +310,7 @@ t.test('panel source times out a hung start-up read', { skip: noFifos }, async (
   pool.block();
   await t.rejects(withinHangBound(watchPanelFile(file, pseudonymizer, { pollMs: 0, readTimeoutMs: 300 })), {
     code: 'WG_CARE_PANEL_NOT_FOUND',
-    message: `Cannot read the care panel file ${file} (timed out after 300 ms); check the file system that holds care.panel_file.`,
+    message: `Reading the care panel file ${file} timed out after 300 ms. Check the file system that holds care.panel_file.`,
   });
 });
 
@@ -327,7 +327,7 @@ t.test('panel reload keeps the last panel when a read hangs', { skip: noFifos },
   writeAtomically(file, 'practitioners:\n  demo-nurse: [p-0009]\n');
   pool.block();
   await withinHangBound(source.reload());
-  const timedOut = `Cannot read the care panel file ${file} (timed out after 300 ms); check the file system that holds care.panel_file.`;
+  const timedOut = `Reading the care panel file ${file} timed out after 300 ms. Check the file system that holds care.panel_file.`;
   t.equal(source.lastReloadError(), timedOut);
   t.equal(failures.length, 1);
   t.equal(failures[0]?.code, 'WG_CARE_PANEL_NOT_FOUND');
@@ -335,7 +335,7 @@ t.test('panel reload keeps the last panel when a read hangs', { skip: noFifos },
   t.same(await source.careSet('demo-nurse', 0), new Set([p('p-0002')]), 'the last good panel stays in force');
 
   await withinHangBound(source.reload());
-  const pending = `Cannot read the care panel file ${file} (an earlier read has not returned after 300 ms); check the file system that holds care.panel_file. The file is read again when that read returns.`;
+  const pending = `Reading the care panel file ${file} failed: an earlier read has not returned after 300 ms. Check the file system that holds care.panel_file. The file is read again when that read returns.`;
   t.equal(source.lastReloadError(), pending, 'a reload during the hang reports the earlier read');
   t.equal(failures.length, 2);
   t.equal(failures[1]?.code, 'WG_CARE_PANEL_NOT_FOUND');
@@ -360,7 +360,7 @@ t.test('panel reload rereads the file after a hung read returns', { skip: noFifo
 
   pool.block();
   await withinHangBound(source.reload());
-  t.match(source.lastReloadError(), /\(timed out after 300 ms\)/);
+  t.match(source.lastReloadError(), /timed out after 300 ms\./);
   writeAtomically(file, 'practitioners:\n  demo-nurse: [p-0009]\n');
 
   await pool.release();

@@ -1,9 +1,9 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { FEATURE_SCHEMA } from '../../scorer/features/schema.ts';
-import { createScorer, unexplainedAccessFloor, type Scorer } from '../../scorer/scorer.ts';
+import { createScorer, unexplainedAccessFloor, type BaselineUpdate, type Scorer } from '../../scorer/scorer.ts';
 import type { ScoreInput } from '../../scorer/types.ts';
 import { MONDAY, request } from './helpers.ts';
 
@@ -308,77 +308,63 @@ t.test('forgetDenied withholds every patient of a mixed request', async (t) => {
   t.equal(known.features.patient_new_for_user, 1, 'the known patient of a blocked request is withheld too');
 });
 
-t.test('scorer forgetDenied never throws', async (t) => {
-  const errors: unknown[] = [];
+/** Creates a scorer over a memory store whose `method` always fails, and collects every `onResponseError` call. */
+async function scorerWithFailing(t: Test, method: 'forgetPatients' | 'showPatients') {
+  const failures: { error: unknown; update: BaselineUpdate }[] = [];
   const memory = new MemoryBaselineStore();
-  const failing = {
+  const store = {
     observe: memory.observe.bind(memory),
-    forgetPatients: async () => {
+    [method]: async () => {
       throw new Error('redis down');
     },
     close: async () => {},
   };
-  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (error) => errors.push(error) });
+  const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (error, update) => failures.push({ error, update }) });
   t.teardown(() => scorer.close());
+  return { scorer, failures, errors: () => failures.map((failure) => failure.error) };
+}
+
+t.test('scorer forgetDenied never throws', async (t) => {
+  const { scorer, errors } = await scorerWithFailing(t, 'forgetPatients');
   const blocked = request({ path: '/fhir/Patient/blocked-2' });
   await scorer.score(blocked);
 
   t.doesNotThrow(() => scorer.forgetDenied!(blocked));
   await new Promise((resolve) => setImmediate(resolve));
-  t.equal(errors.length, 1, 'the error reaches onResponseError');
-  t.match((errors[0] as Error).message, /redis down/);
+  t.equal(errors().length, 1, 'the error reaches onResponseError');
+  t.match((errors()[0] as Error).message, /redis down/);
   t.doesNotThrow(() => scorer.forgetDenied!({ ...blocked, path: '/fhir/Patient/bad%id' }));
-  t.equal(errors.length, 2, 'an invalid path is reported too');
-  t.match(errors[1], { code: 'WG_SCORER_INVALID_INPUT' });
+  t.equal(errors().length, 2, 'an invalid path is reported too');
+  t.match(errors()[1], { code: 'WG_SCORER_INVALID_INPUT' });
 });
 
 t.test('scorer recordShown never throws', async (t) => {
-  const errors: unknown[] = [];
-  const memory = new MemoryBaselineStore();
-  const failing = {
-    observe: memory.observe.bind(memory),
-    showPatients: async () => {
-      throw new Error('redis down');
-    },
-    close: async () => {},
-  };
-  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (error) => errors.push(error) });
-  t.teardown(() => scorer.close());
-  const shown = request({ path: '/fhir/Patient/shown-2' });
-  await scorer.score(shown);
+  const { scorer, errors } = await scorerWithFailing(t, 'showPatients');
+  const shownRequest = request({ path: '/fhir/Patient/shown-2' });
+  await scorer.score(shownRequest);
 
-  t.doesNotThrow(() => scorer.recordShown!(shown));
+  t.doesNotThrow(() => scorer.recordShown!(shownRequest));
   await new Promise((resolve) => setImmediate(resolve));
-  t.equal(errors.length, 1, 'the error reaches onResponseError');
-  t.match((errors[0] as Error).message, /redis down/);
-  t.doesNotThrow(() => scorer.recordShown!({ ...shown, path: '/fhir/Patient/bad%id' }));
-  t.equal(errors.length, 2, 'an invalid path is reported too');
-  t.match(errors[1], { code: 'WG_SCORER_INVALID_INPUT' });
-  t.doesNotThrow(() => scorer.recordShown!({ ...shown, path: '/fhir/Encounter?location=w1' }));
-  t.equal(errors.length, 2, 'a request without a patient calls nothing');
+  t.equal(errors().length, 1, 'the error reaches onResponseError');
+  t.match((errors()[0] as Error).message, /redis down/);
+  t.doesNotThrow(() => scorer.recordShown!({ ...shownRequest, path: '/fhir/Patient/bad%id' }));
+  t.equal(errors().length, 2, 'an invalid path is reported too');
+  t.match(errors()[1], { code: 'WG_SCORER_INVALID_INPUT' });
+  t.doesNotThrow(() => scorer.recordShown!({ ...shownRequest, path: '/fhir/Encounter?location=w1' }));
+  t.equal(errors().length, 2, 'a request without a patient calls nothing');
 });
 
 t.test('recordShown ignores requests that show no record', async (t) => {
-  const updates: { method: string; user: string; routeId: string }[] = [];
-  const memory = new MemoryBaselineStore();
-  const failing = {
-    observe: memory.observe.bind(memory),
-    showPatients: async () => {
-      throw new Error('redis down');
-    },
-    close: async () => {},
-  };
-  const scorer = await createScorer({ store: failing, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3), onResponseError: (_error, update) => updates.push(update) });
-  t.teardown(() => scorer.close());
-  const shown = request({ path: '/fhir/Patient/shown-3' });
+  const { scorer, failures } = await scorerWithFailing(t, 'showPatients');
+  const shownRequest = request({ path: '/fhir/Patient/shown-3' });
 
-  scorer.recordShown!({ ...shown, method: 'HEAD' });
-  scorer.recordShown!({ ...shown, method: 'OPTIONS' });
+  scorer.recordShown!({ ...shownRequest, method: 'HEAD' });
+  scorer.recordShown!({ ...shownRequest, method: 'OPTIONS' });
   await new Promise((resolve) => setImmediate(resolve));
-  t.same(updates, [], 'HEAD and OPTIONS call no store');
-  scorer.recordShown!(shown);
+  t.same(failures, [], 'HEAD and OPTIONS call no store');
+  scorer.recordShown!(shownRequest);
   await new Promise((resolve) => setImmediate(resolve));
-  t.same(updates, [{ method: 'recordShown', user: shown.user, routeId: shown.routeId }], 'a GET does, and a failure names the update, user and route');
+  t.same(failures.map((failure) => failure.update), [{ method: 'recordShown', user: shownRequest.user, routeId: shownRequest.routeId }], 'a GET does, and a failure names the update, user and route');
 });
 
 t.test('patient path templates reach scoring and the history', async (t) => {
