@@ -176,11 +176,7 @@ export class Oversight {
   async enforce(input: EnforceInput): Promise<Decision | null> {
     const { outcome, span } = input;
     this.#flagForReview(input);
-
-    if (outcome.override === 'break_glass') {
-      span.setAttribute('wardgate.break_glass', true);
-      this.options.audit?.append({ kind: 'break_glass', event: 'access', trace_id: input.incidentId, time: input.now, ...this.#requestFields(input) });
-    }
+    this.#recordBreakGlassAccess(input);
     if (outcome.override === 'reviewed_benign') span.setAttribute('wardgate.reviewed_benign', true);
 
     if (outcome.decision.action === 'notify') return this.#enforceNotice(input);
@@ -243,11 +239,19 @@ export class Oversight {
   }
 
   /**
-   * Queues a WebSocket upgrade's decision for review when it qualifies, as {@link enforce} does
-   * for other requests. An upgrade gets no notice or break-glass page, so nothing else applies.
+   * Queues a WebSocket upgrade's decision for review when it qualifies and records an access
+   * under an emergency access, as {@link enforce} does for other requests. An upgrade gets no
+   * notice or break-glass page, so nothing else applies.
    */
-  flagUpgradeForReview(input: ReviewInput): void {
+  recordUpgrade(input: ReviewInput & { span: Span }): void {
     this.#flagForReview(input);
+    this.#recordBreakGlassAccess(input);
+  }
+
+  #recordBreakGlassAccess(input: ReviewInput & { span: Span }): void {
+    if (input.outcome.override !== 'break_glass') return;
+    input.span.setAttribute('wardgate.break_glass', true);
+    this.options.audit?.append({ kind: 'break_glass', event: 'access', trace_id: input.incidentId, time: input.now, ...this.#requestFields(input) });
   }
 
   #flagForReview(input: ReviewInput): void {

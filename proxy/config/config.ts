@@ -177,6 +177,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     if (error.code === 'DUPLICATE_KEY') {
       const key = /^[^:\n]*/.exec(text.slice(error.pos[0]))?.[0].trim() ?? '';
       message = `key ${JSON.stringify(key)} appears twice in the same section; keep one`;
+    } else if (error.code === 'MISSING_CHAR' && /\[[^\]]*\{/.test(text.split('\n')[line - 1] ?? '')) {
+      // An unquoted path template in a flow list, such as [/patients/{id}], reads as a map.
+      message += `; quote each value that holds { or } inside [ ], such as ['/patients/{id}'], or write one "- value" line per item`;
     }
     reader.issues.push({ file, line, column: col, option: '(yaml)', message });
   }

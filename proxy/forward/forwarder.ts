@@ -16,6 +16,9 @@ import type { WardgateMetrics } from '../telemetry/metrics.ts';
 import { traceUpstream } from '../telemetry/upstream-span.ts';
 
 /** Options of `createForwarder`. */
+/** Receives the upstream's status once its response headers arrive. */
+export type UpstreamResponseListener = (status: number) => void;
+
 export interface ForwarderOptions {
   /** CA certificates (PEM) trusted for `https:` upstreams; when set they replace the default trust store. */
   readonly upstreamCa?: string;
@@ -38,15 +41,15 @@ export interface Forwarder {
   /**
    * Forwards an HTTP request. The path sent upstream is `normalizePath(req.url)`; the
    * headers in `headersToSet` replace any the request carries. Sends a 502 response when the upstream fails.
-   * `onUpstreamResponse` is called once when the upstream's response headers arrive, never
-   * when the request fails before that.
+   * `onUpstreamResponse` is called once with the upstream's status when its response headers
+   * arrive, never when the request fails before that.
    */
-  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: UpstreamResponseListener): void;
   /**
    * Forwards a WebSocket upgrade request the same way. `onUpstreamResponse` is called once when
    * the upstream responds, with 101 or any other status.
    */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: UpstreamResponseListener): void;
   /** Closes idle upstream connections. */
   close(): void;
 }
@@ -90,11 +93,11 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     });
   });
 
-  const upstreamResponseListeners = new WeakMap<IncomingMessage, () => void>();
-  const notifyUpstreamResponse = (req: IncomingMessage): void => {
+  const upstreamResponseListeners = new WeakMap<IncomingMessage, UpstreamResponseListener>();
+  const notifyUpstreamResponse = (req: IncomingMessage, status: number): void => {
     const listener = upstreamResponseListeners.get(req);
     upstreamResponseListeners.delete(req);
-    listener?.();
+    listener?.(status);
   };
 
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
@@ -102,17 +105,17 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
     proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => {
       filterSetCookie(proxyRes, reportDropped);
-      notifyUpstreamResponse(req);
+      notifyUpstreamResponse(req, 101);
     });
     proxyReq.prependListener('response', (proxyRes: IncomingMessage) => {
       filterSetCookie(proxyRes, reportDropped);
-      notifyUpstreamResponse(req);
+      notifyUpstreamResponse(req, proxyRes.statusCode ?? 0);
     });
   });
 
   proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
     filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));
-    notifyUpstreamResponse(req);
+    notifyUpstreamResponse(req, proxyRes.statusCode ?? 0);
   });
 
   // http-proxy emits client resets here instead of calling the callback, and no response is possible then.

@@ -59,7 +59,7 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       record(span, principal, prepared.route, decision, scored.result, scored.failedDependency);
       if (deps.shadow !== undefined && context !== undefined) observeShadow(deps.shadow, context, decision, span, log, now);
       auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, principal, decision, result: scored.result, policyHash: deps.policy().hash, failedDependency: scored.failedDependency });
-      if (deps.oversight && outcome) deps.oversight.flagUpgradeForReview({ req, prepared, principal, outcome, result: scored.result, incidentId, now });
+      if (deps.oversight && outcome) deps.oversight.recordUpgrade({ req, prepared, principal, outcome, result: scored.result, incidentId, now, span });
       // A notify decision allows; a handshake cannot show the notice page, so none is shown.
       if (decision.action !== 'allow' && decision.action !== 'notify') {
         forgetBlockedPatients(deps.scorer, decision, scored);
@@ -68,9 +68,9 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
 
       const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
       if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, prepared.route.id, now);
-      // As for other requests, the patients count as shown once the upstream responds to the upgrade.
+      // As for other requests, the patients count as shown once the upstream accepts the upgrade.
       const shownInput = scored.result === null ? undefined : scored.input;
-      deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput));
+      deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : (status) => deps.scorer.recordShown?.(shownInput, status));
       if (principal?.method === 'session' && principal.sessionId !== undefined) deps.identity.trackSocket?.(principal.sessionId, socket);
     })().catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed with an unexpected error');

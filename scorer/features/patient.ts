@@ -129,12 +129,21 @@ function assertPatientId(id: string, source: string, example: string): string {
     throw new ScorerError(
       'WG_SCORER_INVALID_INPUT',
       `Invalid patient id in the ${source}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', ` +
-        `received ${id.length} characters. Send the id of a Patient resource, such as ${example}.`,
+        `received ${describeInvalidId(id)}. Send the id of a Patient resource, such as ${example}.`,
       { detail: { field: 'path', source } },
     );
   }
 
   return id;
+}
+
+/** Says what is wrong with an id without quoting it, since the message reaches logs. */
+function describeInvalidId(id: string): string {
+  if (id.length === 0 || id.length > 64) return `${id.length} characters`;
+  const characters = [...id];
+  const position = characters.findIndex((character) => !/^[A-Za-z0-9.-]$/.test(character));
+  const codePoint = characters[position]!.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+  return `U+${codePoint} at character ${position + 1} of ${characters.length}`;
 }
 
 function throwInvalidPath(received: string): never {

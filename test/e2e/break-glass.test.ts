@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { Redis } from 'ioredis';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import { PatientFieldPseudonymizer } from '../../proxy/audit/patient-fields.ts';
 import type { AuditEntry, AuditPort, PolicyPort } from '../../proxy/ports.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
-import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, type TestStack } from './support.ts';
+import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 import type { BrowserResponse } from '../identity/helpers.ts';
 
 // NOTE: the policy YAML reader does not parse notify and break_glass rules yet, so a stand-in
@@ -58,6 +58,18 @@ async function reviewEntries(): Promise<Array<Record<string, unknown>>> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** Sends a WebSocket upgrade with the browser's session cookie and returns the response head. */
+async function upgrade(t: Test, browser: Browser, target: string): Promise<string> {
+  const { port } = new URL(stack.url);
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
+  t.teardown(() => socket.destroy());
+  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
+  socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
+  const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+  return head.toString();
 }
 
 const justification = 'Patient arrived unconscious in the emergency department; I am the treating nurse.';
@@ -155,6 +167,28 @@ t.test('valid browser claim grants access', async (t) => {
   t.match(String(queued?.path), /^\/fhir\/Observation\?patient=~[0-9a-f]{32}$/, 'the patient id is pseudonymised');
 });
 
+t.test('a WebSocket upgrade under an active grant writes an access record', async (t) => {
+  const browser = await signedIn('nurse');
+  const page = await browser.request(`${stack.url}/fhir/Observation?patient=p-0011`);
+  // Grants are per user and route, so an earlier test's claim may already be active.
+  if (page.status === 403) {
+    const form = { offer: hidden(page, 'offer'), csrf: hidden(page, 'csrf'), reason_code: 'emergency_care', justification };
+    t.equal((await browser.request(`${stack.url}/.wardgate/break-glass`, { form })).status, 303);
+  }
+  t.equal((await browser.request(`${stack.url}/fhir/Observation?patient=p-0011`)).status, 200, 'the grant is active');
+
+  stack.spans.reset();
+  const head = await upgrade(t, browser, '/fhir/Observation?patient=p-0012');
+
+  t.match(head, /^HTTP\/1\.1 404 /, 'the grant lets the upgrade through to the upstream, which has no socket there');
+  // The upgrade's span ends when its socket closes.
+  const span = await waitForSpan(stack, (candidate) => candidate.attributes['wardgate.break_glass'] === true);
+  t.ok(span, 'the span is marked wardgate.break_glass');
+  const access = audit.find((entry) => entry.kind === 'break_glass' && entry.event === 'access' && entry.trace_id === span?.spanContext().traceId);
+  const pseudonym = new PatientPseudonymizer(stack.config.patient_key).pseudonymize('p-0012');
+  t.match(access && new PatientFieldPseudonymizer(stack.config.patient_key).apply(access), { user: 'demo-nurse', route: 'ehr', path: `/fhir/Observation?patient=~${pseudonym}`, patients: [pseudonym] });
+});
+
 t.test('API client claims with JSON', async (t) => {
   const browser = await signedIn('clerk');
   const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
@@ -225,29 +259,17 @@ t.test('notice header for API clients', async (t) => {
 
 t.test('notify lets a WebSocket upgrade through', async (t) => {
   const browser = await signedIn('physician');
-  const { port } = new URL(stack.url);
-  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
-  t.teardown(() => socket.destroy());
-  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
-  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
-  socket.write(`GET /ws HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
-  const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+  const head = await upgrade(t, browser, '/ws');
 
-  t.match(head.toString(), /^HTTP\/1\.1 101 /);
+  t.match(head, /^HTTP\/1\.1 101 /);
 });
 
 t.test('a refused WebSocket upgrade goes to the review stream', async (t) => {
   const browser = await signedIn('physician');
   const before = (await reviewEntries()).length;
-  const { port } = new URL(stack.url);
-  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
-  t.teardown(() => socket.destroy());
-  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
-  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
-  socket.write(`GET /fhir/Observation?patient=p-0009 HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
-  const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+  const head = await upgrade(t, browser, '/fhir/Observation?patient=p-0009');
 
-  t.match(head.toString(), /^HTTP\/1\.1 403 /);
+  t.match(head, /^HTTP\/1\.1 403 /);
   const added = (await reviewEntries()).slice(before);
   t.equal(added.length, 1, 'one entry for the upgrade');
   t.match(added[0], { kind: 'decision', action: 'break_glass', rule: 'observations-break-glass', route: String });

@@ -58,10 +58,12 @@ t.test('template id must be a FHIR id', async (t) => {
     {
       message:
         "Invalid patient id in the path segment at {id} of /patients/{id}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', " +
-        'received 5 characters. Send the id of a Patient resource, such as /patients/123.',
+        'received U+0025 at character 2 of 5. Send the id of a Patient resource, such as /patients/123.',
     },
-    'the message names the template and gives a valid example',
+    'the message names the template, the first bad character and a valid example',
   );
+  t.throws(() => extractPatientIds('/patients/_new', PAGES), { message: /received U\+005F at character 1 of 4\./ }, 'a leading underscore is named');
+  t.throws(() => extractPatientIds(`/patients/${'a'.repeat(65)}`, PAGES), { message: /received 65 characters\./ }, 'a long id is reported by its length');
 });
 
 t.test('several templates and FHIR forms together', async (t) => {

@@ -90,6 +90,17 @@ t.test('config reports each invalid patient path', async (t) => {
   });
 });
 
+t.test('an unquoted template in a flow list gets a hint', async (t) => {
+  t.throws(() => parseConfig(`${BASE}scorer:\n  patient_paths: [/patients/{id}]\n`, '/etc/wardgate/wardgate.yaml', ENV), {
+    code: 'WG_CONFIG_INVALID',
+    message:
+      `/etc/wardgate/wardgate.yaml:9:29: (yaml): Missing , or : between flow sequence items; quote each value that holds { or } inside [ ], such as ['/patients/{id}'], or write one "- value" line per item`,
+  });
+  t.throws(() => parseConfig(`${BASE}scorer: { batch_max: 8 routes: [] }\n`, '/etc/wardgate/wardgate.yaml', ENV), {
+    message: /^(?!.*quote each value).*\(yaml\)/s,
+  }, 'other YAML errors get no hint');
+});
+
 t.test('config limits patient paths to 32', async (t) => {
   const list = (count: number) => `[${Array.from({ length: count }, (_, index) => `'/t${index}/{id}'`).join(', ')}]`;
 
