@@ -32,8 +32,8 @@ export interface ScorerPort {
   observeResponse?(observation: ResponseObservation): void;
   /** Forgets the patients of a request that was blocked or offered break-glass; never awaited on the request path. */
   forgetDenied?(input: ScoreInput): void;
-  /** Records the upstream's status for a scored request; a status that shows the record makes its patients known. Never awaited on the request path. */
-  recordShown?(input: ScoreInput, status: number): void;
+  /** Records that the upstream responded to a scored request, so its patients count as known; never awaited on the request path. */
+  recordShown?(input: ScoreInput): void;
 }
 
 /**
@@ -61,9 +61,9 @@ export interface RouterPort {
 }
 
 export interface ForwarderPort {
-  /** Forwards an allowed request; `onUpstreamResponse` runs once with the upstream's status when its response headers arrive. */
-  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: (status: number) => void): void;
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: (status: number) => void): void;
+  /** Forwards an allowed request; `onUpstreamResponse` runs once when the upstream's response headers arrive. */
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: () => void): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headers: Record<string, string>, onUpstreamResponse?: () => void): void;
 }
 
 /** Which dependency failed when a fail mode decided a request. */

@@ -1,4 +1,3 @@
-import { showsRecord } from './baselines/observation.ts';
 import type { BaselineStore } from './baselines/store.ts';
 import { NO_CARE_SOURCE, type CareRelationshipSource } from './care/source.ts';
 import { ScorerError } from './errors.ts';
@@ -67,16 +66,15 @@ export interface Scorer {
    */
   forgetDenied?(input: ScoreInput): void;
   /**
-   * Records that the upstream responded to a scored request with `status`, so that its patients
-   * count as known to the user from now on (`BaselineStore.showPatients`). Until this call a
-   * patient the user never opened before stays new for every request, and unexplained unless
-   * care or the census explains them. So requests in flight at the same time, and a retry of a
-   * request that was only stepped up, find no explanation in the history. Only a status that
-   * shows the record counts ({@link showsRecord}), and a HEAD or OPTIONS request shows no
-   * record, so otherwise it records nothing. Fire-and-forget: it returns at once, and errors go
-   * to `onResponseError`, never to the caller.
+   * Records that the upstream responded to a scored request, so that its patients count as known
+   * to the user from now on (`BaselineStore.showPatients`). Until this call a patient the user
+   * never opened before stays new for every request, and unexplained unless care or the census
+   * explains them. So requests in flight at the same time, and a retry of a request that was
+   * only stepped up, find no explanation in the history. A HEAD or OPTIONS request shows no record,
+   * so it records nothing. Fire-and-forget: it returns at once, and errors go to
+   * `onResponseError`, never to the caller.
    */
-  recordShown?(input: ScoreInput, status: number): void;
+  recordShown?(input: ScoreInput): void;
   /** Releases the model. The store belongs to the caller and stays open. */
   close(): Promise<void>;
 }
@@ -205,10 +203,10 @@ class BehaviouralScorer implements Scorer {
     }
   }
 
-  recordShown(input: ScoreInput, status: number): void {
+  recordShown(input: ScoreInput): void {
     const update: BaselineUpdate = { method: 'recordShown', user: input.user, routeId: input.routeId };
     try {
-      if (this.#store.showPatients === undefined || NO_RECORD_METHODS.has(input.method) || !showsRecord(status)) return;
+      if (this.#store.showPatients === undefined || NO_RECORD_METHODS.has(input.method)) return;
       const pseudonyms = this.#extractor.patientPseudonyms(input);
       if (pseudonyms.length === 0) return;
       this.#store.showPatients(input.user, pseudonyms, input.time).catch((error: unknown) => this.#report(error, update));

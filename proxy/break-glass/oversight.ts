@@ -239,9 +239,9 @@ export class Oversight {
   }
 
   /**
-   * Queues a WebSocket upgrade's decision for review when it qualifies and records an access
-   * under an emergency access, as {@link enforce} does for other requests. An upgrade gets no
-   * notice or break-glass page, so nothing else applies.
+   * Queues a WebSocket upgrade's decision for review when it qualifies, and writes the access
+   * record of an active emergency access, as {@link enforce} does for other requests. An upgrade
+   * gets no notice or break-glass page, so nothing else applies.
    */
   recordUpgrade(input: ReviewInput & { span: Span }): void {
     this.#flagForReview(input);

@@ -1,5 +1,6 @@
 import { startDemoStack } from '../../demo/demo-stack.ts';
 import { parseOptions, usageError } from './commands.ts';
+import { untilStopped } from './until-stopped.ts';
 
 const USAGE = `Usage: wardgate demo [--port N] [--idp-port N]
 
@@ -60,12 +61,9 @@ ${accounts}
 Press Ctrl+C to stop.
 `);
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const exitCode = await untilStopped(err);
   await stack.close();
-  return 0;
+  return exitCode;
 }
 
 function parsePort(value: string | boolean | undefined, fallback: number): number | null {

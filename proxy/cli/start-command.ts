@@ -3,6 +3,7 @@ import { loadConfigFile } from '../config/config.ts';
 import { PolicyValidationError, formatIssue } from '../../policy/index.ts';
 import { startWardgate } from '../runtime.ts';
 import { parseOptions, usageError } from './commands.ts';
+import { untilStopped } from './until-stopped.ts';
 
 const USAGE = `Usage: wardgate start --config FILE
 
@@ -42,10 +43,7 @@ export async function runStartCommand(argv: string[], out: NodeJS.WritableStream
     return 1;
   }
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const exitCode = await untilStopped(err);
   await running.close();
-  return 0;
+  return exitCode;
 }

@@ -171,15 +171,17 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const lines = new LineCounter();
   const document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const reader = new OptionReader(file, lines);
+  let hinted = false;
   for (const error of document.errors) {
     const { line, col } = lines.linePos(error.pos[0]);
     let message = error.message.split('\n')[0]!;
     if (error.code === 'DUPLICATE_KEY') {
       const key = /^[^:\n]*/.exec(text.slice(error.pos[0]))?.[0].trim() ?? '';
       message = `key ${JSON.stringify(key)} appears twice in the same section; keep one`;
-    } else if (error.code === 'MISSING_CHAR' && /\[[^\]]*\{/.test(text.split('\n')[line - 1] ?? '')) {
+    } else if (!hinted && error.code === 'MISSING_CHAR' && message.includes('flow sequence') && lineAt(text, error.pos[0]).includes('{')) {
       // An unquoted path template in a flow list, such as [/patients/{id}], reads as a map.
       message += `; quote each value that holds { or } inside [ ], such as ['/patients/{id}'], or write one "- value" line per item`;
+      hinted = true;
     }
     reader.issues.push({ file, line, column: col, option: '(yaml)', message });
   }
@@ -322,4 +324,11 @@ function optionalEntry<K extends string, V>(key: K, value: V | undefined): { [P 
 /** Stands in for an optional section that is absent, so that its defaults apply. */
 function emptyMap(): Node {
   return parseDocument('{}').contents as Node;
+}
+
+/** Returns the line of `text` that contains the character at `offset`. */
+function lineAt(text: string, offset: number): string {
+  const start = text.lastIndexOf('\n', offset - 1) + 1;
+  const end = text.indexOf('\n', offset);
+  return text.slice(start, end === -1 ? text.length : end);
 }

@@ -16,9 +16,6 @@ import type { WardgateMetrics } from '../telemetry/metrics.ts';
 import { traceUpstream } from '../telemetry/upstream-span.ts';
 
 /** Options of `createForwarder`. */
-/** Receives the upstream's status once its response headers arrive. */
-export type UpstreamResponseListener = (status: number) => void;
-
 export interface ForwarderOptions {
   /** CA certificates (PEM) trusted for `https:` upstreams; when set they replace the default trust store. */
   readonly upstreamCa?: string;
@@ -41,15 +38,15 @@ export interface Forwarder {
   /**
    * Forwards an HTTP request. The path sent upstream is `normalizePath(req.url)`; the
    * headers in `headersToSet` replace any the request carries. Sends a 502 response when the upstream fails.
-   * `onUpstreamResponse` is called once with the upstream's status when its response headers
-   * arrive, never when the request fails before that.
+   * `onUpstreamResponse` is called once when the upstream's response headers arrive, never
+   * when the request fails before that.
    */
-  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: UpstreamResponseListener): void;
+  web(req: IncomingMessage, res: ServerResponse, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
   /**
    * Forwards a WebSocket upgrade request the same way. `onUpstreamResponse` is called once when
    * the upstream responds, with 101 or any other status.
    */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: UpstreamResponseListener): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: RouteConfig, headersToSet: Readonly<Record<string, string>>, onUpstreamResponse?: () => void): void;
   /** Closes idle upstream connections. */
   close(): void;
 }
@@ -93,11 +90,12 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     });
   });
 
-  const upstreamResponseListeners = new WeakMap<IncomingMessage, UpstreamResponseListener>();
-  const notifyUpstreamResponse = (req: IncomingMessage, status: number): void => {
+  const upstreamResponseListeners = new WeakMap<IncomingMessage, () => void>();
+  const webRoutes = new WeakMap<IncomingMessage, RouteConfig>();
+  const notifyUpstreamResponse = (req: IncomingMessage): void => {
     const listener = upstreamResponseListeners.get(req);
     upstreamResponseListeners.delete(req);
-    listener?.(status);
+    listener?.();
   };
 
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
@@ -105,17 +103,27 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
     proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => {
       filterSetCookie(proxyRes, reportDropped);
-      notifyUpstreamResponse(req, 101);
+      notifyUpstreamResponse(req);
     });
     proxyReq.prependListener('response', (proxyRes: IncomingMessage) => {
       filterSetCookie(proxyRes, reportDropped);
-      notifyUpstreamResponse(req, proxyRes.statusCode ?? 0);
+      notifyUpstreamResponse(req);
     });
   });
 
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
+    const status = proxyRes.statusCode ?? 0;
+    if (status < 100 || status > 999) {
+      // Node's writeHead throws on such a status from a stream callback, where nothing catches
+      // it, so the whole process would stop. The response counts as a failed upstream.
+      upstreamResponseListeners.delete(req);
+      proxyRes.resume();
+      const error = report(new Error(`its response had status ${status}, outside 100 to 999`), req, webRoutes.get(req)!);
+      sendUnavailable(req, res, error);
+      return;
+    }
     filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));
-    notifyUpstreamResponse(req, proxyRes.statusCode ?? 0);
+    notifyUpstreamResponse(req);
   });
 
   // http-proxy emits client resets here instead of calling the callback, and no response is possible then.
@@ -147,6 +155,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       const replayBody = replayBodyOf(req);
       const buffer = replayBody === undefined ? {} : { buffer: Readable.from([replayBody]) };
       if (onUpstreamResponse !== undefined) upstreamResponseListeners.set(req, onUpstreamResponse);
+      webRoutes.set(req, route);
       proxy.web(req, res, { ...targetFor(route), ...buffer, headers: lowercaseKeys(headersToSet) }, (cause) => {
         const error = report(cause, req, route);
         if (res.headersSent || res.destroyed) {

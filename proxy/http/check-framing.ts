@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 import { HttpError } from './errors.ts';
 
@@ -66,6 +66,20 @@ export function checkFraming(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVers
 
 /** Methods never forwarded: TRACE and TRACK echo the request (cookies included), CONNECT opens a tunnel. */
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+
+/**
+ * Headers with which some frameworks let a request name another method, such as a POST that the
+ * application runs as DELETE. The policy, the scorer and the audit trail see the method of the
+ * request line, so such requests are rejected instead of forwarded.
+ */
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
+
+/** @throws {HttpError} `WG_HTTP_METHOD_OVERRIDE` (400) when the request carries a method-override header. */
+export function checkMethodOverride(headers: IncomingHttpHeaders): void {
+  const header = METHOD_OVERRIDE_HEADERS.find((name) => headers[name] !== undefined);
+  if (header === undefined) return;
+  throw new HttpError('WG_HTTP_METHOD_OVERRIDE', `Header ${header} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.`);
+}
 
 /** @throws {HttpError} `WG_HTTP_METHOD_NOT_ALLOWED` (405) for TRACE, TRACK and CONNECT. */
 export function checkMethod(method: string | undefined): void {

@@ -12,7 +12,9 @@ export type HttpErrorCode =
   /** A header line folded onto the next line (obs-fold, RFC 9112 section 5.2). */
   | 'WG_HTTP_OBS_FOLD'
   /** TRACE, TRACK or CONNECT: methods that echo requests or open tunnels past the policy. */
-  | 'WG_HTTP_METHOD_NOT_ALLOWED';
+  | 'WG_HTTP_METHOD_NOT_ALLOWED'
+  /** A header such as X-HTTP-Method-Override, which requests another method than the one the policy sees. */
+  | 'WG_HTTP_METHOD_OVERRIDE';
 
 const STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = Object.freeze({
   WG_HTTP_BAD_TARGET: 400,
@@ -21,6 +23,7 @@ const STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = Object.freeze({
   WG_HTTP_BAD_HOST: 400,
   WG_HTTP_OBS_FOLD: 400,
   WG_HTTP_METHOD_NOT_ALLOWED: 405,
+  WG_HTTP_METHOD_OVERRIDE: 400,
 });
 
 /** A request rejected before routing; `status` is the HTTP status of the error response. */

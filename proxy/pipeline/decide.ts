@@ -132,13 +132,13 @@ export function forgetBlockedPatients(scorer: ScorerPort, decision: Decision, sc
 /**
  * Records a replayed record's patients as withheld or shown, for `wardgate replay`, whose records
  * carry the upstream's response. The patients of a record that Wardgate would not have blocked
- * count as shown when the recorded status shows the record, as live (`Scorer.recordShown`). A
- * step-up counts as completed, because the log shows that the user went on to the record.
+ * count as shown. A step-up counts as completed, because the log shows that the user went on to
+ * the record.
  */
-export function recordReplayedOutcome(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome, status: number): void {
+export function recordReplayedOutcome(scorer: ScorerPort, decision: Decision, scored: ScoreOutcome): void {
   if (scored.result === null || scored.input === undefined) return;
   if (deniesAccess(decision)) scorer.forgetDenied?.(scored.input);
-  else scorer.recordShown?.(scored.input, status);
+  else scorer.recordShown?.(scored.input);
 }
 
 /** Returns whether the decision is a block, or a break-glass offer, which blocks unless the user claims emergency access. */

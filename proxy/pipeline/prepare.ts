@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { checkFraming, checkMethod, HttpError, normalizePath, resolveForwardedOrigin, setForwardedHeaders, stripHopByHopHeaders, stripIdentityHeaders, type TrustedProxies } from '../http/index.ts';
+import { checkFraming, checkMethod, checkMethodOverride, HttpError, normalizePath, resolveForwardedOrigin, setForwardedHeaders, stripHopByHopHeaders, stripIdentityHeaders, type TrustedProxies } from '../http/index.ts';
 import type { RouteConfig } from '../routing/router.ts';
 import type { RouterPort } from '../ports.ts';
 
@@ -29,6 +29,7 @@ export function prepareRequest(req: IncomingMessage, router: RouterPort, asserti
   try {
     checkFraming(req);
     checkMethod(req.method);
+    checkMethodOverride(req.headers);
     if (!host) throw badHostError(req.headers.host);
     normalized = normalizePath(req.url ?? '', req.method ?? 'GET');
   } catch (error) {

@@ -174,9 +174,8 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   // patients withheld. When oversight sent its own page (enforced is null), the page has gone out.
   forgetBlockedPatients(deps.scorer, enforced ?? outcome?.decision ?? decision, scored);
   if (enforced === null) return;
-  // Once the upstream shows the record (2xx, 304), the request's patients count as known to the
-  // user. A request that was blocked, only stepped up, refused by the application (403, 404) or
-  // failed upstream leaves its new patients unexplained.
+  // Once the upstream responds, the request's patients count as known to the user. A request
+  // that was blocked, only stepped up or failed upstream leaves its new patients unexplained.
   // Only the upstream's responses feed the response-side features (bytes, 403 and 404), as in
   // training and replay, where every status is the application's. Wardgate's own block and
   // step-up responses would otherwise raise denied_hour and make the next block likelier.
@@ -184,8 +183,8 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
   const onUpstreamResponse =
     shownInput === undefined
       ? undefined
-      : (status: number) => {
-          deps.scorer.recordShown?.(shownInput, status);
+      : () => {
+          deps.scorer.recordShown?.(shownInput);
           observeResponseOnFinish(res, deps.scorer, { user: principal!.subject, groups: principal!.groups, time: now, routeId: route.id });
         };
   await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span, onUpstreamResponse);
@@ -243,7 +242,7 @@ async function enforce(
   incidentId: string,
   now: number,
   span: Span,
-  onUpstreamResponse: ((status: number) => void) | undefined,
+  onUpstreamResponse: (() => void) | undefined,
 ): Promise<void> {
   const route = prepared.route!;
   if (decision.action === 'allow') {

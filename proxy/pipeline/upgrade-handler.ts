@@ -68,9 +68,9 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
 
       const headers: Record<string, string> = { traceparent: `00-${incidentId}-${span.spanContext().spanId}-01` };
       if (principal) headers[deps.assertionHeader] = await deps.signer.assertionFor(principal, prepared.route.id, now);
-      // As for other requests, the patients count as shown once the upstream accepts the upgrade.
+      // As for other requests, the patients count as shown once the upstream responds to the upgrade.
       const shownInput = scored.result === null ? undefined : scored.input;
-      deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : (status) => deps.scorer.recordShown?.(shownInput, status));
+      deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput));
       if (principal?.method === 'session' && principal.sessionId !== undefined) deps.identity.trackSocket?.(principal.sessionId, socket);
     })().catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed with an unexpected error');

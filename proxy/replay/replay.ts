@@ -56,9 +56,8 @@ export interface ReplayOutcome {
  * Decides recorded requests in time order through the live decision core (`scoreAndDecide`):
  * path normalization, routing, scoring against the baselines, fail modes and the policy.
  * After each decision the patients of a blocked record are withheld from the user's patient
- * history, those of any other record count as shown when its status shows the record (a
- * step-up as completed), and the record's status and size are passed to `observeResponse`, as
- * the live proxy does.
+ * history, those of any other record count as shown (a step-up as completed), and the record's
+ * status and size are passed to `observeResponse`, as the live proxy does.
  *
  * Every recorded user counts as authenticated by a browser session with no step-up
  * elevation, because the access log does not carry the authentication context.
@@ -83,7 +82,7 @@ export async function replayRecords(
       skipped.push({ line: record.line, reason: `record rejected as the live proxy would reject it with 400 (WG_REQUEST_INVALID): ${scored.invalidInput}` });
       continue;
     }
-    recordReplayedOutcome(deps.scorer, decision, scored, record.status);
+    recordReplayedOutcome(deps.scorer, decision, scored);
     deps.scorer.observeResponse?.({ user: record.user, groups: record.groups, time: record.time, routeId: facts.route.id, status: record.status, bytes: record.bytes });
     await deps.settle?.();
 

@@ -119,13 +119,3 @@ function expandIPv6(address: string): string[] {
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
-
-/**
- * Returns whether an upstream response with this status showed the requested record: a 2xx, a
- * 304 (the client shows its cached copy) or a 101 (an accepted WebSocket upgrade). A 403 or 404
- * from the application, a redirect and an error show nothing, so their patients stay new.
- * Training, the eval and replay apply the same rule to the recorded status.
- */
-export function showsRecord(status: number): boolean {
-  return (status >= 200 && status < 300) || status === 304 || status === 101;
-}

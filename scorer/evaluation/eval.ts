@@ -202,10 +202,9 @@ async function scoreThroughScorer(model: Uint8Array, seed: number, records: read
     for (const record of records) {
       const result = await scorer.score(record.input);
       // As in `wardgate replay`, a blocked request showed nothing, so its patients are withheld
-      // from the history. Any other request showed them when its status shows the record, and a
-      // step-up counts as completed.
+      // from the history. Any other request showed them, and a step-up counts as completed.
       if (evaluationAction(result.risk, result.features) === 'block') scorer.forgetDenied?.(record.input);
-      else scorer.recordShown?.(record.input, record.status);
+      else scorer.recordShown?.(record.input);
       scorer.observeResponse?.({ ...record.input, status: record.status, bytes: record.bytes });
       if (record.day >= EVALUATION.scoredFromDay) {
         scored.push({ record, risk: result.risk, row: Float32Array.from(FEATURE_SCHEMA.names, (name) => result.features[name]!) });

@@ -137,13 +137,15 @@ function assertPatientId(id: string, source: string, example: string): string {
   return id;
 }
 
-/** Says what is wrong with an id without quoting it, since the message reaches logs. */
+/**
+ * Says what is wrong with an id without quoting any of it, since the message reaches the audit
+ * trail and logs: the length in characters, and where the first character not allowed is.
+ */
 function describeInvalidId(id: string): string {
-  if (id.length === 0 || id.length > 64) return `${id.length} characters`;
   const characters = [...id];
   const position = characters.findIndex((character) => !/^[A-Za-z0-9.-]$/.test(character));
-  const codePoint = characters[position]!.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-  return `U+${codePoint} at character ${position + 1} of ${characters.length}`;
+  if (position === -1) return `${characters.length} characters`;
+  return `${characters.length} characters; the first character not allowed is at position ${position + 1}`;
 }
 
 function throwInvalidPath(received: string): never {

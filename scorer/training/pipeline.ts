@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 
 import { MemoryBaselineStore } from '../baselines/memory-store.ts';
-import { showsRecord } from '../baselines/observation.ts';
 import { FeatureExtractor } from '../features/extractor.ts';
 import { PatientPseudonymizer } from '../features/patient.ts';
 import { panelCareSource } from './replay-format.ts';
@@ -25,9 +24,8 @@ export async function extractFeatureRows(simulation: Simulation, seed: number): 
 
   for (const record of simulation.records) {
     rows.push(await extractor.extract(record.input));
-    // Training has no decisions: every simulated request reached the application, which showed
-    // its patients unless it refused the request (403, 404), as live.
-    if (showsRecord(record.status)) store.showPatientsNow(record.input.user, extractor.patientPseudonyms(record.input), record.input.time);
+    // Training has no decisions: every simulated request reached the application and showed its patients.
+    store.showPatientsNow(record.input.user, extractor.patientPseudonyms(record.input), record.input.time);
     store.observeResponseNow({
       user: record.input.user,
       groups: record.input.groups,

@@ -15,6 +15,16 @@ t.test('TRACE is refused before routing', async (t) => {
   t.notMatch(response.body, /secret/, 'the cookie is not echoed');
 });
 
+t.test('a method-override header is refused before routing', async (t) => {
+  for (const header of ['X-HTTP-Method-Override', 'x-http-method', 'X-Method-Override']) {
+    const response = await rawRequest(stack, '/fhir/Patient/p-0001', { method: 'POST', headers: { accept: 'application/json', [header]: 'DELETE' } });
+    t.equal(response.status, 400, header);
+    t.match(JSON.parse(response.body), { error: 'WG_HTTP_METHOD_OVERRIDE', message: `Header ${header.toLowerCase()} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.` });
+  }
+  const plain = await rawRequest(stack, '/healthz', { headers: { accept: 'application/json' } });
+  t.not(plain.status, 400, 'a request without such a header passes the check');
+});
+
 t.test('TRACK and CONNECT never reach the upstream', async (t) => {
   // Node's parser rejects TRACK with 400 itself and hands CONNECT to a "connect" listener,
   // which Wardgate does not install, so the connection is closed.

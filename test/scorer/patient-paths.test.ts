@@ -58,11 +58,12 @@ t.test('template id must be a FHIR id', async (t) => {
     {
       message:
         "Invalid patient id in the path segment at {id} of /patients/{id}: expected 1 to 64 characters of A-Z, a-z, 0-9, '-' or '.', " +
-        'received U+0025 at character 2 of 5. Send the id of a Patient resource, such as /patients/123.',
+        'received 5 characters; the first character not allowed is at position 2. Send the id of a Patient resource, such as /patients/123.',
     },
     'the message names the template, the first bad character and a valid example',
   );
-  t.throws(() => extractPatientIds('/patients/_new', PAGES), { message: /received U\+005F at character 1 of 4\./ }, 'a leading underscore is named');
+  t.throws(() => extractPatientIds('/patients/_new', PAGES), { message: /received 4 characters; the first character not allowed is at position 1\./ }, 'a leading underscore is located');
+  t.throws(() => extractPatientIds('/patients/M%C3%BCller', PAGES), { message: /received 11 characters; the first character not allowed is at position 2\./ }, 'no character of the id is quoted');
   t.throws(() => extractPatientIds(`/patients/${'a'.repeat(65)}`, PAGES), { message: /received 65 characters\./ }, 'a long id is reported by its length');
 });
 

@@ -96,6 +96,9 @@ t.test('an unquoted template in a flow list gets a hint', async (t) => {
     message:
       `/etc/wardgate/wardgate.yaml:9:29: (yaml): Missing , or : between flow sequence items; quote each value that holds { or } inside [ ], such as ['/patients/{id}'], or write one "- value" line per item`,
   });
+  t.throws(() => parseConfig(`${BASE}scorer:\n  patient_paths: [/patients/{id}, /ward/{id}]\n`, '/etc/wardgate/wardgate.yaml', ENV), {
+    message: /^[^\n]*quote each value[^\n]*\n[^\n]*Missing , or : between flow sequence items$/,
+  }, 'the hint is given once');
   t.throws(() => parseConfig(`${BASE}scorer: { batch_max: 8 routes: [] }\n`, '/etc/wardgate/wardgate.yaml', ENV), {
     message: /^(?!.*quote each value).*\(yaml\)/s,
   }, 'other YAML errors get no hint');

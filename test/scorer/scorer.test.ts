@@ -170,9 +170,9 @@ t.test('configured floor changes the risk', async (t) => {
     for (let minute = 0; minute < 10; minute += 1) {
       const input = request({ time: MONDAY + day * DAY + 9 * 3_600_000 + minute * 60_000, path: '/fhir/Patient/p-0' });
       await on.score(input);
-      on.recordShown!(input, 200);
+      on.recordShown!(input);
       await off.score(input);
-      off.recordShown!(input, 200);
+      off.recordShown!(input);
     }
   }
   let withFloor = 0;
@@ -245,7 +245,7 @@ t.test('a shown patient explains the next request', async (t) => {
 
   const firstInput = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/allowed-1' });
   const first = await scorer.score(firstInput);
-  scorer.recordShown!(firstInput, 200);
+  scorer.recordShown!(firstInput);
   const next = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Patient/allowed-1' }));
 
   t.equal(first.features.patient_new_for_user, 1);
@@ -264,7 +264,7 @@ t.test('a patient no response has shown explains nothing', async (t) => {
   const first = await scorer.score(stepped);
   const retry = await scorer.score(request({ time: MONDAY + 9 * HOUR + 30_000, path: '/fhir/Patient/pending-1' }));
   const laterHour = await scorer.score(request({ time: MONDAY + 10 * HOUR, path: '/fhir/Patient/pending-1' }));
-  scorer.recordShown!({ ...stepped, time: MONDAY + 10 * HOUR }, 200);
+  scorer.recordShown!({ ...stepped, time: MONDAY + 10 * HOUR });
   const afterShown = await scorer.score(request({ time: MONDAY + 10 * HOUR + 60_000, path: '/fhir/Patient/pending-1' }));
 
   t.equal(first.features.unexplained_access, 1);
@@ -277,20 +277,6 @@ t.test('a patient no response has shown explains nothing', async (t) => {
   t.equal(afterShown.features.unexplained_access, 0);
 });
 
-t.test('only a status that shows the record makes a patient known', async (t) => {
-  const scorer = await createScorer({ store: new MemoryBaselineStore(), modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
-  t.teardown(() => scorer.close());
-
-  const cases: [number, number][] = [[403, 1], [404, 1], [302, 1], [500, 1], [0, 1], [200, 0], [206, 0], [304, 0], [101, 0]];
-  for (const [index, [status, expectedNew]] of cases.entries()) {
-    const first = request({ time: MONDAY + 9 * HOUR + index * 60_000, path: `/fhir/Patient/status-${status}` });
-    await scorer.score(first);
-    scorer.recordShown!(first, status);
-    const next = await scorer.score({ ...first, time: first.time + 30_000 });
-    t.equal(next.features.patient_new_for_user, expectedNew, `after ${status} the patient is ${expectedNew === 1 ? 'still new' : 'known'}`);
-  }
-});
-
 t.test('forgetDenied withholds every patient of a mixed request', async (t) => {
   const store = new ForgetRecordingStore();
   const scorer = await createScorer({ store, modelPath: MODEL_PATH, patientKey: Buffer.alloc(32, 3) });
@@ -300,7 +286,7 @@ t.test('forgetDenied withholds every patient of a mixed request', async (t) => {
   // patients beside it: the target must stay withheld, or it would look explained.
   const knownInput = request({ time: MONDAY + 9 * HOUR, path: '/fhir/Patient/known-1' });
   await scorer.score(knownInput);
-  scorer.recordShown!(knownInput, 200);
+  scorer.recordShown!(knownInput);
   const target = request({ time: MONDAY + 9 * HOUR + 30_000, path: '/fhir/Patient/new-1' });
   await scorer.score(target);
   scorer.forgetDenied!(target);
@@ -357,14 +343,14 @@ t.test('scorer recordShown never throws', async (t) => {
   const shownRequest = request({ path: '/fhir/Patient/shown-2' });
   await scorer.score(shownRequest);
 
-  t.doesNotThrow(() => scorer.recordShown!(shownRequest, 200));
+  t.doesNotThrow(() => scorer.recordShown!(shownRequest));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(errors().length, 1, 'the error reaches onResponseError');
   t.match((errors()[0] as Error).message, /redis down/);
-  t.doesNotThrow(() => scorer.recordShown!({ ...shownRequest, path: '/fhir/Patient/bad%id' }, 200));
+  t.doesNotThrow(() => scorer.recordShown!({ ...shownRequest, path: '/fhir/Patient/bad%id' }));
   t.equal(errors().length, 2, 'an invalid path is reported too');
   t.match(errors()[1], { code: 'WG_SCORER_INVALID_INPUT' });
-  t.doesNotThrow(() => scorer.recordShown!({ ...shownRequest, path: '/fhir/Encounter?location=w1' }, 200));
+  t.doesNotThrow(() => scorer.recordShown!({ ...shownRequest, path: '/fhir/Encounter?location=w1' }));
   t.equal(errors().length, 2, 'a request without a patient calls nothing');
 });
 
@@ -372,11 +358,11 @@ t.test('recordShown ignores requests that show no record', async (t) => {
   const { scorer, failures } = await scorerWithFailing(t, 'showPatients');
   const shownRequest = request({ path: '/fhir/Patient/shown-3' });
 
-  scorer.recordShown!({ ...shownRequest, method: 'HEAD' }, 200);
-  scorer.recordShown!({ ...shownRequest, method: 'OPTIONS' }, 200);
+  scorer.recordShown!({ ...shownRequest, method: 'HEAD' });
+  scorer.recordShown!({ ...shownRequest, method: 'OPTIONS' });
   await new Promise((resolve) => setImmediate(resolve));
   t.same(failures, [], 'HEAD and OPTIONS call no store');
-  scorer.recordShown!(shownRequest, 200);
+  scorer.recordShown!(shownRequest);
   await new Promise((resolve) => setImmediate(resolve));
   t.same(failures.map((failure) => failure.update), [{ method: 'recordShown', user: shownRequest.user, routeId: shownRequest.routeId }], 'a GET does, and a failure names the update, user and route');
 });
@@ -393,7 +379,7 @@ t.test('patient path templates reach scoring and the history', async (t) => {
 
   const page = request({ time: MONDAY + 9 * HOUR, path: '/patients/page-1' });
   const first = await scorer.score(page);
-  scorer.recordShown!(page, 200);
+  scorer.recordShown!(page);
   const read = await scorer.score(request({ time: MONDAY + 9 * HOUR + 60_000, path: '/fhir/Patient/page-1' }));
   const blocked = request({ time: MONDAY + 9 * HOUR + 120_000, path: '/patients/page-1/notes' });
   await scorer.score(blocked);
