@@ -83,6 +83,12 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
     rewriteCookieHeader(proxyReq);
+    // A 101 with Upgrade headers to a request that asked for no upgrade: Node hands over the
+    // socket here, and without this listener the client's connection would close unanswered.
+    proxyReq.on('upgrade', (_proxyRes: IncomingMessage, upstreamSocket: Duplex) => {
+      upstreamSocket.destroy();
+      failInvalidStatus(req, res, 101);
+    });
 
     // http-proxy leaves the upstream request running when the client goes away mid-response.
     res.once('close', () => {
@@ -92,6 +98,13 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   const upstreamResponseListeners = new WeakMap<IncomingMessage, () => void>();
   const webRoutes = new WeakMap<IncomingMessage, RouteConfig>();
+  /** Answers 502 for a final status that a plain HTTP response cannot carry; the upstream counts as failed. */
+  const failInvalidStatus = (req: IncomingMessage, res: ServerResponse, status: number): void => {
+    upstreamResponseListeners.delete(req);
+    const error = report(new Error(`its response had status ${status}, expected 200 to 999`), req, webRoutes.get(req)!);
+    if (res.headersSent) res.destroy();
+    else sendUnavailable(req, res, error);
+  };
   const notifyUpstreamResponse = (req: IncomingMessage): void => {
     const listener = upstreamResponseListeners.get(req);
     upstreamResponseListeners.delete(req);
@@ -113,13 +126,11 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
     const status = proxyRes.statusCode ?? 0;
-    if (status < 100 || status > 999) {
-      // Node's writeHead throws on such a status from a stream callback, where nothing catches
-      // it, so the whole process would stop. The response counts as a failed upstream.
-      upstreamResponseListeners.delete(req);
+    if (status < 200 || status > 999) {
+      // Node's writeHead throws on a status below 100 from a stream callback, where nothing
+      // catches it, so the whole process would stop. A 101 switches to no protocol here.
       proxyRes.resume();
-      const error = report(new Error(`its response had status ${status}, outside 100 to 999`), req, webRoutes.get(req)!);
-      sendUnavailable(req, res, error);
+      failInvalidStatus(req, res, status);
       return;
     }
     filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));

@@ -225,26 +225,34 @@ t.test('resetting upstream answers 502', async (t) => {
   t.same(front.answered, [], 'a reset before the response headers is no answer');
 });
 
-t.test('an upstream status below 100 answers 502 and stops nothing', async (t) => {
-  // Node's parser accepts a three-digit status such as 099, but ServerResponse cannot send it.
-  const odd = createNetServer((socket) => {
-    socket.on('error', () => socket.destroy());
-    socket.on('data', () => socket.write('HTTP/1.1 099 Odd\r\ncontent-length: 5\r\n\r\nhello'));
+/** Raw responses that a plain HTTP response cannot pass on, and the status each error names. */
+const invalidStatuses: [string, string, number][] = [
+  ['status below 100', 'HTTP/1.1 099 Odd\r\ncontent-length: 5\r\n\r\nhello', 99],
+  ['101 without Upgrade', 'HTTP/1.1 101 Switching Protocols\r\n\r\n', 101],
+  ['101 with Upgrade', 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n', 101],
+];
+
+for (const [name, raw, status] of invalidStatuses) {
+  t.test(`upstream ${name}: 502, front keeps serving`, async (t) => {
+    const odd = createNetServer((socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.on('data', () => socket.write(raw));
+    });
+    await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => odd.close());
+    const front = await startFront(t, `http://127.0.0.1:${(odd.address() as AddressInfo).port}`);
+
+    const first = await get(front.port, '/fhir/Patient/p-0001', { accept: 'application/json' });
+    const second = await get(front.port, '/fhir/Patient/p-0002', { accept: 'application/json' });
+
+    t.equal(first.status, 502);
+    t.same(JSON.parse(first.body), { error: 'WG_UPSTREAM_UNAVAILABLE', message: 'The upstream of route ehr is unavailable. Try again later.', route: 'ehr' });
+    t.equal(second.status, 502, 'the front still serves the next request');
+    t.equal(front.errors.length, 2, 'one error per request');
+    t.match(front.errors[0]!.message, new RegExp(`is unavailable: its response had status ${status}, expected 200 to 999\\.$`));
+    t.same(front.answered, [], 'such a status is no answer');
   });
-  await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => odd.close());
-  const front = await startFront(t, `http://127.0.0.1:${(odd.address() as AddressInfo).port}`);
-
-  const first = await get(front.port, '/fhir/Patient/p-0001', { accept: 'application/json' });
-  const second = await get(front.port, '/fhir/Patient/p-0002', { accept: 'application/json' });
-
-  t.equal(first.status, 502);
-  t.same(JSON.parse(first.body), { error: 'WG_UPSTREAM_UNAVAILABLE', message: 'The upstream of route ehr is unavailable. Try again later.', route: 'ehr' });
-  t.equal(second.status, 502, 'the front still serves the next request');
-  t.equal(front.errors.length, 2);
-  t.match(front.errors[0]!.message, /is unavailable: its response had status 99, outside 100 to 999\.$/);
-  t.same(front.answered, [], 'such a status is no answer');
-});
+}
 
 t.test('forwarder reports each upstream answer once, whatever its status', async (t) => {
   const app = await startDemoApp();
