@@ -83,8 +83,8 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
     rewriteCookieHeader(proxyReq);
-    // A 101 with Upgrade headers to a request that asked for no upgrade: Node hands over the
-    // socket here, and without this listener the client's connection would close unanswered.
+    // A 101 with Upgrade headers to a request without an upgrade: Node passes the socket here,
+    // and without this listener the client's connection would close with no response.
     proxyReq.on('upgrade', (_proxyRes: IncomingMessage, upstreamSocket: Duplex) => {
       upstreamSocket.destroy();
       failInvalidStatus(req, res, 101);
@@ -98,7 +98,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   const upstreamResponseListeners = new WeakMap<IncomingMessage, () => void>();
   const webRoutes = new WeakMap<IncomingMessage, RouteConfig>();
-  /** Answers 502 for a final status that a plain HTTP response cannot carry; the upstream counts as failed. */
+  /** Sends 502 for a final status that a plain HTTP response cannot carry, and reports the upstream as failed. */
   const failInvalidStatus = (req: IncomingMessage, res: ServerResponse, status: number): void => {
     upstreamResponseListeners.delete(req);
     const error = report(new Error(`its response had status ${status}, expected 200 to 999`), req, webRoutes.get(req)!);
@@ -128,7 +128,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     const status = proxyRes.statusCode ?? 0;
     if (status < 200 || status > 999) {
       // Node's writeHead throws on a status below 100 from a stream callback, where nothing
-      // catches it, so the whole process would stop. A 101 switches to no protocol here.
+      // catches it, so the whole process would stop. A 101 switches to no protocol on a plain request.
       proxyRes.resume();
       failInvalidStatus(req, res, status);
       return;
