@@ -31,6 +31,8 @@ export interface DemoStackOptions {
   readonly stateDir?: string;
   readonly redisUrl?: string;
   readonly redisKeyPrefix?: string;
+  /** A Redis Cluster or Sentinel in place of `redisUrl`. */
+  readonly redisTopology?: Pick<WardgateConfig['redis'], 'cluster' | 'sentinel'>;
   readonly policyFile?: string;
   /** ONNX model file; default `scorer/models/risk-v3.onnx`. */
   readonly modelFile?: string;
@@ -110,7 +112,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     const generated: WardgateConfig = {
       listen: { host: '127.0.0.1', port: wardgatePort },
       tls: { cert: certificates.paths.serverCert, key: certificates.paths.serverKey, groups: 'X25519MLKEM768:X25519:P-256' },
-      redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? 'wg:demo:' },
+      redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? 'wg:demo:', ...options.redisTopology },
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
       session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),

@@ -5,13 +5,12 @@ import type { IncomingMessage } from 'node:http';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
-import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type Scorer } from '../scorer/index.ts';
+import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type RedisClient, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
 import { createOversight } from './break-glass/create.ts';
 import type { AuditPort, PolicyPort } from './ports.ts';
 import { openConfiguredAuditTrail } from './audit/start.ts';
-import type { WardgateConfig } from './config/config.ts';
+import { redisTargetOf, type WardgateConfig } from './config/config.ts';
 import { SCORER_DEFAULTS } from './config/scorer-config.ts';
 import { compilePatientPaths } from '../scorer/features/patient-paths.ts';
 import { createForwarder } from './forward/forwarder.ts';
@@ -225,16 +224,17 @@ interface Stores {
   readonly keyValue: KeyValueStore;
   readonly baselines: MemoryBaselineStore | RedisBaselineStore;
   /** The Redis client of the baselines, also used by the review queue; absent for the in-process store. */
-  readonly redis?: Redis;
+  readonly redis?: RedisClient;
   close(): Promise<void>;
 }
 
 async function openStores(config: WardgateConfig, options: StartOptions, logger: Logger): Promise<Stores> {
-  if (config.redis.url === 'memory') return memoryStores(logger, 'redis.url is "memory"');
+  const target = redisTargetOf(config.redis);
+  if (target.kind === 'server' && target.url === 'memory') return memoryStores(logger, 'redis.url is "memory"');
 
-  let redis: Redis;
+  let redis: RedisClient;
   try {
-    redis = await createRedisClient(config.redis.url, REQUEST_PATH_REDIS_OPTIONS);
+    redis = await createRedisClient(target, REQUEST_PATH_REDIS_OPTIONS);
   } catch (error) {
     if (!options.allowMemoryFallback) throw error;
     return memoryStores(logger, (error as Error).message);
@@ -252,7 +252,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
   });
 
   let peerUpdateFailures = 0;
-  const keyValue = await RedisKeyValueStore.connect({ url: config.redis.url, keyPrefix: `${config.redis.key_prefix}kv:`, redis: { ...BASELINE_REDIS_OPTIONS, ...REQUEST_PATH_REDIS_OPTIONS } });
+  const keyValue = await RedisKeyValueStore.connect({ target, keyPrefix: `${config.redis.key_prefix}kv:`, redis: { ...BASELINE_REDIS_OPTIONS, ...REQUEST_PATH_REDIS_OPTIONS } });
   return {
     kind: 'redis',
     keyValue,

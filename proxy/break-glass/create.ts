@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../scorer/index.ts';
 import type { Logger } from 'pino';
 import type { WardgateConfig } from '../config/config.ts';
 import { SCORER_DEFAULTS } from '../config/scorer-config.ts';
@@ -25,7 +25,7 @@ export function oversightConfigOf(config: WardgateConfig): OversightConfig {
 export function createOversight(input: {
   config: WardgateConfig;
   store: KeyValueStore;
-  redis: Redis | undefined;
+  redis: RedisClient | undefined;
   identity: Pick<IdentityPort, 'sendStepUp'>;
   audit: AuditPort | undefined;
   now: () => number;

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument, type Node } from 'yaml';
+import { isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import type { RedisTarget } from '../../scorer/baselines/redis-client.ts';
 import { ConfigError } from './errors.ts';
 import { OptionReader } from './reader.ts';
 import { checkSharedHostsRouted, readSessionExtras, SESSION_EXTRA_KEYS, type SessionExtras } from './session-options.ts';
@@ -25,8 +26,16 @@ export interface WardgateConfig {
   };
   /** `crl` is a PEM CRL file for client certificates, reloaded when it changes. */
   readonly tls: { readonly cert: string; readonly key: string; readonly client_ca?: string; readonly groups: string; readonly crl?: string };
-  /** `memory` selects the in-process store, for a single instance only. */
-  readonly redis: { readonly url: string; readonly key_prefix: string };
+  /**
+   * `url` is one Redis server, or `memory` for the in-process store (a single instance only).
+   * `cluster` (seed node URLs) or `sentinel` (Sentinel URLs and the master's name) replace it.
+   */
+  readonly redis: {
+    readonly url: string;
+    readonly key_prefix: string;
+    readonly cluster?: readonly string[];
+    readonly sentinel?: { readonly nodes: readonly string[]; readonly master: string };
+  };
   readonly oidc: {
     readonly issuer: string;
     readonly client_id: string;
@@ -193,7 +202,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   const listen = reader.map(top.get('listen') ?? emptyMap(), 'listen', ['host', 'port', 'trusted_proxies']) ?? new Map();
   const tls = reader.map(top.get('tls'), 'tls', ['cert', 'key', 'client_ca', 'groups', 'crl']) ?? new Map();
-  const redis = reader.map(top.get('redis') ?? emptyMap(), 'redis', ['url', 'key_prefix']) ?? new Map();
+  const redis = reader.map(top.get('redis') ?? emptyMap(), 'redis', ['url', 'key_prefix', 'cluster', 'sentinel']) ?? new Map();
   const oidc = reader.map(top.get('oidc'), 'oidc', ['issuer', 'client_id', 'client_secret_env', 'ca']) ?? new Map();
   const session = reader.map(top.get('session') ?? emptyMap(), 'session', ['idle_timeout', 'absolute_lifetime', ...SESSION_EXTRA_KEYS]) ?? new Map();
   const assertion = reader.map(top.get('assertion') ?? emptyMap(), 'assertion', ['header', 'ttl', 'algorithm']) ?? new Map();
@@ -225,6 +234,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     redis: {
       url: reader.string(redis.get('url'), 'redis.url', env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
       key_prefix: reader.string(redis.get('key_prefix'), 'redis.key_prefix', 'wg:'),
+      ...readRedisTopology(reader, redis),
     },
     oidc: {
       issuer: reader.string(oidc.get('issuer'), 'oidc.issuer'),
@@ -331,4 +341,54 @@ function lineAt(text: string, offset: number): string {
   const start = text.lastIndexOf('\n', offset - 1) + 1;
   const end = text.indexOf('\n', offset);
   return text.slice(start, end === -1 ? text.length : end);
+}
+
+/** Returns where the configuration's Redis is: one server, a Cluster or a Sentinel-managed master. */
+export function redisTargetOf(redis: WardgateConfig['redis']): RedisTarget {
+  if (redis.cluster !== undefined) return { kind: 'cluster', nodes: redis.cluster };
+  if (redis.sentinel !== undefined) return { kind: 'sentinel', nodes: redis.sentinel.nodes, master: redis.sentinel.master };
+  return { kind: 'server', url: redis.url };
+}
+
+/** Reads `redis.cluster` or `redis.sentinel`, each of which replaces `redis.url`. */
+function readRedisTopology(reader: OptionReader, redis: Map<string, Node>): Pick<WardgateConfig['redis'], 'cluster' | 'sentinel'> {
+  const clusterNode = redis.get('cluster');
+  const sentinelNode = redis.get('sentinel');
+  const chosen = ['url', 'cluster', 'sentinel'].filter((key) => redis.has(key));
+  if (chosen.length > 1) {
+    reader.report(clusterNode ?? sentinelNode, 'redis', `set one of url, cluster and sentinel, got ${chosen.join(' and ')}`);
+    return {};
+  }
+
+  if (clusterNode !== undefined) return { cluster: readRedisUrls(reader, clusterNode, 'redis.cluster') };
+  if (sentinelNode === undefined) return {};
+  const sentinel = reader.map(sentinelNode, 'redis.sentinel', ['nodes', 'master']) ?? new Map<string, Node>();
+  if (!sentinel.has('master')) reader.report(sentinelNode, 'redis.sentinel.master', 'missing; set the master name that the Sentinels monitor, such as "mymaster"');
+  const master = sentinel.has('master') ? reader.string(sentinel.get('master'), 'redis.sentinel.master') : '';
+  if (master !== '' && !/^[A-Za-z0-9._-]{1,128}$/.test(master)) {
+    reader.report(sentinel.get('master'), 'redis.sentinel.master', `expected the master name that the Sentinels monitor (letters, digits, ".", "_" or "-"), got ${JSON.stringify(master.slice(0, 40))}`);
+  }
+  return { sentinel: { nodes: readRedisUrls(reader, sentinel.get('nodes'), 'redis.sentinel.nodes'), master } };
+}
+
+function readRedisUrls(reader: OptionReader, node: Node | undefined, option: string): string[] {
+  if (node === undefined) {
+    reader.report(null, option, 'missing; list the redis:// or rediss:// URLs of the nodes, such as ["redis://10.0.0.5:6379"]');
+    return [];
+  }
+  const items = reader.list(node, option);
+  if (isSeq(node) && items.length === 0) reader.report(node, option, 'expected at least one redis:// or rediss:// URL, got an empty list');
+  const urls = items.map((item, index) => {
+    const url = reader.string(item, `${option}[${index}]`);
+    const parsed = URL.parse(url);
+    if (url !== '' && (parsed === null || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '')) {
+      // A URL may carry a password, so only its scheme is echoed.
+      const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? 'no scheme';
+      reader.report(item, `${option}[${index}]`, `expected a redis:// or rediss:// URL with a host, got a value with ${scheme}`);
+    }
+    return url;
+  });
+  const schemes = new Set(urls.map((url) => URL.parse(url)?.protocol).filter((scheme) => scheme === 'redis:' || scheme === 'rediss:'));
+  if (schemes.size > 1) reader.report(node, option, 'expected the same scheme, redis:// or rediss://, for every node');
+  return urls;
 }

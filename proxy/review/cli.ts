@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { describeRedisTarget, newRedisClient, type RedisClient, type RedisTarget } from '../../scorer/baselines/redis-client.ts';
 import { parse } from 'yaml';
 import { DEFAULT_OVERSIGHT_CONFIG } from '../break-glass/config.ts';
 import { parseOptions, usageError } from '../cli/commands.ts';
@@ -38,7 +38,7 @@ export interface ReviewCommandDependencies {
 }
 
 interface Target {
-  readonly url: string;
+  readonly redis: RedisTarget;
   readonly prefix: string;
   readonly benignTtl: number;
   /** Audit trail folder and key folder for label records; from `audit:` or `--audit-dir`. */
@@ -78,13 +78,18 @@ export async function runReviewCommand(argv: string[], out: NodeJS.WritableStrea
     throw error;
   }
 
-  const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000, enableOfflineQueue: false });
+  let redis: RedisClient;
+  try {
+    redis = newRedisClient(target.redis, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000, enableOfflineQueue: false, retryStrategy: () => null });
+  } catch (error) {
+    return usageError(err, (error as Error).message);
+  }
   redis.on('error', () => {});
   try {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    err.write(`wardgate: Redis at ${redactUrl(target.url)} did not respond (${(error as Error).message}); check --redis or redis.url\n`);
+    err.write(`wardgate: ${describeRedisTarget(target.redis)} did not respond (${(error as Error).message}); check --redis or the redis section of the configuration\n`);
     return 1;
   }
 
@@ -153,7 +158,7 @@ async function resolveTarget(options: Record<string, string | boolean>): Promise
   assertRedisUrl(options.redis, '--redis');
   const auditDir = typeof options['audit-dir'] === 'string' ? path.resolve(options['audit-dir']) : undefined;
   return {
-    url: options.redis,
+    redis: { kind: 'server', url: options.redis },
     prefix: typeof options.prefix === 'string' ? options.prefix : 'wg:',
     benignTtl: DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl,
     ...(auditDir === undefined ? {} : { audit: { dir: auditDir, keyDir: path.join(auditDir, 'keys') } }),
@@ -168,20 +173,40 @@ async function readTarget(file: string): Promise<Target> {
   } catch (error) {
     throw new ReviewError('WG_REVIEW_INVALID_OPTION', `cannot read the configuration file ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the --config path`);
   }
-  const top = (typeof document === 'object' && document !== null ? document : {}) as { redis?: { url?: unknown; key_prefix?: unknown }; review?: { benign_ttl?: unknown }; audit?: { dir?: unknown; key_dir?: unknown } };
-  const url = top.redis?.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const top = (typeof document === 'object' && document !== null ? document : {}) as { redis?: { url?: unknown; key_prefix?: unknown; cluster?: unknown; sentinel?: unknown }; review?: { benign_ttl?: unknown }; audit?: { dir?: unknown; key_dir?: unknown } };
+  const redis = readRedisTarget(top.redis ?? {}, file);
   const prefix = top.redis?.key_prefix ?? 'wg:';
   const benignTtl = top.review?.benign_ttl ?? DEFAULT_OVERSIGHT_CONFIG.review.benign_ttl;
-  if (typeof url !== 'string') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.url must be a string`);
-  if (url === 'memory') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.url is "memory", and the in-process store has no review queue`);
-  assertRedisUrl(url, `${file}: redis.url`);
   if (typeof prefix !== 'string' || prefix === '') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.key_prefix must be a non-empty string`);
   if (typeof benignTtl !== 'number' || !Number.isInteger(benignTtl) || benignTtl < 60) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: review.benign_ttl must be an integer of at least 60 seconds`);
   // The audit folders are resolved as the proxy resolves them: against the configuration's folder.
   const base = path.dirname(path.resolve(file));
   const auditDir = path.resolve(base, typeof top.audit?.dir === 'string' ? top.audit.dir : '.wardgate/audit');
   const keyDir = typeof top.audit?.key_dir === 'string' ? path.resolve(base, top.audit.key_dir) : path.join(auditDir, 'keys');
-  return { url, prefix, benignTtl, audit: { dir: auditDir, keyDir } };
+  return { redis, prefix, benignTtl, audit: { dir: auditDir, keyDir } };
+}
+
+/** Reads `redis.url`, `redis.cluster` or `redis.sentinel` as the proxy does; `wardgate start` checks them in full. */
+function readRedisTarget(redis: { url?: unknown; cluster?: unknown; sentinel?: unknown }, file: string): RedisTarget {
+  const urls = (value: unknown, option: string): string[] => {
+    if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string')) {
+      throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: ${option} must be a list of redis:// or rediss:// URLs`);
+    }
+    for (const url of value) assertRedisUrl(url, `${file}: ${option}`);
+    return value;
+  };
+  if (redis.cluster !== undefined) return { kind: 'cluster', nodes: urls(redis.cluster, 'redis.cluster') };
+  if (redis.sentinel !== undefined) {
+    const sentinel = (typeof redis.sentinel === 'object' && redis.sentinel !== null ? redis.sentinel : {}) as { nodes?: unknown; master?: unknown };
+    if (typeof sentinel.master !== 'string' || sentinel.master === '') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.sentinel.master must be the master name the Sentinels monitor`);
+    return { kind: 'sentinel', nodes: urls(sentinel.nodes, 'redis.sentinel.nodes'), master: sentinel.master };
+  }
+
+  const url = redis.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (typeof url !== 'string') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.url must be a string`);
+  if (url === 'memory') throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${file}: redis.url is "memory", and the in-process store has no review queue`);
+  assertRedisUrl(url, `${file}: redis.url`);
+  return { kind: 'server', url };
 }
 
 function assertRedisUrl(url: string, option: string): void {
@@ -217,7 +242,7 @@ async function defaultRevokeSessions(target: Target): Promise<((subject: string)
   const revoke = (SessionStore.prototype as unknown as { revokeSubject?: (subject: string) => Promise<number> }).revokeSubject;
   if (typeof revoke !== 'function') return undefined;
   return async (subject) => {
-    const store = await RedisKeyValueStore.connect({ url: target.url, keyPrefix: `${target.prefix}kv:` });
+    const store = await RedisKeyValueStore.connect({ target: target.redis, keyPrefix: `${target.prefix}kv:` });
     try {
       // The session lifetimes do not matter for revocation, so the defaults stand in.
       return await revoke.call(new SessionStore(store, { idle_timeout_s: 1800, absolute_lifetime_s: 43_200 }), subject);

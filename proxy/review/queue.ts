@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../scorer/index.ts';
 import type { Logger } from 'pino';
 import { ReviewError } from './errors.ts';
 import type { ReviewEntry } from './entry.ts';
@@ -45,14 +45,14 @@ const DELIVER_BATCH = 500;
  * costs review entries but never a request; `failures` counts what was lost.
  */
 export class ReviewQueue {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #maxLength: number;
   readonly #logger: Logger | undefined;
   #group: Promise<void> | undefined;
   #failures = 0;
 
-  constructor(redis: Redis, options: ReviewQueueOptions) {
+  constructor(redis: RedisClient, options: ReviewQueueOptions) {
     if (!Number.isSafeInteger(options.maxLength) || options.maxLength < 1) {
       throw new ReviewError('WG_REVIEW_INVALID_OPTION', `Option review.stream_max_length must be a positive integer, received ${String(options.maxLength)}.`);
     }
@@ -178,10 +178,10 @@ export class ReviewQueue {
  * features. A matching request is not flagged for review again until the record expires.
  */
 export class BenignPatterns {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     this.#redis = redis;
     this.#prefix = prefix;
   }

@@ -1,11 +1,13 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+
+import { describeRedisTarget, newRedisClient, type RedisClient, type RedisTarget } from '../../scorer/baselines/redis-client.ts';
 
 import { StateError } from './errors.ts';
 import { assertMaxMembers, assertTtl, type ChannelListener, type KeyValueStore } from './key-value-store.ts';
 
 export interface RedisKeyValueStoreOptions {
-  /** Redis URL, e.g. `redis://127.0.0.1:6379/0` or `rediss://` for TLS. */
-  readonly url: string;
+  /** Redis URL, e.g. `redis://127.0.0.1:6379/0` or `rediss://` for TLS, or a Cluster or Sentinel target. */
+  readonly target: string | RedisTarget;
   /** Prefix put in front of every key and channel name, e.g. `wardgate:`. */
   readonly keyPrefix: string;
   /** Extra ioredis options (TLS `ca`, timeouts); `keyPrefix` and `lazyConnect` are set here. */
@@ -19,32 +21,42 @@ export interface RedisKeyValueStoreOptions {
  * subscriber mode accepts no other commands.
  */
 export class RedisKeyValueStore implements KeyValueStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keyPrefix: string;
+  /** Creates the subscriber connection with the same target and options. */
+  readonly #newSubscriber: () => RedisClient;
   readonly #listeners = new Map<string, Set<ChannelListener>>();
-  #subscriber: Promise<Redis> | undefined;
+  #subscriber: Promise<RedisClient> | undefined;
 
-  private constructor(redis: Redis, keyPrefix: string) {
+  private constructor(redis: RedisClient, keyPrefix: string, newSubscriber: () => RedisClient) {
     this.#redis = redis;
     this.#keyPrefix = keyPrefix;
+    this.#newSubscriber = newSubscriber;
   }
 
   /** Connects to Redis and checks it with PING; throws `WG_STATE_UNAVAILABLE` when it does not respond. */
   static async connect(options: RedisKeyValueStoreOptions): Promise<RedisKeyValueStore> {
-    if (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url)) {
-      throw new StateError('WG_STATE_INVALID_OPTION', 500, `Option "url" must be a redis:// or rediss:// URL, received ${JSON.stringify(options.url)}.`);
+    const target = options.target;
+    if (typeof target === 'string' && !/^rediss?:\/\//.test(target)) {
+      throw new StateError('WG_STATE_INVALID_OPTION', 500, `Option "target" must be a redis:// or rediss:// URL, received ${JSON.stringify(redactUrl(target))}.`);
     }
     if (typeof options.keyPrefix !== 'string' || options.keyPrefix === '') {
       throw new StateError('WG_STATE_INVALID_OPTION', 500, `Option "keyPrefix" must be a non-empty string, received ${JSON.stringify(options.keyPrefix)}.`);
     }
 
-    const redis = new Redis(options.url, {
+    const redisOptions: RedisOptions = {
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
       ...options.redis,
       keyPrefix: options.keyPrefix,
       lazyConnect: true,
-    });
+    };
+    let redis: RedisClient;
+    try {
+      redis = newRedisClient(target, redisOptions);
+    } catch (cause) {
+      throw new StateError('WG_STATE_INVALID_OPTION', 500, (cause as Error).message, { cause });
+    }
     // ioredis emits 'error' on every failed reconnect; commands still reject, which is where callers see it.
     redis.on('error', () => {});
 
@@ -53,10 +65,11 @@ export class RedisKeyValueStore implements KeyValueStore {
       await redis.ping();
     } catch (cause) {
       redis.disconnect();
-      throw new StateError('WG_STATE_UNAVAILABLE', 503, `Redis at ${redactUrl(options.url)} did not respond: ${(cause as Error).message}. Check that Redis is running and the URL is right.`, { cause });
+      throw new StateError('WG_STATE_UNAVAILABLE', 503, `${describeRedisTarget(target)} did not respond: ${(cause as Error).message}. Check that Redis is running and the redis section of the configuration is right.`, { cause });
     }
 
-    return new RedisKeyValueStore(redis, options.keyPrefix);
+    // The subscriber has no key prefix to apply: channel names get it in publish and subscribe.
+    return new RedisKeyValueStore(redis, options.keyPrefix, () => newRedisClient(target, { ...redisOptions, autoResubscribe: false }));
   }
 
   async get(key: string): Promise<string | null> {
@@ -104,12 +117,10 @@ export class RedisKeyValueStore implements KeyValueStore {
       return [];
     }
 
-    const pipeline = this.#redis.pipeline();
-    for (const key of keys) {
-      pipeline.exists(key);
-    }
-    const replies = await this.#run('EXISTS', () => pipeline.exec());
-    return keys.map((_, index) => replyOf('EXISTS', replies, index) === 1);
+    // One command per key: in a Redis Cluster the keys may live in different slots, which one
+    // pipeline cannot span. With auto-pipelining the commands still leave in one write.
+    const replies = await this.#run('EXISTS', () => Promise.all(keys.map((key) => this.#redis.exists(key))));
+    return replies.map((reply) => reply === 1);
   }
 
   async sortedSetAdd(key: string, member: string, score: number, maxMembers: number, ttlMs: number): Promise<void> {
@@ -166,7 +177,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   /** Opens the subscriber connection once; a failed attempt is forgotten so the next call retries. */
-  #openSubscriber(): Promise<Redis> {
+  #openSubscriber(): Promise<RedisClient> {
     this.#subscriber ??= this.#connectSubscriber().catch((cause: unknown) => {
       this.#subscriber = undefined;
       throw cause;
@@ -174,9 +185,9 @@ export class RedisKeyValueStore implements KeyValueStore {
     return this.#subscriber;
   }
 
-  async #connectSubscriber(): Promise<Redis> {
+  async #connectSubscriber(): Promise<RedisClient> {
     // #resubscribe restores the channels and then calls each listener's onResubscribe.
-    const subscriber = this.#redis.duplicate({ autoResubscribe: false, lazyConnect: true });
+    const subscriber = this.#newSubscriber();
     subscriber.on('error', () => {});
     subscriber.on('message', (channel: string, message: string) => {
       for (const listener of this.#listeners.get(channel.slice(this.#keyPrefix.length)) ?? []) {
@@ -195,7 +206,7 @@ export class RedisKeyValueStore implements KeyValueStore {
     return subscriber;
   }
 
-  async #resubscribe(subscriber: Redis): Promise<void> {
+  async #resubscribe(subscriber: RedisClient): Promise<void> {
     const channels = [...this.#listeners.keys()];
     if (channels.length === 0) {
       return;

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 import { ScorerError } from '../errors.ts';
 
@@ -15,6 +15,85 @@ export const BASELINE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
   retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 2_000),
 });
 
+/** A client of one Redis server, a master found through Sentinel, or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Location of Redis. Every address is a `redis://` or `rediss://` URL, and a user name and
+ * password in the URL authenticate. For Sentinel, the credentials and TLS of the Sentinel URLs
+ * apply to the master too.
+ */
+export type RedisTarget =
+  | { readonly kind: 'server'; readonly url: string }
+  | { readonly kind: 'cluster'; readonly nodes: readonly string[] }
+  | { readonly kind: 'sentinel'; readonly nodes: readonly string[]; readonly master: string };
+
+/** Returns the target for a bare URL, the form of `REDIS_URL` and `--redis`. */
+export function redisTarget(target: string | RedisTarget): RedisTarget {
+  return typeof target === 'string' ? { kind: 'server', url: target } : target;
+}
+
+/** Describes the target for messages: host and port of each address, never a password. */
+export function describeRedisTarget(target: string | RedisTarget): string {
+  const resolved = redisTarget(target);
+  const hosts = (resolved.kind === 'server' ? [resolved.url] : resolved.nodes).map((url) => URL.parse(url)?.host ?? '(invalid URL)');
+  if (resolved.kind === 'server') return `Redis at ${hosts[0]}`;
+  if (resolved.kind === 'cluster') return `Redis Cluster at ${hosts.join(', ')}`;
+  return `Redis master "${resolved.master}" through Sentinel at ${hosts.join(', ')}`;
+}
+
+/**
+ * Creates an ioredis client for `target` with `options`. Like ioredis, it connects at once
+ * unless the options set `lazyConnect`. For a Cluster, the per-connection options go to every node, and `retryStrategy` and
+ * `enableOfflineQueue` apply to the cluster as a whole.
+ *
+ * @throws {ScorerError} `WG_SCORER_INVALID_OPTION` for an address that is not a `redis:` or
+ *   `rediss:` URL, for a Cluster or Sentinel without addresses, or for mixed schemes.
+ */
+export function newRedisClient(target: string | RedisTarget, options: RedisOptions = {}): RedisClient {
+  const resolved = redisTarget(target);
+  if (resolved.kind === 'server') {
+    parseRedisUrl(resolved.url, 'redis.url');
+    return new Redis(resolved.url, options);
+  }
+
+  const option = `redis.${resolved.kind}`;
+  if (resolved.nodes.length === 0) throw invalidOption(option, 'expected at least one redis:// or rediss:// address, received none');
+  const nodes = resolved.nodes.map((url, index) => parseRedisUrl(url, `${option} address ${index + 1}`));
+  const tls = nodes[0]!.protocol === 'rediss:';
+  if (nodes.some((node) => (node.protocol === 'rediss:') !== tls)) throw invalidOption(option, 'expected the same scheme, redis:// or rediss://, for every address');
+  const addresses = nodes.map((node) => ({ host: node.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(node.port || (resolved.kind === 'sentinel' ? 26379 : 6379)) }));
+  const { username, password } = credentials(nodes[0]!);
+  // A preset name such as "RedisCloudFixed" is not for self-hosted Cluster or Sentinel nodes.
+  const tlsSettings = typeof options.tls === 'object' ? options.tls : {};
+  const tlsOptions = tls ? { tls: tlsSettings } : {};
+
+  if (resolved.kind === 'sentinel') {
+    return new Redis({
+      // After three rounds in which no Sentinel names the master, the attempt fails, so start-up
+      // reports it. Later reconnects follow `retryStrategy` and ask the Sentinels again.
+      sentinelRetryStrategy: (round: number) => (round > 3 ? null : 200 * round),
+      ...options,
+      sentinels: addresses,
+      name: resolved.master,
+      ...(username ? { username, sentinelUsername: username } : {}),
+      ...(password ? { password, sentinelPassword: password } : {}),
+      ...tlsOptions,
+      ...(tls ? { sentinelTLS: tlsSettings, enableTLSForSentinelMode: true } : {}),
+    });
+  }
+
+  const { retryStrategy, enableOfflineQueue, lazyConnect, enableAutoPipelining, ...perNode } = options;
+  const clusterOptions: ClusterOptions = {
+    redisOptions: { ...perNode, ...(username ? { username } : {}), ...(password ? { password } : {}), ...tlsOptions },
+    ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(lazyConnect === undefined ? {} : { lazyConnect }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+  };
+  return new Cluster(addresses, clusterOptions);
+}
+
 /**
  * Creates an ioredis client with {@link BASELINE_REDIS_OPTIONS} and waits until it is ready.
  * `rediss://` URLs connect with TLS; `overrides` may add TLS options such as `ecdhCurve`.
@@ -22,19 +101,8 @@ export const BASELINE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
  * @throws {ScorerError} `WG_SCORER_INVALID_OPTION` for a URL that is not `redis:` or `rediss:`,
  *   `WG_SCORER_STORE_UNAVAILABLE` when the first connection fails.
  */
-export async function createRedisClient(url: string, overrides: RedisOptions = {}): Promise<Redis> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch (error) {
-    throw invalidUrl(url, error);
-  }
-
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw invalidUrl(url);
-  }
-
-  const client = new Redis(url, { ...BASELINE_REDIS_OPTIONS, ...overrides, lazyConnect: true });
+export async function createRedisClient(target: string | RedisTarget, overrides: RedisOptions = {}): Promise<RedisClient> {
+  const client = newRedisClient(target, { ...BASELINE_REDIS_OPTIONS, ...overrides, lazyConnect: true });
   // The failed connect below is reported once as an error; without a listener ioredis would
   // also print every failed attempt with a stack trace.
   const quiet = (): void => {};
@@ -45,7 +113,7 @@ export async function createRedisClient(url: string, overrides: RedisOptions = {
     client.disconnect();
     throw new ScorerError(
       'WG_SCORER_STORE_UNAVAILABLE',
-      `Redis at ${parsed.host} is not reachable (${(error as Error).message.replace(/\.$/, '')}). Check redis.url in the configuration (REDIS_URL for the demo) and that Redis is running.`,
+      `${describeRedisTarget(target)} is not reachable (${(error as Error).message.replace(/\.$/, '')}). Check redis.${redisTarget(target).kind === 'server' ? 'url' : redisTarget(target).kind} in the configuration (REDIS_URL for the demo) and that Redis is running.`,
       { cause: error },
     );
   }
@@ -54,13 +122,21 @@ export async function createRedisClient(url: string, overrides: RedisOptions = {
   return client;
 }
 
-function invalidUrl(url: string, cause?: unknown): ScorerError {
-  // The URL may carry a password, so only its scheme is echoed.
-  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? 'no scheme';
+function parseRedisUrl(url: string, option: string): URL {
+  const parsed = typeof url === 'string' ? URL.parse(url) : null;
+  if (parsed === null || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')) {
+    // The URL may carry a password, so only its scheme is echoed.
+    const scheme = typeof url === 'string' ? (/^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? 'no scheme') : typeof url;
+    throw invalidOption(option === 'redis.url' ? 'REDIS_URL' : option, `expected a redis:// or rediss:// URL, received a value with ${scheme}`);
+  }
 
-  return new ScorerError(
-    'WG_SCORER_INVALID_OPTION',
-    `Invalid option REDIS_URL: expected a redis:// or rediss:// URL, received a value with ${scheme}.`,
-    { cause, detail: { option: 'REDIS_URL' } },
-  );
+  return parsed;
+}
+
+function credentials(url: URL): { username: string; password: string } {
+  return { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+}
+
+function invalidOption(option: string, problem: string): ScorerError {
+  return new ScorerError('WG_SCORER_INVALID_OPTION', `Invalid option ${option}: ${problem}.`, { detail: { option } });
 }

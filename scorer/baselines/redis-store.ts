@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.ts';
 
 import { ScorerError, isScorerError } from '../errors.ts';
 import type { ResponseObservation, ScoreInput } from '../types.ts';
@@ -37,13 +37,13 @@ export interface RedisBaselineStoreOptions {
  * request reads in process. Responses are recorded by a separate call of respond.lua.
  */
 export class RedisBaselineStore implements BaselineStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #peers = new PeerSummaryCache();
   readonly #pending = new Set<Promise<void>>();
   readonly #onBackgroundError: (error: ScorerError) => void;
 
-  constructor(redis: Redis, options: RedisBaselineStoreOptions) {
+  constructor(redis: RedisClient, options: RedisBaselineStoreOptions) {
     if (typeof options.prefix !== 'string' || options.prefix === '' || /[{}\s]/.test(options.prefix)) {
       throw new ScorerError(
         'WG_SCORER_INVALID_OPTION',

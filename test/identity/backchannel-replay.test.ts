@@ -61,8 +61,8 @@ const implementations: [string, () => Promise<[KeyValueStore, KeyValueStore]>][]
     return [store, store];
   }],
   ['redis', async () => [
-    await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix }),
-    await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix }),
+    await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix }),
+    await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix }),
   ]],
 ];
 

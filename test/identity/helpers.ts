@@ -200,7 +200,7 @@ export async function startStack(app: AppHandler, overrides: Partial<IdentityOpt
     clientCa: certs.ca,
   });
   const keyPrefix = `wgtest:identity:${randomBytes(6).toString('hex')}:`;
-  const store = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix });
+  const store = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix });
   identity = await createIdentity({
     oidc: { issuer: idp.issuer, client_id: 'wardgate', client_secret: 'test-client-secret', ca: certs.ca },
     session: { idle_timeout_s: 900, absolute_lifetime_s: 3600 },

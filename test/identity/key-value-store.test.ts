@@ -12,7 +12,7 @@ import { deleteKeys, REDIS_URL } from './helpers.ts';
 const prefix = `wgtest:identity:${randomBytes(6).toString('hex')}:`;
 const implementations: [string, () => Promise<KeyValueStore>][] = [
   ['memory', async () => new MemoryKeyValueStore()],
-  ['redis', () => RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix })],
+  ['redis', () => RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix })],
 ];
 t.teardown(() => deleteKeys(prefix));
 
@@ -194,8 +194,8 @@ async function waitForMessages(received: readonly string[], count: number): Prom
 }
 
 t.test('redis channels are prefixed and shared', async (t) => {
-  const first = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix });
-  const second = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix });
+  const first = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix });
+  const second = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix });
   const raw = new Redis(REDIS_URL);
   t.teardown(async () => {
     await first.close();
@@ -218,8 +218,8 @@ t.test('redis channels are prefixed and shared', async (t) => {
 
 t.test('redis subscription survives a reconnect', async (t) => {
   const connectionName = `wgtest-${randomBytes(6).toString('hex')}`;
-  const subscriberStore = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix, redis: { connectionName } });
-  const publisherStore = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix });
+  const subscriberStore = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix, redis: { connectionName } });
+  const publisherStore = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix });
   const admin = new Redis(REDIS_URL);
   t.teardown(async () => {
     await subscriberStore.close();
@@ -257,7 +257,7 @@ t.test('memory store honours an injected clock', async (t) => {
 });
 
 t.test('redis store reports unavailable and bad options', async (t) => {
-  await t.rejects(RedisKeyValueStore.connect({ url: 'redis://127.0.0.1:1', keyPrefix: prefix, redis: { connectTimeout: 500, retryStrategy: () => null } }), { code: 'WG_STATE_UNAVAILABLE', status: 503 });
-  await t.rejects(RedisKeyValueStore.connect({ url: 'http://127.0.0.1:6379', keyPrefix: prefix }), { code: 'WG_STATE_INVALID_OPTION' });
-  await t.rejects(RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: '' }), { code: 'WG_STATE_INVALID_OPTION' });
+  await t.rejects(RedisKeyValueStore.connect({ target: 'redis://127.0.0.1:1', keyPrefix: prefix, redis: { connectTimeout: 500, retryStrategy: () => null } }), { code: 'WG_STATE_UNAVAILABLE', status: 503 });
+  await t.rejects(RedisKeyValueStore.connect({ target: 'http://127.0.0.1:6379', keyPrefix: prefix }), { code: 'WG_STATE_INVALID_OPTION' });
+  await t.rejects(RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: '' }), { code: 'WG_STATE_INVALID_OPTION' });
 });

@@ -20,8 +20,8 @@ const implementations: [string, () => Promise<[KeyValueStore, KeyValueStore]>][]
     return [store, store];
   }],
   ['redis', async () => [
-    await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix }),
-    await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix }),
+    await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix }),
+    await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix }),
   ]],
 ];
 
@@ -106,7 +106,7 @@ for (const [name, open] of implementations) {
 }
 
 t.test('redis index expires with the absolute lifetime', async (t) => {
-  const store = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix });
+  const store = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix });
   const raw = new Redis(REDIS_URL);
   t.teardown(async () => {
     await store.close();
@@ -125,7 +125,7 @@ t.test('redis index expires with the absolute lifetime', async (t) => {
 });
 
 t.test('legacy JSON index is still revoked', async (t) => {
-  const store = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix });
+  const store = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix });
   t.teardown(() => store.close());
   const sessions = new SessionStore(store, options);
   const subject = `user-${randomBytes(4).toString('hex')}`;

@@ -23,7 +23,7 @@ interface Instance {
 
 /** Starts what one Wardgate instance holds: its own Redis connections, session store and socket registry. */
 async function startInstance(t: Test, connectionName?: string): Promise<Instance> {
-  const store = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix, ...(connectionName === undefined ? {} : { redis: { connectionName } }) });
+  const store = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix, ...(connectionName === undefined ? {} : { redis: { connectionName } }) });
   let sockets: SessionSockets | undefined;
   const sessions = new SessionStore(store, options, (ids) => sockets?.close(ids));
   // A re-check interval longer than any test, so that only the events or an explicit re-check close sockets.
@@ -78,7 +78,7 @@ t.test('revocation from a separate process closes sockets everywhere', async (t)
   b.sockets.add(bystander, sockets[2]);
 
   // The review CLI revokes through a SessionStore of its own, without a socket registry.
-  const cliStore = await RedisKeyValueStore.connect({ url: REDIS_URL, keyPrefix: prefix });
+  const cliStore = await RedisKeyValueStore.connect({ target: REDIS_URL, keyPrefix: prefix });
   t.teardown(() => cliStore.close());
   t.equal(await new SessionStore(cliStore, options).revokeSubject(subject), 2);
 

@@ -153,7 +153,7 @@ t.test('FHIR source reads patient flags from meta.security', async (t) => {
 t.test('FHIR source caches care sets in Redis per user', async (t) => {
   const redis = await connectTestRedis();
   const prefix = testPrefix('care');
-  const cache = await RedisKeyValueStore.connect({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix });
+  const cache = await RedisKeyValueStore.connect({ target: 'redis://127.0.0.1:6379', keyPrefix: prefix });
   t.teardown(async () => {
     await deleteKeysUnder(redis, prefix);
     await cache.close();
@@ -260,7 +260,7 @@ t.test('FHIR census follows paging and skips invalid entries', async (t) => {
 t.test('FHIR source caches the census in Redis', async (t) => {
   const redis = await connectTestRedis();
   const prefix = testPrefix('census');
-  const cache = await RedisKeyValueStore.connect({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix });
+  const cache = await RedisKeyValueStore.connect({ target: 'redis://127.0.0.1:6379', keyPrefix: prefix });
   t.teardown(async () => {
     await deleteKeysUnder(redis, prefix);
     await cache.close();
@@ -432,7 +432,7 @@ t.test('FHIR flags return stale data during refresh', async (t) => {
 t.test('FHIR source replaces corrupt shared cache values', async (t) => {
   const redis = await connectTestRedis();
   const prefix = testPrefix('corrupt');
-  const cache = await RedisKeyValueStore.connect({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix });
+  const cache = await RedisKeyValueStore.connect({ target: 'redis://127.0.0.1:6379', keyPrefix: prefix });
   t.teardown(async () => {
     await deleteKeysUnder(redis, prefix);
     await cache.close();

@@ -1,0 +1,123 @@
+import { Redis } from 'ioredis';
+import t from 'tap';
+
+import { RedisKeyValueStore } from '../../proxy/state/redis-key-value-store.ts';
+import { ReviewQueue } from '../../proxy/review/queue.ts';
+import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
+import { createRedisClient, type RedisTarget } from '../../scorer/baselines/redis-client.ts';
+import { RedisBaselineStore } from '../../scorer/baselines/redis-store.ts';
+import type { BaselineStore } from '../../scorer/baselines/store.ts';
+import { FeatureExtractor } from '../../scorer/features/extractor.ts';
+import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
+import { simulationPatientKey } from '../../scorer/training/pipeline.ts';
+import { panelCareSource } from '../../scorer/training/replay-format.ts';
+import { simulateTraffic, type Simulation } from '../../scorer/training/simulator.ts';
+import { Browser, rawRequest, signIn, startTestStack } from '../e2e/support.ts';
+import { startRedisCluster, type RedisProcesses } from './servers.ts';
+
+// A real Redis Cluster of three masters on this machine: every slot range has its own process,
+// so a command or script whose keys span slots fails here as it would in production.
+let cluster: RedisProcesses;
+let target: RedisTarget;
+
+t.before(async () => {
+  cluster = await startRedisCluster(3);
+  target = { kind: 'cluster', nodes: cluster.urls };
+});
+t.teardown(() => cluster.stop());
+
+/** Runs the simulation's records through feature extraction on `store`, as training does, and returns the rows. */
+async function featureRows(simulation: Simulation, store: BaselineStore): Promise<number[][]> {
+  const pseudonymizer = new PatientPseudonymizer(simulationPatientKey(3));
+  const extractor = new FeatureExtractor({ store, pseudonymizer, careSource: panelCareSource(simulation.panel, pseudonymizer) });
+  const rows: number[][] = [];
+  for (const record of simulation.records) {
+    rows.push([...(await extractor.extract(record.input))]);
+    await store.showPatients!(record.input.user, extractor.patientPseudonyms(record.input), record.input.time);
+    await store.observeResponse!({ user: record.input.user, groups: record.input.groups, time: record.input.time, routeId: record.input.routeId, status: record.status, bytes: record.bytes });
+    await store.settle?.();
+  }
+  return rows;
+}
+
+t.test('baselines on a Cluster match the memory store', async (t) => {
+  const simulation = simulateTraffic({ seed: 3, days: 2, scale: 0.25 });
+  const records = { ...simulation, records: simulation.records.slice(0, 1500) };
+  const redis = await createRedisClient(target);
+  t.teardown(() => redis.quit());
+
+  const fromMemory = await featureRows(records, new MemoryBaselineStore());
+  const fromCluster = await featureRows(records, new RedisBaselineStore(redis, { prefix: 'wgtest:cluster:bl:' }));
+
+  const users = new Set(records.records.map((record) => record.input.user));
+  t.ok(users.size >= 5, `the records come from ${users.size} users, whose keys fall in several slots`);
+  t.equal(fromCluster.length, records.records.length);
+  const firstDifference = fromCluster.findIndex((row, index) => JSON.stringify(row) !== JSON.stringify(fromMemory[index]));
+  t.equal(firstDifference, -1, 'every feature row is the same as with the memory store');
+});
+
+t.test('key-value store on a Cluster', async (t) => {
+  const store = await RedisKeyValueStore.connect({ target, keyPrefix: 'wgtest:cluster:kv:' });
+  t.teardown(() => store.close());
+  const keys = Array.from({ length: 12 }, (_, index) => `session:${index}`);
+
+  for (const key of keys.slice(0, 6)) await store.set(key, `value of ${key}`, 60_000);
+  t.same(await store.exists(keys), keys.map((_, index) => index < 6), 'EXISTS over keys in different slots');
+  t.equal(await store.get('session:3'), 'value of session:3');
+  t.equal(await store.setIfAbsent('session:3', 'other', 60_000), false);
+  t.equal(await store.take('session:3'), 'value of session:3');
+  t.equal(await store.get('session:3'), null);
+  await store.sortedSetAdd('index:user', 'a', 1, 2, 60_000);
+  await store.sortedSetAdd('index:user', 'b', 2, 2, 60_000);
+  await store.sortedSetAdd('index:user', 'c', 3, 2, 60_000);
+  t.same(await store.sortedSetMembers('index:user'), ['b', 'c'], 'the sorted set keeps its newest members');
+
+  const received: string[] = [];
+  const unsubscribe = await store.subscribe('events', { onMessage: (message) => received.push(message) });
+  const publisher = await RedisKeyValueStore.connect({ target, keyPrefix: 'wgtest:cluster:kv:' });
+  t.teardown(() => publisher.close());
+  for (let attempt = 0; attempt < 50 && received.length === 0; attempt++) {
+    await publisher.publish('events', 'session ended');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await unsubscribe();
+  t.equal(received[0], 'session ended', 'a message published on one connection reaches the subscriber');
+});
+
+t.test('review queue on a Cluster', async (t) => {
+  const redis = await createRedisClient(target);
+  t.teardown(() => redis.quit());
+  const queue = new ReviewQueue(redis, { prefix: 'wgtest:cluster:', maxLength: 100 });
+  const entry = { kind: 'decision', time: 1, trace_id: 'a'.repeat(32), user: 'dr-001', groups: [], route: 'ehr', method: 'GET', path: '/fhir/Patient/~x', patients: [], rule: 'r', action: 'step_up', reasons: [], risk: 0.7, top_features: [] } as const;
+
+  const id = await queue.add(entry);
+  const pending = await queue.pending('cli-test');
+  const { label } = await queue.label(id, 'benign', 'ward round', 'analyst', 2, 'cli-test');
+
+  t.same(pending.map((stored) => stored.id), [id]);
+  t.equal(label.label, 'benign');
+  t.same(await queue.pending('cli-test'), [], 'a labelled entry leaves the pending list');
+});
+
+t.test('the demo stack runs on a Cluster', async (t) => {
+  const stack = await startTestStack({ redisTopology: { cluster: cluster.urls } });
+  t.teardown(() => stack.close());
+  const browser = new Browser(stack.certificates.ca.cert);
+  await signIn(stack, browser, 'physician');
+  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
+
+  const read = await rawRequest(stack, '/fhir/Patient/p-0001', { headers: { cookie, accept: 'application/fhir+json' } });
+  const health = JSON.parse((await rawRequest(stack, '/.wardgate/health')).body) as { store?: string };
+
+  t.equal(read.status, 200, 'the session from sign-in is found and the read is scored');
+  t.match(health, { store: 'redis' });
+  const masters = await Promise.all(cluster.urls.map(async (url) => {
+    const node = new Redis(url);
+    try {
+      return (await node.keys(`${stack.keyPrefix}*`)).length;
+    } finally {
+      node.disconnect();
+    }
+  }));
+  t.ok(masters.filter((count) => count > 0).length >= 2, `the stack's keys are spread over the masters (${masters.join(', ')})`);
+});

@@ -1,0 +1,48 @@
+import t from 'tap';
+
+import { parseConfig, redisTargetOf } from '../../proxy/config/config.ts';
+
+const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'cd'.repeat(32) };
+const BASE = `
+tls: { cert: cert.pem, key: key.pem }
+oidc: { issuer: https://idp.test, client_id: wardgate }
+policy: policy.yaml
+model: model.onnx
+routes:
+  - { id: ehr, upstream: http://127.0.0.1:9000 }
+`;
+const FILE = '/etc/wardgate/wardgate.yaml';
+
+t.test('redis targets: server, Cluster, Sentinel', async (t) => {
+  const server = parseConfig(`${BASE}redis: { url: "redis://10.0.0.5:6379/2" }\n`, FILE, ENV);
+  const cluster = parseConfig(`${BASE}redis:\n  cluster: [redis://10.0.0.5:6379, redis://10.0.0.6:6379]\n`, FILE, ENV);
+  const sentinel = parseConfig(`${BASE}redis:\n  sentinel: { nodes: [rediss://10.0.0.7:26379], master: wardgate }\n  key_prefix: "wg:"\n`, FILE, ENV);
+
+  t.same(redisTargetOf(server.redis), { kind: 'server', url: 'redis://10.0.0.5:6379/2' });
+  t.same(redisTargetOf(cluster.redis), { kind: 'cluster', nodes: ['redis://10.0.0.5:6379', 'redis://10.0.0.6:6379'] });
+  t.same(redisTargetOf(sentinel.redis), { kind: 'sentinel', nodes: ['rediss://10.0.0.7:26379'], master: 'wardgate' });
+  t.same(redisTargetOf(parseConfig(BASE, FILE, { ...ENV, REDIS_URL: 'redis://10.0.0.9:6379' }).redis), { kind: 'server', url: 'redis://10.0.0.9:6379' }, 'REDIS_URL is the default');
+});
+
+/** Each invalid redis section and the message line it gets, after `file:line:column: `. */
+const invalid: [string, string][] = [
+  ['redis: { url: "redis://a:6379", cluster: ["redis://b:6379"] }', 'redis: set one of url, cluster and sentinel, got url and cluster'],
+  ['redis: { cluster: [] }', 'redis.cluster: expected at least one redis:// or rediss:// URL, got an empty list'],
+  ['redis: { cluster: "redis://b:6379" }', 'redis.cluster: expected a list, got "redis://b:6379"'],
+  ['redis: { cluster: ["http://b:6379"] }', 'redis.cluster[0]: expected a redis:// or rediss:// URL with a host, got a value with http:'],
+  ['redis: { cluster: ["redis://b:6379", "rediss://c:6379"] }', 'redis.cluster: expected the same scheme, redis:// or rediss://, for every node'],
+  ['redis: { sentinel: { nodes: ["redis://s:26379"] } }', 'redis.sentinel.master: missing; set the master name that the Sentinels monitor, such as "mymaster"'],
+  ['redis: { sentinel: { nodes: ["redis://s:26379"], master: "a b" } }', 'redis.sentinel.master: expected the master name that the Sentinels monitor (letters, digits, ".", "_" or "-"), got "a b"'],
+  ['redis: { sentinel: { master: wardgate } }', 'redis.sentinel.nodes: missing; list the redis:// or rediss:// URLs of the nodes, such as ["redis://10.0.0.5:6379"]'],
+  ['redis: { sentinel: { nodes: ["redis://s:26379"], master: m, quorum: 2 } }', 'redis.sentinel.quorum: unknown option (allowed: nodes, master)'],
+];
+
+for (const [section, message] of invalid) {
+  t.test(`config rejects ${section}`, async (t) => {
+    t.throws(() => parseConfig(`${BASE}${section}\n`, FILE, ENV), { code: 'WG_CONFIG_INVALID', message: new RegExp(`^${FILE}:\\d+:\\d+: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) });
+  });
+}
+
+t.test('a password in a node URL stays out of the message', async (t) => {
+  t.throws(() => parseConfig(`${BASE}redis: { cluster: ["http://user:hunter2@b:6379"] }\n`, FILE, ENV), { message: /^(?!.*hunter2)/s });
+});

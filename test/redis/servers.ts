@@ -1,0 +1,111 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+
+const run = promisify(execFile);
+
+/** Throwaway Redis processes started by a test; `stop()` kills them and removes their folder. */
+export interface RedisProcesses {
+  /** `redis://127.0.0.1:PORT` of each node: Cluster masters, or the Sentinels. */
+  readonly urls: string[];
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a Redis Cluster of `size` masters without replicas or persistence, and waits until every slot is served. */
+export async function startRedisCluster(size = 3): Promise<RedisProcesses> {
+  const dir = mkdtempSync(join(tmpdir(), 'wgtest-cluster-'));
+  const children: ChildProcess[] = [];
+  const stop = stopper(children, dir);
+  try {
+    const ports: number[] = [];
+    for (let index = 0; index < size; index++) {
+      const port = await freePort();
+      ports.push(port);
+      children.push(startServer(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']));
+    }
+    for (const port of ports) await untilPing(port);
+    await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    for (const port of ports) await until(async () => (await command(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'), `cluster node ${port} to report cluster_state:ok`);
+    return { urls: ports.map((port) => `redis://127.0.0.1:${port}`), stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Starts a Redis master and one Sentinel that monitors it as `master`; the URLs are the Sentinel's. */
+export async function startRedisSentinel(master: string): Promise<RedisProcesses & { readonly masterPort: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'wgtest-sentinel-'));
+  const children: ChildProcess[] = [];
+  const stop = stopper(children, dir);
+  try {
+    const masterPort = await freePort();
+    children.push(startServer(masterPort, dir, []));
+    await untilPing(masterPort);
+    const sentinelPort = await freePort();
+    // A Sentinel rewrites its configuration file, so it gets its own file in the folder.
+    const file = join(dir, 'sentinel.conf');
+    writeFileSync(file, `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor ${master} 127.0.0.1 ${masterPort} 1\n`);
+    children.push(spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' }));
+    await untilPing(sentinelPort);
+    await until(async () => (await command(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', master)).includes(String(masterPort)), `Sentinel to report master ${master}`);
+    return { urls: [`redis://127.0.0.1:${sentinelPort}`], masterPort, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function startServer(port: number, dir: string, extra: string[]): ChildProcess {
+  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extra], { stdio: 'ignore' });
+}
+
+function stopper(children: ChildProcess[], dir: string): () => Promise<void> {
+  return async () => {
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    })));
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/** Sends one command to 127.0.0.1:`port` and returns the reply as text. */
+async function command(port: number, ...args: string[]): Promise<string> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return JSON.stringify(await client.call(args[0]!, ...args.slice(1)));
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function untilPing(port: number): Promise<void> {
+  await until(async () => (await command(port, 'PING')).includes('PONG'), `redis-server on port ${port} to answer PING`);
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 150; attempt++) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
