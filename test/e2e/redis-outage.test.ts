@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import t from 'tap';
 import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
+import { freePort } from '../redis/servers.ts';
 
 /** Starts a throwaway redis-server without persistence on `port` and waits until it answers. */
 async function startRedis(port: number): Promise<ChildProcess> {
@@ -22,17 +22,6 @@ async function startRedis(port: number): Promise<ChildProcess> {
   }
   child.kill('SIGKILL');
   throw new Error(`redis-server did not answer on port ${port}`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function untilStatus(stack: TestStack, cookie: string, expected: (status: number) => boolean): Promise<number> {
