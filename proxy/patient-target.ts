@@ -95,7 +95,10 @@ export class PatientTargetPseudonymizer {
 
     const path = parsePath(rawPath, this.#patientPaths);
     const resourceIsPatient = path.resourceIsPatient;
-    const parameters = path.complete && rawQuery !== null ? rawQuery.split('&').map((pair) => parseParameter(pair, resourceIsPatient)) : [];
+    // Some servers also split the query at `;`, as extractPatientIds assumes, so both separate pairs here.
+    const pairs = rawQuery === null ? [] : rawQuery.split(/[&;]/);
+    const separators = rawQuery?.match(/[&;]/g) ?? [];
+    const parameters = path.complete ? pairs.map((pair) => parseParameter(pair, resourceIsPatient)) : [];
 
     const ids: string[] = [];
     const collect = (part: Part) => {
@@ -150,7 +153,8 @@ export class PatientTargetPseudonymizer {
       return `${parameter.rawName}=${value}`;
     });
 
-    const rendered = rawQuery === null || !path.complete ? renderedPath : `${renderedPath}?${renderedQuery.join('&')}`;
+    const query = renderedQuery.map((pair, index) => (index === 0 ? pair : `${separators[index - 1]}${pair}`)).join('');
+    const rendered = rawQuery === null || !path.complete ? renderedPath : `${renderedPath}?${query}`;
     return { target: rendered, patients, redacted };
   }
 }
@@ -175,16 +179,23 @@ function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: Par
 
     const parts: Part[] = [];
     for (const text of decoded.split('/')) {
-      const isPatientPosition = PATIENT_SEGMENTS.has(previous.toLowerCase()) && text !== '' && !text.startsWith('$') && !text.startsWith('_');
+      const isPatientPosition = PATIENT_SEGMENTS.has(withoutParameters(previous)) && text !== '' && !text.startsWith('$') && !text.startsWith('_');
       parts.push({ text, role: isPatientPosition ? idRole(text) : 'other' });
       previous = text;
-      if (text !== '' && text !== '_search') last = text;
+      // `_search`, `_history` and operations such as `$match` keep the resource type of the segment before them.
+      if (text !== '' && !text.startsWith('_') && !text.startsWith('$')) last = text;
     }
     segments.push({ raw, parts });
   }
 
   markTemplateIds(segments, patientPaths);
-  return { segments, complete: true, resourceIsPatient: PATIENT_SEGMENTS.has(last.toLowerCase()) };
+  return { segments, complete: true, resourceIsPatient: PATIENT_SEGMENTS.has(withoutParameters(last)) };
+}
+
+/** Returns a path segment in lowercase without its `;` path parameters, as `literalMatches` compares it. */
+function withoutParameters(segment: string): string {
+  const semicolon = segment.indexOf(';');
+  return (semicolon === -1 ? segment : segment.slice(0, semicolon)).toLowerCase();
 }
 
 /**
@@ -237,7 +248,9 @@ function parameterKind(name: string, resourceIsPatient: boolean): ParameterKind 
   const chain = name.split('.');
   const links = chain.map((link) => {
     const colon = link.indexOf(':');
-    return { base: (colon === -1 ? link : link.slice(0, colon)).toLowerCase(), modifier: colon === -1 ? '' : link.slice(colon + 1) };
+    // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP.
+    const base = (colon === -1 ? link : link.slice(0, colon)).replace(/\[[^\]]*\]$/, '').toLowerCase();
+    return { base, modifier: colon === -1 ? '' : link.slice(colon + 1) };
   });
   const first = links[0]!;
   if (first.base === '_has') return 'other';

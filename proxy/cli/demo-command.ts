@@ -61,9 +61,10 @@ ${accounts}
 Press Ctrl+C to stop.
 `);
 
-  const exitCode = await untilStopped(err);
+  const stopping = untilStopped(err);
+  await stopping.stopped;
   await stack.close();
-  return exitCode;
+  return stopping.exitCode();
 }
 
 function parsePort(value: string | boolean | undefined, fallback: number): number | null {

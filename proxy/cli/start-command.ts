@@ -43,7 +43,8 @@ export async function runStartCommand(argv: string[], out: NodeJS.WritableStream
     return 1;
   }
 
-  const exitCode = await untilStopped(err);
+  const stopping = untilStopped(err);
+  await stopping.stopped;
   await running.close();
-  return exitCode;
+  return stopping.exitCode();
 }

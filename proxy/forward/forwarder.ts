@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent as HttpAgent, STATUS_CODES, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable, type Duplex } from 'node:stream';
 
@@ -133,6 +133,9 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       failInvalidStatus(req, res, status);
       return;
     }
+    // writeHead throws on a control character in the reason phrase too, so such a phrase is
+    // replaced by the standard one.
+    if (!VALID_REASON.test(proxyRes.statusMessage ?? '')) proxyRes.statusMessage = STATUS_CODES[status] ?? '';
     filterSetCookie(proxyRes, (names) => options.onSetCookieDropped?.(names, req));
     notifyUpstreamResponse(req);
   });
@@ -167,6 +170,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       const buffer = replayBody === undefined ? {} : { buffer: Readable.from([replayBody]) };
       if (onUpstreamResponse !== undefined) upstreamResponseListeners.set(req, onUpstreamResponse);
       webRoutes.set(req, route);
+      prepareHeaders(req);
       proxy.web(req, res, { ...targetFor(route), ...buffer, headers: lowercaseKeys(headersToSet) }, (cause) => {
         const error = report(cause, req, route);
         if (res.headersSent || res.destroyed) {
@@ -188,6 +192,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       }
 
       if (onUpstreamResponse !== undefined) upstreamResponseListeners.set(req, onUpstreamResponse);
+      prepareHeaders(req);
       proxy.ws(req, socket, head, { ...targetFor(route), headers: lowercaseKeys(headersToSet) }, (cause) => {
         report(cause, req, route);
         if (socket.writable) socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 35\r\n\r\n{"error":"WG_UPSTREAM_UNAVAILABLE"}');
@@ -207,6 +212,21 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 function normalizedTarget(req: IncomingMessage): string {
   const { path, query } = normalizePath(req.url ?? '', req.method);
   return query === '' ? path : `${path}?${query}`;
+}
+
+/** A reason phrase that Node can write: tab, visible ASCII, space and obs-text (RFC 9112). */
+const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Removes Wardgate's cookies and `Expect` from the request before http-proxy copies its
+ * headers. http-proxy 1.18 skips its `proxyReq` event, where the cookies are also removed,
+ * for a request with `Expect`. Node's server has already sent `100 Continue` itself.
+ */
+function prepareHeaders(req: IncomingMessage): void {
+  delete req.headers.expect;
+  const cookie = removeWardgateCookies(req.headers.cookie);
+  if (cookie === undefined) delete req.headers.cookie;
+  else req.headers.cookie = cookie;
 }
 
 function rewriteCookieHeader(proxyReq: ClientRequest): void {
@@ -241,7 +261,7 @@ function sendUnavailable(req: IncomingMessage, res: ServerResponse, error: Forwa
     ? '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Application unavailable</title></head><body><h1>Application unavailable</h1><p>The clinical application behind Wardgate is not responding. Try again in a minute; if it persists, call the service desk.</p></body></html>'
     : JSON.stringify({ error: error.code, message: `The upstream of route ${error.routeId} is unavailable. Try again later.`, route: error.routeId });
 
-  res.writeHead(502, {
+  res.writeHead(502, 'Bad Gateway', {
     'content-type': html ? 'text/html; charset=utf-8' : 'application/json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',

@@ -70,15 +70,26 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 /**
  * Headers with which some frameworks let a request name another method, such as a POST that the
  * application runs as DELETE. The policy, the scorer and the audit trail see the method of the
- * request line, so such requests are rejected instead of forwarded.
+ * request line, so such requests are rejected instead of forwarded. Names are compared with `_`
+ * read as `-`, because some servers map both to the same variable.
  */
-const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
+const METHOD_OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
 
-/** @throws {HttpError} `WG_HTTP_METHOD_OVERRIDE` (400) when the request carries a method-override header. */
-export function checkMethodOverride(headers: IncomingHttpHeaders): void {
-  const header = METHOD_OVERRIDE_HEADERS.find((name) => headers[name] !== undefined);
-  if (header === undefined) return;
-  throw new HttpError('WG_HTTP_METHOD_OVERRIDE', `Header ${header} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.`);
+/**
+ * Rejects a method-override header, or a `_method` query parameter, which Rails, Laravel,
+ * Symfony and Express's method-override read for the same purpose.
+ *
+ * @throws {HttpError} `WG_HTTP_METHOD_OVERRIDE` (400).
+ */
+export function checkMethodOverride(headers: IncomingHttpHeaders, query: string): void {
+  const header = Object.keys(headers).find((name) => METHOD_OVERRIDE_HEADERS.has(name.replace(/_/g, '-')));
+  if (header !== undefined) {
+    throw new HttpError('WG_HTTP_METHOD_OVERRIDE', `Header ${header} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.`);
+  }
+  const parameter = [...new URLSearchParams(query.replace(/;/g, '&')).keys()].find((name) => name.toLowerCase() === '_method');
+  if (parameter !== undefined) {
+    throw new HttpError('WG_HTTP_METHOD_OVERRIDE', `Query parameter ${parameter} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.`);
+  }
 }
 
 /** @throws {HttpError} `WG_HTTP_METHOD_NOT_ALLOWED` (405) for TRACE, TRACK and CONNECT. */

@@ -141,15 +141,24 @@ export interface ForwardedFacts {
 }
 
 /**
- * Sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host from `facts`, replacing any
- * spelling of them the client sent, and removes `Forwarded` (RFC 7239), because a client
- * could forge any of them. The client's own X-Forwarded-For chain is dropped unless the caller
- * passes the part of it that trusted proxies vouch for as `facts.chain`.
+ * Headers besides the `X-Forwarded-*` family with which frameworks learn the client, scheme or
+ * original path from a proxy: Werkzeug's ProxyFix and WSGI read `X-Script-Name` into
+ * `SCRIPT_NAME`, and several servers read the scheme headers.
+ */
+const PROXY_HEADERS: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'x-script-name', 'x-original-uri', 'x-original-method', 'x-host', 'x-url-scheme', 'front-end-https']);
+
+/**
+ * Sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host from `facts`. It first removes
+ * every `X-Forwarded-*` header the client sent in any spelling (Spring and ProxyFix read
+ * `X-Forwarded-Prefix` into the application's path), `Forwarded` (RFC 7239) and the other
+ * proxy headers of {@link PROXY_HEADERS}, because a client could forge any of them. The
+ * client's own X-Forwarded-For chain is dropped unless the caller passes the part of it that
+ * trusted proxies vouch for as `facts.chain`.
  */
 export function setForwardedHeaders(headers: Headers, facts: ForwardedFacts): void {
   for (const name of Object.keys(headers)) {
     const canonical = canonicalName(name);
-    if (canonical === 'forwarded' || canonical === 'x-forwarded-for' || canonical === 'x-forwarded-proto' || canonical === 'x-forwarded-host' || canonical === 'x-forwarded-port' || canonical === 'x-real-ip') {
+    if (canonical.startsWith('x-forwarded-') || PROXY_HEADERS.has(canonical)) {
       delete headers[name];
     }
   }

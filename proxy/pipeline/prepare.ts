@@ -29,9 +29,9 @@ export function prepareRequest(req: IncomingMessage, router: RouterPort, asserti
   try {
     checkFraming(req);
     checkMethod(req.method);
-    checkMethodOverride(req.headers);
     if (!host) throw badHostError(req.headers.host);
     normalized = normalizePath(req.url ?? '', req.method ?? 'GET');
+    checkMethodOverride(req.headers, normalized.query);
   } catch (error) {
     if (!(error instanceof HttpError)) throw error;
     return { ok: false, status: error.status, code: error.code, message: error.message };

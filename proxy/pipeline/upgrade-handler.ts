@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { SpanKind } from '@opentelemetry/api';
@@ -26,17 +26,25 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
     const refuse = (status: number, code: string): void => {
       span.setAttribute('http.response.status_code', status);
       const body = JSON.stringify({ error: code, incident_id: incidentId });
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     };
 
     (async () => {
       const tls = deps.tlsFacts(req.socket as TLSSocket);
+      // Read before prepareRequest, which removes an Upgrade header that does not request a WebSocket.
+      const websocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
       const prepared = prepareRequest(req, deps.router, deps.assertionHeader, deps.trustedProxies, true);
       // Refusals before the policy runs are decisions too, and each gets its audit record.
       const audit = (rule: string, reason: string) => auditRequest(deps.audit, req, { traceId: incidentId, tls, prepared, decision: edgeDecision('block', rule, reason) });
       if (!prepared.ok) {
         audit('request.invalid', prepared.code);
         return refuse(prepared.status, prepared.code);
+      }
+      // Only WebSocket is forwarded as an upgrade. Another protocol, such as h2c, would be decided
+      // and then dropped by the forwarder without a response.
+      if (!websocket) {
+        audit('request.invalid', 'WG_HTTP_UPGRADE_NOT_SUPPORTED');
+        return refuse(400, 'WG_HTTP_UPGRADE_NOT_SUPPORTED');
       }
       if (!prepared.route) {
         audit('route.not_found', 'WG_ROUTE_NOT_FOUND');

@@ -26,7 +26,7 @@ const USAGE = `Usage: wardgate review list|show|label [options]
                             misuse --revoke: also end every session of the entry's user.
 
 Options:
-  --config FILE             Read redis.url, redis.key_prefix and review.benign_ttl from FILE
+  --config FILE             Read the redis section and review.benign_ttl from FILE
   --redis URL --prefix P    Or name Redis and the key prefix directly (default prefix "wg:")
 `;
 

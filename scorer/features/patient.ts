@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 
 import { ScorerError } from '../errors.ts';
-import { matchPatientPaths, NO_PATIENT_PATHS, type PatientPaths } from './patient-paths.ts';
+import { literalMatches, matchPatientPaths, NO_PATIENT_PATHS, type PatientPaths } from './patient-paths.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -24,8 +24,9 @@ export const MIN_PATIENT_KEY_BYTES = 32;
  * `$everything`), the search parameters `patient` and `subject` (also `subject:Patient`) with
  * a bare id or `Patient/{id}`, repeated or comma-separated (FHIR search OR), on other resource
  * types than Patient (on Patient they are checked but name no patient), and `_id` on a Patient
- * search. The resource type `Patient` and the
- * parameter names match in any case. Each of `patientPaths` (`scorer.patient_paths`) that
+ * search, history or operation. The segments `fhir` and `Patient` match in any case and without
+ * `;` path parameters, parameter names in any case and with a `[...]` suffix, and `;` separates
+ * parameters as `&` does. Each of `patientPaths` (`scorer.patient_paths`) that
  * matches the path adds the segment at its `{id}` (see `matchPatientPaths`), checked like a
  * FHIR id.
  *
@@ -47,9 +48,10 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
   const ids = new Set<string>();
 
   const segments = pathname.split('/');
-  const fhirIndex = segments.indexOf('fhir');
-  // FHIR resource types are case-sensitive, but an upstream that accepts `/fhir/patient/1` must not hide the patient.
-  const isPatientType = fhirIndex !== -1 && segments[fhirIndex + 1]?.toLowerCase() === 'patient';
+  // FHIR names are case-sensitive, but an upstream that accepts `/FHIR/patient;v=1/1` (any case,
+  // `;` path parameters dropped) must not hide the patient, so literals match as in templates.
+  const fhirIndex = segments.findIndex((segment) => literalMatches(segment, 'fhir'));
+  const isPatientType = fhirIndex !== -1 && segments[fhirIndex + 1] !== undefined && literalMatches(segments[fhirIndex + 1]!, 'patient');
   if (isPatientType && segments.length > fhirIndex + 2) {
     const id = segments[fhirIndex + 2]!;
     if (id !== '' && !id.startsWith('$') && !id.startsWith('_')) {
@@ -60,12 +62,15 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
     ids.add(assertPatientId(match.id, `path segment at {id} of ${match.template}`, match.template.replace('{id}', '123')));
   }
   const after = segments.slice(fhirIndex + 2);
-  const searchesPatients = isPatientType && (after.length === 0 || (after.length === 1 && (after[0] === '' || after[0] === '_search')));
+  // `_id` names patients on a type-level Patient search, history or operation (`$match`).
+  const searchesPatients = isPatientType && (after.length === 0 || (after.length === 1 && (after[0] === '' || after[0]!.startsWith('_') || after[0]!.startsWith('$'))));
 
   if (fhirIndex !== -1 && query !== '') {
-    for (const [name, value] of new URLSearchParams(query)) {
+    // Some servers also split the query at `;`, so a parameter after one counts too.
+    for (const [name, value] of new URLSearchParams(query.replace(/;/g, '&'))) {
       const colon = name.indexOf(':');
-      const base = (colon === -1 ? name : name.slice(0, colon)).toLowerCase();
+      // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP.
+      const base = (colon === -1 ? name : name.slice(0, colon)).replace(/\[[^\]]*\]$/, '').toLowerCase();
       const modifier = colon === -1 ? '' : name.slice(colon + 1).toLowerCase();
       const namesPatients = PATIENT_PARAMETERS.includes(base) && (modifier === '' || modifier === 'patient');
       if (!namesPatients && !(searchesPatients && name === '_id')) continue;

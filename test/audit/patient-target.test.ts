@@ -27,6 +27,12 @@ const cases: Array<[string, string, string[]]> = [
   ['/fhir/Observation?patient:missing=true', '/fhir/Observation?patient:missing=true', []],
   ['/fhir/Patient?name=smith', '/fhir/Patient?name=smith', []],
   ['/static/app.js?v=3', '/static/app.js?v=3', []],
+  ['/FHIR/Patient/p-0201', `/FHIR/Patient/${token('p-0201')}`, ['p-0201']],
+  ['/fhir/Patient;v=1/p-0202', `/fhir/Patient;v=1/${token('p-0202')}`, ['p-0202']],
+  ['/fhir/Observation?patient[]=p-0203', `/fhir/Observation?patient[]=${token('p-0203')}`, ['p-0203']],
+  ['/fhir/Observation?x=1;patient=p-0204&code=1', `/fhir/Observation?x=1;patient=${token('p-0204')}&code=1`, ['p-0204']],
+  ['/fhir/Patient/$match?_id=p-0205', `/fhir/Patient/$match?_id=${token('p-0205')}`, ['p-0205']],
+  ['/fhir/Patient/_history?_id=p-0206', `/fhir/Patient/_history?_id=${token('p-0206')}`, ['p-0206']],
 ];
 
 for (const [target, expected, ids] of cases) {

@@ -4,19 +4,20 @@ import t from 'tap';
 
 const MODULE = new URL('../../proxy/cli/until-stopped.ts', import.meta.url).href;
 
-/** Runs a script that waits with untilStopped, then closes for 50 ms as a service would, and exits with its code. */
-function runWaiter(trigger: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a script that waits with untilStopped, then closes for 50 ms as a service would (running `duringClose` first), and exits with its code. */
+function runWaiter(trigger: string, duringClose = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const script = `
     import { untilStopped } from ${JSON.stringify(MODULE)};
-    const waiting = untilStopped(process.stderr);
+    const stopping = untilStopped(process.stderr);
     // A running service's sockets keep the process alive; signal listeners alone do not.
     const service = setInterval(() => {}, 1000);
     ${trigger}
-    const code = await waiting;
+    await stopping.stopped;
     clearInterval(service);
+    ${duringClose}
     await new Promise((resolve) => setTimeout(resolve, 50));
     process.stdout.write('closed\\n');
-    process.exitCode = code;
+    process.exitCode = stopping.exitCode();
   `;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,4 +52,20 @@ t.test('SIGTERM: close, then exit 0', async (t) => {
   t.equal(result.code, 0);
   t.equal(result.stdout, 'closed\n');
   t.equal(result.stderr, '');
+});
+
+t.test('second error while closing: close, then exit 1', async (t) => {
+  const result = await runWaiter(`setTimeout(() => { throw new Error('first'); }, 10);`, `setTimeout(() => { throw new Error('second'); }, 5);`);
+
+  t.equal(result.code, 1);
+  t.equal(result.stdout, 'closed\n', 'the close finished');
+  t.match(result.stderr, /another unexpected error while closing; still closing: Error: second/);
+});
+
+t.test('error after SIGTERM: close, then exit 1', async (t) => {
+  const result = await runWaiter(`setTimeout(() => process.kill(process.pid, 'SIGTERM'), 10);`, `setTimeout(() => { throw new Error('during close'); }, 5);`);
+
+  t.equal(result.code, 1);
+  t.equal(result.stdout, 'closed\n', 'the close finished');
+  t.match(result.stderr, /unexpected error; closing the audit trail.*Error: during close/);
 });

@@ -16,10 +16,15 @@ t.test('TRACE is refused before routing', async (t) => {
 });
 
 t.test('a method-override header is refused before routing', async (t) => {
-  for (const header of ['X-HTTP-Method-Override', 'x-http-method', 'X-Method-Override']) {
+  for (const header of ['X-HTTP-Method-Override', 'x-http-method', 'X-Method-Override', 'X_HTTP_Method_Override']) {
     const response = await rawRequest(stack, '/fhir/Patient/p-0001', { method: 'POST', headers: { accept: 'application/json', [header]: 'DELETE' } });
     t.equal(response.status, 400, header);
     t.match(JSON.parse(response.body), { error: 'WG_HTTP_METHOD_OVERRIDE', message: `Header ${header.toLowerCase()} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.` });
+  }
+  for (const query of ['_method=DELETE', 'a=1&_METHOD=PUT', 'a=1;_method=PATCH']) {
+    const response = await rawRequest(stack, `/fhir/Patient/p-0001?${query}`, { method: 'POST', headers: { accept: 'application/json' } });
+    t.equal(response.status, 400, query);
+    t.match(JSON.parse(response.body), { error: 'WG_HTTP_METHOD_OVERRIDE', message: /^Query parameter _method is not accepted by Wardgate|^Query parameter _METHOD is not accepted/ });
   }
   const plain = await rawRequest(stack, '/healthz', { headers: { accept: 'application/json' } });
   t.not(plain.status, 400, 'a request without such a header passes the check');

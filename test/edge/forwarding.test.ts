@@ -115,6 +115,10 @@ t.test('forwarder drops Wardgate cookies only', async (t) => {
 
   const onlyWardgate = JSON.parse((await get(front.port, '/debug/headers', { cookie: '__Host-wardgate-session=secret' })).body);
   t.equal(onlyWardgate.headers.cookie, undefined);
+  // http-proxy skips its proxyReq event for a request with Expect, so the cookie must go before that.
+  const expecting = JSON.parse((await get(front.port, '/debug/headers', { cookie: '__Host-wardgate-session=secret; app_session=demo', expect: '100-continue' })).body);
+  t.equal(expecting.headers.cookie, 'app_session=demo', 'also with Expect: 100-continue');
+  t.equal(expecting.headers.expect, undefined, 'Expect ends at Wardgate');
 
   const setCookie = await get(front.port, '/debug/set-cookie');
   t.equal(setCookie.status, 200);
@@ -253,6 +257,24 @@ for (const [name, raw, status] of invalidStatuses) {
     t.same(front.answered, [], 'such a status is no answer');
   });
 }
+
+t.test('upstream reason phrase with a control character', async (t) => {
+  const odd = createNetServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.on('data', () => socket.write('HTTP/1.1 200 O\x01K\r\ncontent-length: 5\r\n\r\nhello'));
+  });
+  await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => odd.close());
+  const front = await startFront(t, `http://127.0.0.1:${(odd.address() as AddressInfo).port}`);
+
+  const first = await get(front.port, '/fhir/Patient/p-0001');
+  const second = await get(front.port, '/fhir/Patient/p-0002');
+
+  t.equal(first.status, 200, 'the response passes with the standard reason phrase');
+  t.equal(first.body, 'hello');
+  t.equal(second.status, 200, 'the front still serves the next request');
+  t.same(front.errors, []);
+});
 
 t.test('forwarder reports each upstream answer once, whatever its status', async (t) => {
   const app = await startDemoApp();

@@ -247,6 +247,15 @@ t.test('setForwardedHeaders replaces client values', async (t) => {
     'x-forwarded-host': 'evil.example',
     forwarded: 'for=10.0.0.1;proto=http',
     'x-real-ip': '10.0.0.9',
+    'x-forwarded-prefix': '/admin',
+    'X-Forwarded-Uri': '/fhir/Patient/p-1',
+    'x_forwarded_ssl': 'off',
+    'x-script-name': '/admin',
+    'x-original-uri': '/admin/users',
+    'x-original-method': 'DELETE',
+    'x-host': 'evil.example',
+    'x-url-scheme': 'http',
+    'front-end-https': 'off',
     accept: 'application/json',
   };
 

@@ -26,6 +26,21 @@ t.test('patient ids come from FHIR paths', async (t) => {
   t.same(extractPatientIds('/fhir/Patient/p-0001/$everything?patient=p-0026'), ['p-0001'], 'nor an operation on one patient');
 });
 
+t.test('patient ids behind other spellings', async (t) => {
+  // Case-insensitive routing (ASP.NET Core) and servers that drop `;` path parameters (Tomcat,
+  // Jetty) serve these as the plain FHIR forms. qs (Express) and PHP read `patient[]` as
+  // `patient`, and some servers split the query at `;`.
+  t.same(extractPatientIds('/FHIR/Patient/p-0001'), ['p-0001'], 'the base segment in any case');
+  t.same(extractPatientIds('/fhir;v=1/Patient/p-0002'), ['p-0002'], 'a base segment with path parameters');
+  t.same(extractPatientIds('/fhir/Patient;v=1/p-0003'), ['p-0003'], 'a resource type with path parameters');
+  t.same(extractPatientIds('/Fhir/Observation?patient=p-0004'), ['p-0004'], 'parameters under a base in any case');
+  t.same(extractPatientIds('/fhir/Observation?patient[]=p-0005&subject[0]=p-0006'), ['p-0005', 'p-0006'], 'bracketed parameter names');
+  t.same(extractPatientIds('/fhir/Observation?x=1;patient=p-0007'), ['p-0007'], 'a parameter after a semicolon');
+  t.same(extractPatientIds('/fhir/Patient/_history?_id=p-0008'), ['p-0008'], '_id on the type history');
+  t.same(extractPatientIds('/fhir/Patient/$match?_id=p-0009'), ['p-0009'], '_id on a type operation');
+  t.throws(() => extractPatientIds('/fhir/Patient/p-0010;v=1'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an id with path parameters is not a valid id');
+});
+
 t.test('bulk export is recognised', async (t) => {
   t.equal(isBulkExport('/fhir/Patient/1/$everything'), true);
   t.equal(isBulkExport('/fhir/Group/g1/$export?_type=Patient'), true);
