@@ -165,7 +165,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         ...(policies.shadow && { shadow_policy: policies.shadowHealth() }),
         model: scoring.modelHealth(),
         care: scoring.careHealth(),
-        review: { failed_writes: oversight.reviewFailures },
+        review: stores.kind === 'redis' ? { failed_writes: oversight.reviewFailures } : { disabled: 'the review queue needs Redis' },
       }),
     };
     const listener = createTlsListener(

@@ -73,7 +73,9 @@ export function compileRule(rule: RuleDefinition, condition: CompiledCondition |
   const when = rule.when === undefined ? '' : ` (when ${rule.when.expression})`;
   const stepUp = rule.stepUp === undefined ? '' : `; step-up to acr ${rule.stepUp.acr_values} with max_age ${rule.stepUp.max_age}, valid for ${rule.stepUp.ttl} s`;
   const breakGlass = rule.breakGlass === undefined ? '' : `; break-glass for ${rule.breakGlass.ttl} s with reason codes ${rule.breakGlass.reason_codes.join(', ')}`;
-  const matchedReason = `rule ${rule.id} matched${when}: ${reasonText}${stepUp}${breakGlass}`;
+  // A clause added after the reason replaces the reason's own full stop: "... factor; step-up to ...".
+  const reasonBody = stepUp === '' && breakGlass === '' ? reasonText : reasonText.replace(/\.$/, '');
+  const matchedReason = `rule ${rule.id} matched${when}: ${reasonBody}${stepUp}${breakGlass}`;
   const paths = match.paths === undefined ? undefined : anyOf(match.paths.map(compilePathGlob));
   const devices = match.devices === undefined ? undefined : anyOf(match.devices.map(compileDeviceGlob));
 

@@ -174,7 +174,7 @@ async function verifyInstance(
         const holder = a as Item;
         finding(holder.file.path, holder.line + 1, 'WG_AUDIT_FILE_TRUNCATED', `the file ends after seq ${aSeq} but ${b.file.name} continues from seq ${b.record.seq - 1}: records seq ${aSeq + 1} to ${b.record.seq - 1} were cut from its end`);
       } else {
-        finding(b.file.path, b.line, 'WG_AUDIT_RECORD_DROPPED', `records seq ${aSeq + 1} to ${b.record.seq - 1} are missing before this record: they were dropped`);
+        finding(b.file.path, b.line, 'WG_AUDIT_RECORD_DROPPED', (b.record.seq - 1 === aSeq + 1 ? `record seq ${aSeq + 1} is missing before this record: it was dropped` : `records seq ${aSeq + 1} to ${b.record.seq - 1} are missing before this record: they were dropped`));
       }
       accept(b);
     } else if (moved.has(b.record.seq)) {

@@ -15,7 +15,7 @@ import { OidcClient } from './oidc-client.ts';
 import { assertIdentityOptions, type IdentityOptions } from './options.ts';
 import { refreshClaims, type RefreshContext } from './claims-refresh.ts';
 import { completeHandoff, HANDOFF_COMPLETE_PATH, HANDOFF_START_PATH, startHandoff, startHandoffFromTarget, type HandoffContext } from './handoff.ts';
-import { backchannelLogout, BACKCHANNEL_LOGOUT_PATH, LOGGED_OUT_PATH, logout, sendLoggedOutPage, sendLogoutForm, type LogoutContext } from './logout.ts';
+import { backchannelLogout, BACKCHANNEL_LOGOUT_PATH, LOGGED_OUT_PATH, LOGOUT_PATH, logout, sendLoggedOutPage, sendLogoutForm, type LogoutContext } from './logout.ts';
 import { sendJsonError } from './pages.ts';
 import { sendRouteError } from './route-errors.ts';
 import type { Principal } from './principal.ts';
@@ -144,7 +144,7 @@ export class Identity {
         await logout(this.#logoutContext(), req, res);
       }
     } catch (error) {
-      sendRouteError(res, error);
+      sendRouteError(res, error, url.pathname === LOGOUT_PATH || url.pathname === BACKCHANNEL_LOGOUT_PATH ? 'Sign-out' : 'Sign-in');
     }
 
     return true;

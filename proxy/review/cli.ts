@@ -144,7 +144,7 @@ async function labelEntry(
   if (audit !== deps.audit) await (audit as AuditTrail | undefined)?.close();
 
   out.write(`Labelled ${stored.id} ${label.label} (user ${entry.user}, route ${entry.route}).\n`);
-  if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${target.benignTtl} seconds.\n`);
+  if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${describeDuration(target.benignTtl)}.\n`);
   if (revoked !== undefined) out.write(`Revoked ${revoked} session(s) of ${entry.user}.\n`);
   return 0;
 }
@@ -269,4 +269,12 @@ function row(id: string, entry: ReviewEntry): string[] {
 
 function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** Returns a number of seconds in the largest whole unit: "30 days", "2 hours", "90 seconds". */
+function describeDuration(seconds: number): string {
+  for (const [unit, size] of [['day', 86_400], ['hour', 3_600], ['minute', 60]] as const) {
+    if (seconds % size === 0) return `${seconds / size} ${unit}${seconds === size ? '' : 's'}`;
+  }
+  return `${seconds} seconds`;
 }

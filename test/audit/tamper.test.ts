@@ -63,6 +63,7 @@ t.test('dropped record is named', async (t) => {
   t.equal(report.findings[0]?.code, 'WG_AUDIT_RECORD_DROPPED');
   t.equal(report.findings[0]?.file, files[1]);
   t.equal(report.findings[0]?.line, line, 'names the record that now follows the gap');
+  t.match(report.findings[0]?.message, /^record seq \d+ is missing before this record: it was dropped$/, 'one record is named in the singular');
 });
 
 t.test('inserted record is named', async (t) => {

@@ -150,6 +150,7 @@ t.test('logout deletes the session', async (t) => {
   const withoutToken = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin } });
   t.equal(withoutToken.status, 403, 'a same-origin post without the CSRF token is rejected');
   t.equal(withoutToken.headers['x-wardgate-error'], 'WG_AUTH_CSRF_REJECTED');
+  t.match(withoutToken.body, /<title>Sign-out failed<\/title>/, 'the page names the sign-out');
   const wrongToken = await browser.request(`${stack.rpOrigin}/.wardgate/logout`, { method: 'POST', headers: { origin: stack.rpOrigin }, form: { csrf_token: 'A'.repeat(43) } });
   t.equal(wrongToken.status, 403, 'a wrong CSRF token is rejected');
   t.equal(await countKeys(stack.keyPrefix, `session:${sessionId}`), 1);

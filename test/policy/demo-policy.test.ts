@@ -16,6 +16,7 @@ const cases: [string, DecisionContext, string, string][] = [
   ['nurse reads observations', makeContext({ principal: nurse, request: { path: '/fhir/Observation/5' } }), 'allow', 'clinicians-allow'],
   ['clerk reads a patient', makeContext({ principal: clerk }), 'allow', 'records-allow'],
   ['clerk reads observations', makeContext({ principal: clerk, request: { path: '/fhir/Observation/5' } }), 'block', 'records-no-observations'],
+  ['clerk reads observations at unusual risk', makeContext({ principal: clerk, risk: 0.7, request: { path: '/fhir/Observation/5' } }), 'block', 'records-no-observations'],
   ['clerk at night steps up', makeContext({ principal: clerk, time: Date.UTC(2025, 0, 6, 23) }), 'step_up', 'off-hours-records-step-up'],
   ['anonymous request', makeContext({ principal: null }), 'block', 'block-anonymous'],
   ['very high risk', makeContext({ principal: physician, risk: 0.93 }), 'block', 'block-very-high-risk'],
@@ -40,5 +41,7 @@ t.test('demo policy decisions', async (t) => {
 t.test('demo step-up requirement', async (t) => {
   const policy = await loadPolicyFile('policy/examples/demo.yaml');
 
-  t.same(policy.decide(cases[7]![1]).stepUp, { acr_values: MFA, max_age: 0, ttl: 900 });
+  const unusual = cases.find(([name]) => name === 'unusual request')!;
+  t.same(policy.decide(unusual[1]).stepUp, { acr_values: MFA, max_age: 0, ttl: 900 });
+  t.equal(policy.decide(unusual[1]).reasons[0], `rule step-up-unusual matched (when risk >= 0.6): Ask for a second factor when the request is unusual; step-up to acr ${MFA} with max_age 0, valid for 900 s`, 'the step-up clause replaces the full stop');
 });
