@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -18,6 +18,12 @@ import { startDemoApp } from './app/server.ts';
 import { startDemoIdp, type DemoIdp } from './idp/idp.ts';
 
 const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * Default Redis key prefix of the demo: `wg:demo:` and 8 hex digits of a hash of this folder,
+ * so that demos in two checkouts on one machine keep separate baselines, sessions and review
+ * queues in the same Redis database.
+ */
+export const DEMO_KEY_PREFIX = `wg:demo:${createHash('sha256').update(REPOSITORY).digest('hex').slice(0, 8)}:`;
 
 /** The demo app's HTML patient page, `/patients/{id}`, names a patient like a FHIR read. */
 export const DEMO_PATIENT_PATHS: readonly string[] = Object.freeze(['/patients/{id}']);
@@ -112,7 +118,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     const generated: WardgateConfig = {
       listen: { host: '127.0.0.1', port: wardgatePort },
       tls: { cert: certificates.paths.serverCert, key: certificates.paths.serverKey, groups: 'X25519MLKEM768:X25519:P-256' },
-      redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? 'wg:demo:', ...options.redisTopology },
+      redis: { url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', key_prefix: options.redisKeyPrefix ?? DEMO_KEY_PREFIX, ...options.redisTopology },
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
       session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),

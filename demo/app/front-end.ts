@@ -5,6 +5,7 @@ export interface AssertedUser {
   readonly sub?: string;
   readonly name?: string;
   readonly email?: string;
+  readonly groups?: readonly string[];
 }
 
 /** Decodes the payload of the `x-wardgate-assertion` JWT without verifying it; `undefined` when absent or unreadable. */
@@ -42,12 +43,18 @@ export function renderPatientList(dataset: DemoDataset, user: AssertedUser | und
   return layout('Patients', user, `<p>First 50 of ${dataset.patients.length} patients.</p><ul>${rows}</ul>`);
 }
 
+/**
+ * Renders a patient's page. Records staff see the demographics without the observations, as
+ * the demo policy's `records-no-observations` rule keeps them from the FHIR Observation API.
+ */
 export function renderPatientPage(dataset: DemoDataset, patient: DemoPatient, user: AssertedUser | undefined): string {
+  const clinical = !(Array.isArray(user?.groups) && user.groups.includes('records'));
   const observations = dataset.observations.filter((observation) => observation.patientId === patient.id)
     .map((observation) => `<li>${escapeHtml(observation.display)}: ${observation.value} ${escapeHtml(observation.unit)} (${observation.effective})</li>`).join('');
+  const observationSection = clinical ? `<ul>${observations}</ul>` : '<p>Observations are not shown to records staff.</p>';
 
   return layout(`${patient.family}, ${patient.given}`, user, `<p>Born ${patient.birthDate}, ${patient.gender}.</p>
-<h2>Observations</h2><ul>${observations}</ul>
+<h2>Observations</h2>${observationSection}
 <h2>Clinical note</h2>
 <form method="post" action="/notes"><input type="hidden" name="patient" value="${patient.id}">
 <textarea name="text" rows="4" cols="60"></textarea><br><button type="submit">Save note</button></form>`);

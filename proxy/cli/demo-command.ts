@@ -50,8 +50,9 @@ Wardgate demo is running.
   Demo IdP:                       ${stack.idp.issuer}
   Upstream app (direct, no auth): ${stack.appUrl}
   Store:                          ${stack.wardgate.storeKind === 'redis' ? `Redis at ${stack.config.redis.url}, key prefix ${stack.config.redis.key_prefix}` : 'in-process (Redis did not answer; one instance only)'}
-  Audit trail:                    ${stack.config.audit?.dir ?? '(none)'}  (wardgate audit verify DIR --open while the demo runs)
-  Review queue:                   ${stack.wardgate.storeKind === 'redis' ? `wardgate review list --redis ${stack.config.redis.url} --prefix ${stack.config.redis.key_prefix}` : 'off (it needs Redis)'}
+  Audit trail:                    ${stack.config.audit?.dir === undefined ? '(none)' : `${stack.config.audit.dir}
+                                  check it with: npx wardgate audit verify ${stack.config.audit.dir} --open`}
+  Review queue:                   ${stack.wardgate.storeKind === 'redis' ? `npx wardgate review list --redis ${stack.config.redis.url} --prefix ${stack.config.redis.key_prefix}` : 'off (it needs Redis)'}
   Development CA (trust it or accept the warning): ${stack.certificates.paths.caCert}
 
 Demo accounts (step-up asks for a TOTP code: add the secret to an authenticator app;

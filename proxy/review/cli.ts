@@ -28,6 +28,8 @@ const USAGE = `Usage: wardgate review list|show|label [options]
 Options:
   --config FILE             Read the redis section and review.benign_ttl from FILE
   --redis URL --prefix P    Or name Redis and the key prefix directly (default prefix "wg:")
+  --audit-dir DIR           With --redis: also write labels to the audit trail in DIR
+                            (--config takes the folder from audit.dir)
 `;
 
 export interface ReviewCommandDependencies {

@@ -73,3 +73,17 @@ t.test('invalid id in a patient page is rejected', async (t) => {
   t.match(body.message, 'such as /patients/123.');
   t.equal(contexts.length, before, 'the request never reached the policy');
 });
+
+t.test('patient page hides observations from records staff', async (t) => {
+  const clerk = new Browser(stack.certificates.ca.cert);
+  await signIn(stack, clerk, 'clerk');
+  const clerkCookie = `__Host-wardgate_session=${clerk.cookie(stack.url, '__Host-wardgate_session')}`;
+
+  const forClerk = await rawRequest(stack, '/patients/p-0017', { headers: { cookie: clerkCookie, accept: 'text/html' } });
+  const forPhysician = await open('/patients/p-0017');
+
+  t.equal(forClerk.status, 200);
+  t.match(forClerk.body, 'Observations are not shown to records staff.');
+  t.notMatch(forClerk.body, /<li>[^<]*: [0-9.]+ /, 'no observation value on the page');
+  t.match(forPhysician.body, /<li>[^<]*: [0-9.]+ /, 'the physician sees the observations');
+});

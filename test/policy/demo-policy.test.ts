@@ -18,6 +18,8 @@ const cases: [string, DecisionContext, string, string][] = [
   ['clerk reads observations', makeContext({ principal: clerk, request: { path: '/fhir/Observation/5' } }), 'block', 'records-no-observations'],
   ['clerk reads observations at unusual risk', makeContext({ principal: clerk, risk: 0.7, request: { path: '/fhir/Observation/5' } }), 'block', 'records-no-observations'],
   ['clerk at night steps up', makeContext({ principal: clerk, time: Date.UTC(2025, 0, 6, 23) }), 'step_up', 'off-hours-records-step-up'],
+  ['clerk at night on a VIP outside care steps up first', makeContext({ principal: clerk, time: Date.UTC(2025, 0, 6, 23), features: { flagged_without_care: 1 } }), 'step_up', 'off-hours-records-step-up'],
+  ['clerk by day on a VIP outside care gets the notice', makeContext({ principal: clerk, features: { flagged_without_care: 1 } }), 'notify', 'notify-flagged-without-care'],
   ['anonymous request', makeContext({ principal: null }), 'block', 'block-anonymous'],
   ['very high risk', makeContext({ principal: physician, risk: 0.93 }), 'block', 'block-very-high-risk'],
   ['unusual request', makeContext({ principal: nurse, risk: 0.65 }), 'step_up', 'step-up-unusual'],
