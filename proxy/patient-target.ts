@@ -248,8 +248,9 @@ function parameterKind(name: string, resourceIsPatient: boolean): ParameterKind 
   const chain = name.split('.');
   const links = chain.map((link) => {
     const colon = link.indexOf(':');
-    // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP.
-    const base = (colon === -1 ? link : link.slice(0, colon)).replace(/\[[^\]]*\]$/, '').toLowerCase();
+    // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP, so a name
+    // counts up to its first `[`, as in extractPatientIds.
+    const base = (colon === -1 ? link : link.slice(0, colon)).replace(/\[.*$/, '').toLowerCase();
     return { base, modifier: colon === -1 ? '' : link.slice(colon + 1) };
   });
   const first = links[0]!;

@@ -161,6 +161,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       health: () => ({
         status: 'ok',
         store: stores.kind,
+        // Routes apply their fail mode while Redis is down, so the process stays up and reports it here.
+        ...(stores.kind === 'redis' ? { store_connected: stores.connected() } : {}),
         policy: { hash: policy.current().hash, last_reload_error: policy.lastError() },
         ...(policies.shadow && { shadow_policy: policies.shadowHealth() }),
         model: scoring.modelHealth(),
@@ -225,6 +227,8 @@ interface Stores {
   readonly baselines: MemoryBaselineStore | RedisBaselineStore;
   /** The Redis client of the baselines, also used by the review queue; absent for the in-process store. */
   readonly redis?: RedisClient;
+  /** Whether the baselines' Redis connection is ready; always true for the in-process store. */
+  connected(): boolean;
   close(): Promise<void>;
 }
 
@@ -257,6 +261,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
     kind: 'redis',
     keyValue,
     redis,
+    connected: () => redis.status === 'ready',
     baselines: new RedisBaselineStore(redis, {
       prefix: `${config.redis.key_prefix}bl:`,
       // Peer-group updates run after each request, so an outage fails many of them: log the
@@ -276,5 +281,5 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
 function memoryStores(logger: Logger, reason: string): Stores {
   logger.warn({ reason }, 'using the in-process store instead of Redis: sessions and baselines are lost on restart and not shared between instances');
   const keyValue = new MemoryKeyValueStore();
-  return { kind: 'memory', keyValue, baselines: new MemoryBaselineStore(), close: () => keyValue.close() };
+  return { kind: 'memory', keyValue, baselines: new MemoryBaselineStore(), connected: () => true, close: () => keyValue.close() };
 }

@@ -360,6 +360,11 @@ function readRedisTopology(reader: OptionReader, redis: Map<string, Node>): Pick
     return {};
   }
 
+  const urlNode = redis.get('url');
+  const url = urlNode === undefined ? undefined : reader.string(urlNode, 'redis.url');
+  if (url !== undefined && url !== '' && url !== 'memory' && !isRedisUrl(url)) {
+    reader.report(urlNode, 'redis.url', `expected a redis:// or rediss:// URL with a host, or "memory", got a value with ${schemeOf(url)}`);
+  }
   if (clusterNode !== undefined) return { cluster: readRedisUrls(reader, clusterNode, 'redis.cluster') };
   if (sentinelNode === undefined) return {};
   const sentinel = reader.map(sentinelNode, 'redis.sentinel', ['nodes', 'master']) ?? new Map<string, Node>();
@@ -380,15 +385,20 @@ function readRedisUrls(reader: OptionReader, node: Node | undefined, option: str
   if (isSeq(node) && items.length === 0) reader.report(node, option, 'expected at least one redis:// or rediss:// URL, got an empty list');
   const urls = items.map((item, index) => {
     const url = reader.string(item, `${option}[${index}]`);
-    const parsed = URL.parse(url);
-    if (url !== '' && (parsed === null || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '')) {
-      // A URL may carry a password, so only its scheme is echoed.
-      const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? 'no scheme';
-      reader.report(item, `${option}[${index}]`, `expected a redis:// or rediss:// URL with a host, got a value with ${scheme}`);
-    }
+    if (url !== '' && !isRedisUrl(url)) reader.report(item, `${option}[${index}]`, `expected a redis:// or rediss:// URL with a host, got a value with ${schemeOf(url)}`);
     return url;
   });
   const schemes = new Set(urls.map((url) => URL.parse(url)?.protocol).filter((scheme) => scheme === 'redis:' || scheme === 'rediss:'));
   if (schemes.size > 1) reader.report(node, option, 'expected the same scheme, redis:// or rediss://, for every node');
   return urls;
+}
+
+function isRedisUrl(url: string): boolean {
+  const parsed = URL.parse(url);
+  return parsed !== null && (parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') && parsed.hostname !== '' && url.startsWith(`${parsed.protocol}//`);
+}
+
+/** Returns only the scheme of a value meant as a URL, because the rest may carry a password. */
+function schemeOf(url: string): string {
+  return /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? 'no scheme';
 }

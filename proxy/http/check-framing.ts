@@ -86,10 +86,19 @@ export function checkMethodOverride(headers: IncomingHttpHeaders, query: string)
   if (header !== undefined) {
     throw new HttpError('WG_HTTP_METHOD_OVERRIDE', `Header ${header} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.`);
   }
-  const parameter = [...new URLSearchParams(query.replace(/;/g, '&')).keys()].find((name) => name.toLowerCase() === '_method');
+  const parameter = [...new URLSearchParams(query.replace(/;/g, '&')).keys()].find(namesMethod);
   if (parameter !== undefined) {
     throw new HttpError('WG_HTTP_METHOD_OVERRIDE', `Query parameter ${parameter} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.`);
   }
+}
+
+/**
+ * Returns whether a query parameter name reads as `_method` to some framework. Letter case does
+ * not matter. PHP reads `.`, a space and `[` as `_`, and `_method[]` and `a[_method]` count too.
+ */
+function namesMethod(name: string): boolean {
+  const keys = name.toLowerCase().split(/[[\]]+/).filter((key) => key !== '');
+  return keys.some((key, index) => /^[_. ]method\s*$/.test(key) || (index === 0 && name.startsWith('[') && /^method\s*$/.test(key)));
 }
 
 /** @throws {HttpError} `WG_HTTP_METHOD_NOT_ALLOWED` (405) for TRACE, TRACK and CONNECT. */

@@ -142,10 +142,15 @@ export interface ForwardedFacts {
 
 /**
  * Headers besides the `X-Forwarded-*` family with which frameworks learn the client, scheme or
- * original path from a proxy: Werkzeug's ProxyFix and WSGI read `X-Script-Name` into
- * `SCRIPT_NAME`, and several servers read the scheme headers.
+ * original path from a proxy or CDN: Rails reads `Client-IP`, Werkzeug's ProxyFix and WSGI read
+ * `X-Script-Name` into `SCRIPT_NAME`, and Tornado reads `X-Scheme`. NOTE: the list contains the
+ * common names, so an application that trusts another header name needs it added here.
  */
-const PROXY_HEADERS: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'x-script-name', 'x-original-uri', 'x-original-method', 'x-host', 'x-url-scheme', 'front-end-https']);
+const PROXY_HEADERS: ReadonlySet<string> = new Set([
+  'forwarded', 'forwarded-for', 'x-forwarded', 'x-real-ip', 'client-ip', 'x-client-ip', 'x-cluster-client-ip', 'true-client-ip',
+  'cf-connecting-ip', 'fastly-client-ip', 'x-proxyuser-ip', 'x-originating-ip', 'x-envoy-external-address', 'x-original-forwarded-for',
+  'x-script-name', 'x-original-uri', 'x-original-method', 'x-original-host', 'x-host', 'x-scheme', 'x-url-scheme', 'front-end-https',
+]);
 
 /**
  * Sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host from `facts`. It first removes

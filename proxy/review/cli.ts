@@ -212,7 +212,8 @@ function readRedisTarget(redis: { url?: unknown; cluster?: unknown; sentinel?: u
 }
 
 function assertRedisUrl(url: string, option: string): void {
-  if (!/^rediss?:\/\/[^/]/.test(url)) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${option} must be a redis:// or rediss:// URL, received ${JSON.stringify(redactUrl(url).slice(0, 100))}`);
+  // A malformed URL may still carry a password, so only its scheme is echoed.
+  if (!/^rediss?:\/\/[^/]/.test(url)) throw new ReviewError('WG_REVIEW_INVALID_OPTION', `${option} must be a redis:// or rediss:// URL, received a value with ${/^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? 'no scheme'}`);
 }
 
 /**
@@ -269,9 +270,6 @@ function row(id: string, entry: ReviewEntry): string[] {
   return [id, new Date(entry.time).toISOString(), entry.user, entry.route, action, entry.risk.toFixed(3), entry.rule];
 }
 
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}
 
 /** Returns a number of seconds in the largest whole unit: "30 days", "2 hours", "90 seconds". */
 function describeDuration(seconds: number): string {

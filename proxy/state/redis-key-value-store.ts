@@ -38,7 +38,8 @@ export class RedisKeyValueStore implements KeyValueStore {
   static async connect(options: RedisKeyValueStoreOptions): Promise<RedisKeyValueStore> {
     const target = options.target;
     if (typeof target === 'string' && !/^rediss?:\/\//.test(target)) {
-      throw new StateError('WG_STATE_INVALID_OPTION', 500, `Option "target" must be a redis:// or rediss:// URL, received ${JSON.stringify(redactUrl(target))}.`);
+      // A malformed URL may still carry a password, so only its scheme is echoed.
+      throw new StateError('WG_STATE_INVALID_OPTION', 500, `Option "target" must be a redis:// or rediss:// URL, received a value with ${/^[a-z][a-z0-9+.-]*:/i.exec(target)?.[0] ?? 'no scheme'}.`);
     }
     if (typeof options.keyPrefix !== 'string' || options.keyPrefix === '') {
       throw new StateError('WG_STATE_INVALID_OPTION', 500, `Option "keyPrefix" must be a non-empty string, received ${JSON.stringify(options.keyPrefix)}.`);
@@ -243,8 +244,4 @@ function replyOf(command: string, replies: [Error | null, unknown][] | null, ind
   }
 
   return reply;
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

@@ -5,7 +5,8 @@ import { ScorerError } from '../errors.ts';
 /**
  * ioredis options for the baseline store. Requests must not wait for Redis: without an
  * offline queue and with one attempt per command, a dead Redis fails the request within
- * `commandTimeout`, and the proxy applies the route's fail mode while ioredis reconnects.
+ * `commandTimeout`, and the proxy applies the route's fail mode while ioredis reconnects. On a
+ * Cluster, up to three retries on other nodes add about 150 ms to that ({@link newRedisClient}).
  */
 export const BASELINE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
   enableOfflineQueue: false,
@@ -64,15 +65,25 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
   if (nodes.some((node) => (node.protocol === 'rediss:') !== tls)) throw invalidOption(option, 'expected the same scheme, redis:// or rediss://, for every address');
   const addresses = nodes.map((node) => ({ host: node.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(node.port || (resolved.kind === 'sentinel' ? 26379 : 6379)) }));
   const { username, password } = credentials(nodes[0]!);
+  if (nodes.some((node) => node.username !== nodes[0]!.username || node.password !== nodes[0]!.password)) {
+    throw invalidOption(option, 'expected the same user name and password in every address, because one set of credentials is used for all nodes');
+  }
+  const databasePath = nodes[0]!.pathname.replace(/^\//, '');
+  const database = databasePath === '' ? undefined : Number(databasePath);
+  if (database !== undefined && !(Number.isInteger(database) && database >= 0)) {
+    throw invalidOption(option, 'expected a database number after the address, such as redis://10.0.0.5:26379/2');
+  }
   // A preset name such as "RedisCloudFixed" is not for self-hosted Cluster or Sentinel nodes.
   const tlsSettings = typeof options.tls === 'object' ? options.tls : {};
   const tlsOptions = tls ? { tls: tlsSettings } : {};
 
   if (resolved.kind === 'sentinel') {
-    return new Redis({
-      // After three rounds in which no Sentinel names the master, the attempt fails, so start-up
-      // reports it. Later reconnects follow `retryStrategy` and ask the Sentinels again.
-      sentinelRetryStrategy: (round: number) => (round > 3 ? null : 200 * round),
+    // Before the first connection, three rounds in which no Sentinel names the master fail the
+    // attempt, so start-up reports it. After it, ioredis would end the client for good on such a
+    // failure, so it keeps asking the Sentinels, at most every 2 seconds.
+    let connected = false;
+    const client = new Redis({
+      sentinelRetryStrategy: (round: number) => (!connected && round > 3 ? null : Math.min(200 * round, 2_000)),
       ...options,
       sentinels: addresses,
       name: resolved.master,
@@ -80,9 +91,15 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
       ...(password ? { password, sentinelPassword: password } : {}),
       ...tlsOptions,
       ...(tls ? { sentinelTLS: tlsSettings, enableTLSForSentinelMode: true } : {}),
+      ...(database === undefined ? {} : { db: database }),
     });
+    client.once('ready', () => {
+      connected = true;
+    });
+    return client;
   }
 
+  if (database !== undefined && database !== 0) throw invalidOption(option, `expected no database number, because a Redis Cluster has database 0 only, received /${database}`);
   const { retryStrategy, enableOfflineQueue, lazyConnect, enableAutoPipelining, ...perNode } = options;
   const clusterOptions: ClusterOptions = {
     redisOptions: { ...perNode, ...(username ? { username } : {}), ...(password ? { password } : {}), ...tlsOptions },
@@ -90,6 +107,11 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(lazyConnect === undefined ? {} : { lazyConnect }),
     ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    // ioredis retries a command on another node after a closed connection, by default up to 16
+    // times 100 ms apart, which the per-node commandTimeout does not bound. Without an offline
+    // queue the caller wants a prompt failure, so three retries 50 ms apart are the limit. One
+    // MOVED redirection during a slot migration counts as one of them.
+    ...(enableOfflineQueue === false ? { maxRedirections: 3, retryDelayOnFailover: 50, retryDelayOnClusterDown: 50, retryDelayOnTryAgain: 50 } : {}),
   };
   return new Cluster(addresses, clusterOptions);
 }

@@ -69,11 +69,12 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
     // Some servers also split the query at `;`, so a parameter after one counts too.
     for (const [name, value] of new URLSearchParams(query.replace(/;/g, '&'))) {
       const colon = name.indexOf(':');
-      // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP.
-      const base = (colon === -1 ? name : name.slice(0, colon)).replace(/\[[^\]]*\]$/, '').toLowerCase();
+      // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP, so a name
+      // counts up to its first `[`.
+      const base = (colon === -1 ? name : name.slice(0, colon)).replace(/\[.*$/, '').toLowerCase();
       const modifier = colon === -1 ? '' : name.slice(colon + 1).toLowerCase();
       const namesPatients = PATIENT_PARAMETERS.includes(base) && (modifier === '' || modifier === 'patient');
-      if (!namesPatients && !(searchesPatients && name === '_id')) continue;
+      if (!namesPatients && !(searchesPatients && base === '_id')) continue;
       // The Patient resource has no `patient` or `subject` search parameter, and a read names its
       // patient in the path. Such a parameter there is still checked but names no patient.
       const counted = !(isPatientType && namesPatients);

@@ -33,6 +33,7 @@ const cases: Array<[string, string, string[]]> = [
   ['/fhir/Observation?x=1;patient=p-0204&code=1', `/fhir/Observation?x=1;patient=${token('p-0204')}&code=1`, ['p-0204']],
   ['/fhir/Patient/$match?_id=p-0205', `/fhir/Patient/$match?_id=${token('p-0205')}`, ['p-0205']],
   ['/fhir/Patient/_history?_id=p-0206', `/fhir/Patient/_history?_id=${token('p-0206')}`, ['p-0206']],
+  ['/fhir/Observation?patient[0][ref]=p-0207&patient[=p-0208', `/fhir/Observation?patient[0][ref]=${token('p-0207')}&patient[=${token('p-0208')}`, ['p-0207', 'p-0208']],
 ];
 
 for (const [target, expected, ids] of cases) {

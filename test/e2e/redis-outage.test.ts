@@ -64,7 +64,9 @@ t.test('fail-closed route survives a Redis outage', async (t) => {
   await new Promise((resolve) => redis.once('exit', resolve));
   const whileDown = await rawRequest(stack, '/fhir/Patient/p-0001', { headers: { cookie, accept: 'text/html' } });
   t.equal(whileDown.status, 503, 'fail closed while Redis is down');
-  t.equal((await rawRequest(stack, '/.wardgate/health')).status, 200, 'the process keeps running');
+  const health = await rawRequest(stack, '/.wardgate/health');
+  t.equal(health.status, 200, 'the process keeps running');
+  t.match(JSON.parse(health.body), { store: 'redis', store_connected: false }, 'and health says Redis is not connected');
 
   redis = await startRedis(port);
   // The new Redis kept nothing, so the old session is gone and the browser signs in again.
@@ -72,4 +74,5 @@ t.test('fail-closed route survives a Redis outage', async (t) => {
   const again = new Browser(stack.certificates.ca.cert);
   const page = await signIn(stack, again, 'nurse');
   t.equal(page.status, 200, 'sign-in and access work again without a restart');
+  t.match(JSON.parse((await rawRequest(stack, '/.wardgate/health')).body), { store_connected: true }, 'health says Redis is connected again');
 });

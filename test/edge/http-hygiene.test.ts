@@ -256,6 +256,12 @@ t.test('setForwardedHeaders replaces client values', async (t) => {
     'x-host': 'evil.example',
     'x-url-scheme': 'http',
     'front-end-https': 'off',
+    'client-ip': '10.0.0.3',
+    'X-Cluster-Client-IP': '10.0.0.4',
+    'cf-connecting-ip': '10.0.0.5',
+    'x-scheme': 'http',
+    'x-forwarded': 'for=10.0.0.6',
+    'forwarded-for': '10.0.0.7',
     accept: 'application/json',
   };
 

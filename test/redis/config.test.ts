@@ -1,6 +1,7 @@
 import t from 'tap';
 
 import { parseConfig, redisTargetOf } from '../../proxy/config/config.ts';
+import { newRedisClient } from '../../scorer/baselines/redis-client.ts';
 
 const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'cd'.repeat(32) };
 const BASE = `
@@ -35,6 +36,9 @@ const invalid: [string, string][] = [
   ['redis: { sentinel: { nodes: ["redis://s:26379"], master: "a b" } }', 'redis.sentinel.master: expected the master name that the Sentinels monitor (letters, digits, ".", "_" or "-"), got "a b"'],
   ['redis: { sentinel: { master: wardgate } }', 'redis.sentinel.nodes: missing; list the redis:// or rediss:// URLs of the nodes, such as ["redis://10.0.0.5:6379"]'],
   ['redis: { sentinel: { nodes: ["redis://s:26379"], master: m, quorum: 2 } }', 'redis.sentinel.quorum: unknown option (allowed: nodes, master)'],
+  ['redis: { url: "redis:/user:pw@h:1" }', 'redis.url: expected a redis:// or rediss:// URL with a host, or "memory", got a value with redis:'],
+  ['redis: { url: "http://h:6379" }', 'redis.url: expected a redis:// or rediss:// URL with a host, or "memory", got a value with http:'],
+  ['redis: { cluster: ["redis:user:pw@h"] }', 'redis.cluster[0]: expected a redis:// or rediss:// URL with a host, got a value with redis:'],
 ];
 
 for (const [section, message] of invalid) {
@@ -43,6 +47,16 @@ for (const [section, message] of invalid) {
   });
 }
 
-t.test('a password in a node URL stays out of the message', async (t) => {
-  t.throws(() => parseConfig(`${BASE}redis: { cluster: ["http://user:hunter2@b:6379"] }\n`, FILE, ENV), { message: /^(?!.*hunter2)/s });
+t.test('a password in a URL stays out of the message', async (t) => {
+  for (const section of ['redis: { cluster: ["http://user:hunter2@b:6379"] }', 'redis: { url: "redis:/user:hunter2@h:1" }', 'redis: { sentinel: { nodes: ["redis:user:hunter2@h"], master: m } }']) {
+    t.throws(() => parseConfig(`${BASE}${section}\n`, FILE, ENV), { code: 'WG_CONFIG_INVALID', message: /^(?!.*hunter2)/s }, section);
+  }
+});
+
+t.test('client checks of Cluster and Sentinel URLs', async (t) => {
+  t.throws(() => newRedisClient({ kind: 'cluster', nodes: ['redis://a:6379/2'] }, { lazyConnect: true }), { code: 'WG_SCORER_INVALID_OPTION', message: /a Redis Cluster has database 0 only/ });
+  t.throws(() => newRedisClient({ kind: 'cluster', nodes: ['redis://u:p@a:6379', 'redis://u:q@b:6379'] }, { lazyConnect: true }), { message: /the same user name and password in every address/ });
+  const sentinel = newRedisClient({ kind: 'sentinel', nodes: ['redis://s:26379/3'], master: 'm' }, { lazyConnect: true });
+  t.equal((sentinel.options as { db?: number }).db, 3, 'the database number of a Sentinel URL selects the database');
+  sentinel.disconnect();
 });

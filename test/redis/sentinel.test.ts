@@ -6,12 +6,12 @@ import { createRedisClient, type RedisTarget } from '../../scorer/baselines/redi
 import { RedisBaselineStore } from '../../scorer/baselines/redis-store.ts';
 import { request } from '../scorer/helpers.ts';
 import { Browser, rawRequest, signIn, startTestStack } from '../e2e/support.ts';
-import { startRedisSentinel, type RedisProcesses } from './servers.ts';
+import { startRedisSentinel, type RedisSentinelProcesses } from './servers.ts';
 
 // A real master and a Sentinel that monitors it: Wardgate gets the master's address from the
 // Sentinel and then sends its commands to the master.
 const MASTER = 'wgtest';
-let sentinel: RedisProcesses & { readonly masterPort: number };
+let sentinel: RedisSentinelProcesses;
 let target: RedisTarget;
 
 t.before(async () => {
@@ -66,4 +66,27 @@ t.test('the demo stack runs through Sentinel', async (t) => {
 
   t.equal(read.status, 200, 'the session from sign-in is found and the read is scored');
   t.ok((await keysOnMaster(stack.keyPrefix)) > 0, "the stack's keys are on the master");
+});
+
+t.test('the client reconnects after the Sentinel was down', async (t) => {
+  const redis = await createRedisClient(target);
+  t.teardown(() => redis.disconnect());
+  await redis.set('wgtest:sentinel:blip', 'before');
+
+  // The Sentinel goes down, and then the client's connection to the master drops, as in a
+  // network blip. The client can only find the master again once the Sentinel is back.
+  await sentinel.stopSentinel();
+  const master = new Redis({ port: sentinel.masterPort, host: '127.0.0.1' });
+  t.teardown(() => master.disconnect());
+  await master.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  await sentinel.startSentinel();
+
+  let value: string | null = null;
+  for (let attempt = 0; attempt < 100 && value === null; attempt++) {
+    value = await redis.get('wgtest:sentinel:blip').catch(() => null);
+    if (value === null) await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  t.equal(value, 'before', 'the client reads through the master again');
+  await master.del('wgtest:sentinel:blip');
 });

@@ -48,8 +48,15 @@ export async function startRedisCluster(size = 3): Promise<RedisProcesses> {
   }
 }
 
+/** A master with one Sentinel; `stopSentinel` and `startSentinel` take the Sentinel down and up again on its port. */
+export interface RedisSentinelProcesses extends RedisProcesses {
+  readonly masterPort: number;
+  stopSentinel(): Promise<void>;
+  startSentinel(): Promise<void>;
+}
+
 /** Starts a Redis master and one Sentinel that monitors it as `master`; the URLs are the Sentinel's. */
-export async function startRedisSentinel(master: string): Promise<RedisProcesses & { readonly masterPort: number }> {
+export async function startRedisSentinel(master: string): Promise<RedisSentinelProcesses> {
   const dir = mkdtempSync(join(tmpdir(), 'wgtest-sentinel-'));
   const children: ChildProcess[] = [];
   const stop = stopper(children, dir);
@@ -61,10 +68,23 @@ export async function startRedisSentinel(master: string): Promise<RedisProcesses
     // A Sentinel rewrites its configuration file, so it gets its own file in the folder.
     const file = join(dir, 'sentinel.conf');
     writeFileSync(file, `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor ${master} 127.0.0.1 ${masterPort} 1\n`);
-    children.push(spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' }));
-    await untilPing(sentinelPort);
-    await until(async () => (await command(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', master)).includes(String(masterPort)), `Sentinel to report master ${master}`);
-    return { urls: [`redis://127.0.0.1:${sentinelPort}`], masterPort, stop };
+    let sentinel: ChildProcess | undefined;
+    const startSentinel = async (): Promise<void> => {
+      sentinel = spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' });
+      children.push(sentinel);
+      await untilPing(sentinelPort);
+      await until(async () => (await command(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', master)).includes(String(masterPort)), `Sentinel to report master ${master}`);
+    };
+    const stopSentinel = async (): Promise<void> => {
+      const running = sentinel;
+      if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        running.once('exit', () => resolve());
+        running.kill('SIGKILL');
+      });
+    };
+    await startSentinel();
+    return { urls: [`redis://127.0.0.1:${sentinelPort}`], masterPort, stop, stopSentinel, startSentinel };
   } catch (error) {
     await stop();
     throw error;

@@ -38,6 +38,8 @@ t.test('patient ids behind other spellings', async (t) => {
   t.same(extractPatientIds('/fhir/Observation?x=1;patient=p-0007'), ['p-0007'], 'a parameter after a semicolon');
   t.same(extractPatientIds('/fhir/Patient/_history?_id=p-0008'), ['p-0008'], '_id on the type history');
   t.same(extractPatientIds('/fhir/Patient/$match?_id=p-0009'), ['p-0009'], '_id on a type operation');
+  t.same(extractPatientIds('/fhir/Patient?_ID=p-0011&_id[]=p-0012&_id:exact=p-0013&_id%5B%5D=p-0014'), ['p-0011', 'p-0012', 'p-0013', 'p-0014'], '_id in other spellings');
+  t.same(extractPatientIds('/fhir/Observation?patient[0][ref]=p-0015&patient[=p-0016'), ['p-0015', 'p-0016'], 'a name counts up to its first bracket');
   t.throws(() => extractPatientIds('/fhir/Patient/p-0010;v=1'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an id with path parameters is not a valid id');
 });
 
