@@ -1,5 +1,5 @@
 import { literalMatches, NO_PATIENT_PATHS, type PatientPaths } from '../scorer/features/patient-paths.ts';
-import { PatientPseudonymizer } from '../scorer/features/patient.ts';
+import { lenientParameterName, PatientPseudonymizer } from '../scorer/features/patient.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -245,13 +245,11 @@ type ParameterKind = 'ids' | 'data' | 'boolean' | 'other';
 
 /** Tells what the values of a search parameter are, from its name (modifiers and chains included). */
 function parameterKind(name: string, resourceIsPatient: boolean): ParameterKind {
-  const chain = name.split('.');
+  // Names are read as extractPatientIds reads them (`lenientParameterName`).
+  const chain = lenientParameterName(name).split('.');
   const links = chain.map((link) => {
     const colon = link.indexOf(':');
-    // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP, so a name
-    // counts up to its first `[`, as in extractPatientIds.
-    const base = (colon === -1 ? link : link.slice(0, colon)).replace(/\[.*$/, '').toLowerCase();
-    return { base, modifier: colon === -1 ? '' : link.slice(colon + 1) };
+    return { base: (colon === -1 ? link : link.slice(0, colon)).toLowerCase(), modifier: colon === -1 ? '' : link.slice(colon + 1) };
   });
   const first = links[0]!;
   if (first.base === '_has') return 'other';

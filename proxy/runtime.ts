@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
-import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, type RedisClient, type Scorer } from '../scorer/index.ts';
+import { createRedisClient, MemoryBaselineStore, RedisBaselineStore, BASELINE_REDIS_OPTIONS, redisConnected, type RedisClient, type Scorer } from '../scorer/index.ts';
 import { createAssertionSigner } from './assertion/signer.ts';
 import { createOversight } from './break-glass/create.ts';
 import type { AuditPort, PolicyPort } from './ports.ts';
@@ -261,7 +261,7 @@ async function openStores(config: WardgateConfig, options: StartOptions, logger:
     kind: 'redis',
     keyValue,
     redis,
-    connected: () => redis.status === 'ready',
+    connected: () => redisConnected(redis),
     baselines: new RedisBaselineStore(redis, {
       prefix: `${config.redis.key_prefix}bl:`,
       // Peer-group updates run after each request, so an outage fails many of them: log the

@@ -8,7 +8,7 @@ export { FeatureExtractor, type FeatureExtractorOptions } from './features/extra
 export type { BaselineStore, ObserveExtras, PeerBaseline, RawBaseline, SubjectBaseline } from './baselines/store.ts';
 export { RedisBaselineStore, type RedisBaselineStoreOptions } from './baselines/redis-store.ts';
 export { MemoryBaselineStore } from './baselines/memory-store.ts';
-export { createRedisClient, newRedisClient, describeRedisTarget, redisTarget, BASELINE_REDIS_OPTIONS, type RedisClient, type RedisTarget } from './baselines/redis-client.ts';
+export { createRedisClient, newRedisClient, describeRedisTarget, redisConnected, redisTarget, BASELINE_REDIS_OPTIONS, type RedisClient, type RedisTarget } from './baselines/redis-client.ts';
 export { loadRiskModel, createRiskModel, type RiskModel } from './model/risk-model.ts';
 export { decodeModelMetadata, assertFeatureNames, type ModelMetadata, type ModelExplanation, type TreeExplanation } from './model/metadata.ts';
 export { encodeTreeModel } from './model/tree-writer.ts';

@@ -49,10 +49,10 @@ Wardgate demo is running.
   Clinical app through Wardgate:  ${stack.url}/   (also https://ehr.localhost:${stack.wardgate.address.port}/)
   Demo IdP:                       ${stack.idp.issuer}
   Upstream app (direct, no auth): ${stack.appUrl}
-  Store:                          ${stack.wardgate.storeKind === 'redis' ? `Redis at ${stack.config.redis.url}, key prefix ${stack.config.redis.key_prefix}` : 'in-process (Redis did not answer; one instance only)'}
+  Store:                          ${stack.wardgate.storeKind === 'redis' ? `Redis at ${maskPassword(stack.config.redis.url)}, key prefix ${stack.config.redis.key_prefix}` : 'in-process (Redis did not answer; one instance only)'}
   Audit trail:                    ${stack.config.audit?.dir === undefined ? '(none)' : `${stack.config.audit.dir}
                                   check it with: npx wardgate audit verify ${stack.config.audit.dir} --open`}
-  Review queue:                   ${stack.wardgate.storeKind === 'redis' ? `npx wardgate review list --redis ${stack.config.redis.url} --prefix ${stack.config.redis.key_prefix}` : 'off (it needs Redis)'}
+  Review queue:                   ${stack.wardgate.storeKind === 'redis' ? `npx wardgate review list --redis ${maskPassword(stack.config.redis.url)} --prefix ${stack.config.redis.key_prefix}` : 'off (it needs Redis)'}
   Development CA (trust it or accept the warning): ${stack.certificates.paths.caCert}
 
 Demo accounts (step-up asks for a TOTP code: add the secret to an authenticator app;
@@ -72,4 +72,9 @@ function parsePort(value: string | boolean | undefined, fallback: number): numbe
   if (value === undefined) return fallback;
   const port = Number(value);
   return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : null;
+}
+
+/** Replaces the password of a URL by `***`, because the banner may end up in logs or screenshots. */
+function maskPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
 }

@@ -97,8 +97,11 @@ export function checkMethodOverride(headers: IncomingHttpHeaders, query: string)
  * not matter. PHP reads `.`, a space and `[` as `_`, and `_method[]` and `a[_method]` count too.
  */
 function namesMethod(name: string): boolean {
-  const keys = name.toLowerCase().split(/[[\]]+/).filter((key) => key !== '');
-  return keys.some((key, index) => /^[_. ]method\s*$/.test(key) || (index === 0 && name.startsWith('[') && /^method\s*$/.test(key)));
+  // PHP also drops leading spaces and cuts a name at a NUL byte.
+  return [name, name.replace(/^ +/, '').split('\0')[0]!].some((candidate) => {
+    const keys = candidate.toLowerCase().split(/[[\]]+/).filter((key) => key !== '');
+    return keys.some((key, index) => /^[_. ]method\s*$/.test(key) || (index === 0 && candidate.startsWith('[') && /^method\s*$/.test(key)));
+  });
 }
 
 /** @throws {HttpError} `WG_HTTP_METHOD_NOT_ALLOWED` (405) for TRACE, TRACK and CONNECT. */

@@ -68,11 +68,12 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
   if (nodes.some((node) => node.username !== nodes[0]!.username || node.password !== nodes[0]!.password)) {
     throw invalidOption(option, 'expected the same user name and password in every address, because one set of credentials is used for all nodes');
   }
+  const databasePaths = new Set(nodes.map((node) => node.pathname.replace(/^\//, '')));
   const databasePath = nodes[0]!.pathname.replace(/^\//, '');
-  const database = databasePath === '' ? undefined : Number(databasePath);
-  if (database !== undefined && !(Number.isInteger(database) && database >= 0)) {
-    throw invalidOption(option, 'expected a database number after the address, such as redis://10.0.0.5:26379/2');
+  if (databasePaths.size > 1 || !/^\d*$/.test(databasePath)) {
+    throw invalidOption(option, 'expected the same decimal database number, or none, after every address, such as redis://10.0.0.5:26379/2');
   }
+  const database = databasePath === '' ? undefined : Number(databasePath);
   // A preset name such as "RedisCloudFixed" is not for self-hosted Cluster or Sentinel nodes.
   const tlsSettings = typeof options.tls === 'object' ? options.tls : {};
   const tlsOptions = tls ? { tls: tlsSettings } : {};
@@ -84,6 +85,9 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
     let connected = false;
     const client = new Redis({
       sentinelRetryStrategy: (round: number) => (!connected && round > 3 ? null : Math.min(200 * round, 2_000)),
+      // Subscribes to the Sentinels' failover messages, so that after a manual failover writes
+      // move to the new master at once instead of going to the old one until it steps down.
+      failoverDetector: true,
       ...options,
       sentinels: addresses,
       name: resolved.master,
@@ -114,6 +118,22 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
     ...(enableOfflineQueue === false ? { maxRedirections: 3, retryDelayOnFailover: 50, retryDelayOnClusterDown: 50, retryDelayOnTryAgain: 50 } : {}),
   };
   return new Cluster(addresses, clusterOptions);
+}
+
+/** Connection states of a Cluster node in which it serves no commands. */
+const DOWN_STATUSES: ReadonlySet<string> = new Set(['close', 'reconnecting', 'end']);
+
+/**
+ * Returns whether the client can serve commands now. A Cluster client stays `ready` while its
+ * masters die, so for a Cluster no known master connection may be closed or reconnecting. NOTE: a
+ * master that ioredis dropped from its node list after a slot refresh is not seen here.
+ */
+export function redisConnected(client: RedisClient): boolean {
+  if (client.status !== 'ready') return false;
+  if (!(client instanceof Cluster)) return true;
+  // Node connections open on first use, so only a closed or reconnecting one counts as down.
+  const masters = client.nodes('master');
+  return masters.length > 0 && masters.every((node) => !DOWN_STATUSES.has(node.status));
 }
 
 /**

@@ -68,11 +68,10 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
   if (fhirIndex !== -1 && query !== '') {
     // Some servers also split the query at `;`, so a parameter after one counts too.
     for (const [name, value] of new URLSearchParams(query.replace(/;/g, '&'))) {
-      const colon = name.indexOf(':');
-      // `patient[]` and `patient[0]` are read as `patient` by qs (Express) and PHP, so a name
-      // counts up to its first `[`.
-      const base = (colon === -1 ? name : name.slice(0, colon)).replace(/\[.*$/, '').toLowerCase();
-      const modifier = colon === -1 ? '' : name.slice(colon + 1).toLowerCase();
+      const lenient = lenientParameterName(name);
+      const colon = lenient.indexOf(':');
+      const base = (colon === -1 ? lenient : lenient.slice(0, colon)).toLowerCase();
+      const modifier = colon === -1 ? '' : lenient.slice(colon + 1).toLowerCase();
       const namesPatients = PATIENT_PARAMETERS.includes(base) && (modifier === '' || modifier === 'patient');
       if (!namesPatients && !(searchesPatients && base === '_id')) continue;
       // The Patient resource has no `patient` or `subject` search parameter, and a read names its
@@ -92,6 +91,16 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
   }
 
   return [...ids];
+}
+
+/**
+ * Returns a query parameter name as lenient servers read it, so that a patient parameter cannot
+ * hide behind another spelling. PHP drops leading spaces and cuts a name at a NUL byte, and qs
+ * (Express) and PHP read `patient[]` and `patient[0]` as `patient`, so the name ends at its
+ * first `[`. The audit trail's pseudonymizer reads names the same way.
+ */
+export function lenientParameterName(name: string): string {
+  return name.replace(/^ +/, '').split('\0')[0]!.replace(/\[.*$/, '');
 }
 
 /** Returns whether the request is a FHIR bulk export (`$everything` or `$export`). */

@@ -34,6 +34,8 @@ const cases: Array<[string, string, string[]]> = [
   ['/fhir/Patient/$match?_id=p-0205', `/fhir/Patient/$match?_id=${token('p-0205')}`, ['p-0205']],
   ['/fhir/Patient/_history?_id=p-0206', `/fhir/Patient/_history?_id=${token('p-0206')}`, ['p-0206']],
   ['/fhir/Observation?patient[0][ref]=p-0207&patient[=p-0208', `/fhir/Observation?patient[0][ref]=${token('p-0207')}&patient[=${token('p-0208')}`, ['p-0207', 'p-0208']],
+  ['/fhir/Observation?patient[]:Group=p-0209&+patient=p-0210&patient[].x=p-0211', `/fhir/Observation?patient[]:Group=${token('p-0209')}&+patient=${token('p-0210')}&patient[].x=${token('p-0211')}`, ['p-0209', 'p-0210', 'p-0211']],
+  ['/fhir/Patient?_id%00=p-0212', `/fhir/Patient?_id%00=${token('p-0212')}`, ['p-0212']],
 ];
 
 for (const [target, expected, ids] of cases) {

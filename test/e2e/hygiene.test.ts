@@ -22,7 +22,7 @@ t.test('a method-override header is refused before routing', async (t) => {
     t.match(JSON.parse(response.body), { error: 'WG_HTTP_METHOD_OVERRIDE', message: `Header ${header.toLowerCase()} is not accepted by Wardgate, because the policy decides on the method of the request line; send the request with the method itself.` });
   }
   // PHP reads `.`, a space (`+`) and an unclosed `[` in a parameter name as `_`.
-  for (const query of ['_method=DELETE', 'a=1&_METHOD=PUT', 'a=1;_method=PATCH', '.method=DELETE', '+method=DELETE', '[method=DELETE', '_method[]=DELETE', 'a[_method]=DELETE']) {
+  for (const query of ['_method=DELETE', 'a=1&_METHOD=PUT', 'a=1;_method=PATCH', '.method=DELETE', '+method=DELETE', '[method=DELETE', '_method[]=DELETE', 'a[_method]=DELETE', '+_method=DELETE', '_method%00=DELETE']) {
     const response = await rawRequest(stack, `/fhir/Patient/p-0001?${query}`, { method: 'POST', headers: { accept: 'application/json' } });
     t.equal(response.status, 400, query);
     t.match(JSON.parse(response.body), { error: 'WG_HTTP_METHOD_OVERRIDE', message: /^Query parameter .+ is not accepted by Wardgate, because the policy decides on the method of the request line/ }, query);

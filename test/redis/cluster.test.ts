@@ -4,7 +4,7 @@ import t from 'tap';
 import { RedisKeyValueStore } from '../../proxy/state/redis-key-value-store.ts';
 import { ReviewQueue } from '../../proxy/review/queue.ts';
 import { MemoryBaselineStore } from '../../scorer/baselines/memory-store.ts';
-import { createRedisClient, type RedisTarget } from '../../scorer/baselines/redis-client.ts';
+import { createRedisClient, redisConnected, type RedisTarget } from '../../scorer/baselines/redis-client.ts';
 import { RedisBaselineStore } from '../../scorer/baselines/redis-store.ts';
 import type { BaselineStore } from '../../scorer/baselines/store.ts';
 import { FeatureExtractor } from '../../scorer/features/extractor.ts';
@@ -120,4 +120,20 @@ t.test('the demo stack runs on a Cluster', async (t) => {
     }
   }));
   t.ok(masters.filter((count) => count > 0).length >= 2, `the stack's keys are spread over the masters (${masters.join(', ')})`);
+});
+
+// Last, because it stops the Cluster.
+t.test('a Cluster client reports itself disconnected when its masters die', async (t) => {
+  const redis = await createRedisClient(target);
+  t.teardown(() => redis.disconnect());
+  t.equal(redisConnected(redis), true, 'connected while the Cluster runs');
+
+  await cluster.stop();
+  let connected = true;
+  for (let attempt = 0; attempt < 100 && connected; attempt++) {
+    await redis.get('wgtest:cluster:any').catch(() => undefined);
+    connected = redisConnected(redis);
+    if (connected) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.equal(connected, false, 'disconnected once the masters are gone');
 });

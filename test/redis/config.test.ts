@@ -56,6 +56,8 @@ t.test('a password in a URL stays out of the message', async (t) => {
 t.test('client checks of Cluster and Sentinel URLs', async (t) => {
   t.throws(() => newRedisClient({ kind: 'cluster', nodes: ['redis://a:6379/2'] }, { lazyConnect: true }), { code: 'WG_SCORER_INVALID_OPTION', message: /a Redis Cluster has database 0 only/ });
   t.throws(() => newRedisClient({ kind: 'cluster', nodes: ['redis://u:p@a:6379', 'redis://u:q@b:6379'] }, { lazyConnect: true }), { message: /the same user name and password in every address/ });
+  t.throws(() => newRedisClient({ kind: 'sentinel', nodes: ['redis://s:26379/0x10'], master: 'm' }, { lazyConnect: true }), { message: /the same decimal database number/ });
+  t.throws(() => newRedisClient({ kind: 'sentinel', nodes: ['redis://s:26379/2', 'redis://t:26379/3'], master: 'm' }, { lazyConnect: true }), { message: /the same decimal database number/ });
   const sentinel = newRedisClient({ kind: 'sentinel', nodes: ['redis://s:26379/3'], master: 'm' }, { lazyConnect: true });
   t.equal((sentinel.options as { db?: number }).db, 3, 'the database number of a Sentinel URL selects the database');
   sentinel.disconnect();

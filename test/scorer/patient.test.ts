@@ -40,6 +40,8 @@ t.test('patient ids behind other spellings', async (t) => {
   t.same(extractPatientIds('/fhir/Patient/$match?_id=p-0009'), ['p-0009'], '_id on a type operation');
   t.same(extractPatientIds('/fhir/Patient?_ID=p-0011&_id[]=p-0012&_id:exact=p-0013&_id%5B%5D=p-0014'), ['p-0011', 'p-0012', 'p-0013', 'p-0014'], '_id in other spellings');
   t.same(extractPatientIds('/fhir/Observation?patient[0][ref]=p-0015&patient[=p-0016'), ['p-0015', 'p-0016'], 'a name counts up to its first bracket');
+  t.same(extractPatientIds('/fhir/Observation?patient[]:Group=p-0017&+patient=p-0018&patient%00x=p-0019'), ['p-0017', 'p-0018', 'p-0019'], 'brackets before a modifier, a leading space, a NUL byte');
+  t.same(extractPatientIds('/fhir/Patient?_id%00=p-0020'), ['p-0020'], '_id cut at a NUL byte');
   t.throws(() => extractPatientIds('/fhir/Patient/p-0010;v=1'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an id with path parameters is not a valid id');
 });
 
