@@ -181,7 +181,8 @@ async function loadOrCreateKey(file: string): Promise<Buffer> {
   return key;
 }
 
-async function freePort(): Promise<number> {
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

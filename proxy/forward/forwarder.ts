@@ -82,7 +82,6 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   if (options.tracer) traceUpstream(proxy, { tracer: options.tracer, metrics: options.metrics });
 
   proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
-    rewriteCookieHeader(proxyReq);
     // A 101 with Upgrade headers to a request without an upgrade: Node passes the socket here,
     // and without this listener the client's connection would close with no response.
     proxyReq.on('upgrade', (_proxyRes: IncomingMessage, upstreamSocket: Duplex) => {
@@ -112,7 +111,6 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   };
 
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
-    rewriteCookieHeader(proxyReq);
     const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
     proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => {
       filterSetCookie(proxyRes, reportDropped);
@@ -219,20 +217,15 @@ const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * Removes Wardgate's cookies and `Expect` from the request before http-proxy copies its
- * headers. http-proxy 1.18 skips its `proxyReq` event, where the cookies are also removed,
- * for a request with `Expect`. Node's server has already sent `100 Continue` itself.
+ * headers, for plain requests and WebSocket upgrades alike. Doing it here, not in http-proxy's
+ * `proxyReq` event, matters because http-proxy 1.18 skips that event for a request with
+ * `Expect`. Node's server has already sent `100 Continue` itself.
  */
 function prepareHeaders(req: IncomingMessage): void {
   delete req.headers.expect;
   const cookie = removeWardgateCookies(req.headers.cookie);
   if (cookie === undefined) delete req.headers.cookie;
   else req.headers.cookie = cookie;
-}
-
-function rewriteCookieHeader(proxyReq: ClientRequest): void {
-  const cookie = removeWardgateCookies(proxyReq.getHeader('cookie') as string | string[] | undefined);
-  if (cookie === undefined) proxyReq.removeHeader('cookie');
-  else proxyReq.setHeader('cookie', cookie);
 }
 
 function filterSetCookie(proxyRes: IncomingMessage, onDropped: (names: string[]) => void): void {

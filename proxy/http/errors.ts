@@ -13,7 +13,7 @@ export type HttpErrorCode =
   | 'WG_HTTP_OBS_FOLD'
   /** TRACE, TRACK or CONNECT: methods that echo requests or open tunnels past the policy. */
   | 'WG_HTTP_METHOD_NOT_ALLOWED'
-  /** A header such as X-HTTP-Method-Override, which requests another method than the one the policy sees. */
+  /** A header such as X-HTTP-Method-Override, which requests another method than the one the policy evaluates. */
   | 'WG_HTTP_METHOD_OVERRIDE';
 
 const STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = Object.freeze({

@@ -125,6 +125,29 @@ t.test('forwarder drops Wardgate cookies only', async (t) => {
   t.same(setCookie.headers['set-cookie'], ['app_session=demo; Path=/; HttpOnly']);
 });
 
+t.test('WebSocket upgrade drops Wardgate cookies', async (t) => {
+  // A raw upstream that keeps the upgrade request's head and then closes.
+  let head = '';
+  const upstream = createNetServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (chunk: Buffer) => {
+      head = chunk.toString('latin1');
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => upstream.close());
+  const front = await startFront(t, `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+
+  const socket = connect(front.port, '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  socket.write(`GET /ws HTTP/1.1\r\nHost: ehr.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: __Host-wardgate_session=secret; app_session=demo\r\n\r\n`);
+  await new Promise((resolve) => socket.once('data', resolve));
+
+  t.match(head, /\r\ncookie: app_session=demo\r\n/i, 'the application cookie reaches the upstream');
+  t.notMatch(head, /wardgate_session|secret/, 'the session cookie does not');
+});
+
 t.test('forwarder serves the FHIR API', async (t) => {
   const app = await startDemoApp();
   t.teardown(() => app.close());

@@ -2,16 +2,8 @@ import t from 'tap';
 
 import { parseConfig, redisTargetOf } from '../../proxy/config/config.ts';
 import { newRedisClient } from '../../scorer/baselines/redis-client.ts';
+import { CONFIG_ENV as ENV, MINIMAL_CONFIG as BASE } from '../scorer/helpers.ts';
 
-const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'cd'.repeat(32) };
-const BASE = `
-tls: { cert: cert.pem, key: key.pem }
-oidc: { issuer: https://idp.test, client_id: wardgate }
-policy: policy.yaml
-model: model.onnx
-routes:
-  - { id: ehr, upstream: http://127.0.0.1:9000 }
-`;
 const FILE = '/etc/wardgate/wardgate.yaml';
 
 t.test('redis targets: server, Cluster, Sentinel', async (t) => {

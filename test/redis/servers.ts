@@ -1,10 +1,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+
+import { freePort } from '../../demo/demo-stack.ts';
+
+export { freePort };
 
 const run = promisify(execFile);
 
@@ -13,17 +16,6 @@ export interface RedisProcesses {
   /** `redis://127.0.0.1:PORT` of each node: Cluster masters, or the Sentinels. */
   readonly urls: string[];
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts a Redis Cluster of `size` masters without replicas or persistence, and waits until every slot is served. */

@@ -57,3 +57,16 @@ export function request(overrides: Partial<ScoreInput> = {}): ScoreInput {
     ...overrides,
   };
 }
+
+/** Environment with the secrets that {@link MINIMAL_CONFIG} names. */
+export const CONFIG_ENV = Object.freeze({ WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'cd'.repeat(32) });
+
+/** The smallest valid configuration file; it takes lines 1 to 7, so a section added after it starts on line 8. */
+export const MINIMAL_CONFIG = `
+tls: { cert: cert.pem, key: key.pem }
+oidc: { issuer: https://idp.test, client_id: wardgate }
+policy: policy.yaml
+model: model.onnx
+routes:
+  - { id: ehr, upstream: http://127.0.0.1:9000 }
+`;

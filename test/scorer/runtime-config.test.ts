@@ -1,16 +1,8 @@
 import t from 'tap';
 
 import { parseConfig } from '../../proxy/config/config.ts';
+import { CONFIG_ENV as ENV, MINIMAL_CONFIG as BASE } from './helpers.ts';
 
-const ENV = { WARDGATE_OIDC_CLIENT_SECRET: 'secret', WARDGATE_PATIENT_KEY: 'cd'.repeat(32) };
-const BASE = `
-tls: { cert: cert.pem, key: key.pem }
-oidc: { issuer: https://idp.test, client_id: wardgate }
-policy: policy.yaml
-model: model.onnx
-routes:
-  - { id: ehr, upstream: http://127.0.0.1:9000 }
-`;
 
 t.test('scorer and care sections default when absent', async (t) => {
   const config = parseConfig(BASE, '/etc/wardgate/wardgate.yaml', ENV);
