@@ -5,6 +5,7 @@ import path from 'node:path';
 import { readTrustedPublicKeys, KEY_FILES } from '../../proxy/audit/keys.ts';
 import { verifyAuditDir, type VerifyReport } from '../../proxy/audit/verify.ts';
 import { openAuditTrail, type AuditTrail, type AuditTrailOptions } from '../../proxy/audit/writer.ts';
+import { waitUntil } from '../wait.ts';
 
 export const PATIENT_KEY = randomBytes(32);
 
@@ -71,6 +72,5 @@ export function linesOfKind(file: string, kind: string): number[] {
 
 /** Waits until the trail has appended record `seq` (checkpoints arrive when the worker has signed them). */
 export async function waitForSeq(trail: AuditTrail, seq: number): Promise<void> {
-  for (let attempt = 0; attempt < 600 && trail.seq < seq; attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
-  if (trail.seq < seq) throw new Error(`trail stopped at seq ${trail.seq}, expected ${seq}`);
+  if (!(await waitUntil(() => trail.seq >= seq, 60_000, 25))) throw new Error(`trail stopped at seq ${trail.seq}, expected ${seq} within 60 s`);
 }

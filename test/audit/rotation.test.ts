@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { recordHash } from '../../proxy/audit/canonical.ts';
-import { appendDecisions, openTestTrail, readLines, temporaryDir, trailFiles, verify } from './helpers.ts';
+import { appendDecisions, openTestTrail, readLines, temporaryDir, trailFiles, verify, waitForSeq } from './helpers.ts';
 
 t.test('files rotate by size and the chain continues', async (t) => {
   const { dir, remove } = temporaryDir('size');
@@ -59,7 +59,7 @@ t.test('checkpoints follow checkpoint_every', async (t) => {
   for (let round = 0; round < 3; round++) {
     appendDecisions(trail, 5, round * 5);
     const target = trail.seq + 1;
-    for (let attempt = 0; attempt < 400 && trail.seq < target; attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+    await waitForSeq(trail, target);
   }
   await trail.close();
 
@@ -108,7 +108,7 @@ t.test('checkpoint_interval signs a quiet trail', async (t) => {
   t.teardown(remove);
   const trail = await openTestTrail(dir, { checkpointIntervalMs: 100 });
   appendDecisions(trail, 2);
-  for (let attempt = 0; attempt < 400 && trail.seq < 4; attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+  await waitForSeq(trail, 4);
   await trail.close();
   const kinds = readLines(path.join(dir, trailFiles(dir)[0]!)).map((line) => JSON.parse(line).kind);
   t.same(kinds, ['file_header', 'decision', 'decision', 'checkpoint', 'checkpoint']);

@@ -12,6 +12,7 @@ import { ensureDevCertificates, issueClientCertificate, type PemKeyPair } from '
 import { issueCrl } from '../../certs/revocation.ts';
 import { writeIdentityTestPolicy } from './identity-fixtures.ts';
 import { rawRequest, startTestStack, type TestStack } from './support.ts';
+import { waitUntil } from '../wait.ts';
 
 const DEVICE_URI = 'urn:hospital:device:infusion-pump-17';
 
@@ -124,10 +125,7 @@ t.test('revoked certificate is refused after the CRL reload, without a restart',
 
   // The watcher polls every 50 ms; wait for the new CRL to be in force, with a bound.
   let response = await deviceRequest('/debug/headers', pump);
-  for (let attempt = 0; attempt < 100 && response.status === 200; attempt += 1) {
-    await sleep(50);
-    response = await deviceRequest('/debug/headers', pump);
-  }
+  await waitUntil(async () => (response = await deviceRequest('/debug/headers', pump)).status !== 200, 30_000, 50);
   t.equal(response.status, 403, 'refused once the CRL is reloaded');
   t.equal(JSON.parse(response.body).error, 'WG_AUTH_CERTIFICATE_INVALID');
   t.match(JSON.parse(response.body).message, /CERT_REVOKED/);

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { rawRequest, startTestStack } from './support.ts';
+import { waitUntil } from '../wait.ts';
 
 t.test('spans are exported over OTLP/HTTP', async (t) => {
   const received: { path: string; contentType: string; body: Buffer }[] = [];
@@ -25,9 +26,7 @@ t.test('spans are exported over OTLP/HTTP', async (t) => {
   const response = await rawRequest(stack, '/fhir/Patient', { headers: { accept: 'application/json' } });
   t.equal(response.status, 401);
 
-  for (let attempt = 0; attempt < 100 && received.length === 0; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(() => received.length > 0);
   t.equal(received[0]?.path, '/v1/traces');
   t.match(received[0]?.contentType, /^application\/(x-protobuf|json)/);
   t.ok(received[0]?.body.includes('GET /*'), 'the export contains the request span, named after its route');

@@ -4,33 +4,33 @@ import { Redis } from 'ioredis';
 import t from 'tap';
 import { Browser, rawRequest, signIn, startTestStack, type TestStack } from './support.ts';
 import { freePort } from '../redis/servers.ts';
+import { waitUntil } from '../wait.ts';
 
 /** Starts a throwaway redis-server without persistence on `port` and waits until it answers. */
 async function startRedis(port: number): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let attempt = 0; attempt < 100; attempt++) {
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const answers = await waitUntil(async () => {
+    if (exited()) return true;
     const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     client.on('error', () => {});
     try {
       await client.connect();
-      if ((await client.ping()) === 'PONG') return child;
+      return (await client.ping()) === 'PONG';
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      return false;
     } finally {
       client.disconnect();
     }
-  }
+  }, 30_000, 50);
+  if (answers && !exited()) return child;
   child.kill('SIGKILL');
-  throw new Error(`redis-server did not answer on port ${port}`);
+  throw new Error(exited() ? `redis-server exited at start on port ${port}, probably because another process took the port` : `redis-server on port ${port} did not answer PING within 30 s`);
 }
 
 async function untilStatus(stack: TestStack, cookie: string, expected: (status: number) => boolean): Promise<number> {
   let status = 0;
-  for (let attempt = 0; attempt < 60; attempt++) {
-    status = (await rawRequest(stack, '/fhir/Patient/p-0001', { headers: { cookie, accept: 'text/html' } })).status;
-    if (expected(status)) return status;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  await waitUntil(async () => expected(status = (await rawRequest(stack, '/fhir/Patient/p-0001', { headers: { cookie, accept: 'text/html' } })).status), 30_000, 250);
   return status;
 }
 

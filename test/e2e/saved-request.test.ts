@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import t from 'tap';
 
 import { startRecordingUpstream, type RecordingUpstream } from './recording-upstream.ts';
-import { Browser, REDIS_URL, signIn, startTestStack, type TestStack } from './support.ts';
+import { Browser, REDIS_URL, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 import type { BrowserResponse } from '../identity/helpers.ts';
 
 const POLICY_FILE = fileURLToPath(new URL('../../policy/examples/notes-step-up.yaml', import.meta.url));
@@ -94,12 +94,8 @@ t.test('note POST survives a TOTP step-up', async (t) => {
   t.equal((await savedRequestValues()).length, 0, 'the saved request is gone after use');
 
   // The span ends when the response has been handed to the socket, which can be just after the client read it.
-  let span = stack.spans.getFinishedSpans().find((candidate) => candidate.attributes['url.path'] === '/notes');
-  for (let attempt = 0; attempt < 50 && span === undefined; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    span = stack.spans.getFinishedSpans().find((candidate) => candidate.attributes['url.path'] === '/notes');
-  }
-  t.equal(span?.attributes['wardgate.rule'], 'notes-allow-physicians', 'the replay was decided by policy with the new elevation');
+  const span = await waitForSpan(stack, (candidate) => candidate.attributes['url.path'] === '/notes');
+  t.equal(span.attributes['wardgate.rule'], 'notes-allow-physicians', 'the replay was decided by policy with the new elevation');
 
   const again = await browser.request(replayUrl);
   t.equal(again.status, 403, 'a second use of the saved request fails');

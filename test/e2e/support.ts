@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { startDemoStack, type DemoStack, type DemoStackOptions } from '../../demo/demo-stack.ts';
 import { Browser, type BrowserResponse } from '../identity/helpers.ts';
+import { waitUntil } from '../wait.ts';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -119,12 +120,9 @@ export function rawRequest(
  * can come after the client has read the whole response.
  */
 export async function waitForSpan(stack: TestStack, predicate: (span: ReturnType<TestStack['spans']['getFinishedSpans']>[number]) => boolean) {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const span = stack.spans.getFinishedSpans().find(predicate);
-    if (span) return span;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('expected span was not exported');
+  let span: ReturnType<TestStack['spans']['getFinishedSpans']>[number] | undefined;
+  if (await waitUntil(() => (span = stack.spans.getFinishedSpans().find(predicate)) !== undefined)) return span!;
+  throw new Error('expected span was not exported within 30 s');
 }
 
 /**

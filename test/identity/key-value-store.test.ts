@@ -8,6 +8,7 @@ import type { KeyValueStore } from '../../proxy/state/key-value-store.ts';
 import { MemoryKeyValueStore } from '../../proxy/state/memory-key-value-store.ts';
 import { RedisKeyValueStore } from '../../proxy/state/redis-key-value-store.ts';
 import { deleteKeys, REDIS_URL } from './helpers.ts';
+import { waitUntil } from '../wait.ts';
 
 const prefix = `wgtest:identity:${randomBytes(6).toString('hex')}:`;
 const implementations: [string, () => Promise<KeyValueStore>][] = [
@@ -183,12 +184,9 @@ for (const [name, open] of implementations) {
   });
 }
 
-/** Resolves once `received` contains `count` messages; fails the test after 10 seconds. */
+/** Resolves once `received` contains `count` messages; fails the test after 30 seconds. */
 async function waitForMessages(received: readonly string[], count: number): Promise<void> {
-  for (let attempt = 0; attempt < 500 && received.length < count; attempt++) {
-    await sleep(20);
-  }
-  if (received.length < count) {
+  if (!(await waitUntil(() => received.length >= count))) {
     throw new Error(`expected ${count} messages, received ${received.length}: ${JSON.stringify(received)}`);
   }
 }
@@ -235,9 +233,7 @@ t.test('redis subscription survives a reconnect', async (t) => {
   t.equal(clients.length, 1, 'one subscriber connection');
   const id = /(?:^| )id=(\d+)/.exec(clients[0])![1];
   await admin.client('KILL', 'ID', id);
-  for (let attempt = 0; attempt < 500 && resubscribed === 0; attempt++) {
-    await sleep(20);
-  }
+  await waitUntil(() => resubscribed > 0);
   t.equal(resubscribed, 1, 'the listener is told that the subscription was restored');
 
   await publisherStore.publish('reconnect', 'after the reconnect');

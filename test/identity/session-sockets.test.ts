@@ -10,6 +10,7 @@ import { SessionSockets } from '../../proxy/identity/session-sockets.ts';
 import { SessionStore, type SessionRecord } from '../../proxy/identity/session-store.ts';
 import { RedisKeyValueStore } from '../../proxy/state/redis-key-value-store.ts';
 import { deleteKeys, REDIS_URL } from './helpers.ts';
+import { waitUntil } from '../wait.ts';
 
 const prefix = `wgtest:session-sockets:${randomBytes(6).toString('hex')}:`;
 const options = { idle_timeout_s: 900, absolute_lifetime_s: 3600 };
@@ -41,12 +42,9 @@ function record(subject: string, sid?: string): SessionRecord {
   return { subject, groups: [], created_at: now, absolute_expires_at: now + options.absolute_lifetime_s * 1000, elevations: [], ...(sid === undefined ? {} : { sid }) };
 }
 
-/** Waits until `condition` holds; throws naming `what` after 10 seconds. */
-async function waitUntil(condition: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 500 && !condition(); attempt++) {
-    await sleep(20);
-  }
-  if (!condition()) throw new Error(`still waiting after 10 seconds until ${what}`);
+/** Waits until `condition` holds; throws naming `what` after 30 seconds. */
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  if (!(await waitUntil(condition))) throw new Error(`still waiting after 30 seconds until ${what}`);
 }
 
 t.test('session end closes sockets on another instance', async (t) => {
@@ -60,7 +58,7 @@ t.test('session end closes sockets on another instance', async (t) => {
   // As sign-out does: delete the session, which publishes the event, then close the local sockets.
   await a.sessions.delete(id);
   a.sockets.close([id]);
-  await waitUntil(() => onB.destroyed, 'the socket on the other instance is destroyed');
+  await waitFor(() => onB.destroyed, 'the socket on the other instance is destroyed');
 
   t.ok(onA.destroyed);
   t.equal(b.sockets.count(id), 0);
@@ -82,7 +80,7 @@ t.test('revocation from a separate process closes sockets everywhere', async (t)
   t.teardown(() => cliStore.close());
   t.equal(await new SessionStore(cliStore, options).revokeSubject(subject), 2);
 
-  await waitUntil(() => sockets[0].destroyed && sockets[1].destroyed, 'both sockets of the revoked user are destroyed');
+  await waitFor(() => sockets[0].destroyed && sockets[1].destroyed, 'both sockets of the revoked user are destroyed');
   t.notOk(sockets[2].destroyed, 'the socket of another user stays open');
 });
 
@@ -93,13 +91,13 @@ t.test('session rotation keeps sockets on another instance', async (t) => {
   b.sockets.add(oldId, socket);
 
   const newId = await a.sessions.rotate(oldId, record('demo-nurse'), Date.now());
-  await waitUntil(() => b.sockets.count(newId) === 1, 'the socket is registered under the new id');
+  await waitFor(() => b.sockets.count(newId) === 1, 'the socket is registered under the new id');
   t.equal(b.sockets.count(oldId), 0);
   t.notOk(socket.destroyed, 'a step-up does not close the socket');
   t.equal(await b.sockets.recheck(), 0, 'the re-check finds the new session alive');
 
   await a.sessions.delete(newId);
-  await waitUntil(() => socket.destroyed, 'the end of the new session destroys the socket');
+  await waitFor(() => socket.destroyed, 'the end of the new session destroys the socket');
   t.pass('the socket closed with the new session');
 });
 
@@ -138,7 +136,7 @@ t.test('restored subscription rechecks sockets', async (t) => {
   await admin.del(`${prefix}session:${id}`);
   await admin.client('KILL', 'ID', /(?:^| )id=(\d+)/.exec(subscriber!)![1]);
 
-  await waitUntil(() => socket.destroyed, 'the re-check after resubscribing destroys the socket');
+  await waitFor(() => socket.destroyed, 'the re-check after resubscribing destroys the socket');
   t.pass('the socket of the session that ended during the outage is closed');
 });
 
@@ -158,7 +156,7 @@ t.test('malformed events close nothing', async (t) => {
   const markerSocket = new PassThrough();
   b.sockets.add(marker, markerSocket);
   await publisher.publish(`${prefix}${SESSION_EVENTS_CHANNEL}`, JSON.stringify({ ended: [marker] }));
-  await waitUntil(() => markerSocket.destroyed, 'the well-formed event is applied');
+  await waitFor(() => markerSocket.destroyed, 'the well-formed event is applied');
 
   t.notOk(socket.destroyed, 'no malformed event closed the socket');
   t.equal(b.sockets.count(id), 1);

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 
 import { freePort } from '../../demo/demo-stack.ts';
+import { waitUntil } from '../wait.ts';
 
 export { freePort };
 
@@ -115,9 +116,5 @@ async function untilPing(port: number): Promise<void> {
 }
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 150; attempt++) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  if (!(await waitUntil(() => check().catch(() => false), 30_000, 100))) throw new Error(`timed out after 30 s waiting for ${what}`);
 }

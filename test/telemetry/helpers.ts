@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 import type { Test } from 'tap';
+import { waitUntil } from '../wait.ts';
 
 /** A metric reader that tests collect from on demand. */
 export class TestMetricReader extends MetricReader {
@@ -61,11 +62,7 @@ export async function startCollector(t: Test, status = 200): Promise<FakeCollect
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
-/** Polls `condition` every 20 ms, up to `attempts` times; returns whether it became true. */
-export async function eventually(condition: () => boolean | Promise<boolean>, attempts = 250): Promise<boolean> {
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    if (await condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return false;
+/** Polls `condition` every 20 ms for up to `timeoutMs` of wall time; returns whether it became true. */
+export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
+  return waitUntil(condition, timeoutMs);
 }
