@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
@@ -20,6 +21,9 @@ import { noticeKey, OversightStore, randomToken, sha256, type OfferRecord } from
 
 /** Response header that carries the notice text to API clients on a `notify` decision. */
 export const NOTICE_HEADER = 'wardgate-notice';
+
+/** Maximum delay of setTimeout: a longer delay fires at once, so long grants are checked in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface OversightOptions {
   readonly store: KeyValueStore;
@@ -246,6 +250,33 @@ export class Oversight {
   recordUpgrade(input: ReviewInput & { span: Span }): void {
     this.#flagForReview(input);
     this.#recordBreakGlassAccess(input);
+  }
+
+  /**
+   * Destroys `socket`, a WebSocket opened under an emergency access, once the caller's grant on
+   * the route has expired. A grant renewed in the meantime moves the deadline. A failed lookup
+   * counts as an expired grant, as it does on the request path.
+   */
+  closeAtGrantExpiry(principal: Principal, routeId: string, socket: Duplex, log: Logger): void {
+    let timer: NodeJS.Timeout | undefined;
+    const check = async (): Promise<void> => {
+      const grant = await this.store.loadGrant(principal.subject, routeId, this.options.now()).catch((error: unknown) => {
+        log.warn({ err: error, route: routeId }, 'break-glass grant lookup for an open WebSocket failed; closing the WebSocket');
+        return null;
+      });
+      if (socket.destroyed) return;
+
+      if (grant === null) {
+        log.info({ user: principal.subject, route: routeId }, 'WebSocket closed because its break-glass grant expired');
+        socket.destroy();
+        return;
+      }
+      const delay = Math.min(Math.max(grant.expires_at - this.options.now(), 0) + 1, MAX_TIMER_MS);
+      timer = setTimeout(() => void check(), delay);
+      timer.unref();
+    };
+    socket.once('close', () => clearTimeout(timer));
+    void check();
   }
 
   #recordBreakGlassAccess(input: ReviewInput & { span: Span }): void {

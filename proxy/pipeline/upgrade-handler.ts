@@ -80,6 +80,8 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       const shownInput = scored.result === null ? undefined : scored.input;
       deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput));
       if (principal?.method === 'session' && principal.sessionId !== undefined) deps.identity.trackSocket?.(principal.sessionId, socket);
+      // An emergency access ends with its grant, also for a WebSocket that is still open.
+      if (principal && outcome?.override === 'break_glass') deps.oversight?.closeAtGrantExpiry(principal, prepared.route.id, socket, log);
     })().catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed with an unexpected error');
       refuse(500, 'WG_INTERNAL_ERROR');

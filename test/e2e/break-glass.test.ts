@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
 import { PatientFieldPseudonymizer } from '../../proxy/audit/patient-fields.ts';
+import { sha256 } from '../../proxy/break-glass/store.ts';
 import type { AuditEntry, AuditPort, PolicyPort } from '../../proxy/ports.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
@@ -21,6 +22,7 @@ const standIn: PolicyPort = {
     const { path } = context.request;
     const risk = context.risk;
     if (path.startsWith('/fhir/Observation')) return { action: 'break_glass', rule: 'observations-break-glass', reasons: ['observations are restricted'], risk, breakGlass: OFFER };
+    if (path === '/ws' && context.request.queryParams.includes('restricted')) return { action: 'break_glass', rule: 'socket-break-glass', reasons: ['restricted stream'], risk, breakGlass: OFFER };
     if (path.startsWith('/fhir/Patient/') || path === '/ws') return { action: 'notify', rule: 'patient-notify', reasons: ['patient record'], risk };
     if (path.startsWith('/fhir/CareTeam') && !context.elevatedAcr?.includes(MFA.acr_values)) {
       return { action: 'step_up', rule: 'care-team-step-up', reasons: ['care team lists need a second factor'], risk, stepUp: MFA, breakGlass: OFFER };
@@ -62,6 +64,11 @@ async function reviewEntries(): Promise<Array<Record<string, unknown>>> {
 
 /** Sends a WebSocket upgrade with the browser's session cookie and returns the response head. */
 async function upgrade(t: Test, browser: Browser, target: string): Promise<string> {
+  return (await openUpgrade(t, browser, target)).head;
+}
+
+/** Sends a WebSocket upgrade with the browser's session cookie and returns the socket and the response head. */
+async function openUpgrade(t: Test, browser: Browser, target: string): Promise<{ socket: tls.TLSSocket; head: string }> {
   const { port } = new URL(stack.url);
   const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', ca: stack.certificates.ca.cert });
   t.teardown(() => socket.destroy());
@@ -69,7 +76,7 @@ async function upgrade(t: Test, browser: Browser, target: string): Promise<strin
   const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
   socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nCookie: ${cookie}\r\n\r\n`);
   const head = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
-  return head.toString();
+  return { socket, head: head.toString() };
 }
 
 const justification = 'Patient arrived unconscious in the emergency department; I am the treating nurse.';
@@ -306,4 +313,35 @@ t.test('escalations go to the review stream', async (t) => {
   t.ok(breakGlassDecisions.length >= 3, 'every shown break-glass block is queued');
   t.ok(entries.some((entry) => entry.action === 'step_up' && entry.rule === 'care-team-step-up'), 'step-ups are queued');
   for (const entry of entries) t.notMatch(JSON.stringify(entry), /p-000\d/, 'no patient id in clear');
+});
+
+t.test('a WebSocket opened under a grant closes when the grant expires', async (t) => {
+  const browser = await signedIn('nurse');
+  const page = await browser.request(`${stack.url}/fhir/Observation?patient=p-0013`);
+  if (page.status === 403) {
+    const form = { offer: hidden(page, 'offer'), csrf: hidden(page, 'csrf'), reason_code: 'emergency_care', justification };
+    t.equal((await browser.request(`${stack.url}/.wardgate/break-glass`, { form })).status, 303);
+  }
+  // The grant now expires 300 ms after the stack's clock, which does not advance until the test sets it.
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.disconnect());
+  const subject = stack.idp.accounts.find((account) => account.username === 'nurse')!.subject;
+  const key = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256('ehr').slice(0, 16)}`;
+  const stored = await redis.get(key);
+  t.ok(stored, 'the grant is in the store');
+  await redis.set(key, JSON.stringify({ ...JSON.parse(stored!), expires_at: stack.clock.now + 300 }), 'KEEPTTL');
+  const savedClock = stack.clock.now;
+  t.teardown(async () => {
+    stack.clock.now = savedClock;
+    await redis.del(key);
+  });
+
+  const { socket, head } = await openUpgrade(t, browser, '/ws?restricted=1');
+  t.match(head, /^HTTP\/1\.1 101 /, 'the grant lets the WebSocket open');
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  t.equal(socket.destroyed, false, 'the socket stays open while the grant is active at its deadline');
+  stack.clock.now += 1_000;
+  t.ok(await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]), 'the socket closes once the grant has expired');
 });
