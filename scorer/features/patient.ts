@@ -22,7 +22,8 @@ export const MIN_PATIENT_KEY_BYTES = 32;
  * Extracts the patient ids a request names, in order of appearance and without
  * duplicates. Recognised FHIR forms: `/fhir/Patient/{id}`, `/fhir/Patient/{id}/...` (for example
  * `$everything`), the search parameters `patient` and `subject` (also `subject:Patient`) with
- * a bare id or `Patient/{id}`, repeated or comma-separated (FHIR search OR), on other resource
+ * a bare id or a reference (`Patient/{id}`, versioned or absolute, see `referencedIds`),
+ * repeated or comma-separated (FHIR search OR), on other resource
  * types than Patient (on Patient they are checked but name no patient), and `_id` on a Patient
  * search, history or operation. The segments `fhir` and `Patient` match in any case and without
  * `;` path parameters, parameter names in any case and with a `[...]` suffix, and `;` separates
@@ -79,9 +80,10 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
       const counted = !(isPatientType && namesPatients);
 
       for (const reference of value.split(',')) {
-        const id = reference.slice(0, 8).toLowerCase() === 'patient/' ? reference.slice('Patient/'.length) : reference;
-        const checked = assertPatientId(id, `search parameter ${name}`, `${name}=Patient/123`);
-        if (counted) ids.add(checked);
+        for (const id of referencedIds(reference)) {
+          const checked = assertPatientId(id, `search parameter ${name}`, `${name}=Patient/123`);
+          if (counted) ids.add(checked);
+        }
       }
     }
   }
@@ -136,6 +138,23 @@ export class PatientPseudonymizer {
   pseudonymize(patientId: string): string {
     return createHmac('sha256', this.#key).update(patientId, 'utf8').digest('hex').slice(0, 32);
   }
+}
+
+/** Segments after which a reference names a patient id, compared in lowercase, as the audit trail's pseudonymizer reads them. */
+const PATIENT_REFERENCE_SEGMENTS = new Set(['patient', 'patients']);
+
+/**
+ * Returns the ids that a value of a patient search parameter names: a bare id, or the segment
+ * after each `Patient` segment of a reference, such as `Patient/123`, `Patient/123/_history/2`
+ * or the absolute `https://ehr.example/fhir/Patient/123`. A value with `/` but no such segment
+ * is returned whole, so that it fails the id check.
+ */
+function referencedIds(reference: string): string[] {
+  if (!reference.includes('/')) return [reference];
+
+  const texts = reference.split('/');
+  const ids = texts.filter((text, index) => index > 0 && PATIENT_REFERENCE_SEGMENTS.has(texts[index - 1]!.toLowerCase()) && !text.startsWith('_'));
+  return ids.length > 0 ? ids : [reference];
 }
 
 /** Checks a patient id against the FHIR id syntax; `example` shows a valid request of the same form. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { PatientTargetPseudonymizer, REDACTED } from '../../proxy/patient-target.ts';
 import { compilePatientPaths } from '../../scorer/features/patient-paths.ts';
+import { extractPatientIds } from '../../scorer/features/patient.ts';
 import { PATIENT_KEY } from './helpers.ts';
 
 const pseudonymizer = new PatientTargetPseudonymizer(PATIENT_KEY);
@@ -36,7 +37,16 @@ const cases: Array<[string, string, string[]]> = [
   ['/fhir/Observation?patient[0][ref]=p-0207&patient[=p-0208', `/fhir/Observation?patient[0][ref]=${token('p-0207')}&patient[=${token('p-0208')}`, ['p-0207', 'p-0208']],
   ['/fhir/Observation?patient[]:Group=p-0209&+patient=p-0210&patient[].x=p-0211', `/fhir/Observation?patient[]:Group=${token('p-0209')}&+patient=${token('p-0210')}&patient[].x=${token('p-0211')}`, ['p-0209', 'p-0210', 'p-0211']],
   ['/fhir/Patient?_id%00=p-0212', `/fhir/Patient?_id%00=${token('p-0212')}`, ['p-0212']],
+  ['/fhir/Observation?patient=https://ehr.example/fhir/Patient/p-0213', `/fhir/Observation?patient=https://ehr.example/fhir/Patient/${token('p-0213')}`, ['p-0213']],
+  ['/fhir/Observation?subject=Patient/p-0214/_history/2', `/fhir/Observation?subject=Patient/${token('p-0214')}/_history/2`, ['p-0214']],
 ];
+
+t.test('references name the patients the scorer reads', async (t) => {
+  for (const target of ['/fhir/Observation?patient=https://ehr.example/fhir/Patient/p-0213', '/fhir/Observation?subject=Patient/p-0214/_history/2', '/fhir/Observation?patient=p-1,http://other.example/Patient/p-2']) {
+    const scorerIds = extractPatientIds(target).map((id) => pseudonymizer.pseudonym(id));
+    t.same(pseudonymizer.pseudonymizeTarget(target).patients, scorerIds, target);
+  }
+});
 
 for (const [target, expected, ids] of cases) {
   t.test(`target ${target}`, async (t) => {

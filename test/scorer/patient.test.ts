@@ -45,6 +45,15 @@ t.test('patient ids behind other spellings', async (t) => {
   t.throws(() => extractPatientIds('/fhir/Patient/p-0010;v=1'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an id with path parameters is not a valid id');
 });
 
+t.test('patient references in other forms', async (t) => {
+  t.same(extractPatientIds('/fhir/Observation?patient=https://ehr.example/fhir/Patient/p-0021'), ['p-0021'], 'an absolute reference');
+  t.same(extractPatientIds('/fhir/Observation?patient=https%3A%2F%2Fehr.example%2Ffhir%2FPatient%2Fp-0022'), ['p-0022'], 'an escaped absolute reference');
+  t.same(extractPatientIds('/fhir/Observation?subject=Patient/p-0023/_history/2'), ['p-0023'], 'a versioned reference');
+  t.same(extractPatientIds('/fhir/Observation?patient=p-0024,http://other.example/Patient/p-0025'), ['p-0024', 'p-0025'], 'a bare id and an absolute reference');
+  t.throws(() => extractPatientIds('/fhir/Observation?subject=Group/g-1'), { code: 'WG_SCORER_INVALID_INPUT' }, 'a reference to another type is not a patient id');
+  t.throws(() => extractPatientIds('/fhir/Observation?patient=https://ehr.example/fhir/Patient/p%2526'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an invalid id in an absolute reference');
+});
+
 t.test('bulk export is recognised', async (t) => {
   t.equal(isBulkExport('/fhir/Patient/1/$everything'), true);
   t.equal(isBulkExport('/fhir/Group/g1/$export?_type=Patient'), true);
