@@ -13,7 +13,7 @@ import { simulationPatientKey } from '../../scorer/training/pipeline.ts';
 import { panelCareSource } from '../../scorer/training/replay-format.ts';
 import { simulateTraffic, type Simulation } from '../../scorer/training/simulator.ts';
 import { Browser, rawRequest, signIn, startTestStack } from '../e2e/support.ts';
-import { startRedisCluster, type RedisProcesses } from './servers.ts';
+import { moveSlot, slotsInUse, startRedisCluster, type RedisProcesses } from './servers.ts';
 
 // A real Redis Cluster of three masters on this machine: every slot range has its own process,
 // so a command or script whose keys span slots fails here as it would in production.
@@ -54,6 +54,57 @@ t.test('baselines on a Cluster match the memory store', async (t) => {
   t.equal(fromCluster.length, records.records.length);
   const firstDifference = fromCluster.findIndex((row, index) => JSON.stringify(row) !== JSON.stringify(fromMemory[index]));
   t.equal(firstDifference, -1, 'every feature row is the same as with the memory store');
+});
+
+t.test('baselines keep working while their slots move', async (t) => {
+  const simulation = simulateTraffic({ seed: 3, days: 2, scale: 0.25 });
+  // The request path requests auto-pipelining, which batches commands of several slots and
+  // cannot follow a slot that moves, so a Cluster client must not use it.
+  const redis = await createRedisClient(target, { enableAutoPipelining: true });
+  t.teardown(() => redis.quit());
+  const prefix = 'wgtest:cluster:moving:';
+  const store = new RedisBaselineStore(redis, { prefix });
+  const pseudonymizer = new PatientPseudonymizer(simulationPatientKey(3));
+  const extractor = new FeatureExtractor({ store, pseudonymizer, careSource: panelCareSource(simulation.panel, pseudonymizer) });
+
+  let completed = 0;
+  const failures: string[] = [];
+  let moving = true;
+  const worker = async (offset: number) => {
+    for (let index = offset; moving; index = (index + 8) % simulation.records.length) {
+      const { input, status, bytes } = simulation.records[index]!;
+      try {
+        await extractor.extract(input);
+        await store.showPatients!(input.user, extractor.patientPseudonyms(input), input.time);
+        await store.observeResponse!({ user: input.user, groups: input.groups, time: input.time, routeId: input.routeId, status, bytes });
+        completed++;
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+    }
+  };
+  const workers = Array.from({ length: 8 }, (_, offset) => worker(offset));
+  t.teardown(() => {
+    moving = false;
+  });
+
+  // Once the users' keys exist, every slot that contains some moves to the next master, twice over.
+  while (completed < 500 && failures.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  const { ports, owners } = await slotsInUse(cluster.urls, prefix);
+  for (let round = 1; round <= 2; round++) {
+    for (const [slot, owner] of owners) {
+      const to = ports[(ports.indexOf(owner) + round) % ports.length]!;
+      const from = ports[(ports.indexOf(owner) + round - 1) % ports.length]!;
+      await moveSlot(slot, from, to, ports);
+    }
+  }
+  const completedDuringMoves = completed;
+  moving = false;
+  await Promise.all(workers);
+
+  t.ok(owners.size >= 5, `keys in ${owners.size} slots moved`);
+  t.ok(completedDuringMoves > 500, `${completedDuringMoves} records were scored`);
+  t.same(failures.slice(0, 3), [], `no operation failed (${failures.length} failed)`);
 });
 
 t.test('key-value store on a Cluster', async (t) => {

@@ -41,6 +41,46 @@ export async function startRedisCluster(size = 3): Promise<RedisProcesses> {
   }
 }
 
+/**
+ * Moves hash slot `slot` from the master on `fromPort` to the master on `toPort` while clients
+ * keep working, as `redis-cli --cluster reshard` does. The slot is marked importing and
+ * migrating, and its keys move in batches of 10 with MIGRATE. Then the masters in `ports`
+ * learn the new owner.
+ */
+export async function moveSlot(slot: number, fromPort: number, toPort: number, ports: readonly number[]): Promise<void> {
+  const connections = new Map(ports.map((port) => [port, new Redis({ port, host: '127.0.0.1', retryStrategy: () => null, maxRetriesPerRequest: 0 })]));
+  const on = (port: number) => connections.get(port)!;
+  try {
+    const fromId = (await on(fromPort).call('CLUSTER', 'MYID')) as string;
+    const toId = (await on(toPort).call('CLUSTER', 'MYID')) as string;
+    await on(toPort).call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId);
+    await on(fromPort).call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId);
+    for (;;) {
+      const keys = (await on(fromPort).call('CLUSTER', 'GETKEYSINSLOT', slot, 10)) as string[];
+      if (keys.length === 0) break;
+      await on(fromPort).call('MIGRATE', '127.0.0.1', toPort, '', 0, 5000, 'KEYS', ...keys);
+    }
+    // The new owner learns first and the old one second, so that no two masters send a client
+    // back and forth. In the other order, clients here met MOVED replies in a loop.
+    for (const port of [toPort, fromPort, ...ports.filter((other) => other !== toPort && other !== fromPort)]) {
+      await on(port).call('CLUSTER', 'SETSLOT', slot, 'NODE', toId);
+    }
+  } finally {
+    for (const connection of connections.values()) connection.disconnect();
+  }
+}
+
+/** Returns the masters' ports and, for each slot that contains keys starting with `prefix`, the port of the master that owns it. */
+export async function slotsInUse(urls: readonly string[], prefix: string): Promise<{ ports: number[]; owners: Map<number, number> }> {
+  const ports = urls.map((url) => Number(new URL(url).port));
+  const owners = new Map<number, number>();
+  for (const port of ports) {
+    const keys = JSON.parse(await command(port, 'KEYS', `${prefix}*`)) as string[];
+    for (const key of keys) owners.set(JSON.parse(await command(port, 'CLUSTER', 'KEYSLOT', key)) as number, port);
+  }
+  return { ports, owners };
+}
+
 /** A master with one Sentinel; `stopSentinel` and `startSentinel` take the Sentinel down and up again on its port. */
 export interface RedisSentinelProcesses extends RedisProcesses {
   readonly masterPort: number;
