@@ -114,7 +114,7 @@ export function newRedisClient(target: string | RedisTarget, options: RedisOptio
     ...(lazyConnect === undefined ? {} : { lazyConnect }),
     // ioredis retries a command on another node after a closed connection, by default up to 16
     // times 100 ms apart, which the per-node commandTimeout does not bound. Without an offline
-    // queue the caller wants a prompt failure, so five retries 50 ms apart are the limit. Each
+    // queue the caller wants a prompt failure, so six retries 50 ms apart are the limit. Each
     // MOVED, ASK or TRYAGAIN reply during a slot migration counts as one of them, and a script
     // over a migrating slot can meet several (the slot migration test fails with two).
     ...(enableOfflineQueue === false ? { maxRedirections: 6, retryDelayOnFailover: 50, retryDelayOnClusterDown: 50, retryDelayOnTryAgain: 50 } : {}),
