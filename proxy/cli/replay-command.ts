@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access, constants, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, lstat, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -98,8 +98,18 @@ export async function runReplayCommand(argv: string[], out: Output, err: Output)
       err.write(`wardgate replay: WARDGATE_PATIENT_KEY ${reason}; using a random patient key for this run\n`);
     }
 
-    const log = await readAccessLog(parsed.positional[0]!, maxErrors);
+    const file = parsed.positional[0]!;
+    const inputProblem = await checkInputPath(file);
+    if (inputProblem !== null) {
+      err.write(`wardgate replay: ${inputProblem}\n`);
+      return 1;
+    }
+    const log = await readAccessLog(file, maxErrors);
     for (const error of log.errors) err.write(`wardgate replay: ${error.message}\n`);
+    if (log.records.length === 0 && log.errors.length === 0) {
+      err.write(`wardgate replay: ${file} contains no records; nothing was decided. Give a JSON Lines access log with one record per line\n`);
+      return 1;
+    }
     if (log.stoppedAtLine !== null) {
       err.write(
         `wardgate replay: more than --max-errors ${maxErrors} invalid lines by line ${log.stoppedAtLine}; reading stopped and nothing was decided. ` +
@@ -207,14 +217,25 @@ async function openBaselines(options: Record<string, string | undefined>, closer
   return new RedisBaselineStore(redis, { prefix: `${options['redis-prefix'] ?? 'wg:replay:'}bl:` });
 }
 
+/** Returns why the access log `file` cannot be read, or null. A missing file is reported when it is read. */
+async function checkInputPath(file: string): Promise<string | null> {
+  const info = await stat(file).catch(() => null);
+  if (info?.isDirectory()) return `${file} is a folder (EISDIR); give the access log FILE`;
+
+  return null;
+}
+
 /**
  * Returns why decisions cannot be written to `file`, or null. Checked before anything is
  * decided, so that a wrong --out fails at once and names the path as the user gave it.
  */
 async function checkOutputPath(file: string): Promise<string | null> {
   const folder = path.dirname(path.resolve(file));
-  const existing = await stat(file).catch(() => null);
+  const existing = await lstat(file).catch(() => null);
   if (existing?.isDirectory()) return `${file} is a folder (EISDIR); give a file name`;
+  // The decisions replace FILE by a rename, which would replace a link, a FIFO or a device instead of writing through it.
+  if (existing?.isSymbolicLink()) return `cannot write --out ${file}: it is a symbolic link; give the path of the file it points to`;
+  if (existing && !existing.isFile()) return `cannot write --out ${file}: it is not a regular file (a FIFO, socket or device); give the path of a regular file`;
 
   const folderInfo = await stat(folder).catch((error: NodeJS.ErrnoException) => error);
   if (folderInfo instanceof Error) {

@@ -133,6 +133,8 @@ export async function readAccessLog(file: string, maxErrors = Number.POSITIVE_IN
       number++;
       if (typeof line === 'number') {
         errors.push(lineTooLong(number, line));
+      } else if (line === NOT_UTF8) {
+        errors.push(new AccessRecordError(number, WHOLE_LINE, 'the line is not valid UTF-8; save the access log as UTF-8'));
       } else if (line.trim() !== '') {
         try {
           records.push(parseAccessRecord(line, number));
@@ -150,17 +152,30 @@ export async function readAccessLog(file: string, maxErrors = Number.POSITIVE_IN
   return { records, errors, stoppedAtLine: null };
 }
 
+/** Yielded by `splitLines` in place of a line that is not valid UTF-8. */
+const NOT_UTF8: unique symbol = Symbol('not UTF-8');
+
 /**
- * Splits a byte stream at LF and yields each line as text without its LF or CRLF. A line of
- * more than `maxBytes` is not kept: its length in bytes is yielded instead. node:readline
- * would hold the whole line in memory and throw a RangeError beyond V8's maximum string length
- * (2^29 - 24 characters on 64-bit builds).
+ * Splits a byte stream at LF and yields each line as text without its LF or CRLF, and without
+ * a byte order mark at its start. A line of more than `maxBytes` is not kept: its length in
+ * bytes is yielded instead, and {@link NOT_UTF8} replaces a line that is not valid UTF-8.
+ * node:readline would hold the whole line in memory and throw a RangeError beyond V8's maximum
+ * string length (2^29 - 24 characters on 64-bit builds).
  */
-async function* splitLines(input: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<string | number> {
+async function* splitLines(input: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<string | number | typeof NOT_UTF8> {
   let parts: Buffer[] = [];
   let length = 0;
-  const finish = (): string | number => {
-    const line = length > maxBytes ? length : Buffer.concat(parts).toString('utf8').replace(/\r$/, '');
+  // A fatal decoder rejects invalid bytes instead of turning them into U+FFFD, and it drops a BOM.
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const finish = (): string | number | typeof NOT_UTF8 => {
+    let line: string | number | typeof NOT_UTF8 = length;
+    if (length <= maxBytes) {
+      try {
+        line = decoder.decode(Buffer.concat(parts)).replace(/\r$/, '');
+      } catch {
+        line = NOT_UTF8;
+      }
+    }
     parts = [];
     length = 0;
     return line;
@@ -197,8 +212,10 @@ function readTime(fields: Record<string, unknown>, line: number): number {
   const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match.slice(1, 9).map((field) => Number(field ?? 0)) as [number, number, number, number, number, number, number, number];
   const problem = dateTimeRangeProblem({ year, month, day, hour, minute, second, offsetHours, offsetMinutes });
   if (problem !== null) throw new AccessRecordError(line, 'time', `${describe(value)} is not a valid time (${problem}); expected ${expected}`);
+  const time = Date.parse(match[0]);
+  if (time < 0) throw new AccessRecordError(line, 'time', `${describe(value)} is before 1970-01-01T00:00:00Z; expected ${expected}`);
 
-  return Date.parse(match[0]);
+  return time;
 }
 
 function lineTooLong(line: number, bytes: number): AccessRecordError {
@@ -257,6 +274,7 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'a number too large to represent';
   const text = JSON.stringify(value);
 
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;

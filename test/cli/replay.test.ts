@@ -1,4 +1,5 @@
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -388,4 +389,69 @@ t.test('replay checks the --out folder before deciding', async (t) => {
   t.equal(result.code, 1);
   t.equal(result.err, `wardgate replay: cannot write --out ${outFile}: the folder ${join(dir, 'missing')} does not exist (ENOENT); create the folder or give another path\n`, 'no line was read, and the path is the one given');
   t.equal(result.out, '');
+});
+
+t.test('replay reads a byte order mark and names other encoding faults', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [first, second, third] = accessLog().slice(0, 3).map((entry) => JSON.stringify(entry));
+  const file = join(dir, 'access.jsonl');
+  writeFileSync(file, Buffer.concat([
+    Buffer.from(`\uFEFF${first}\n`),
+    Buffer.from(second!.replace('demo-physician', 'demo-\u0001'), 'utf8').map((byte) => (byte === 1 ? 0xff : byte)),
+    Buffer.from(`\n${third!.replace('"bytes":1800', '"bytes":1e400')}\n`),
+  ]));
+
+  const result = await run(['replay', file]);
+
+  t.equal(result.code, 1);
+  t.equal(result.err.split('\n')[0], 'wardgate replay: line 2: the line is not valid UTF-8; save the access log as UTF-8');
+  t.equal(result.err.split('\n')[1], 'wardgate replay: line 3: field "bytes": expected an integer from 0 to 9007199254740991, received a number too large to represent');
+  t.equal(result.out.trim().split('\n').length, 2, 'the line after a byte order mark is decided, and the summary follows');
+});
+
+t.test('replay rejects a time before 1970 in the time field', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, [record(MONDAY, '/fhir/Patient/p-0001', { time: '0000-03-03T09:00:00Z' })]);
+
+  const result = await run(['replay', file]);
+
+  t.equal(result.code, 1);
+  t.equal(result.err, 'wardgate replay: line 1: field "time": "0000-03-03T09:00:00Z" is before 1970-01-01T00:00:00Z; expected an ISO 8601 time with a zone such as "2025-03-03T09:00:00Z"\n');
+});
+
+t.test('replay names an empty log and a folder given as FILE', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const empty = join(dir, 'empty.jsonl');
+  writeFileSync(empty, '\n\n');
+
+  const none = await run(['replay', empty]);
+  t.equal(none.code, 1);
+  t.equal(none.err, `wardgate replay: ${empty} contains no records; nothing was decided. Give a JSON Lines access log with one record per line\n`);
+
+  const folder = await run(['replay', dir]);
+  t.equal(folder.code, 1);
+  t.equal(folder.err, `wardgate replay: ${dir} is a folder (EISDIR); give the access log FILE\n`);
+});
+
+t.test('replay does not replace a link or a FIFO given as --out', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 2));
+  const link = join(dir, 'link.jsonl');
+  symlinkSync(join(dir, 'target.jsonl'), link);
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+
+  const toLink = await run(['replay', file, '--out', link]);
+  t.equal(toLink.code, 1);
+  t.equal(toLink.err, `wardgate replay: cannot write --out ${link}: it is a symbolic link; give the path of the file it points to\n`);
+  t.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link');
+
+  const toFifo = await run(['replay', file, '--out', fifo]);
+  t.equal(toFifo.code, 1);
+  t.match(toFifo.err, /it is not a regular file \(a FIFO, socket or device\); give the path of a regular file/);
+  t.ok(lstatSync(fifo).isFIFO(), 'the FIFO is still a FIFO');
 });
