@@ -91,7 +91,7 @@ export async function runDeviceCertsCommand(argv: readonly string[], out: TextSi
 async function readCa(dir: string): Promise<PemKeyPair> {
   const [cert, key] = await Promise.all([readFile(join(dir, 'ca.crt'), 'utf8').catch(() => undefined), readFile(join(dir, 'ca.key'), 'utf8').catch(() => undefined)]);
   if (cert === undefined || key === undefined) {
-    throw new CertsError('WG_CERTS_INVALID_CA', `No development CA in "${dir}" (ca.crt and ca.key). Run "wardgate certs dev --dir ${dir}" first.`);
+    throw new CertsError('WG_CERTS_INVALID_CA', `No development CA in "${dir}" (ca.crt and ca.key). Run "wardgate certs dev --dir ${dir}" first, or pass --dir with the folder of an existing CA.`);
   }
 
   return { cert, key };

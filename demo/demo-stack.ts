@@ -7,6 +7,7 @@ import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { TelemetryConfig } from '../proxy/telemetry/config.ts';
 import type { Logger } from 'pino';
+import { Redis } from 'ioredis';
 import { DEFAULT_HOSTNAMES, ensureDevCertificates, type DevCertificates } from '../certs/dev-certificates.ts';
 import type { WardgateConfig } from '../proxy/config/config.ts';
 import { decodeKey } from '../proxy/config/config.ts';
@@ -24,6 +25,37 @@ const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
  * queues in the same Redis database.
  */
 export const DEMO_KEY_PREFIX = `wg:demo:${createHash('sha256').update(REPOSITORY).digest('hex').slice(0, 8)}:`;
+
+/**
+ * Deletes every key under `prefix` (the demo's baselines, sessions, grants and review queue)
+ * from the Redis at `redisUrl`, and returns how many were deleted.
+ *
+ * @throws the connection error when Redis is not reachable.
+ */
+export async function resetDemoState(redisUrl: string, prefix: string = DEMO_KEY_PREFIX): Promise<number> {
+  if (!/^wg:demo:|^wgtest:/.test(prefix)) throw new Error(`invalid prefix ${JSON.stringify(prefix)}: only keys under wg:demo: or wgtest: are deleted`);
+  const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2_000 });
+  // ioredis rejects connect() with "Connection is closed."; the error event names the cause.
+  let cause: Error | undefined;
+  redis.on('error', (error: Error) => {
+    cause = error;
+  });
+  try {
+    await redis.connect().catch((error: Error) => {
+      throw cause ?? error;
+    });
+    let deleted = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+    return deleted;
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /** The demo app's HTML patient page, `/patients/{id}`, names a patient like a FHIR read. */
 export const DEMO_PATIENT_PATHS: readonly string[] = Object.freeze(['/patients/{id}']);

@@ -1,8 +1,8 @@
-import { startDemoStack } from '../../demo/demo-stack.ts';
+import { DEMO_KEY_PREFIX, resetDemoState, startDemoStack } from '../../demo/demo-stack.ts';
 import { parseOptions, usageError } from './commands.ts';
 import { untilStopped } from './until-stopped.ts';
 
-const USAGE = `Usage: wardgate demo [--port N] [--idp-port N]
+const USAGE = `Usage: wardgate demo [--port N] [--idp-port N] [--reset]
 
 Starts the demo clinical app, a demo OIDC provider and Wardgate in front of the app, with
 development certificates in .wardgate/. Uses Redis at REDIS_URL (default
@@ -11,10 +11,12 @@ redis://127.0.0.1:6379), or an in-process store when Redis does not answer.
 Options:
   --port N        Wardgate's HTTPS port (default 8443)
   --idp-port N    the demo IdP's HTTPS port (default 8444)
+  --reset         first delete this folder's demo state in Redis (baselines, sessions,
+                  break-glass grants and the review queue), so every user starts afresh
 `;
 
 export async function runDemoCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const parsed = parseOptions(argv, { port: 'string', 'idp-port': 'string', help: 'boolean' });
+  const parsed = parseOptions(argv, { port: 'string', 'idp-port': 'string', reset: 'boolean', help: 'boolean' });
   if ('error' in parsed) return usageError(err, `${parsed.error}; run "wardgate demo --help"`);
   if (parsed.options.help) {
     out.write(USAGE);
@@ -25,6 +27,17 @@ export async function runDemoCommand(argv: string[], out: NodeJS.WritableStream,
   const idpPort = parsePort(parsed.options['idp-port'], 8444);
   if (port === null) return usageError(err, `invalid --port ${JSON.stringify(parsed.options.port)}; expected a port number from 1 to 65535`);
   if (idpPort === null) return usageError(err, `invalid --idp-port ${JSON.stringify(parsed.options['idp-port'])}; expected a port number from 1 to 65535`);
+
+  if (parsed.options.reset) {
+    const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    try {
+      const deleted = await resetDemoState(redisUrl);
+      out.write(`Deleted ${deleted} Redis key(s) under ${DEMO_KEY_PREFIX}; the demo starts afresh.\n`);
+    } catch (error) {
+      err.write(`wardgate: --reset could not reach Redis at ${maskPassword(redisUrl)} (${(error as Error).message}); start Redis or run without --reset\n`);
+      return 1;
+    }
+  }
 
   let stack;
   try {

@@ -23,7 +23,7 @@ import { prepareRequest, type PreparedRequest } from './prepare.ts';
 import { REPLAY_PATH } from '../identity/saved-request.ts';
 import { observeShadow, type ShadowPort } from './shadow-mode.ts';
 import { annotateTarget, endServerSpan, noteDecision, startServerSpan, type RequestTelemetry } from '../telemetry/server-span.ts';
-import { observeResponseOnFinish } from './response-observation.ts';
+import { isBrowserIconPath, observeResponseOnFinish } from './response-observation.ts';
 
 export interface PipelineDependencies {
   readonly identity: IdentityPort;
@@ -185,7 +185,7 @@ async function handle(deps: PipelineDependencies, req: IncomingMessage, res: Ser
       ? undefined
       : () => {
           deps.scorer.recordShown?.(shownInput);
-          observeResponseOnFinish(res, deps.scorer, { user: principal!.subject, groups: principal!.groups, time: now, routeId: route.id });
+          if (!isBrowserIconPath(prepared.url.pathname)) observeResponseOnFinish(res, deps.scorer, { user: principal!.subject, groups: principal!.groups, time: now, routeId: route.id });
         };
   await enforce(deps, req, res, prepared, principal, enforced, incidentId, now, span, onUpstreamResponse);
 }

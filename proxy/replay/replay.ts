@@ -9,6 +9,7 @@ import type { Principal } from '../identity/principal.ts';
 import { INVALID_PATIENT_ID_CODE, invalidPatientIds, recordReplayedOutcome, scoreAndDecide, type RequestFacts } from '../pipeline/decide.ts';
 import type { PolicyPort, RouterPort, ScorerPort } from '../ports.ts';
 import { inTimeOrder, type AccessRecord } from './access-log.ts';
+import { isBrowserIconPath } from '../pipeline/response-observation.ts';
 
 /** The TLS facts replay assumes when a record has no `tls_group`: what Wardgate's listener prefers. */
 export const REPLAY_TLS = Object.freeze({ protocol: 'TLSv1.3', group: 'X25519MLKEM768' });
@@ -83,7 +84,7 @@ export async function replayRecords(
       continue;
     }
     recordReplayedOutcome(deps.scorer, decision, scored);
-    deps.scorer.observeResponse?.({ user: record.user, groups: record.groups, time: record.time, routeId: facts.route.id, status: record.status, bytes: record.bytes });
+    if (!isBrowserIconPath(facts.path)) deps.scorer.observeResponse?.({ user: record.user, groups: record.groups, time: record.time, routeId: facts.route.id, status: record.status, bytes: record.bytes });
     await deps.settle?.();
 
     const labels = { ...(record.label ? { label: record.label } : {}), ...(record.episode ? { episode: record.episode } : {}) };

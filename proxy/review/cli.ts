@@ -146,7 +146,7 @@ async function labelEntry(
   if (audit !== deps.audit) await (audit as AuditTrail | undefined)?.close();
 
   out.write(`Labelled ${stored.id} ${label.label} (user ${entry.user}, route ${entry.route}).\n`);
-  if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${describeDuration(target.benignTtl)}.\n`);
+  if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${describeDuration(target.benignTtl)}; its blocks and break-glass decisions are still queued.\n`);
   if (revoked !== undefined) out.write(`Revoked ${revoked} session(s) of ${entry.user}.\n`);
   return 0;
 }

@@ -455,3 +455,24 @@ t.test('replay does not replace a link or a FIFO given as --out', async (t) => {
   t.match(toFifo.err, /it is not a regular file \(a FIFO, socket or device\); give the path of a regular file/);
   t.ok(lstatSync(fifo).isFIFO(), 'the FIFO is still a FIFO');
 });
+
+t.test('replay ignores the status of browser icon requests', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ward = accessLog().slice(0, 60);
+  const visit = (status: number, path: string) => Array.from({ length: 6 }, (_, index) => [
+    record(MONDAY + 3 * DAY + 10 * 60 * MINUTE + index * MINUTE, path, { status, bytes: 200 }),
+    record(MONDAY + 3 * DAY + 10 * 60 * MINUTE + index * MINUTE + 1_000, `/fhir/Patient/p-000${1 + index}`),
+  ]).flat();
+  const risks = async (extra: Record<string, unknown>[]) => {
+    const result = await run(['replay', writeLog(dir, [...ward, ...extra])]);
+    return result.out.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line).risk as number);
+  };
+
+  const iconFound = await risks(visit(200, '/favicon.ico'));
+  const iconMissing = await risks(visit(404, '/favicon.ico'));
+  const pageMissing = await risks(visit(404, '/fhir/Basic/unknown'));
+
+  t.same(iconMissing, iconFound, 'a missing favicon changes no risk');
+  t.not(JSON.stringify(pageMissing), JSON.stringify(iconFound), 'the same number of 404s on another path does');
+});

@@ -130,7 +130,7 @@ t.test('--config reads Redis and benign_ttl', async (t) => {
 
   const labelled = await review(['label', id, 'benign', '--note', 'on call', '--analyst', 'ana', '--config', file]);
   t.equal(labelled.code, 0, labelled.err);
-  t.match(labelled.out, /is not flagged again for 2 minutes\./);
+  t.match(labelled.out, /is not flagged again for 2 minutes; its blocks and break-glass decisions are still queued\./);
   const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
   const ttl = await redis.ttl(`${prefix}review:benign:{${digest('demo-config')}}:${digest(patternOf('ehr', sampleEntry().top_features))}`);
   t.ok(ttl > 0 && ttl <= 120, `the pattern expires after benign_ttl (ttl ${ttl})`);
