@@ -224,7 +224,11 @@ function checkHeadState(dir: string, instance: string, files: AuditFile[], items
   if (atHead) {
     // A record already named by another finding, such as a forged checkpoint, is not named twice.
     const named = report.findings.some((finding) => finding.file === atHead.file.path && finding.line === atHead.line);
-    if (atHead.hash !== state.head_hash && !named) {
+    // A hash that belongs to another record means that the head state's seq was changed, not a record.
+    const hashOwner = items.find((item) => item.hash === state.head_hash);
+    if (atHead.hash !== state.head_hash && hashOwner !== undefined) {
+      report.findings.push({ file: headFile, line: 0, code: 'WG_AUDIT_HEAD_INVALID', message: `the head state file records seq ${state.seq} with the hash of seq ${hashOwner.record.seq}: the head state file was edited` });
+    } else if (atHead.hash !== state.head_hash && !named) {
       report.findings.push({ file: atHead.file.path, line: atHead.line, code: 'WG_AUDIT_RECORD_EDITED', message: `record seq ${state.seq} was edited: the head state file records hash ${state.head_hash.slice(0, 16)}... for it, but it hashes to ${atHead.hash.slice(0, 16)}...` });
     }
     return;

@@ -128,6 +128,18 @@ t.test('malformed head state is a finding and a gap event', async (t) => {
   t.same((await verify(dir)).findings, [], 'the next run rewrites the head state');
 });
 
+t.test('edited head state seq names the head state file', async (t) => {
+  const dir = await twoRuns(t, 'head-seq');
+  const headFile = path.join(dir, 'audit-test1.head');
+  const state = headState(dir);
+  writeFileSync(headFile, JSON.stringify({ ...state, seq: state.seq - 2 }));
+
+  const report = await verify(dir);
+  t.same(report.findings.map((finding) => finding.code), ['WG_AUDIT_HEAD_INVALID'], 'no record is blamed');
+  t.equal(report.findings[0]?.file, headFile);
+  t.equal(report.findings[0]?.message, `the head state file records seq ${state.seq - 2} with the hash of seq ${state.seq}: the head state file was edited`);
+});
+
 t.test('missing head state is a note', async (t) => {
   const dir = await twoRuns(t, 'head-missing');
   rmSync(path.join(dir, 'audit-test1.head'));
