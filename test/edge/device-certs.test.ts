@@ -71,7 +71,7 @@ t.test('certs commands reject bad arguments', async (t) => {
     [['client', 'x', '--revoke', 'f'], 2, /unknown argument "--revoke"/],
     [['crl', 'extra', '--dir', dev.dir], 2, /unexpected argument "extra"/],
     [['crl', '--revoke', join(dir, 'missing.crt'), '--dir', dev.dir], 2, /certificate to revoke ".*missing\.crt" does not exist/],
-    [['crl', '--dir', join(dir, 'empty')], 1, /No development CA in ".*empty" \(ca\.crt and ca\.key\)\. Run "wardgate certs dev --dir .*" first\./],
+    [['crl', '--dir', join(dir, 'empty')], 1, /No development CA in ".*empty" \(ca\.crt and ca\.key\)\. Run "wardgate certs dev --dir .*" first, or pass --dir with the folder of an existing CA\./],
     [['client', 'x', '--uri'], 2, /option --uri requires a value/],
   ];
   for (const [argv, code, message] of cases) {
