@@ -199,6 +199,14 @@ export class AuditTrail implements AuditPort {
     return this.#seq;
   }
 
+  /**
+   * Number of records appended but not written to a file: still queued, or dropped while the
+   * disk failed. After `close()` these records are lost.
+   */
+  get unwrittenRecords(): number {
+    return this.#queuedRecords + this.#dropped;
+  }
+
   /** Name of the file that receives new records. */
   get currentFile(): string {
     return this.#file!.name;

@@ -31,7 +31,7 @@ export async function readFields(req: IncomingMessage): Promise<{ fields: Record
   const text = Buffer.concat(chunks).toString('utf8');
 
   if (type === 'application/json') return { fields: parseJson(text), json: true };
-  const fields: Record<string, string> = {};
+  const fields = newFields();
   for (const [name, value] of new URLSearchParams(text)) {
     if (name in fields) throw new BreakGlassError('WG_BREAK_GLASS_INVALID_BODY', `Form field ${JSON.stringify(name)} appears more than once; send it once.`);
     fields[name] = value;
@@ -49,11 +49,19 @@ function parseJson(text: string): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new BreakGlassError('WG_BREAK_GLASS_INVALID_BODY', 'The JSON body must be an object with string fields offer, csrf, reason_code and justification.');
   }
-  const fields: Record<string, string> = {};
+  const fields = newFields();
   for (const [name, field] of Object.entries(value)) {
     if (!CLAIM_FIELDS.has(name)) continue;
     if (typeof field !== 'string') throw new BreakGlassError('WG_BREAK_GLASS_INVALID_BODY', `JSON field ${JSON.stringify(name)} must be a string, received ${typeof field}.`);
     fields[name] = field;
   }
   return fields;
+}
+
+/**
+ * Returns an empty field record without a prototype, so that a field named `toString`,
+ * `constructor` or `__proto__` is an ordinary unknown field and not an inherited member.
+ */
+function newFields(): Record<string, string> {
+  return Object.create(null) as Record<string, string>;
 }

@@ -29,6 +29,19 @@ export interface RouteInput {
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufffd]/u;
 
 /**
+ * Characters that show nothing, so a justification made of them looks blank or hides text.
+ * These are format characters (Cf, such as zero-width spaces, soft hyphens, U+061C and tag
+ * characters), private-use (Co), unassigned (Cn) and surrogate (Cs) code points. The
+ * letters and symbols that render as blanks (U+2800, U+3164, U+115F, U+1160, U+FFA0) count too.
+ * NOTE: Cf includes U+200C and U+200D, which Persian and several Indic scripts use inside
+ * words and emoji sequences use between pictographs, so such text is rejected too.
+ */
+const INVISIBLE_CHARACTERS = /[\p{Cf}\p{Co}\p{Cn}\p{Cs}\u2800\u3164\u115f\u1160\uffa0]/u;
+
+/** Characters that count towards `justification_min_length`: letters, digits, punctuation and symbols. */
+const VISIBLE_CHARACTERS = /[\p{L}\p{N}\p{P}\p{S}]/gu;
+
+/**
  * Serves a POSTed break-glass claim or notice acknowledgement. Every rejection is a coded
  * 400, 403 or 405 and grants nothing; a store failure is a 503.
  */
@@ -113,16 +126,49 @@ function checkClaim(reasonCodes: readonly string[], reasonCode: string, justific
   if (!reasonCodes.includes(reasonCode)) {
     return new BreakGlassError('WG_BREAK_GLASS_INVALID_REASON', `Reason code ${JSON.stringify(reasonCode.slice(0, 60))} is not accepted here; choose one of ${reasonCodes.join(', ')}.`);
   }
+  return checkJustification(justification, limits);
+}
+
+/**
+ * Returns what is wrong with a justification, or null when it is valid. The messages name a
+ * rejected character by its code point, because the reader could not see it if it were quoted.
+ */
+function checkJustification(justification: string, limits: { justification_min_length: number; justification_max_length: number }): BreakGlassError | null {
+  const invalid = (message: string) => new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', message);
+
+  // A JSON string can carry an unpaired surrogate (\ud800), which is not a character.
+  if (!justification.isWellFormed()) {
+    const { codePoint, position } = findCharacter(justification, /\p{Cs}/u)!;
+    return invalid(`The justification is not well-formed Unicode: it contains the unpaired surrogate ${codePoint} (at character ${position}). Send the text as UTF-8, or escape only complete surrogate pairs in JSON.`);
+  }
+
+  const hidden = findCharacter(justification, CONTROL_CHARACTERS) ?? findCharacter(justification, INVISIBLE_CHARACTERS);
+  if (hidden) {
+    return invalid(`The justification contains the invisible or control character ${hidden.codePoint} (at character ${hidden.position}); retype the justification as plain text instead of pasting it.`);
+  }
+
+  const range = `write ${limits.justification_min_length} to ${limits.justification_max_length} characters saying why this patient needs this access now`;
+  // Spaces and combining marks show no text of their own, so only visible characters count
+  // towards the minimum. NFC first joins a letter and its accents into one character where it can.
+  const visible = justification.normalize('NFC').match(VISIBLE_CHARACTERS)?.length ?? 0;
+  if (visible < limits.justification_min_length) {
+    return invalid(`The justification has ${visible} visible ${visible === 1 ? 'character' : 'characters'}; ${range}. Spaces and combining marks do not count towards the minimum.`);
+  }
 
   const length = [...justification].length;
-  if (length < limits.justification_min_length || length > limits.justification_max_length) {
-    return new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', `The justification has ${length} characters; write ${limits.justification_min_length} to ${limits.justification_max_length} characters saying why this patient needs this access now.`);
-  }
-
-  if (CONTROL_CHARACTERS.test(justification)) {
-    return new BreakGlassError('WG_BREAK_GLASS_INVALID_JUSTIFICATION', 'The justification contains control, direction-override or invalid characters; write plain text.');
+  if (length > limits.justification_max_length) {
+    return invalid(`The justification has ${length} characters; ${range}.`);
   }
   return null;
+}
+
+/** Returns the first code point that `pattern` matches, as `U+XXXX`, and its 1-based position in code points. */
+function findCharacter(text: string, pattern: RegExp): { codePoint: string; position: number } | null {
+  const match = pattern.exec(text);
+  if (!match) return null;
+
+  const codePoint = `U+${match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  return { codePoint, position: [...text.slice(0, match.index)].length + 1 };
 }
 
 async function acknowledgeNotice(oversight: Oversight, input: RouteInput, offer: OfferRecord, offerId: string): Promise<void> {

@@ -8,12 +8,13 @@ import { DEFAULT_OVERSIGHT_CONFIG } from '../break-glass/config.ts';
 import { parseOptions, usageError } from '../cli/commands.ts';
 import { SessionStore } from '../identity/session-store.ts';
 import { defaultAuditConfig } from '../audit/config.ts';
+import { AuditError } from '../audit/errors.ts';
 import { openAuditTrail, type AuditTrail } from '../audit/writer.ts';
-import type { AuditPort } from '../ports.ts';
+import type { AuditEntry, AuditPort } from '../ports.ts';
 import { RedisKeyValueStore } from '../state/redis-key-value-store.ts';
 import { patternOf, type ReviewEntry } from './entry.ts';
 import { ReviewError } from './errors.ts';
-import { BenignPatterns, ReviewQueue, type StoredReviewEntry } from './queue.ts';
+import { BenignPatterns, ReviewQueue, type LabelRecord, type StoredReviewEntry } from './queue.ts';
 
 const USAGE = `Usage: wardgate review list|show|label [options]
 
@@ -35,7 +36,10 @@ Options:
 export interface ReviewCommandDependencies {
   /** Ends every session of a subject and returns how many ended. */
   readonly revokeSessions?: (subject: string) => Promise<number>;
+  /** Receives the label record in place of the audit trail in the audit folder. */
   readonly audit?: AuditPort;
+  /** Opens the audit trail in the audit folder. Defaults to `openAuditTrail`, which tests wrap. */
+  readonly openAuditTrail?: typeof openAuditTrail;
   readonly now?: () => number;
 }
 
@@ -133,22 +137,107 @@ async function labelEntry(
     return 1;
   }
 
+  // An unknown or labelled entry fails here, before the trail gets a file with nothing in it.
+  await queue.unlabelled(request.id);
+
+  // The trail is opened, and its lock taken, before anything changes, so that no label or
+  // revocation happens that the trail cannot record.
+  let trail: AuditTrail | undefined;
+  if (deps.audit === undefined && target.audit !== undefined) {
+    try {
+      trail = await openLabelTrail(target.audit, deps.openAuditTrail ?? openAuditTrail);
+    } catch (error) {
+      err.write(describeUnopenedTrail(error, request.revoke));
+      return 1;
+    }
+  } else if (deps.audit === undefined) {
+    err.write('wardgate: the label is kept in Redis only; pass --config or --audit-dir to also write it to the audit trail\n');
+  }
+
   const now = (deps.now ?? Date.now)();
-  const { stored, label } = await queue.label(request.id, request.label, request.note, request.analyst, now, request.consumer);
+  let saved: Awaited<ReturnType<ReviewQueue['saveLabel']>>;
+  try {
+    saved = await queue.saveLabel(request.id, request.label, request.note, request.analyst, now);
+  } catch (error) {
+    await trail?.close().catch(() => {});
+    throw error;
+  }
+  const { stored, label } = saved;
   const entry = stored.entry;
+
+  let revoked: number | undefined;
+  let failure: string | undefined;
+  try {
+    revoked = revokeSessions ? await revokeSessions(entry.user) : undefined;
+  } catch (error) {
+    failure = `ending the sessions of ${entry.user} for review entry ${stored.id} failed (${(error as Error).message}), and some of them may have ended.`;
+  }
+  if (failure === undefined) {
+    const record = { kind: 'review_label', trace_id: entry.trace_id, entry_id: stored.id, label: label.label, note: label.note, analyst: label.analyst, user: entry.user, route: entry.route, time: now, ...(revoked === undefined ? {} : { revoked_sessions: revoked }) };
+    try {
+      await writeLabelRecord(record, deps.audit ?? trail, trail, target.audit?.dir);
+    } catch (error) {
+      failure = `the audit record of the label of review entry ${stored.id} could not be written (${(error as Error).message}).`;
+    }
+  }
+  await trail?.close().catch(() => {});
+  if (failure !== undefined) {
+    err.write(await undoLabel(queue, label, failure, revoked === undefined ? '' : ` ${revoked} session(s) of ${entry.user} were ended already.`));
+    return 1;
+  }
+
   if (label.label === 'benign') {
     await patterns.accept(entry.user, patternOf(entry.route, entry.top_features), target.benignTtl, label);
   }
-  const revoked = revokeSessions ? await revokeSessions(entry.user) : undefined;
-  const record = { kind: 'review_label', trace_id: entry.trace_id, entry_id: stored.id, label: label.label, note: label.note, analyst: label.analyst, user: entry.user, route: entry.route, time: now, ...(revoked === undefined ? {} : { revoked_sessions: revoked }) };
-  const audit = deps.audit ?? (await openLabelTrail(target, err));
-  audit?.append(record);
-  if (audit !== deps.audit) await (audit as AuditTrail | undefined)?.close();
+  await queue.acknowledge(stored.id, request.consumer);
 
   out.write(`Labelled ${stored.id} ${label.label} (user ${entry.user}, route ${entry.route}).\n`);
   if (label.label === 'benign') out.write(`The pattern ${patternOf(entry.route, entry.top_features)} of ${entry.user} is not flagged again for ${describeDuration(target.benignTtl)}; its blocks and break-glass decisions are still queued.\n`);
   if (revoked !== undefined) out.write(`Revoked ${revoked} session(s) of ${entry.user}.\n`);
   return 0;
+}
+
+/**
+ * Appends the label record and, for a trail this command opened, closes the trail, which
+ * writes and fsyncs it. Throws when the record was not written.
+ */
+async function writeLabelRecord(record: AuditEntry, port: AuditPort | undefined, trail: AuditTrail | undefined, dir: string | undefined): Promise<void> {
+  port?.append(record);
+  if (trail === undefined) return;
+
+  await trail.close();
+  // The trail retries failed writes and gives up on close without throwing, so only the count shows a lost record.
+  if (trail.unwrittenRecords > 0) throw new Error(`${trail.unwrittenRecords} audit record(s) could not be written to ${dir}`);
+}
+
+/** Removes a label whose audit record is missing and returns the error message for the analyst. */
+async function undoLabel(queue: ReviewQueue, label: LabelRecord, failure: string, revoked: string): Promise<string> {
+  let problem: string;
+  try {
+    if (await queue.removeLabel(label)) {
+      return `wardgate: ${failure} The label was removed again, so the entry is still unlabelled.${revoked} Fix the cause and run this command again.\n`;
+    }
+    problem = 'it was changed meanwhile';
+  } catch (error) {
+    problem = (error as Error).message;
+  }
+  const id = label.entry_id;
+  return `wardgate: ${failure} The label could not be removed (${problem}), so it exists in Redis without its audit record.${revoked} Check it with "wardgate review show ${id}", delete the Redis key ${queue.labelKey(id)} and run this command again.\n`;
+}
+
+/** Returns the message for an audit trail that could not be opened, when nothing has changed yet. */
+function describeUnopenedTrail(error: unknown, revoke: boolean): string {
+  const code = error instanceof AuditError ? error.code : undefined;
+  const message = (error as Error).message;
+  // The audit errors end with a fix for the proxy's configuration, which this command replaces.
+  const cause = code === 'WG_AUDIT_DIR_LOCKED' || code === 'WG_AUDIT_DIR_UNUSABLE' ? message.split('; ')[0]!.replace(/\.$/, '') : message.replace(/\.$/, '');
+  const fix =
+    code === 'WG_AUDIT_DIR_LOCKED'
+      ? 'Another review command holds the lock; run this command again when it has finished.'
+      : code === 'WG_AUDIT_DIR_UNUSABLE'
+        ? 'Point --audit-dir or audit.dir at a writable folder and run this command again.'
+        : 'Fix the cause and run this command again.';
+  return `wardgate: cannot open the audit trail: ${cause}. Nothing was labelled${revoke ? ' and no session was ended' : ''}. ${fix}\n`;
 }
 
 async function resolveTarget(options: Record<string, string | boolean>): Promise<Target> {
@@ -218,18 +307,13 @@ function assertRedisUrl(url: string, option: string): void {
 
 /**
  * Opens the audit trail for label records: its own chain (`review_<host>`) in the proxy's
- * audit folder, so it never waits for the lock of a running instance. Without a folder the
- * label stays only in Redis, and the CLI prints a warning.
+ * audit folder, so it never waits for the lock of a running instance.
  */
-async function openLabelTrail(target: Target, err: NodeJS.WritableStream): Promise<AuditTrail | undefined> {
-  if (target.audit === undefined) {
-    err.write('wardgate: the label is kept in Redis only; pass --config or --audit-dir to also write it to the audit trail\n');
-    return undefined;
-  }
-  const defaults = defaultAuditConfig(target.audit.dir);
-  return openAuditTrail({
-    dir: target.audit.dir,
-    keyDir: target.audit.keyDir,
+function openLabelTrail(folders: NonNullable<Target['audit']>, open: typeof openAuditTrail): Promise<AuditTrail> {
+  const defaults = defaultAuditConfig(folders.dir);
+  return open({
+    dir: folders.dir,
+    keyDir: folders.keyDir,
     instanceId: `review_${defaults.instance_id}`.slice(0, 64),
     checkpointEvery: 1,
     checkpointIntervalMs: defaults.checkpoint_interval * 1000,

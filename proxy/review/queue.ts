@@ -37,6 +37,11 @@ export interface ReviewQueueOptions {
 const LABEL_TTL_S = 365 * 86_400;
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 const DELIVER_BATCH = 500;
+/** Deletes KEYS[1] when it contains ARGV[1] or is gone (returns 1), and keeps any other value (returns 0). */
+const REMOVE_LABEL_SCRIPT = `local current = redis.call('GET', KEYS[1])
+if current == false then return 1 end
+if current == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0`;
 
 /**
  * The review queue: a Redis stream `<prefix>review` read through the consumer group
@@ -130,23 +135,60 @@ export class ReviewQueue {
 
   /** Stores an analyst's label and acknowledges the entry in the consumer group. */
   async label(id: string, label: LabelRecord['label'], note: string, analyst: string, now: number, consumer: string): Promise<{ stored: StoredReviewEntry; label: LabelRecord }> {
-    assertLabel(label);
-    if (note.trim() === '') throw new ReviewError('WG_REVIEW_NOTE_MISSING', 'A label needs a note: pass --note TEXT saying why the access was benign or misuse.');
-    if (analyst.trim() === '') throw new ReviewError('WG_REVIEW_NOTE_MISSING', 'A label needs the analyst: pass --analyst NAME.');
+    const saved = await this.saveLabel(id, label, note, analyst, now);
+    await this.acknowledge(id, consumer);
+    return saved;
+  }
 
+  /**
+   * Returns an entry that has no label yet.
+   *
+   * @throws ReviewError `WG_REVIEW_ENTRY_NOT_FOUND` or `WG_REVIEW_ALREADY_LABELLED`.
+   */
+  async unlabelled(id: string): Promise<StoredReviewEntry> {
     const stored = await this.get(id);
     if (stored.label) {
       throw new ReviewError('WG_REVIEW_ALREADY_LABELLED', `Review entry ${id} was already labelled ${stored.label.label} by ${stored.label.analyst}; labels are not overwritten.`);
     }
+    return stored;
+  }
 
+  /**
+   * Stores an analyst's label without acknowledging the entry. The caller acknowledges it
+   * with `acknowledge` once the label is recorded, or undoes it with `removeLabel`.
+   */
+  async saveLabel(id: string, label: LabelRecord['label'], note: string, analyst: string, now: number): Promise<{ stored: StoredReviewEntry; label: LabelRecord }> {
+    assertLabel(label);
+    if (note.trim() === '') throw new ReviewError('WG_REVIEW_NOTE_MISSING', 'A label needs a note: pass --note TEXT saying why the access was benign or misuse.');
+    if (analyst.trim() === '') throw new ReviewError('WG_REVIEW_NOTE_MISSING', 'A label needs the analyst: pass --analyst NAME.');
+
+    const stored = await this.unlabelled(id);
     const record: LabelRecord = { entry_id: id, label, note, analyst, labelled_at: now };
-    const created = await this.#redis.set(this.#labelKey(id), JSON.stringify(record), 'EX', LABEL_TTL_S, 'NX');
+    const created = await this.#redis.set(this.labelKey(id), JSON.stringify(record), 'EX', LABEL_TTL_S, 'NX');
     if (created === null) {
       throw new ReviewError('WG_REVIEW_ALREADY_LABELLED', `Review entry ${id} was labelled by someone else a moment ago; run "wardgate review show ${id}".`);
     }
+    return { stored, label: record };
+  }
+
+  /** Acknowledges a labelled entry in the consumer group (XACK), so it leaves the pending list. */
+  async acknowledge(id: string, consumer: string): Promise<void> {
     await this.#deliverNew(consumer);
     await this.#redis.xack(this.streamKey, REVIEW_GROUP, id);
-    return { stored, label: record };
+  }
+
+  /**
+   * Deletes a label that `saveLabel` stored, unless the stored label differs from `record`.
+   * Returns false only in that case. A label that no longer exists counts as removed.
+   */
+  async removeLabel(record: LabelRecord): Promise<boolean> {
+    const result = await this.#redis.eval(REMOVE_LABEL_SCRIPT, 1, this.labelKey(record.entry_id), JSON.stringify(record));
+    return result === 1;
+  }
+
+  /** Redis key of an entry's label. */
+  labelKey(id: string): string {
+    return `${this.#prefix}review:label:${id}`;
   }
 
   async #deliverNew(consumer: string): Promise<void> {
@@ -164,12 +206,8 @@ export class ReviewQueue {
     if (!fields) return null;
     const json = fields[fields.indexOf('entry') + 1];
     if (json === undefined) return null;
-    const labelJson = await this.#redis.get(this.#labelKey(id));
+    const labelJson = await this.#redis.get(this.labelKey(id));
     return { id, entry: JSON.parse(json) as ReviewEntry, ...(labelJson ? { label: JSON.parse(labelJson) as LabelRecord } : {}) };
-  }
-
-  #labelKey(id: string): string {
-    return `${this.#prefix}review:label:${id}`;
   }
 }
 

@@ -112,7 +112,12 @@ t.test('invalid claims grant nothing', async (t) => {
 
   const short = await browser.request(claimUrl, { form: { offer, csrf, reason_code: 'emergency_care', justification: 'need it' } });
   t.equal(short.status, 400);
-  t.match(short.body, /The justification has 7 characters; write 20 to 1000 characters/);
+  t.match(short.body, /The justification has 6 visible characters; write 20 to 1000 characters/);
+
+  const invisible = await browser.request(claimUrl, { form: { offer, csrf, reason_code: 'emergency_care', justification: '\u200b'.repeat(25) } });
+  t.equal(invisible.status, 400, 'zero-width spaces are rejected in a form');
+  const message = /<p class="error" role="alert">([^<]*)<\/p>/.exec(invisible.body)?.[1];
+  t.equal(message, 'The justification contains the invisible or control character U+200B (at character 1); retype the justification as plain text instead of pasting it.');
 
   const missing = await browser.request(claimUrl, { form: { offer, csrf, reason_code: 'emergency_care' } });
   t.equal(missing.status, 400);
@@ -228,6 +233,68 @@ t.test('API client claims with JSON', async (t) => {
 
   const allowed = await rawRequest(stack, '/fhir/Observation?patient=p-0004', { headers: { cookie, accept: 'application/json' } });
   t.equal(allowed.status, 200);
+});
+
+/** Characters that a rejection message must not repeat, because the reader cannot see them. */
+const UNSEEN = /[\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{M}\u2800\u3164\u115f\u1160\uffa0]/u;
+
+t.test('blank or invisible justifications grant nothing', async (t) => {
+  const browser = await signedIn('physician');
+  const cookie = `__Host-wardgate_session=${browser.cookie(stack.url, '__Host-wardgate_session')}`;
+  // Grants are per user and route, so a grant that an earlier test claimed is removed first.
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.disconnect());
+  const subject = stack.idp.accounts.find((account) => account.username === 'physician')!.subject;
+  const grantKey = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256('ehr').slice(0, 16)}`;
+  await redis.del(grantKey);
+  const blocked = await rawRequest(stack, '/fhir/Observation?patient=p-0015', { headers: { cookie, accept: 'application/json' } });
+  t.equal(blocked.status, 403);
+  const { offer, csrf } = (JSON.parse(blocked.body) as { break_glass: { offer: string; csrf: string } }).break_glass;
+  const post = (justification: string) => rawRequest(stack, '/.wardgate/break-glass', {
+    method: 'POST',
+    headers: { cookie, accept: 'application/json', 'content-type': 'application/json' },
+    body: JSON.stringify({ offer, csrf, reason_code: 'emergency_care', justification }),
+  });
+  const claimsBefore = audit.filter((entry) => entry.kind === 'break_glass' && entry.event === 'claim').length;
+  const queuedBefore = (await reviewEntries()).filter((entry) => entry.kind === 'break_glass').length;
+
+  const sentence = 'Patient collapsed on the ward and needs the latest results.';
+  const cases: Array<[string, string, RegExp]> = [
+    ['zero-width spaces', '\u200b'.repeat(25), /^The justification contains the invisible or control character U\+200B \(at character 1\)/],
+    ['Braille blanks', '\u2800'.repeat(25), /character U\+2800 \(at character 1\)/],
+    ['Hangul fillers', '\u3164'.repeat(25), /character U\+3164 /],
+    ['Hangul choseong filler', `${sentence}\u115f`, /character U\+115F \(at character 60\)/],
+    ['Hangul jungseong filler', `${sentence}\u1160`, /character U\+1160 /],
+    ['halfwidth Hangul filler', `${sentence}\uffa0`, /character U\+FFA0 /],
+    ['soft hyphens', '\u00ad'.repeat(25), /character U\+00AD /],
+    ['word joiners', '\u2060'.repeat(25), /character U\+2060 /],
+    ['Arabic letter mark', `Patient collapsed \u061con the ward and needs the results.`, /character U\+061C \(at character 19\)/],
+    ['tag characters', `${sentence}\u{e0041}\u{e0042}\u{e0043}`, /character U\+E0041 \(at character 60\)/],
+    ['byte order mark inside', `Patient collapsed\ufeff on the ward and needs the results.`, /character U\+FEFF /],
+    ['private use character', `${sentence}\ue000`, /character U\+E000 /],
+    ['unassigned code point', `${sentence}\u0378`, /character U\+0378 /],
+    ['lone surrogate', `${sentence}\ud800`, /^The justification is not well-formed Unicode: it contains the unpaired surrogate U\+D800 \(at character 60\)/],
+    ['combining marks', `a${'\u0301'.repeat(30)}`, /^The justification has 1 visible character; write 20 to 1000 characters/],
+    ['spaced letters', 'a b c d e f g h i j k', /^The justification has 11 visible characters; write 20 to 1000 characters/],
+  ];
+  for (const [name, justification, expected] of cases) {
+    const response = await post(justification);
+    t.equal(response.status, 400, `${name}: status`);
+    const body = JSON.parse(response.body) as { error: string; message: string };
+    t.equal(body.error, 'WG_BREAK_GLASS_INVALID_JUSTIFICATION', `${name}: error code`);
+    t.match(body.message, expected, `${name}: message`);
+    t.notMatch(body.message, UNSEEN, `${name}: the message shows no invisible character`);
+  }
+
+  t.equal(audit.filter((entry) => entry.kind === 'break_glass' && entry.event === 'claim').length, claimsBefore, 'no claim is audited');
+  t.equal((await reviewEntries()).filter((entry) => entry.kind === 'break_glass').length, queuedBefore, 'no claim is queued for review');
+  t.equal((await rawRequest(stack, '/fhir/Observation?patient=p-0015', { headers: { cookie, accept: 'application/json' } })).status, 403, 'still blocked');
+
+  // Line breaks, ordinary spaces and decomposed accents stay allowed.
+  const granted = await post('Patientin kollabiert auf Station.\nIch bin die behandelnde A\u0308rztin.');
+  t.equal(granted.status, 200, granted.body);
+  // The later tests expect the physician to be blocked.
+  await redis.del(grantKey);
 });
 
 t.test('notice shows once per patient', async (t) => {

@@ -149,6 +149,8 @@ t.test('review queue on a Cluster', async (t) => {
   t.same(pending.map((stored) => stored.id), [id]);
   t.equal(label.label, 'benign');
   t.same(await queue.pending('cli-test'), [], 'a labelled entry leaves the pending list');
+  t.equal(await queue.removeLabel(label), true, 'the compare-and-delete script runs on a Cluster');
+  t.equal((await queue.get(id)).label, undefined, 'the label is removed');
 });
 
 t.test('the demo stack runs on a Cluster', async (t) => {

@@ -18,6 +18,22 @@ t.test('form and JSON claims parse', async (t) => {
   t.same(await readFields(requestOf('application/json', '{"offer":"a","reason_codes":["r"],"ttl":600}')), { fields: { offer: 'a' }, json: true }, 'members a claim does not read are ignored');
 });
 
+t.test('prototype member names are unknown fields', async (t) => {
+  const names = ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf'];
+  const body = `offer=a&${names.map((name, index) => `${name}=${index}`).join('&')}&justification=x`;
+  const { fields } = await readFields(requestOf(form, body));
+
+  t.equal(fields.offer, 'a');
+  t.equal(fields.justification, 'x');
+  t.equal(Object.getPrototypeOf(fields), null, 'the form fields inherit nothing');
+  names.forEach((name, index) => t.equal(Object.getOwnPropertyDescriptor(fields, name)?.value, String(index), `${name} is kept like any unknown field`));
+  await t.rejects(readFields(requestOf(form, 'toString=a&toString=b')), { code: 'WG_BREAK_GLASS_INVALID_BODY', message: 'Form field "toString" appears more than once; send it once.' }, 'a repeated one is still a duplicate');
+
+  const json = await readFields(requestOf('application/json', '{"offer":"a","__proto__":"b","constructor":1,"toString":"c"}'));
+  t.same(json, { fields: { offer: 'a' }, json: true }, 'JSON members a claim does not read are ignored');
+  t.equal(Object.getPrototypeOf(json.fields), null, 'the JSON fields inherit nothing');
+});
+
 const hostile: Array<[string, string | undefined, string | Buffer, string]> = [
   ['missing content type', undefined, 'offer=a', 'Content-Type "" is not accepted; send application/x-www-form-urlencoded or application/json.'],
   ['multipart', 'multipart/form-data; boundary=x', '--x--', 'Content-Type "multipart/form-data" is not accepted; send application/x-www-form-urlencoded or application/json.'],
