@@ -33,10 +33,10 @@ const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f
  * These are format characters (Cf, such as zero-width spaces, soft hyphens, U+061C and tag
  * characters), private-use (Co), unassigned (Cn) and surrogate (Cs) code points. The
  * letters and symbols that render as blanks (U+2800, U+3164, U+115F, U+1160, U+FFA0) count too.
- * NOTE: Cf includes U+200C and U+200D, which Persian and several Indic scripts use inside
- * words and emoji sequences use between pictographs, so such text is rejected too.
+ * U+200C and U+200D (zero-width non-joiner and joiner) are allowed: Persian and several Indic
+ * scripts use them inside words, and they do not count towards the minimum length.
  */
-const INVISIBLE_CHARACTERS = /[\p{Cf}\p{Co}\p{Cn}\p{Cs}\u2800\u3164\u115f\u1160\uffa0]/u;
+const INVISIBLE_CHARACTERS = /(?![\u200c\u200d])[\p{Cf}\p{Co}\p{Cn}\p{Cs}\u2800\u3164\u115f\u1160\uffa0]/u;
 
 /** Characters that count towards `justification_min_length`: letters, digits, punctuation and symbols. */
 const VISIBLE_CHARACTERS = /[\p{L}\p{N}\p{P}\p{S}]/gu;

@@ -276,6 +276,7 @@ t.test('blank or invisible justifications grant nothing', async (t) => {
     ['lone surrogate', `${sentence}\ud800`, /^The justification is not well-formed Unicode: it contains the unpaired surrogate U\+D800 \(at character 60\)/],
     ['combining marks', `a${'\u0301'.repeat(30)}`, /^The justification has 1 visible character; write 20 to 1000 characters/],
     ['spaced letters', 'a b c d e f g h i j k', /^The justification has 11 visible characters; write 20 to 1000 characters/],
+    ['zero-width joiners', '\u200d'.repeat(25), /^The justification has 0 visible characters; write 20 to 1000 characters/],
   ];
   for (const [name, justification, expected] of cases) {
     const response = await post(justification);
@@ -290,8 +291,9 @@ t.test('blank or invisible justifications grant nothing', async (t) => {
   t.equal((await reviewEntries()).filter((entry) => entry.kind === 'break_glass').length, queuedBefore, 'no claim is queued for review');
   t.equal((await rawRequest(stack, '/fhir/Observation?patient=p-0015', { headers: { cookie, accept: 'application/json' } })).status, 403, 'still blocked');
 
-  // Line breaks, ordinary spaces and decomposed accents stay allowed.
-  const granted = await post('Patientin kollabiert auf Station.\nIch bin die behandelnde A\u0308rztin.');
+  // Line breaks, ordinary spaces, decomposed accents and a zero-width non-joiner inside a
+  // Persian word stay allowed.
+  const granted = await post('Patientin kollabiert auf Station.\nIch bin die behandelnde A\u0308rztin. \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645');
   t.equal(granted.status, 200, granted.body);
   // The later tests expect the physician to be blocked.
   await redis.del(grantKey);
