@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,3 +158,35 @@ t.test('start-up fails on a broken or unsigned file', async (t) => {
   await writeFile(file, ALLOW);
   await t.rejects(watchPolicy(file, [], logger, POLL_MS, { signing: keys }), { code: 'WG_POLICY_SIGNATURE_MISSING' });
 });
+
+t.test('FIFO in place of the policy is rejected', { skip: process.platform === 'win32' && 'no FIFOs' }, async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'candidate.yaml');
+  await writeFile(file, ALLOW);
+  const { logger } = capturingLogger();
+  const watcher = await watchPolicy(file, [], logger, POLL_MS, { option: 'shadow_policy' });
+  t.teardown(() => watcher.close());
+  const good = watcher.current();
+
+  await rm(file);
+  execFileSync('mkfifo', [file]);
+  t.teardown(() => releaseReader(file));
+  await until(() => watcher.lastError() !== null, 'the rejected reload');
+  t.equal(watcher.lastError(), `policy file ${file}: expected a regular file, got a FIFO; point shadow_policy at a regular file`);
+  t.equal(watcher.current(), good, 'the last good policy stays in force');
+
+  await rm(file);
+  await writeFile(file, BLOCK);
+  await until(() => watcher.current() !== good, 'the reload of the regular file');
+  t.equal(watcher.current().decide(makeContext()).rule, 'block-all');
+  t.equal(watcher.lastError(), null, 'the regular file clears the error');
+});
+
+/** Opens the FIFO's write end and closes it, so that a reader waiting in open() returns. */
+function releaseReader(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+  }
+}
