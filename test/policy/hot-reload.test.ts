@@ -89,6 +89,23 @@ t.test('broken file keeps last good policy', async (t) => {
   t.equal(watcher.lastError(), null, 'a good file clears the error');
 });
 
+t.test('costly condition keeps last good policy', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'policy.yaml');
+  await writeFile(file, ALLOW);
+  const { logger } = capturingLogger();
+  const watcher = await watchPolicy(file, [], logger, POLL_MS);
+  t.teardown(() => watcher.close());
+  const good = watcher.current();
+  const list = `[${Array(200).fill('1').join(', ')}]`;
+
+  await writeFile(file, `${BLOCK}    when: "${list}.all(a, ${list}.all(b, ${list}.all(c, a + b + c == 3)))"\n`);
+  await until(() => watcher.lastError() !== null, 'the rejected reload');
+
+  t.equal(watcher.current(), good, 'the same compiled policy object stays in force');
+  t.match(watcher.lastError(), /^.*policy\.yaml:5:12: rule block-all: an estimated cost of at most 100000 steps per evaluation .*, got an estimated cost of \d+ steps \[WG_POLICY_CEL_COST\]$/);
+});
+
 t.test('concurrent decisions see whole policies only', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'policy.yaml');
