@@ -15,6 +15,7 @@ export type PolicyIssueCode =
   | 'WG_POLICY_UNKNOWN_ROUTE'
   | 'WG_POLICY_CEL_SYNTAX'
   | 'WG_POLICY_CEL_TYPE'
+  | 'WG_POLICY_CEL_COST'
   | 'WG_POLICY_CONDITION_CYCLE';
 
 /** Codes of errors thrown by the policy engine. */

@@ -36,7 +36,7 @@ export interface WatchPolicyOptions {
  */
 export async function watchPolicy(file: string, routeIds: readonly string[], logger: Logger, pollMs: number, options: WatchPolicyOptions = {}): Promise<PolicyWatcher> {
   const option = options.option ?? 'policy';
-  const load = () => loadPolicyFile(file, { routeIds, ...(options.signing && { signing: options.signing }) });
+  const load = () => loadPolicyFile(file, { routeIds, option, ...(options.signing && { signing: options.signing }) });
   // Versions are taken before the first load, so a change during start-up is not missed.
   const versions = [await fileVersion(file), options.signing !== undefined ? await fileVersion(`${file}.sig`) : ''];
   let active = await load();

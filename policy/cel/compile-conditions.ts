@@ -3,6 +3,7 @@ import { celEnv, isCelError, parse, plan, run } from '@bufbuild/cel';
 import type { CelSource, PolicyDefinition } from '../definition.ts';
 import type { NodeReader } from '../yaml/node-reader.ts';
 import { checkExpression } from './checker.ts';
+import { estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING } from './cost.ts';
 import { compileNative } from './native.ts';
 import { typeName, type CelExpr } from './types.ts';
 import { CONDITIONS_VARIABLE, POLICY_VARIABLES, type PolicyBindings } from './variables.ts';
@@ -66,9 +67,13 @@ export function compileConditions(reader: NodeReader, definition: PolicyDefiniti
     return body;
   });
 
+  rejectCostlyConditions(reader, definition, conditionExprs, references, inline);
+  dropConditionsWithMissingReferences(conditionExprs, references);
+
   for (const { ruleId, cel } of definition.unusedWhens) {
     reader.ruleId = ruleId;
-    parseAndCheck(reader, cel, conditionNames);
+    const checked = parseAndCheck(reader, cel, conditionNames);
+    if (checked !== undefined && [...checked.conditionRefs].every((name) => conditionExprs.has(name))) checkCost(reader, cel, inline(checked.expr));
     reader.ruleId = undefined;
   }
 
@@ -78,16 +83,84 @@ export function compileConditions(reader: NodeReader, definition: PolicyDefiniti
 
     reader.ruleId = rule.id;
     const checked = parseAndCheck(reader, rule.when, conditionNames);
+    const missing = checked === undefined || [...checked.conditionRefs].some((name) => !conditionExprs.has(name));
+    const expr = missing ? undefined : inline(checked.expr);
+    const affordable = expr !== undefined && checkCost(reader, rule.when, expr);
     reader.ruleId = undefined;
-    if (checked === undefined) continue;
+    if (!affordable) continue;
 
-    const missing = [...checked.conditionRefs].some((name) => !conditionExprs.has(name));
-    if (missing) continue;
-
-    compiled.set(rule.id, buildCondition(rule.when.expression, inline(checked.expr)));
+    compiled.set(rule.id, buildCondition(rule.when.expression, expr));
   }
 
   return compiled;
+}
+
+/**
+ * Reports every named condition whose cost, with the conditions it uses inlined, is over
+ * the limits, and removes it. A condition that is over only because it uses another one
+ * that is over is removed without a report of its own.
+ */
+function rejectCostlyConditions(
+  reader: NodeReader,
+  definition: PolicyDefinition,
+  conditionExprs: Map<string, CelExpr>,
+  references: ReadonlyMap<string, ReadonlySet<string>>,
+  inline: (expr: CelExpr) => CelExpr,
+): void {
+  const costly = new Map<string, CostProblem>();
+  for (const [name, expr] of conditionExprs) {
+    const problem = costProblem(inline(expr));
+    if (problem !== undefined) costly.set(name, problem);
+  }
+
+  for (const condition of definition.conditions) {
+    const problem = costly.get(condition.id);
+    if (problem === undefined) continue;
+
+    const causedElsewhere = [...(references.get(condition.id) ?? [])].some((name) => costly.has(name));
+    if (!causedElsewhere) {
+      reader.ruleId = `${CONDITIONS_VARIABLE}.${condition.id}`;
+      reader.report('WG_POLICY_CEL_COST', condition.cel.locate(0), problem.expected, problem.got);
+      reader.ruleId = undefined;
+    }
+    conditionExprs.delete(condition.id);
+  }
+}
+
+interface CostProblem {
+  readonly expected: string;
+  readonly got: string;
+}
+
+/** Reports `WG_POLICY_CEL_COST` at the start of the expression when it is over the limits; returns whether it is within them. */
+function checkCost(reader: NodeReader, cel: CelSource, expr: CelExpr): boolean {
+  const problem = costProblem(expr);
+  if (problem !== undefined) reader.report('WG_POLICY_CEL_COST', cel.locate(0), problem.expected, problem.got);
+
+  return problem === undefined;
+}
+
+/**
+ * Returns what is wrong when an expression, with named conditions inlined, nests macros
+ * deeper than {@link MAX_MACRO_NESTING} or has an estimated cost above
+ * {@link MAX_ESTIMATED_COST}. Such an expression would hold up every request it is
+ * evaluated for, and the health endpoint with them, because evaluation is synchronous.
+ */
+function costProblem(expr: CelExpr): CostProblem | undefined {
+  const { cost, nesting } = estimateCost(expr);
+  const fix = 'iterate over fewer or shorter lists, or move list checks into match keys such as groups and paths';
+
+  if (nesting > MAX_MACRO_NESTING) {
+    return { expected: `macros (all, exists, exists_one, map, filter) nested at most ${MAX_MACRO_NESTING} deep; ${fix}`, got: `macros nested ${nesting} deep` };
+  }
+  if (cost > MAX_ESTIMATED_COST) {
+    return {
+      expected: `an estimated cost of at most ${MAX_ESTIMATED_COST} steps per evaluation (a macro body counts once per element it iterates over, so nested macros multiply); ${fix}`,
+      got: `an estimated cost of ${Math.ceil(cost)} steps`,
+    };
+  }
+
+  return undefined;
 }
 
 function parseAndCheck(reader: NodeReader, cel: CelSource, conditionNames: ReadonlySet<string>): (ParsedSource & { conditionRefs: ReadonlySet<string> }) | undefined {

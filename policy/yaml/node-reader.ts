@@ -4,7 +4,11 @@ import type { PolicyIssue, PolicyIssueCode } from '../errors.ts';
 import type { YamlSource } from './source.ts';
 import { didYouMean } from './suggest.ts';
 
-/** Maximum number of alias dereferences in one file; a guard against alias bombs ("billion laughs"). */
+/**
+ * Maximum number of alias dereferences in one file, a guard against alias bombs ("billion
+ * laughs"). An alias counts each time the reader reaches it, so an alias inside an aliased
+ * block counts once per use of that block.
+ */
 const MAX_ALIASES = 100;
 
 /** A position in a source file; lines and columns start at 1. */
@@ -67,6 +71,17 @@ export class NodeReader {
     if (isAlias(target)) return this.report('WG_POLICY_YAML_SYNTAX', node, 'an alias to a value', 'an alias to an alias');
 
     return target as Node;
+  }
+
+  /**
+   * Returns the node an alias names without counting the dereference, or the node itself.
+   * Use it only to look ahead, because the value must still be read by a counting method.
+   */
+  peek(node: Node | null | undefined): Node | null | undefined {
+    if (!isAlias(node)) return node;
+
+    const target = node.resolve(this.source.document);
+    return isAlias(target) ? undefined : (target as Node | undefined);
   }
 
   /**
@@ -135,8 +150,11 @@ export class NodeReader {
     return node.value;
   }
 
-  /** Reads a list of non-empty strings; a single string counts as a list of one. */
-  stringList(raw: Node | null | undefined, label: string): string[] | undefined {
+  /**
+   * Reads a list of non-empty strings; a single string counts as a list of one. Returns the
+   * values with the node of each, where a problem with a value is reported.
+   */
+  stringList(raw: Node | null | undefined, label: string): { values: string[]; nodes: (Node | null)[] } | undefined {
     const items = this.list(raw, label, true);
     if (items === undefined) return undefined;
     if (items.length === 0) return this.report('WG_POLICY_INVALID_VALUE', raw, `${label} with at least one entry`, 'an empty list');
@@ -147,7 +165,7 @@ export class NodeReader {
       if (value !== undefined) values.push(value);
     }
 
-    return values.length === items.length ? values : undefined;
+    return values.length === items.length ? { values, nodes: items } : undefined;
   }
 
   integer(raw: Node | null | undefined, label: string, min: number, max: number): number | undefined {

@@ -128,7 +128,7 @@ function readRules(reader: NodeReader, entry: MapEntry | undefined, options: Rea
 
 /** Returns a rule's id before validation, so that issues about its other keys can name it. */
 function peekRuleId(reader: NodeReader, item: Node | null): string | undefined {
-  const node = reader.resolve(item);
+  const node = reader.peek(item);
   if (!isMap(node)) return undefined;
 
   const value = node.get('id');
@@ -207,10 +207,10 @@ function readBreakGlass(reader: NodeReader, node: Node | null): BreakGlassOffer 
 
   const ttl = optional(entries, 'ttl', (value) => reader.integer(value, 'break_glass.ttl (seconds)', 60, 86_400)) ?? DEFAULT_BREAK_GLASS_TTL;
   const codesEntry = entries.get('reason_codes');
-  const codes = codesEntry === undefined ? undefined : reader.stringList(codesEntry.value, 'break_glass.reason_codes');
-  if (codes === undefined) return undefined;
+  const strings = codesEntry === undefined ? undefined : reader.stringList(codesEntry.value, 'break_glass.reason_codes');
+  if (strings === undefined) return undefined;
 
-  const items = reader.list(codesEntry!.value, 'reason_codes', true) ?? [];
+  const { values: codes, nodes: items } = strings;
   let valid = true;
   codes.forEach((code, i) => {
     if (REASON_CODE.test(code)) return;
@@ -233,10 +233,10 @@ function readTime(reader: NodeReader, node: Node | null): TimeWindowSpec | undef
 
   const days = readDays(reader, entries.get('days'));
   const hoursEntry = entries.get('hours');
-  const ranges = hoursEntry === undefined ? undefined : reader.stringList(hoursEntry.value, 'match.time.hours');
-  if (ranges === undefined) return undefined;
+  const strings = hoursEntry === undefined ? undefined : reader.stringList(hoursEntry.value, 'match.time.hours');
+  if (strings === undefined) return undefined;
 
-  const items = reader.list(hoursEntry!.value, 'hours', true) ?? [];
+  const { values: ranges, nodes: items } = strings;
   const windows: { start: number; end: number }[] = [];
   ranges.forEach((range, i) => {
     const parsed = parseHours(range);
@@ -252,10 +252,10 @@ function readTime(reader: NodeReader, node: Node | null): TimeWindowSpec | undef
 function readDays(reader: NodeReader, entry: MapEntry | undefined): number[] | undefined {
   if (entry === undefined) return [0, 1, 2, 3, 4, 5, 6];
 
-  const names = reader.stringList(entry.value, 'match.time.days');
-  if (names === undefined) return undefined;
+  const strings = reader.stringList(entry.value, 'match.time.days');
+  if (strings === undefined) return undefined;
 
-  const items = reader.list(entry.value, 'days', true) ?? [];
+  const { values: names, nodes: items } = strings;
   const days: number[] = [];
   names.forEach((name, i) => {
     const day = (WEEKDAYS as readonly string[]).indexOf(name.toLowerCase());
@@ -274,10 +274,10 @@ function readMatch(reader: NodeReader, node: Node | null, options: ReadPolicyOpt
     const entry = entries.get(key);
     if (entry === undefined) return undefined;
 
-    const values = reader.stringList(entry.value, `match.${key}`);
-    if (values === undefined) return undefined;
+    const strings = reader.stringList(entry.value, `match.${key}`);
+    if (strings === undefined) return undefined;
 
-    const items = reader.list(entry.value, key, true) ?? [];
+    const { values, nodes: items } = strings;
     const result: string[] = [];
     values.forEach((value, i) => {
       const problem = valid(value);

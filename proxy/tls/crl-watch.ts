@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile, type Stats } from 'node:fs';
 
+import { readRegularFile } from '../../scorer/regular-file.ts';
 import type { TlsListener } from './listener.ts';
 
 /** Outcome of one CRL reload, for logs and tests. */
@@ -16,7 +16,8 @@ export interface CrlWatcher {
 /**
  * Watches a PEM CRL file and installs each new version on `listener` with
  * {@link TlsListener.setCrl}, so a revoked client certificate is refused on its next handshake
- * without a restart. The file is polled (`fs.watchFile`, every `intervalMs`) because polling
+ * without a restart. A path that is not a regular file, such as a FIFO, fails the reload
+ * without waiting on it. The file is polled (`fs.watchFile`, every `intervalMs`) because polling
  * also detects a file replaced by rename, as CRL distribution tools do. A file that cannot be read
  * or that OpenSSL rejects leaves the previous CRL in force and is reported to `onReload`.
  */
@@ -25,7 +26,7 @@ export function watchCrl(file: string, listener: Pick<TlsListener, 'setCrl'>, on
 
   const reload = async (): Promise<void> => {
     try {
-      const crl = await readFile(file);
+      const crl = await readRegularFile(file, undefined, { option: 'tls.crl' });
       listener.setCrl(crl);
       onReload({ ok: true, file, bytes: crl.length });
     } catch (error) {

@@ -1,8 +1,8 @@
-import { constants, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 
 import { fileVersion, watchFileVersion } from '../file-watch.ts';
+import { NotRegularFileError, openRegularFile } from '../regular-file.ts';
 import type { PatientPseudonymizer } from '../features/patient.ts';
 import { CareSourceError } from './errors.ts';
 import type { CareRelationshipSource, PatientFlags } from './source.ts';
@@ -254,14 +254,13 @@ function readDocument(text: string, source: string): Record<string, unknown> {
  * reading a FIFO would wait for a writer forever, and the size is checked before any byte is read.
  */
 async function loadPanelFile(file: string, pseudonymizer: PatientPseudonymizer, setting: string): Promise<CarePanel> {
-  const info = await stat(file).catch((error: unknown) => throwNotFound(file, error, setting));
-  assertRegularFile(file, info, setting);
-
-  // O_NONBLOCK keeps open() from waiting for a writer if a FIFO replaced the file after stat().
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: unknown) => throwNotFound(file, error, setting));
+  const { handle, info } = await openRegularFile(file).catch((error: unknown) => {
+    if (error instanceof NotRegularFileError) throwInvalid(file, `not a regular file (found ${error.found}); point ${setting} at a regular file and replace it by rename`);
+    return throwNotFound(file, error, setting);
+  });
   let text: string;
   try {
-    assertRegularFile(file, await handle.stat(), setting);
+    if (info.size > MAX_PANEL_BYTES) throwInvalid(file, `the file is ${info.size} bytes, above the limit of ${MAX_PANEL_BYTES} bytes`);
     text = await readAtMost(handle, file, setting);
   } finally {
     await handle.close();
@@ -285,21 +284,6 @@ async function readAtMost(handle: FileHandle, file: string, setting: string): Pr
   }
 
   return Buffer.concat(chunks, total).toString('utf8');
-}
-
-function assertRegularFile(file: string, info: Stats, setting: string): void {
-  if (!info.isFile()) throwInvalid(file, `not a regular file (found ${fileKind(info)}); point ${setting} at a regular file and replace it by rename`);
-  if (info.size > MAX_PANEL_BYTES) throwInvalid(file, `the file is ${info.size} bytes, above the limit of ${MAX_PANEL_BYTES} bytes`);
-}
-
-function fileKind(info: Stats): string {
-  if (info.isDirectory()) return 'a directory';
-  if (info.isFIFO()) return 'a FIFO';
-  if (info.isSocket()) return 'a socket';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isBlockDevice()) return 'a block device';
-
-  return 'a special file';
 }
 
 /** Resolves with the value of `work`, or with TIMED_OUT when it has not settled after `ms`. */

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-
 import * as ort from 'onnxruntime-node';
 
 import { ScorerError } from '../errors.ts';
+import { NotRegularFileError, readRegularFile } from '../regular-file.ts';
 import { FEATURE_SCHEMA } from '../features/schema.ts';
 import type { Contribution } from '../types.ts';
 import { topContributions } from './contributions.ts';
@@ -25,7 +24,8 @@ export interface RiskModel {
 }
 
 /**
- * Reads, checks and opens a model file.
+ * Reads, checks and opens a model file. A path that is not a regular file, such as a FIFO,
+ * is rejected without waiting on it.
  *
  * @throws {ScorerError} `WG_SCORER_MODEL_NOT_FOUND`, `WG_SCORER_MODEL_INVALID` or
  *   `WG_SCORER_MODEL_SCHEMA_MISMATCH`.
@@ -33,8 +33,15 @@ export interface RiskModel {
 export async function loadRiskModel(path: string): Promise<RiskModel> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path);
   } catch (error) {
+    if (error instanceof NotRegularFileError) {
+      throw new ScorerError(
+        'WG_SCORER_MODEL_NOT_FOUND',
+        `Invalid option modelPath: ${path} is ${error.found}, not a regular file. Point modelPath at a regular file and replace it by rename.`,
+        { cause: error, detail: { option: 'modelPath' } },
+      );
+    }
     throw new ScorerError(
       'WG_SCORER_MODEL_NOT_FOUND',
       `Invalid option modelPath: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). ` +

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -138,4 +140,48 @@ t.test('watchCrl reloads a replaced file and reports failures', async (t) => {
   t.equal(failure?.ok, false, 'a broken file is reported');
   t.match(failure && !failure.ok ? failure.error.message : '', /tls\.crl is invalid/);
   t.equal((await request(listener.port, device)).facts.clientCertificateError, 'CERT_REVOKED', 'the previous CRL stays in force');
+});
+
+t.test('watchCrl rejects a FIFO and recovers', { skip: process.platform === 'win32' && 'no FIFOs' }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wgtest-crl-fifo-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'devices.crl');
+  await writeFile(file, await issueCrl(certificates.ca, [device.cert]));
+  const listener = await startListener(await issueCrl(certificates.ca, [device.cert]));
+  t.teardown(() => listener.close());
+
+  const events: CrlReloadEvent[] = [];
+  let notify: (() => void) | undefined;
+  const watcher = watchCrl(file, listener, (event) => {
+    events.push(event);
+    notify?.();
+  }, 20);
+  t.teardown(() => watcher.close());
+  const nextEvent = () => new Promise<void>((resolve) => {
+    notify = resolve;
+  });
+
+  let reloaded = nextEvent();
+  await rm(file);
+  execFileSync('mkfifo', [file]);
+  t.teardown(() => {
+    try {
+      closeSync(openSync(file, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+    }
+  });
+  await reloaded;
+  const failure = events.at(-1);
+  t.equal(failure?.ok, false, 'the FIFO is reported');
+  t.equal(failure && !failure.ok ? failure.error.message : '', `${file}: expected a regular file, got a FIFO; point tls.crl at a regular file`);
+  t.equal((await request(listener.port, device)).facts.clientCertificateError, 'CERT_REVOKED', 'the previous CRL stays in force');
+
+  reloaded = nextEvent();
+  await rm(file);
+  await writeFile(join(dir, 'next.crl'), await issueCrl(certificates.ca));
+  await rename(join(dir, 'next.crl'), file);
+  await reloaded;
+  t.equal(events.at(-1)?.ok, true, 'a regular file is installed again');
+  t.equal((await request(listener.port, device)).facts.clientCertificateError, undefined);
 });

@@ -69,6 +69,41 @@ t.test('alias count limit', async (t) => {
   t.equal(issues[0]!.line, 7);
 });
 
+t.test('alias limit counts each reference once', async (t) => {
+  // Each shape: the rule that defines the anchor, then one rule per alias reference.
+  const shapes: Record<string, { anchor: string; alias: (index: number) => string }> = {
+    'aliased list': { anchor: '{ id: a, action: allow, match: { groups: &g [x] } }', alias: (i) => `{ id: r${i}, action: allow, match: { groups: *g } }` },
+    'aliased list entry': { anchor: '{ id: a, action: allow, match: { groups: [&g x] } }', alias: (i) => `{ id: r${i}, action: allow, match: { groups: [*g] } }` },
+    'aliased hours': { anchor: '{ id: a, action: allow, match: { time: { hours: &h "07:00-19:00" } } }', alias: (i) => `{ id: r${i}, action: allow, match: { time: { hours: *h } } }` },
+    'aliased days': { anchor: '{ id: a, action: allow, match: { time: { days: &d [mon], hours: "07:00-19:00" } } }', alias: (i) => `{ id: r${i}, action: allow, match: { time: { days: *d, hours: "07:00-19:00" } } }` },
+    'aliased reason codes': {
+      anchor: '{ id: a, action: break_glass, break_glass: { reason_codes: &c [emergency] } }',
+      alias: (i) => `{ id: r${i}, action: break_glass, break_glass: { reason_codes: *c } }`,
+    },
+    'aliased rule': { anchor: '&r { id: a, action: allow }', alias: () => '*r' },
+  };
+  const policy = (shape: { anchor: string; alias: (index: number) => string }, count: number) =>
+    `version: 1\nrules:\n  - ${shape.anchor}\n${Array.from({ length: count }, (_, i) => `  - ${shape.alias(i)}`).join('\n')}\n`;
+  const limitIssues = (source: string) => {
+    try {
+      compilePolicy(source, 'hostile.yaml');
+      return [];
+    } catch (error) {
+      if (!(error instanceof PolicyValidationError)) throw error;
+      return error.issues.filter((issue) => issue.code === 'WG_POLICY_ALIAS_LIMIT');
+    }
+  };
+
+  for (const [name, shape] of Object.entries(shapes)) {
+    t.same(limitIssues(policy(shape, 100)), [], `${name}: 100 references accepted`);
+    const over = limitIssues(policy(shape, 101));
+    t.equal(over.length, 1, `${name}: 101 references rejected`);
+    t.equal(over[0]?.line, 104, `${name}: the issue points at the 101st reference`);
+    t.equal(over[0]?.expected, 'at most 100 alias references', name);
+  }
+  t.doesNotThrow(() => compilePolicy(policy(shapes['aliased list']!, 100), 'hostile.yaml'), 'a policy with 100 aliased lists compiles');
+});
+
 t.test('undefined alias rejected', async (t) => {
   const issues = issuesOf('version: 1\nrules: *nothing\n');
 

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +89,23 @@ t.test('broken file keeps last good policy', async (t) => {
   t.equal(watcher.lastError(), null, 'a good file clears the error');
 });
 
+t.test('costly condition keeps last good policy', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'policy.yaml');
+  await writeFile(file, ALLOW);
+  const { logger } = capturingLogger();
+  const watcher = await watchPolicy(file, [], logger, POLL_MS);
+  t.teardown(() => watcher.close());
+  const good = watcher.current();
+  const list = `[${Array(200).fill('1').join(', ')}]`;
+
+  await writeFile(file, `${BLOCK}    when: "${list}.all(a, ${list}.all(b, ${list}.all(c, a + b + c == 3)))"\n`);
+  await until(() => watcher.lastError() !== null, 'the rejected reload');
+
+  t.equal(watcher.current(), good, 'the same compiled policy object stays in force');
+  t.match(watcher.lastError(), /^.*policy\.yaml:5:12: rule block-all: an estimated cost of at most 100000 steps per evaluation .*, got an estimated cost of \d+ steps \[WG_POLICY_CEL_COST\]$/);
+});
+
 t.test('concurrent decisions see whole policies only', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'policy.yaml');
@@ -156,3 +175,35 @@ t.test('start-up fails on a broken or unsigned file', async (t) => {
   await writeFile(file, ALLOW);
   await t.rejects(watchPolicy(file, [], logger, POLL_MS, { signing: keys }), { code: 'WG_POLICY_SIGNATURE_MISSING' });
 });
+
+t.test('FIFO in place of the policy is rejected', { skip: process.platform === 'win32' && 'no FIFOs' }, async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'candidate.yaml');
+  await writeFile(file, ALLOW);
+  const { logger } = capturingLogger();
+  const watcher = await watchPolicy(file, [], logger, POLL_MS, { option: 'shadow_policy' });
+  t.teardown(() => watcher.close());
+  const good = watcher.current();
+
+  await rm(file);
+  execFileSync('mkfifo', [file]);
+  t.teardown(() => releaseReader(file));
+  await until(() => watcher.lastError() !== null, 'the rejected reload');
+  t.equal(watcher.lastError(), `policy file ${file}: expected a regular file, got a FIFO; point shadow_policy at a regular file`);
+  t.equal(watcher.current(), good, 'the last good policy stays in force');
+
+  await rm(file);
+  await writeFile(file, BLOCK);
+  await until(() => watcher.current() !== good, 'the reload of the regular file');
+  t.equal(watcher.current().decide(makeContext()).rule, 'block-all');
+  t.equal(watcher.lastError(), null, 'the regular file clears the error');
+});
+
+/** Opens the FIFO's write end and closes it, so that a reader waiting in open() returns. */
+function releaseReader(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+  }
+}

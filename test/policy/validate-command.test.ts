@@ -1,5 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -57,6 +60,33 @@ t.test('validate reports every file and every issue', async (t) => {
   ].join('\n'));
 });
 
+t.test('validate rejects paths that are not regular files', { skip: process.platform === 'win32' && 'no FIFOs' }, async (t) => {
+  const dir = join(tmpdir(), `wgtest-policy-${randomBytes(6).toString('hex')}`);
+  await mkdir(dir);
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'policy.fifo');
+  execFileSync('mkfifo', [fifo]);
+  t.teardown(() => releaseReader(fifo));
+  const socket = join(dir, 'policy.sock');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => server.close());
+  const out = new CapturedOutput();
+  const err = new CapturedOutput();
+
+  const code = await runPolicyValidate([fifo, socket, '/dev/null', dir], out, err);
+
+  t.equal(code, 1);
+  t.equal(out.text, '');
+  t.equal(err.text, [
+    `policy file ${fifo}: expected a regular file, got a FIFO; give the path of a regular file [WG_POLICY_FILE_READ_FAILED]`,
+    `policy file ${socket}: expected a regular file, got a socket; give the path of a regular file [WG_POLICY_FILE_READ_FAILED]`,
+    'policy file /dev/null: expected a regular file, got a character device; give the path of a regular file [WG_POLICY_FILE_READ_FAILED]',
+    `policy file ${dir}: expected a regular file, got a directory; give the path of a regular file [WG_POLICY_FILE_READ_FAILED]`,
+    '',
+  ].join('\n'));
+});
+
 t.test('validate without files is a usage error', async (t) => {
   const out = new CapturedOutput();
   const err = new CapturedOutput();
@@ -80,3 +110,12 @@ t.test('loading an oversized file reads only past the limit', async (t) => {
     issues: [{ code: 'WG_POLICY_FILE_TOO_LARGE', line: 1, column: 1, expected: 'a file of at most 1000 bytes', got: '1001 bytes' }],
   });
 });
+
+/** Opens the FIFO's write end and closes it, so that a reader waiting in open() returns. */
+function releaseReader(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+  }
+}

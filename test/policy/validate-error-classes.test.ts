@@ -28,6 +28,7 @@ const CASES: Array<[string, string | Buffer, string]> = [
   ['WG_POLICY_DUPLICATE_ID', `${RULE}    action: allow\n  - id: r1\n    action: block\n`, ':5:5: rule r1: a rule id not used before (first used at line 3), got "r1" again [WG_POLICY_DUPLICATE_ID]'],
   ['WG_POLICY_CEL_SYNTAX', `${RULE}    action: allow\n    when: "risk >= "\n`, ':5:17: rule r1: a valid CEL expression, got '],
   ['WG_POLICY_CEL_TYPE', `${RULE}    action: allow\n    when: "risk == 'high'"\n`, ':5:16: rule r1: '],
+  ['WG_POLICY_CEL_COST', `${RULE}    action: allow\n    when: "[1, 2].all(a, [1, 2].all(b, [1, 2].all(c, [1, 2].all(d, true))))"\n`, ':5:12: rule r1: macros (all, exists, exists_one, map, filter) nested at most 3 deep; '],
   ['WG_POLICY_CONDITION_CYCLE', 'version: 1\nconditions:\n  a: "conditions.b"\n  b: "conditions.a"\nrules: []\n', ':3:7: rule conditions.a: conditions that do not refer to themselves through other conditions, got the cycle a -> b -> a [WG_POLICY_CONDITION_CYCLE]'],
 ];
 

@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, copyFileSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -136,6 +137,35 @@ t.test('a replaced model file is picked up, a broken one is not', async (t) => {
   t.equal(runner.lastReloadError(), null, 'a good reload clears the error');
 });
 
+t.test('a FIFO in place of the model file is rejected', { skip: process.platform === 'win32' && 'no FIFOs' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-runner-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'model.onnx');
+  copyFileSync(MODEL_PATH, file);
+  const reloads: string[] = [];
+  const failures: Error[] = [];
+  const runner = await createModelRunner({ path: file, pollMs: 20, onReload: (version) => reloads.push(version), onReloadError: (error) => failures.push(error) });
+  t.teardown(() => runner.close());
+  const original = runner.version;
+
+  rmSync(file);
+  execFileSync('mkfifo', [file]);
+  t.teardown(() => releaseReader(file));
+  await t.resolves(waitFor(() => failures.length === 1), 'the reload of the FIFO fails without waiting for a writer');
+  t.match(failures[0], {
+    code: 'WG_SCORER_MODEL_NOT_FOUND',
+    message: `Invalid option modelPath: ${file} is a FIFO, not a regular file. Point modelPath at a regular file and replace it by rename.`,
+  });
+  t.equal(runner.version, original, 'the previous model stays in force');
+
+  rmSync(file);
+  writeFileSync(join(dir, 'next.tmp'), otherModel(2));
+  renameSync(join(dir, 'next.tmp'), file);
+  await t.resolves(waitFor(() => reloads.length === 1), 'a regular file is loaded again');
+  t.match(runner.version, /^runner-test-2@sha256:/);
+  t.equal(runner.lastReloadError(), null);
+});
+
 t.test('runner rejects invalid options', async (t) => {
   await t.rejects(createModelRunner({ path: MODEL_PATH, batchMax: 0 }), { code: 'WG_SCORER_INVALID_OPTION', message: 'Invalid option batchMax: expected a whole number from 1 to 4096, received 0.' });
   await t.rejects(createModelRunner({ path: MODEL_PATH, deadlineMs: 1.5 }), { code: 'WG_SCORER_INVALID_OPTION', message: /Invalid option deadlineMs/ });
@@ -147,4 +177,13 @@ async function waitFor(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
   if (!condition()) throw new Error('condition not met within 30 s');
+}
+
+/** Opens the FIFO's write end and closes it, so that a reader waiting in open() returns. */
+function releaseReader(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
+  }
 }
