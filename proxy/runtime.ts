@@ -218,7 +218,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
  * docs/benchmarks.md). Each command still gets its own reply, error and `commandTimeout`, and
  * the order of commands on a connection is unchanged. While one such batch awaits its replies,
  * new commands wait for it, so a command can take up to about twice `commandTimeout` to fail
- * when Redis stalls.
+ * when Redis stalls. A Cluster client ignores the option (`newRedisClient`).
  */
 const REQUEST_PATH_REDIS_OPTIONS = Object.freeze({ enableAutoPipelining: true });
 
