@@ -106,6 +106,7 @@ export interface DemoStack {
   readonly certificates: DevCertificates;
   readonly wardgate: RunningWardgate;
   readonly config: WardgateConfig;
+  /** Closes every part, then rejects with the first failure, such as audit records Wardgate could not write. */
   close(): Promise<void>;
 }
 
@@ -185,7 +186,9 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       wardgate,
       config,
       close: async () => {
-        for (const close of closers.reverse()) await close().catch(() => {});
+        const errors: unknown[] = [];
+        for (const close of closers.reverse()) await close().catch((error: unknown) => errors.push(error));
+        if (errors.length > 0) throw errors[0];
       },
     };
   } catch (error) {

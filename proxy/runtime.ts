@@ -63,6 +63,11 @@ export interface RunningWardgate {
   readonly logger: Logger;
   /** Address of the Prometheus endpoint, or null when `telemetry.prometheus` is not configured. */
   readonly prometheusAddress: AddressInfo | null;
+  /**
+   * Closes every part, even after one fails to close. Logs "wardgate stopped", or at error
+   * level "wardgate stopped with errors" and rejects with the first error, for example
+   * `WG_AUDIT_WRITE_FAILED` when audit records could not be written.
+   */
   close(): Promise<void>;
 }
 
@@ -169,6 +174,8 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         model: scoring.modelHealth(),
         care: scoring.careHealth(),
         review: stores.kind === 'redis' ? { failed_writes: oversight.reviewFailures } : { disabled: 'the review queue needs Redis' },
+        // The status stays ok while audit writes fail, because a restart would lose the queued records.
+        audit: audit.health(),
       }),
     };
     const listener = createTlsListener(
@@ -200,7 +207,18 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
       logger,
       prometheusAddress: telemetry.prometheus?.address ?? null,
       close: async () => {
-        for (const close of closers.reverse()) await close();
+        const errors: unknown[] = [];
+        for (const close of closers.reverse()) {
+          try {
+            await close();
+          } catch (error) {
+            errors.push(error);
+          }
+        }
+        if (errors.length > 0) {
+          logger.error({ err: errors[0], ...(errors.length > 1 && { other_errors: errors.slice(1).map(String) }) }, 'wardgate stopped with errors');
+          throw errors[0];
+        }
         logger.info('wardgate stopped');
       },
     };

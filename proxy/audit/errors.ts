@@ -8,13 +8,15 @@
  * | `WG_AUDIT_DIR_LOCKED` | another running process writes the same instance's trail in this folder |
  * | `WG_AUDIT_KEY_INVALID` | a signing key or public key file is unreadable or malformed |
  * | `WG_AUDIT_SIGNING_FAILED` | the signing worker failed to sign a checkpoint |
+ * | `WG_AUDIT_WRITE_FAILED` | the close could not write every record, or its last fsync failed |
  */
 export type AuditErrorCode =
   | 'WG_AUDIT_INVALID_OPTION'
   | 'WG_AUDIT_DIR_UNUSABLE'
   | 'WG_AUDIT_DIR_LOCKED'
   | 'WG_AUDIT_KEY_INVALID'
-  | 'WG_AUDIT_SIGNING_FAILED';
+  | 'WG_AUDIT_SIGNING_FAILED'
+  | 'WG_AUDIT_WRITE_FAILED';
 
 /** An error raised by the audit trail, with a stable code. */
 export class AuditError extends Error {

@@ -145,13 +145,15 @@ async function verifyInstance(
       accept(b);
       continue;
     }
-    if (b.unlinked || links(a, b)) {
+    const aSeq = (a as Item).record.seq;
+    // After an invalid line or a missing file the link cannot be checked, but the sequence
+    // number must still rise: a repeated or older seq is classified like any other.
+    if (links(a, b) || (b.unlinked && b.record.seq > aSeq)) {
       accept(b);
       continue;
     }
 
     const c = items[i + 1];
-    const aSeq = (a as Item).record.seq;
     if (c && links(a, c) && links(c, b)) {
       finding(b.file.path, b.line, 'WG_AUDIT_RECORD_REORDERED', `record seq ${b.record.seq} comes before seq ${c.record.seq} (${c.file.name}:${c.line}): the records were reordered`);
       accept(c);

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditEntry, AuditPort } from '../ports.ts';
@@ -8,10 +9,12 @@ import { AuditError } from './errors.ts';
 import { auditFileName, INSTANCE_ID_PATTERN, utcDay } from './files.ts';
 import { writeHeadState } from './head.ts';
 import { loadOrCreateSigningKeys, type AuditPublicKeys } from './keys.ts';
+import { takeLock } from './lock.ts';
 import { PatientFieldPseudonymizer } from './patient-fields.ts';
 import type { PatientPaths } from '../../scorer/features/patient-paths.ts';
 import { findChainHead, type ChainHead } from './recover.ts';
 import type { CheckpointSignatures } from './signatures.ts';
+import { WriteFailures, type AuditHealth } from './write-failures.ts';
 
 /** Format tag in every file header. */
 export const AUDIT_FORMAT = 'wardgate-audit/1';
@@ -27,6 +30,12 @@ export const FSYNC_RECORDS = 500;
 
 /** Records kept in memory while the disk fails; beyond this, records are counted and dropped. */
 export const MAX_QUEUED_RECORDS = 100_000;
+
+/** Milliseconds between attempts to write a batch after a failed write. */
+export const WRITE_RETRY_MS = 1000;
+
+/** The close stops writing after this many failed attempts, and the records still queued are lost. */
+export const CLOSE_WRITE_ATTEMPTS = 5;
 
 export interface AuditTrailOptions {
   readonly dir: string;
@@ -61,7 +70,10 @@ interface OpenFile {
   readonly name: string;
   readonly path: string;
   readonly day: string;
+  /** Bytes of the records queued for the file so far, written or not. */
   bytes: number;
+  /** Bytes of the batches written completely, which is the offset where the next batch starts. */
+  written: number;
 }
 
 interface Serialised {
@@ -142,7 +154,10 @@ export class AuditTrail implements AuditPort {
   #closing = false;
   #closed: Promise<void> | null = null;
   #rejectedAfterClose = 0;
-  #writeErrors = 0;
+  readonly #failures: WriteFailures;
+  #failedWhileClosing = 0;
+  /** Function that ends the wait before the next write attempt early, set only during that wait. */
+  #wakeRetry: (() => void) | null = null;
   /** Last record written to a file, and whether the head state must be written after the next fsync. */
   #written: { seq: number; hash: string; file: number } | null = null;
   #headDue = false;
@@ -156,6 +171,7 @@ export class AuditTrail implements AuditPort {
     this.#signer = signer;
     this.#pseudonymizer = new PatientFieldPseudonymizer(options.patientKey, options.patientPaths);
     this.#lockFile = lockFile;
+    this.#failures = new WriteFailures(options.logger);
     // When records that the head state records are missing, the chain continues from the
     // recorded head, so that no file index or sequence number of the missing records is reused.
     const missing = head?.missing ?? null;
@@ -229,15 +245,33 @@ export class AuditTrail implements AuditPort {
     }
   }
 
-  /** Waits until every record appended so far is written and fsync'd. */
+  /** Returns the state of the writes, for `/.wardgate/health`. */
+  health(): AuditHealth {
+    return {
+      failed_writes: this.#failures.total,
+      pending_records: this.#queuedRecords,
+      dropped_records: this.#dropped,
+      last_error: this.#failures.lastError?.message ?? null,
+    };
+  }
+
+  /**
+   * Waits until every record appended so far is written and fsync'd. While writes fail, it
+   * keeps waiting, except during the close.
+   */
   async flush(): Promise<void> {
     this.#syncDue = true;
     await this.#pump();
   }
 
   /**
-   * Closes the trail cleanly: stops accepting entries, signs a final checkpoint over the
-   * chain head, writes and fsyncs everything, and releases the lock.
+   * Closes the trail: stops accepting entries, signs a final checkpoint over the chain head,
+   * writes and fsyncs everything, and releases the lock. While writes fail, the close stops
+   * after `CLOSE_WRITE_ATTEMPTS` failed attempts and logs the number of records not written.
+   *
+   * @throws AuditError `WG_AUDIT_WRITE_FAILED` when records were not written, because they were
+   * still queued or dropped earlier while writes failed, or when the last fsync failed. The lock
+   * is released in either case.
    */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -247,6 +281,8 @@ export class AuditTrail implements AuditPort {
   async #close(): Promise<void> {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
+    // A write that waits for its retry starts at once.
+    this.#wakeRetry?.();
 
     await this.#signing?.catch(() => {});
     try {
@@ -255,11 +291,33 @@ export class AuditTrail implements AuditPort {
       this.#options.logger?.error({ err: error }, 'final audit checkpoint could not be signed; the trail ends without a clean close');
     }
     this.#headDue = true;
-    await this.flush();
+    let syncError: unknown = null;
+    try {
+      await this.flush();
+    } catch (error) {
+      syncError = error;
+    }
+    const unwritten = this.#queuedRecords;
     if (this.#handle) await this.#handle.handle.close();
     this.#handle = null;
     await this.#signer.close();
     await rm(this.#lockFile, { force: true });
+
+    if (unwritten + this.#dropped > 0 || syncError !== null) throw this.#closeFailure(unwritten, syncError);
+  }
+
+  /** Logs in one line what the close could not write, and returns the error the close rejects with. */
+  #closeFailure(unwritten: number, syncError: unknown): AuditError {
+    const lost = unwritten + this.#dropped;
+    const cause = this.#failures.lastError ?? syncError;
+    const reason = cause instanceof Error ? `: ${cause.message}` : '';
+    const logMessage = lost > 0 ? `${lost} audit records were not written before the close; they are lost` : 'the last fsync of the audit trail failed at the close; records written since the previous fsync may be lost';
+    this.#options.logger?.error({ err: cause, unwritten_records: unwritten, dropped_records: this.#dropped, failed_writes: this.#failures.total }, logMessage);
+
+    const message = lost > 0
+      ? `${lost} audit records were not written before the close (${unwritten} still queued, ${this.#dropped} dropped earlier while writes failed)${reason}. They are lost; free space on or repair the disk of audit.dir before starting again.`
+      : `The last fsync of the audit trail failed at the close${reason}. Records written since the previous fsync may be lost; check the disk of audit.dir before starting again.`;
+    return new AuditError('WG_AUDIT_WRITE_FAILED', message, { cause });
   }
 
   #append(fields: Record<string, unknown>): void {
@@ -278,7 +336,7 @@ export class AuditTrail implements AuditPort {
 
   #startFile(index: number, previousFile: string | null): void {
     const name = auditFileName(this.instanceId, index);
-    this.#file = { index, name, path: path.join(this.#options.dir, name), day: utcDay(this.#now()), bytes: 0 };
+    this.#file = { index, name, path: path.join(this.#options.dir, name), day: utcDay(this.#now()), bytes: 0, written: 0 };
     this.#push({ kind: 'file_header', format: AUDIT_FORMAT, file: index, previous_file: previousFile, public_keys: this.publicKeys });
   }
 
@@ -339,7 +397,7 @@ export class AuditTrail implements AuditPort {
   }
 
   #scheduleWrite(): void {
-    if (this.#flushTimer || this.#pumping) return;
+    if (this.#flushTimer || this.#pumping || this.#gaveUp()) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = null;
       this.#pump().catch(() => {});
@@ -368,7 +426,8 @@ export class AuditTrail implements AuditPort {
     for (;;) {
       const batch = this.#queue[0];
       if (batch) {
-        if (!(await this.#write(batch))) return;
+        if (this.#gaveUp()) return;
+        if (!(await this.#write(batch))) await this.#waitBeforeRetry();
         continue;
       }
       if (this.#syncDue && this.#handle && this.#unsynced > 0) {
@@ -381,11 +440,33 @@ export class AuditTrail implements AuditPort {
     }
   }
 
+  /** Whether the close has stopped writing after `CLOSE_WRITE_ATTEMPTS` failed attempts. */
+  #gaveUp(): boolean {
+    return this.#failedWhileClosing >= CLOSE_WRITE_ATTEMPTS;
+  }
+
+  /** Waits `WRITE_RETRY_MS`, or less when the close starts. Only a wait during the close keeps the process alive. */
+  #waitBeforeRetry(): Promise<void> {
+    if (this.#gaveUp()) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakeRetry = null;
+        resolve();
+      };
+      timer = setTimeout(wake, WRITE_RETRY_MS);
+      if (!this.#closing) timer.unref();
+      this.#wakeRetry = wake;
+    });
+  }
+
   async #write(batch: Batch): Promise<boolean> {
     // The batch leaves the queue before the write starts, so that records appended during the
     // write go to a new batch instead of into one that is already being written.
     this.#queue.shift();
     const count = batch.lines.length;
+    const data = Buffer.from(`${batch.lines.join('\n')}\n`);
     try {
       if (this.#handle?.file !== batch.file) {
         if (this.#handle) {
@@ -394,18 +475,23 @@ export class AuditTrail implements AuditPort {
           this.#handle = null;
           this.#unsynced = 0;
         }
-        this.#handle = { file: batch.file, handle: await open(batch.file.path, 'a', 0o640) };
+        this.#handle = { file: batch.file, handle: await open(batch.file.path, constants.O_WRONLY | constants.O_CREAT, 0o640) };
       }
-      await this.#handle.handle.appendFile(`${batch.lines.join('\n')}\n`);
+      // The batch goes right after the last complete one, so that a retry overwrites whatever
+      // part of a failed attempt reached the file.
+      await writeAt(this.#handle.handle, data, batch.file.written);
     } catch (error) {
       this.#queue.unshift(batch);
-      if (this.#writeErrors++ % 100 === 0) this.#options.logger?.error({ err: error, file: batch.file.name, records: count }, 'audit write failed; retrying in one second');
+      if (this.#closing) this.#failedWhileClosing++;
+      const truncateError = await this.#cutFailedWrite(batch.file);
       this.#limitQueue();
-      await new Promise((resolve) => setTimeout(resolve, 1000).unref());
-      return !this.#closing || this.#writeErrors < 5;
+      this.#failures.recordFailure(error, { file: batch.file.name, records: count, pendingRecords: this.#queuedRecords, droppedRecords: this.#dropped, truncateError });
+      return false;
     }
 
+    batch.file.written += data.length;
     this.#queuedRecords -= count;
+    this.#failures.recordSuccess(this.#queuedRecords);
     this.#unsynced += count;
     this.#written = { seq: batch.lastSeq, hash: batch.lastHash, file: batch.file.index };
     if (batch.updatesHead) this.#headDue = true;
@@ -437,14 +523,41 @@ export class AuditTrail implements AuditPort {
     }
   }
 
+  /**
+   * Cuts the file back to the end of its last complete batch after a failed write, such as
+   * EFBIG or ENOSPC after part of the batch reached the file. So the file never ends in a
+   * torn record, even when the writer stops before a retry succeeds. Returns the error of
+   * the truncation, or null.
+   */
+  async #cutFailedWrite(file: OpenFile): Promise<unknown> {
+    if (this.#handle?.file !== file) return null;
+    try {
+      await this.#handle.handle.truncate(file.written);
+      return null;
+    } catch (error) {
+      return error;
+    }
+  }
+
   /** Keeps memory bounded while the disk fails: the newest records beyond the limit are dropped and counted. */
   #limitQueue(): void {
+    let dropped = 0;
     while (this.#queuedRecords > MAX_QUEUED_RECORDS && this.#queue.length > 1) {
-      const dropped = this.#queue.pop()!;
-      this.#queuedRecords -= dropped.lines.length;
-      this.#dropped += dropped.lines.length;
+      const batch = this.#queue.pop()!;
+      this.#queuedRecords -= batch.lines.length;
+      dropped += batch.lines.length;
     }
-    if (this.#dropped > 0) this.#options.logger?.error({ dropped: this.#dropped }, 'audit queue is full while the disk fails; records are dropped');
+    this.#dropped += dropped;
+    if (dropped > 0) this.#options.logger?.error({ dropped, dropped_records: this.#dropped }, 'audit queue is full while the disk fails; the newest records are dropped');
+  }
+}
+
+/** Writes all of `data` at `position` of the file, continuing after a short write. */
+async function writeAt(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let offset = 0; offset < data.length; ) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset, position + offset);
+    if (bytesWritten === 0) throw new Error(`write() wrote 0 of ${data.length - offset} bytes at offset ${position + offset}`);
+    offset += bytesWritten;
   }
 }
 
@@ -457,37 +570,4 @@ function assertOptions(options: AuditTrailOptions): void {
   if (!(options.checkpointIntervalMs >= 100)) fail('checkpoint_interval', `expected at least 100 ms, received ${options.checkpointIntervalMs}`);
   if (!Number.isInteger(options.maxFileBytes) || options.maxFileBytes < 1024) fail('max_file_bytes', `expected an integer of at least 1024, received ${options.maxFileBytes}`);
   if (!(options.fsyncIntervalMs >= 1)) fail('fsync_interval', `expected at least 1 ms, received ${options.fsyncIntervalMs}`);
-}
-
-/**
- * Takes `audit-<instance>.lock` in `dir` so that two processes never write one chain. A lock
- * left by a process that no longer runs (for example after SIGKILL) is taken over.
- */
-async function takeLock(dir: string, instance: string): Promise<string> {
-  const file = path.join(dir, `audit-${instance}.lock`);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o640 });
-      return file;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new AuditError('WG_AUDIT_DIR_UNUSABLE', `Cannot write the lock file ${file} (${(error as NodeJS.ErrnoException).code}); set audit.dir to a writable folder.`, { cause: error });
-      }
-    }
-    const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isRunning(owner)) {
-      throw new AuditError('WG_AUDIT_DIR_LOCKED', `Process ${owner} already writes the audit trail of instance ${JSON.stringify(instance)} in ${dir}; give each instance its own audit.instance_id or audit.dir.`);
-    }
-    await rm(file, { force: true });
-  }
-  throw new AuditError('WG_AUDIT_DIR_LOCKED', `Cannot take the lock file ${file}; another process keeps creating it.`);
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

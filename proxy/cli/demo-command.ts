@@ -77,7 +77,12 @@ Press Ctrl+C to stop.
 
   const stopping = untilStopped(err);
   await stopping.stopped;
-  await stack.close();
+  try {
+    await stack.close();
+  } catch (error) {
+    err.write(`wardgate: stopped with errors: ${(error as Error).message}\n`);
+    return 1;
+  }
   return stopping.exitCode();
 }
 

@@ -45,6 +45,11 @@ export async function runStartCommand(argv: string[], out: NodeJS.WritableStream
 
   const stopping = untilStopped(err);
   await stopping.stopped;
-  await running.close();
+  try {
+    await running.close();
+  } catch (error) {
+    err.write(`wardgate: stopped with errors: ${(error as Error).message}\n`);
+    return 1;
+  }
   return stopping.exitCode();
 }

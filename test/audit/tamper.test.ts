@@ -206,6 +206,28 @@ t.test('duplicated record is named', async (t) => {
   t.equal(report.findings[0]?.line, line + 1);
 });
 
+t.test('records repeated after an invalid line are named', async (t) => {
+  // A whole batch written again after a partial write: the torn start of a record glued to
+  // the batch's first record, then the rest of the batch a second time.
+  let first = 0;
+  const { report, files } = await tampered(t, 'repeated', (_dir, files) => {
+    const lines = readLines(files[1]!);
+    first = linesOfKind(files[1]!, 'decision')[0]!;
+    const [a, b, c, d] = lines.slice(first - 1, first + 3);
+    lines.splice(first + 2, 0, d!.slice(0, 40) + a!, b!, c!);
+    writeLines(files[1]!, lines);
+  });
+  const seq = (line: number) => JSON.parse(readLines(files[1]!)[line - 1]!).seq as number;
+  t.same(report.findings.map((finding) => [finding.code, finding.line]), [
+    ['WG_AUDIT_RECORD_INVALID', first + 3],
+    ['WG_AUDIT_RECORD_INSERTED', first + 4],
+    ['WG_AUDIT_RECORD_INSERTED', first + 5],
+  ]);
+  t.equal(report.findings[1]?.file, files[1]);
+  t.match(report.findings[1]?.message, `a second record with seq ${seq(first + 1)} (kind decision) does not link to the chain`);
+  t.match(report.findings[2]?.message, `record (seq ${seq(first + 2)}, kind decision) does not belong to the chain between seq ${seq(first + 2)} and seq ${seq(first + 6)}`);
+});
+
 t.test('wrongly typed seq is named', async (t) => {
   let line = 0;
   const { report, files } = await tampered(t, 'typed', (_dir, files) => {
