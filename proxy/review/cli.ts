@@ -177,7 +177,7 @@ async function labelEntry(
     try {
       await writeLabelRecord(record, deps.audit ?? trail, trail, target.audit?.dir);
     } catch (error) {
-      failure = `the audit record of the label of review entry ${stored.id} could not be written (${(error as Error).message}).`;
+      failure = `the audit record of the label of review entry ${stored.id} could not be written (${(error as Error).message.replace(/\.$/, '')}).`;
     }
   }
   await trail?.close().catch(() => {});

@@ -154,7 +154,7 @@ t.test('unwritten audit record: the label is removed', async (t) => {
   });
 
   t.equal(failed.code, 1);
-  t.match(failed.err, new RegExp(`^wardgate: the audit record of the label of review entry ${id} could not be written \\(\\d+ audit record\\(s\\) could not be written to ${dir}\\)\\. The label was removed again, so the entry is still unlabelled\\. Fix the cause and run this command again\\.\\n$`));
+  t.match(failed.err, new RegExp(`^wardgate: the audit record of the label of review entry ${id} could not be written \\((\\d+ audit record\\(s\\) could not be written to ${dir}|\\d+ audit records were not written before the close [^\\n]*disk of audit\\.dir before starting again)\\)\\. The label was removed again, so the entry is still unlabelled\\. Fix the cause and run this command again\\.\\n$`));
   t.equal((await queue.get(id)).label, undefined, 'the entry has no label');
   t.ok((await queue.pending('cli-test')).some((item) => item.id === id), 'the entry is still pending');
   t.equal(await patterns.isAccepted('demo-unwritten', patternOf('ehr', entry.top_features)), false, 'the pattern is not accepted');
