@@ -14,6 +14,7 @@ import { panelCareSource } from '../../scorer/training/replay-format.ts';
 import { simulateTraffic, type Simulation } from '../../scorer/training/simulator.ts';
 import { Browser, rawRequest, signIn, startTestStack } from '../e2e/support.ts';
 import { moveSlot, slotsInUse, startRedisCluster, type RedisProcesses } from './servers.ts';
+import { waitUntil } from '../wait.ts';
 
 // A real Redis Cluster of three masters on this machine: every slot range has its own process,
 // so a command or script whose keys span slots fails here as it would in production.
@@ -132,10 +133,10 @@ t.test('key-value store on a Cluster', async (t) => {
   const unsubscribe = await store.subscribe('events', { onMessage: (message) => received.push(message) });
   const publisher = await RedisKeyValueStore.connect({ target, keyPrefix: 'wgtest:cluster:kv:' });
   t.teardown(() => publisher.close());
-  for (let attempt = 0; attempt < 50 && received.length === 0; attempt++) {
+  await waitUntil(async () => {
     await publisher.publish('events', 'session ended');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+    return received.length > 0;
+  }, 30_000, 50);
   await unsubscribe();
   t.equal(received[0], 'session ended', 'a message published on one connection reaches the subscriber');
 });
@@ -187,11 +188,9 @@ t.test('a Cluster client reports itself disconnected when its masters die', asyn
   t.equal(redisConnected(redis), true, 'connected while the Cluster runs');
 
   await cluster.stop();
-  let connected = true;
-  for (let attempt = 0; attempt < 100 && connected; attempt++) {
+  const disconnected = await waitUntil(async () => {
     await redis.get('wgtest:cluster:any').catch(() => undefined);
-    connected = redisConnected(redis);
-    if (connected) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  t.equal(connected, false, 'disconnected once the masters are gone');
+    return !redisConnected(redis);
+  }, 30_000, 100);
+  t.equal(disconnected, true, 'disconnected once the masters are gone');
 });
