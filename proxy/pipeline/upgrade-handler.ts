@@ -9,6 +9,17 @@ import { forgetBlockedPatients } from './decide.ts';
 import { evaluate, record, type PipelineDependencies } from './request-handler.ts';
 import { observeShadow } from './shadow-mode.ts';
 import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
+import type { DecisionContext } from '../../policy/decision.ts';
+import type { OversightOutcome } from '../break-glass/oversight.ts';
+
+/** Returns whether an allowed upgrade was allowed only because the caller holds a break-glass grant. */
+function dependsOnGrant(deps: PipelineDependencies, outcome: OversightOutcome | undefined, context: DecisionContext | undefined): boolean {
+  if (outcome?.override === 'break_glass') return true;
+  if (context?.breakGlassActive !== true) return false;
+
+  const withoutGrant = deps.policy().decide({ ...context, breakGlassActive: false });
+  return withoutGrant.action !== 'allow' && withoutGrant.action !== 'notify';
+}
 
 /**
  * Builds the handler for HTTP upgrade requests (WebSockets). They go through the same
@@ -80,8 +91,9 @@ export function createUpgradeHandler(deps: PipelineDependencies) {
       const shownInput = scored.result === null ? undefined : scored.input;
       deps.forwarder.ws(req, socket, head, prepared.route, headers, shownInput === undefined ? undefined : () => deps.scorer.recordShown?.(shownInput));
       if (principal?.method === 'session' && principal.sessionId !== undefined) deps.identity.trackSocket?.(principal.sessionId, socket);
-      // An emergency access ends with its grant, also for a WebSocket that is still open.
-      if (principal && outcome?.override === 'break_glass') deps.oversight?.closeAtGrantExpiry(principal, prepared.route.id, socket, log);
+      // An emergency access ends with its grant, also for a WebSocket that is still open. That
+      // holds for a grant override and for a policy rule that allows only while a grant is active.
+      if (principal && dependsOnGrant(deps, outcome, context)) deps.oversight?.closeAtGrantExpiry(principal, prepared.route.id, socket, log);
     })().catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed with an unexpected error');
       refuse(500, 'WG_INTERNAL_ERROR');

@@ -9,6 +9,7 @@ import type { AuditEntry, AuditPort, PolicyPort } from '../../proxy/ports.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
 import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 import type { BrowserResponse } from '../identity/helpers.ts';
+import { waitUntil } from '../wait.ts';
 
 // NOTE: the policy YAML reader does not parse notify and break_glass rules yet, so a stand-in
 // policy returns those decisions by path.
@@ -22,6 +23,9 @@ const standIn: PolicyPort = {
     const { path } = context.request;
     const risk = context.risk;
     if (path.startsWith('/fhir/Observation')) return { action: 'break_glass', rule: 'observations-break-glass', reasons: ['observations are restricted'], risk, breakGlass: OFFER };
+    if (path === '/ws' && context.request.queryParams.includes('grant_only')) {
+      return context.breakGlassActive === true ? { action: 'allow', rule: 'socket-with-grant', reasons: [], risk } : { action: 'block', rule: 'socket-without-grant', reasons: ['needs a grant'], risk };
+    }
     if (path === '/ws' && context.request.queryParams.includes('restricted')) return { action: 'break_glass', rule: 'socket-break-glass', reasons: ['restricted stream'], risk, breakGlass: OFFER };
     if (path.startsWith('/fhir/Patient/') || path === '/ws') return { action: 'notify', rule: 'patient-notify', reasons: ['patient record'], risk };
     if (path.startsWith('/fhir/CareTeam') && !context.elevatedAcr?.includes(MFA.acr_values)) {
@@ -413,4 +417,35 @@ t.test('a WebSocket opened under a grant closes when the grant expires', async (
   t.equal(socket.destroyed, false, 'the socket stays open while the grant is active at its deadline');
   stack.clock.now += 1_000;
   t.ok(await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]), 'the socket closes once the grant has expired');
+});
+
+t.test('a WebSocket that a rule allows only under a grant closes at its expiry', async (t) => {
+  const browser = await signedIn('nurse');
+  const page = await browser.request(`${stack.url}/fhir/Observation?patient=p-0014`);
+  if (page.status === 403) {
+    const form = { offer: hidden(page, 'offer'), csrf: hidden(page, 'csrf'), reason_code: 'emergency_care', justification };
+    t.equal((await browser.request(`${stack.url}/.wardgate/break-glass`, { form })).status, 303);
+  }
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.disconnect());
+  const subject = stack.idp.accounts.find((account) => account.username === 'nurse')!.subject;
+  const key = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256('ehr').slice(0, 16)}`;
+  const stored = await redis.get(key);
+  t.ok(stored, 'the grant is in the store');
+  await redis.set(key, JSON.stringify({ ...JSON.parse(stored!), expires_at: stack.clock.now + 300 }), 'KEEPTTL');
+  const savedClock = stack.clock.now;
+  t.teardown(async () => {
+    stack.clock.now = savedClock;
+    await redis.del(key);
+  });
+
+  const grantOnly = await openUpgrade(t, browser, '/ws?grant_only=1');
+  const ordinary = await openUpgrade(t, browser, '/ws');
+  t.match(grantOnly.head, /^HTTP\/1\.1 101 /, 'the rule allows the WebSocket under the grant');
+  t.match(ordinary.head, /^HTTP\/1\.1 101 /, 'a WebSocket that needs no grant opens too');
+  const closed = new Promise<void>((resolve) => grantOnly.socket.once('close', () => resolve()));
+
+  stack.clock.now += 1_000;
+  t.ok(await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]), 'the grant-only socket closes once the grant has expired');
+  t.equal(await waitUntil(() => ordinary.socket.destroyed, 2_000), false, 'the socket that needs no grant stays open');
 });
