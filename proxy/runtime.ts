@@ -13,7 +13,7 @@ import { openConfiguredAuditTrail } from './audit/start.ts';
 import { redisTargetOf, type WardgateConfig } from './config/config.ts';
 import { SCORER_DEFAULTS } from './config/scorer-config.ts';
 import { compilePatientPaths } from '../scorer/features/patient-paths.ts';
-import { readRegularFile } from '../scorer/regular-file.ts';
+import { readRegularFileWithin } from '../scorer/regular-file.ts';
 import { createForwarder } from './forward/forwarder.ts';
 import { createIdentity } from './identity/identity.ts';
 import { createSignInHostCheck } from './identity/sign-in-hosts.ts';
@@ -31,7 +31,7 @@ import { timeAsyncCalls } from './telemetry/timed-calls.ts';
 import { createTlsListener, getTlsFacts } from './tls/listener.ts';
 import { IDP_FETCH_CHANNEL, type IdpFetchEvent } from './identity/https-fetch.ts';
 import { openScorerRuntime } from './scorer-runtime.ts';
-import { watchCrl } from './tls/crl-watch.ts';
+import { MAX_CRL_BYTES, watchCrl } from './tls/crl-watch.ts';
 import { bearerOptions } from './identity/bearer-config.ts';
 
 export interface StartOptions {
@@ -184,7 +184,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         cert: await readFile(config.tls.cert, 'utf8'),
         groups: config.tls.groups,
         ...(config.tls.client_ca ? { ca: await readFile(config.tls.client_ca, 'utf8'), requestCert: true } : {}),
-        ...(config.tls.crl ? { crl: (await readRegularFile(config.tls.crl, undefined, { option: 'tls.crl' })).toString('utf8') } : {}),
+        ...(config.tls.crl ? { crl: (await readRegularFileWithin(config.tls.crl, MAX_CRL_BYTES, { option: 'tls.crl' })).toString('utf8') } : {}),
         onConnectionError: (error, remote) => logger.debug({ code: error.code, remote: remote.address }, 'connection closed before the TLS handshake'),
       },
       createRequestHandler(pipeline),

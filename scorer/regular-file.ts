@@ -95,3 +95,30 @@ export function describeFileType(info: Stats): string {
 function assertRegularFile(path: string, info: Stats, option: string | undefined): void {
   if (!info.isFile()) throw new NotRegularFileError(path, describeFileType(info), option);
 }
+
+/** Raised when a file is larger than the limit of the setting that names it. */
+export class FileTooLargeError extends Error {
+  readonly path: string;
+  readonly limit: number;
+
+  constructor(path: string, limit: number, option?: string) {
+    const fix = option === undefined ? 'give a smaller file' : `point ${option} at a smaller file`;
+    super(`${path}: expected at most ${limit} bytes, got a larger file; ${fix}`);
+    this.name = 'FileTooLargeError';
+    this.path = path;
+    this.limit = limit;
+  }
+}
+
+/**
+ * Reads a regular file of at most `limit` bytes. At most one byte more than the limit is read,
+ * so a huge or endless file costs no more memory than an allowed one.
+ *
+ * @throws {FileTooLargeError} when the file is larger than `limit` bytes.
+ * @throws the errors of {@link readRegularFile}.
+ */
+export async function readRegularFileWithin(path: string, limit: number, options: RegularFileOptions = {}): Promise<Buffer> {
+  const bytes = await readRegularFile(path, limit + 1, options);
+  if (bytes.length > limit) throw new FileTooLargeError(path, limit, options.option);
+  return bytes;
+}

@@ -1,7 +1,10 @@
 import { unwatchFile, watchFile, type Stats } from 'node:fs';
 
-import { readRegularFile } from '../../scorer/regular-file.ts';
+import { readRegularFileWithin } from '../../scorer/regular-file.ts';
 import type { TlsListener } from './listener.ts';
+
+/** Largest CRL file read, at start-up and on reload: 32 MiB, far above the CRL of a large device fleet. */
+export const MAX_CRL_BYTES = 32 * 1024 * 1024;
 
 /** Outcome of one CRL reload, for logs and tests. */
 export type CrlReloadEvent =
@@ -26,7 +29,7 @@ export function watchCrl(file: string, listener: Pick<TlsListener, 'setCrl'>, on
 
   const reload = async (): Promise<void> => {
     try {
-      const crl = await readRegularFile(file, undefined, { option: 'tls.crl' });
+      const crl = await readRegularFileWithin(file, MAX_CRL_BYTES, { option: 'tls.crl' });
       listener.setCrl(crl);
       onReload({ ok: true, file, bytes: crl.length });
     } catch (error) {

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 
 import { ScorerError } from '../errors.ts';
-import { NotRegularFileError, readRegularFile } from '../regular-file.ts';
+import { FileTooLargeError, NotRegularFileError, readRegularFileWithin } from '../regular-file.ts';
 import { FEATURE_SCHEMA } from '../features/schema.ts';
 import type { Contribution } from '../types.ts';
 import { topContributions } from './contributions.ts';
-import { assertFeatureNames, decodeModelMetadata, type ModelMetadata } from './metadata.ts';
+import { assertFeatureNames, decodeModelMetadata, MAX_MODEL_BYTES, type ModelMetadata } from './metadata.ts';
 
 const INPUT_NAME = 'features';
 const OUTPUT_NAME = 'risk';
@@ -33,8 +33,15 @@ export interface RiskModel {
 export async function loadRiskModel(path: string): Promise<RiskModel> {
   let bytes: Buffer;
   try {
-    bytes = await readRegularFile(path);
+    bytes = await readRegularFileWithin(path, MAX_MODEL_BYTES);
   } catch (error) {
+    if (error instanceof FileTooLargeError) {
+      throw new ScorerError(
+        'WG_SCORER_MODEL_INVALID',
+        `Invalid model ${path}: expected at most ${MAX_MODEL_BYTES} bytes, got a larger file. Point modelPath at scorer/models/risk-v3.onnx or a model built by npm run train.`,
+        { cause: error, detail: { option: 'modelPath' } },
+      );
+    }
     if (error instanceof NotRegularFileError) {
       throw new ScorerError(
         'WG_SCORER_MODEL_NOT_FOUND',

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 
-import { NotRegularFileError, readRegularFile } from '../../scorer/regular-file.ts';
+import { FileTooLargeError, NotRegularFileError, readRegularFile, readRegularFileWithin } from '../../scorer/regular-file.ts';
+import { loadRiskModel } from '../../scorer/model/risk-model.ts';
+import { MAX_MODEL_BYTES } from '../../scorer/model/metadata.ts';
 
 const noFifos = process.platform === 'win32' && 'no FIFOs';
 
@@ -50,3 +52,24 @@ function releaseReader(fifo: string): void {
     // ENXIO: no reader is waiting. ENOENT: the FIFO is gone.
   }
 }
+
+t.test('readRegularFileWithin rejects a file above the limit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-regular-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'data.txt');
+  writeFileSync(file, 'abcdef');
+
+  t.equal((await readRegularFileWithin(file, 6)).toString(), 'abcdef', 'a file of exactly the limit is read');
+  await t.rejects(readRegularFileWithin(file, 5, { option: 'tls.crl' }), new FileTooLargeError(file, 5, 'tls.crl'));
+  t.equal(new FileTooLargeError(file, 5, 'tls.crl').message, `${file}: expected at most 5 bytes, got a larger file; point tls.crl at a smaller file`);
+});
+
+t.test('a sparse model file above the limit is rejected after the limit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-regular-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'huge.onnx');
+  // A 2 GiB sparse file takes no disk space; reading all of it would take 2 GiB of memory.
+  execFileSync('truncate', ['-s', '2G', file]);
+
+  await t.rejects(loadRiskModel(file), { code: 'WG_SCORER_MODEL_INVALID', message: new RegExp(`expected at most ${MAX_MODEL_BYTES} bytes, got a larger file`) });
+});
