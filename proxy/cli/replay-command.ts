@@ -250,11 +250,17 @@ async function checkOutputPath(file: string): Promise<string | null> {
   return null;
 }
 
-/** Writes to a temporary file in the same folder and renames it, so FILE is never half-written. */
+/**
+ * Writes to a temporary file in the same folder and renames it, so FILE is never half-written.
+ * The temporary name is random and created exclusively ('wx'), so a link or FIFO planted at a
+ * guessable name cannot redirect the write.
+ */
 async function writeAtomically(file: string, text: string): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
+  const temporary = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   try {
-    await writeFile(temporary, text);
+    await writeFile(temporary, text, { flag: 'wx' });
+    const problem = await checkOutputPath(file);
+    if (problem !== null) throw new Error(problem);
     await rename(temporary, file);
   } catch (error) {
     await rm(temporary, { force: true });
@@ -276,7 +282,7 @@ function describeFailure(error: unknown): string {
   if (error instanceof PolicyValidationError) return `invalid policy:\n${error.issues.map(formatIssue).join('\n')}`;
   const code = (error as { code?: string }).code;
   // A failed --out write names the temporary file, so the suffix is removed to name the file the user gave.
-  const file = (error as { path?: string }).path?.replace(/\.\d+\.tmp$/, '');
+  const file = (error as { path?: string }).path?.replace(/\.[0-9a-f]{16}\.tmp$/, '');
   if (code === 'EISDIR') return `${file ?? 'the path'} is a folder (EISDIR); give a file name`;
   if (code === 'ENOENT' || code === 'EACCES') return `cannot open ${file ?? 'the file'} (${code}); check the path`;
 

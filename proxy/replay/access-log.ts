@@ -66,7 +66,9 @@ export function parseAccessRecord(text: string, line: number): AccessRecord {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new AccessRecordError(line, WHOLE_LINE, `invalid JSON (${(error as Error).message}); each line must be one JSON object`);
+    // The parser quotes part of the line, which may hold terminal escape sequences.
+    const reason = (error as Error).message.replace(/[\p{Cc}\u2028\u2029]/gu, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    throw new AccessRecordError(line, WHOLE_LINE, `invalid JSON (${reason}); each line must be one JSON object`);
   }
 
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

@@ -476,3 +476,33 @@ t.test('replay ignores the status of browser icon requests', async (t) => {
   t.same(iconMissing, iconFound, 'a missing favicon changes no risk');
   t.not(JSON.stringify(pageMissing), JSON.stringify(iconFound), 'the same number of 404s on another path does');
 });
+
+t.test('replay does not write through a link planted at a temporary name', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 2));
+  const out = join(dir, 'decisions.jsonl');
+  const victim = join(dir, 'victim.txt');
+  writeFileSync(victim, 'keep me\n');
+  // The temporary name used to be FILE.<pid>.tmp, which another user could create in advance.
+  symlinkSync(victim, `${out}.${process.pid}.tmp`);
+
+  const result = await run(['replay', file, '--out', out]);
+
+  t.equal(result.code, 0, result.err);
+  t.equal(readFileSync(victim, 'utf8'), 'keep me\n', 'the link target is unchanged');
+  t.ok(lstatSync(out).isFile(), 'FILE is a regular file');
+  t.equal(readFileSync(out, 'utf8').trim().split('\n').length, 3, 'two decisions and the summary');
+});
+
+t.test('replay escapes control characters of an invalid line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeLog(dir, accessLog().slice(0, 1), ['\u001b[2J\u001b[Hnot json']);
+
+  const result = await run(['replay', file]);
+
+  t.equal(result.code, 1);
+  t.notMatch(result.err, /\u001b/, 'no escape character reaches the terminal');
+  t.match(result.err, /line 1: invalid JSON \(.*\\u001b\[2J/, 'the escape is shown as \\u001b');
+});
