@@ -1,5 +1,5 @@
 import { literalMatches, NO_PATIENT_PATHS, type PatientPaths } from '../scorer/features/patient-paths.ts';
-import { lenientParameterName, PatientPseudonymizer } from '../scorer/features/patient.ts';
+import { PatientPseudonymizer, patientParameterKind, type PatientParameterKind } from '../scorer/features/patient.ts';
 
 /** FHIR resource id syntax: 1 to 64 characters of `A-Z a-z 0-9 - .` (FHIR R4, datatype `id`). */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -12,9 +12,6 @@ export const REDACTED = '~redacted';
 
 /** Path segments after which the next segment is a patient id, compared in lowercase (FHIR `Patient`, the demo app's `patients`). */
 const PATIENT_SEGMENTS = new Set(['patient', 'patients']);
-
-/** Search parameters whose values reference patients, compared in lowercase. */
-const PATIENT_PARAMETERS = new Set(['patient', 'subject']);
 
 /** A request target with its patient ids replaced by pseudonyms. */
 export interface PseudonymizedTarget {
@@ -52,12 +49,14 @@ interface Part {
  * Percent-escapes are decoded before matching (`+` as a space in the query). A patient id is:
  * - the segment after a `Patient` or `patients` segment (any case), unless it starts with `$` or `_`;
  * - each comma-separated value of the `patient` and `subject` parameters (any case), also with
- *   a type modifier such as `subject:Patient`, bare or as a `Patient/{id}` reference;
+ *   a type modifier such as `subject:Patient`, bare or as a `Patient/{id}` reference, and
+ *   likewise of `beneficiary` on Coverage and of chains to `_id` such as `patient._id`;
  * - each value of `_id` when the request searches the Patient type;
  * - the id in any `Patient/{id}` reference in any other parameter;
  * - any other segment or value equal to one of these ids.
  *
- * A value in a patient position that is not a valid FHIR id, a chained search on a patient
+ * Search parameters are classified by the scorer's `patientParameterKind`. A value in a
+ * patient position that is not a valid FHIR id, any other chained search on a patient
  * (`subject:Patient.name=...`), `patient:identifier`, and `identifier` on a Patient search
  * become `~redacted`. A path segment that cannot be decoded cuts the target there:
  * it and everything after it, query included, become `~redacted`.
@@ -94,11 +93,10 @@ export class PatientTargetPseudonymizer {
     const rawQuery = queryStart === -1 ? null : target.slice(queryStart + 1);
 
     const path = parsePath(rawPath, this.#patientPaths);
-    const resourceIsPatient = path.resourceIsPatient;
     // Some servers also split the query at `;`, as extractPatientIds assumes, so both separate pairs here.
     const pairs = rawQuery === null ? [] : rawQuery.split(/[&;]/);
     const separators = rawQuery?.match(/[&;]/g) ?? [];
-    const parameters = path.complete ? pairs.map((pair) => parseParameter(pair, resourceIsPatient)) : [];
+    const parameters = path.complete ? pairs.map((pair) => parseParameter(pair, path.resourceIsPatient, path.onCoverage)) : [];
 
     const ids: string[] = [];
     const collect = (part: Part) => {
@@ -165,7 +163,16 @@ interface ParsedSegment {
   readonly parts: Part[] | null;
 }
 
-function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: ParsedSegment[]; complete: boolean; resourceIsPatient: boolean } {
+interface ParsedPath {
+  readonly segments: ParsedSegment[];
+  /** False when a segment cannot be decoded, so the segments end at it. */
+  readonly complete: boolean;
+  readonly resourceIsPatient: boolean;
+  /** Whether the segment after the first `fhir` segment is `Coverage`, as the scorer reads the resource type. */
+  readonly onCoverage: boolean;
+}
+
+function parsePath(rawPath: string, patientPaths: PatientPaths): ParsedPath {
   const segments: ParsedSegment[] = [];
   let previous = '';
   let last = '';
@@ -174,7 +181,7 @@ function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: Par
     const decoded = decode(raw, false);
     if (decoded === null) {
       segments.push({ raw, parts: null });
-      return { segments, complete: false, resourceIsPatient: false };
+      return { segments, complete: false, resourceIsPatient: false, onCoverage: false };
     }
 
     const parts: Part[] = [];
@@ -189,7 +196,10 @@ function parsePath(rawPath: string, patientPaths: PatientPaths): { segments: Par
   }
 
   markTemplateIds(segments, patientPaths);
-  return { segments, complete: true, resourceIsPatient: PATIENT_SEGMENTS.has(withoutParameters(last)) };
+  const texts = segments.flatMap((segment) => segment.parts ?? []).map((part) => part.text);
+  const fhirIndex = texts.findIndex((text) => literalMatches(text, 'fhir'));
+  const onCoverage = fhirIndex !== -1 && texts[fhirIndex + 1] !== undefined && literalMatches(texts[fhirIndex + 1]!, 'coverage');
+  return { segments, complete: true, resourceIsPatient: PATIENT_SEGMENTS.has(withoutParameters(last)), onCoverage };
 }
 
 /** Returns a path segment in lowercase without its `;` path parameters, as `literalMatches` compares it. */
@@ -228,7 +238,7 @@ interface ParsedParameter {
   readonly pieces: Part[][] | null;
 }
 
-function parseParameter(raw: string, resourceIsPatient: boolean): ParsedParameter {
+function parseParameter(raw: string, resourceIsPatient: boolean, onCoverage: boolean): ParsedParameter {
   const equals = raw.indexOf('=');
   const rawName = equals === -1 ? raw : raw.slice(0, equals);
   const hasValue = equals !== -1;
@@ -236,41 +246,12 @@ function parseParameter(raw: string, resourceIsPatient: boolean): ParsedParamete
   const value = decode(hasValue ? raw.slice(equals + 1) : '', true);
   if (name === null || value === null) return { raw, rawName, hasValue, pieces: null };
 
-  const kind = parameterKind(name, resourceIsPatient);
+  const kind = patientParameterKind(name, resourceIsPatient, onCoverage);
   const pieces = value.split(',').map((piece) => parsePiece(piece, kind));
   return { raw, rawName, hasValue, pieces };
 }
 
-type ParameterKind = 'ids' | 'data' | 'boolean' | 'other';
-
-/** Tells what the values of a search parameter are, from its name (modifiers and chains included). */
-function parameterKind(name: string, resourceIsPatient: boolean): ParameterKind {
-  // Names are read as extractPatientIds reads them (`lenientParameterName`).
-  const chain = lenientParameterName(name).split('.');
-  const links = chain.map((link) => {
-    const colon = link.indexOf(':');
-    return { base: (colon === -1 ? link : link.slice(0, colon)).toLowerCase(), modifier: colon === -1 ? '' : link.slice(colon + 1) };
-  });
-  const first = links[0]!;
-  if (first.base === '_has') return 'other';
-
-  // A chain through a patient reference searches the patient's own data, such as its name.
-  if (links.slice(0, -1).some((link) => PATIENT_PARAMETERS.has(link.base))) return 'data';
-
-  const lastLink = links[links.length - 1]!;
-  if (PATIENT_PARAMETERS.has(lastLink.base)) {
-    const modifier = lastLink.modifier.toLowerCase();
-    if (modifier === '' || modifier === 'patient' || modifier === 'not') return 'ids';
-    if (modifier === 'missing') return 'boolean';
-    // Another resource type (subject:Group) references no patient; any other modifier searches patient data.
-    return /^[A-Z][A-Za-z]+$/.test(lastLink.modifier) ? 'other' : 'data';
-  }
-  if (chain.length === 1 && resourceIsPatient && first.base === '_id') return 'ids';
-  if (chain.length === 1 && resourceIsPatient && first.base === 'identifier') return 'data';
-  return 'other';
-}
-
-function parsePiece(piece: string, kind: ParameterKind): Part[] {
+function parsePiece(piece: string, kind: PatientParameterKind): Part[] {
   if (kind === 'data') return [{ text: piece, role: 'redact' }];
   if (kind === 'boolean') return [{ text: piece, role: piece === 'true' || piece === 'false' ? 'other' : 'redact' }];
 

@@ -24,8 +24,10 @@ export const MIN_PATIENT_KEY_BYTES = 32;
  * `$everything`), the search parameters `patient` and `subject` (also `subject:Patient`) with
  * a bare id or a reference (`Patient/{id}`, versioned or absolute, see `referencedIds`),
  * repeated or comma-separated (FHIR search OR), on other resource
- * types than Patient (on Patient they are checked but name no patient), and `_id` on a Patient
- * search, history or operation. The segments `fhir` and `Patient` match in any case and without
+ * types than Patient (on Patient they are checked but name no patient). `beneficiary` on
+ * Coverage counts the same way, as do chains to `_id` through these parameters (`patient._id`,
+ * `subject:Patient._id`). Also recognised: `_id` on a Patient search, history or operation, and
+ * any valid `Patient/{id}` reference in any other parameter (see `patientParameterKind`). The segments `fhir` and `Patient` match in any case and without
  * `;` path parameters, parameter names in any case and with a `[...]` suffix, and `;` separates
  * parameters as `&` does. Each of `patientPaths` (`scorer.patient_paths`) that
  * matches the path adds the segment at its `{id}` (see `matchPatientPaths`), checked like a
@@ -67,18 +69,30 @@ export function extractPatientIds(path: string, patientPaths: PatientPaths = NO_
   const searchesPatients = isPatientType && (after.length === 0 || (after.length === 1 && (after[0] === '' || after[0]!.startsWith('_') || after[0]!.startsWith('$'))));
 
   if (fhirIndex !== -1 && query !== '') {
+    const resourceType = segments[fhirIndex + 1] ?? '';
     // Some servers also split the query at `;`, so a parameter after one counts too.
     for (const [name, value] of new URLSearchParams(query.replace(/;/g, '&'))) {
-      const lenient = lenientParameterName(name);
-      const colon = lenient.indexOf(':');
-      const base = (colon === -1 ? lenient : lenient.slice(0, colon)).toLowerCase();
-      const modifier = colon === -1 ? '' : lenient.slice(colon + 1).toLowerCase();
-      const namesPatients = PATIENT_PARAMETERS.includes(base) && (modifier === '' || modifier === 'patient');
-      if (!namesPatients && !(searchesPatients && base === '_id')) continue;
+      const kind = patientParameterKind(name, searchesPatients, literalMatches(resourceType, 'coverage'));
+      if (kind === 'data' || kind === 'boolean') continue;
+
+      const firstLink = lenientParameterName(name).split('.')[0]!;
+      const colon = firstLink.indexOf(':');
+      const base = (colon === -1 ? firstLink : firstLink.slice(0, colon)).toLowerCase();
+      const modifier = colon === -1 ? '' : firstLink.slice(colon + 1).toLowerCase();
+      if (kind === 'other' || (modifier === 'not' && base !== '_id')) {
+        // Any other parameter, `patient:not` included, names the patient of each valid
+        // `Patient/{id}` reference in it, as the audit trail's pseudonymizer reads it.
+        for (const reference of value.split(',')) {
+          for (const id of patientReferenceIds(reference)) {
+            if (FHIR_ID.test(id)) ids.add(id);
+          }
+        }
+        continue;
+      }
+
       // The Patient resource has no `patient` or `subject` search parameter, and a read names its
       // patient in the path. Such a parameter there is still checked but names no patient.
-      const counted = !(isPatientType && namesPatients);
-
+      const counted = !(isPatientType && PATIENT_PARAMETERS.includes(base));
       for (const reference of value.split(',')) {
         for (const id of referencedIds(reference)) {
           const checked = assertPatientId(id, `search parameter ${name}`, `${name}=Patient/123`);
@@ -152,9 +166,62 @@ const PATIENT_REFERENCE_SEGMENTS = new Set(['patient', 'patients']);
 function referencedIds(reference: string): string[] {
   if (!reference.includes('/')) return [reference];
 
-  const texts = reference.split('/');
-  const ids = texts.filter((text, index) => index > 0 && PATIENT_REFERENCE_SEGMENTS.has(texts[index - 1]!.toLowerCase()) && !text.startsWith('_'));
+  const ids = patientReferenceIds(reference);
   return ids.length > 0 ? ids : [reference];
+}
+
+/** Returns the segment after each `Patient` (or `patients`) segment of a reference, unchecked, except segments that start with `_`. */
+function patientReferenceIds(reference: string): string[] {
+  const texts = reference.split('/');
+  return texts.filter((text, index) => index > 0 && PATIENT_REFERENCE_SEGMENTS.has(texts[index - 1]!.toLowerCase()) && !text.startsWith('_'));
+}
+
+/**
+ * Kind of search parameter by what its values contain: `ids` are bare patient ids or
+ * references, `data` describes a patient without naming one (`subject:Patient.name`), `boolean`
+ * is `true` or `false` (`patient:missing`), and the values of `other` name a patient only in a
+ * `Patient/{id}` reference.
+ */
+export type PatientParameterKind = 'ids' | 'data' | 'boolean' | 'other';
+
+/**
+ * Classifies a search parameter by its name, modifiers and chains included, for both
+ * `extractPatientIds` and the audit trail's pseudonymizer. The name is read as
+ * `lenientParameterName` reads it.
+ *
+ * @param searchesPatients whether the request searches the Patient type, where `_id` names
+ *   patients and `identifier` describes them.
+ * @param onCoverage whether the FHIR resource type is Coverage, whose `beneficiary` parameter
+ *   references only Patient resources (FHIR R4).
+ */
+export function patientParameterKind(name: string, searchesPatients: boolean, onCoverage: boolean): PatientParameterKind {
+  const chain = lenientParameterName(name).split('.');
+  const links = chain.map((link) => {
+    const colon = link.indexOf(':');
+    return { base: (colon === -1 ? link : link.slice(0, colon)).toLowerCase(), modifier: colon === -1 ? '' : link.slice(colon + 1) };
+  });
+  const first = links[0]!;
+  if (first.base === '_has') return 'other';
+
+  const patientParameters = onCoverage ? [...PATIENT_PARAMETERS, 'beneficiary'] : PATIENT_PARAMETERS;
+  // `patient._id` and `subject:Patient._id` name the patient by its id, as `patient` does.
+  const namesPatientById = chain.length === 2 && patientParameters.includes(first.base) && ['', 'patient'].includes(first.modifier.toLowerCase()) && links[1]!.base === '_id' && links[1]!.modifier === '';
+  if (namesPatientById) return 'ids';
+
+  // Any other chain through a patient reference searches the patient's own data, such as its name.
+  if (links.slice(0, -1).some((link) => patientParameters.includes(link.base))) return 'data';
+
+  const lastLink = links[links.length - 1]!;
+  if (patientParameters.includes(lastLink.base)) {
+    const modifier = lastLink.modifier.toLowerCase();
+    if (modifier === '' || modifier === 'patient' || modifier === 'not') return 'ids';
+    if (modifier === 'missing') return 'boolean';
+    // Another resource type (subject:Group) references no patient; any other modifier searches patient data.
+    return /^[A-Z][A-Za-z]+$/.test(lastLink.modifier) ? 'other' : 'data';
+  }
+  if (chain.length === 1 && searchesPatients && first.base === '_id') return 'ids';
+  if (chain.length === 1 && searchesPatients && first.base === 'identifier') return 'data';
+  return 'other';
 }
 
 /** Checks a patient id against the FHIR id syntax; `example` shows a valid request of the same form. */

@@ -39,7 +39,51 @@ const cases: Array<[string, string, string[]]> = [
   ['/fhir/Patient?_id%00=p-0212', `/fhir/Patient?_id%00=${token('p-0212')}`, ['p-0212']],
   ['/fhir/Observation?patient=https://ehr.example/fhir/Patient/p-0213', `/fhir/Observation?patient=https://ehr.example/fhir/Patient/${token('p-0213')}`, ['p-0213']],
   ['/fhir/Observation?subject=Patient/p-0214/_history/2', `/fhir/Observation?subject=Patient/${token('p-0214')}/_history/2`, ['p-0214']],
+  ['/fhir/Coverage?beneficiary=p-0215', `/fhir/Coverage?beneficiary=${token('p-0215')}`, ['p-0215']],
+  ['/fhir/Coverage?beneficiary._id=p-0216', `/fhir/Coverage?beneficiary._id=${token('p-0216')}`, ['p-0216']],
+  ['/fhir/Observation?patient._id=p-0217', `/fhir/Observation?patient._id=${token('p-0217')}`, ['p-0217']],
+  ['/fhir/Observation?subject:Patient._id=p-0218', `/fhir/Observation?subject:Patient._id=${token('p-0218')}`, ['p-0218']],
+  ['/fhir/Observation?performer=Patient/p-0219&focus=Patient/p-0220', `/fhir/Observation?performer=Patient/${token('p-0219')}&focus=Patient/${token('p-0220')}`, ['p-0219', 'p-0220']],
+  ['/fhir/Patient?link=Patient/p-0221', `/fhir/Patient?link=Patient/${token('p-0221')}`, ['p-0221']],
 ];
+
+t.test('other search forms name the patients the scorer reads', async (t) => {
+  const targets = [
+    '/fhir/Coverage?beneficiary=p-0222',
+    '/fhir/Coverage/_search?beneficiary=Patient/p-0223&beneficiary._id=p-0224',
+    '/fhir/Observation?beneficiary=b-1',
+    '/fhir/Observation?patient._id=p-0225',
+    '/fhir/Observation?subject:Patient._id=p-0226,Patient/p-0227',
+    '/fhir/Observation?subject:Patient.name=Patient/p-0228&patient._id:not=p-0229',
+    '/fhir/Observation?performer=Patient/p-0230&focus=Patient/p-0231/_history/2',
+    '/fhir/Appointment?actor=https://ehr.example/fhir/Patient/p-0232',
+    '/fhir/Patient?link=Patient/p-0233',
+    '/fhir/Patient/p-0234?link=Patient/p-0235',
+    '/fhir/Observation?patient:not=Patient/p-0236&subject:Group=Patient/p-0237',
+    '/fhir/Observation?performer=Practitioner/pr-1&_content=patient/%20rash',
+  ];
+
+  for (const target of targets) {
+    const scorerIds = extractPatientIds(target).map((id) => pseudonymizer.pseudonym(id));
+    t.same(pseudonymizer.pseudonymizeTarget(target).patients, scorerIds, target);
+  }
+});
+
+t.test('chained patient data stays redacted', async (t) => {
+  const result = pseudonymizer.pseudonymizeTarget('/fhir/Observation?patient._id:not=p-0238&subject.name=smith');
+
+  t.equal(result.target, `/fhir/Observation?patient._id:not=${REDACTED}&subject.name=${REDACTED}`);
+  t.same(result.patients, []);
+});
+
+t.test('paths without a fhir segment differ from the scorer', async (t) => {
+  // The pseudonymizer replaces ids after any Patient segment, and the scorer reads only FHIR
+  // paths, so this target names a patient in the audit trail but in no baseline.
+  const result = pseudonymizer.pseudonymizeTarget('/r4/Patient/p-0239');
+
+  t.equal(result.target, `/r4/Patient/${token('p-0239')}`);
+  t.same(extractPatientIds('/r4/Patient/p-0239'), []);
+});
 
 t.test('references name the patients the scorer reads', async (t) => {
   for (const target of ['/fhir/Observation?patient=https://ehr.example/fhir/Patient/p-0213', '/fhir/Observation?subject=Patient/p-0214/_history/2', '/fhir/Observation?patient=p-1,http://other.example/Patient/p-2']) {

@@ -54,6 +54,39 @@ t.test('patient references in other forms', async (t) => {
   t.throws(() => extractPatientIds('/fhir/Observation?patient=https://ehr.example/fhir/Patient/p%2526'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an invalid id in an absolute reference');
 });
 
+t.test('patient ids in other search forms', async (t) => {
+  t.same(extractPatientIds('/fhir/Coverage?beneficiary=p-0031'), ['p-0031'], 'Coverage beneficiary as a bare id');
+  t.same(extractPatientIds('/fhir/Coverage/_search?beneficiary=Patient/p-0032'), ['p-0032'], 'Coverage beneficiary as a reference');
+  t.same(extractPatientIds('/fhir/Coverage?beneficiary._id=p-0033'), ['p-0033'], 'Coverage beneficiary chained to _id');
+  t.same(extractPatientIds('/fhir/Observation?beneficiary=b-1'), [], 'beneficiary on another type');
+  t.throws(() => extractPatientIds('/fhir/Coverage?beneficiary=x%20y'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an invalid beneficiary id');
+  t.same(extractPatientIds('/fhir/Observation?patient._id=p-0034'), ['p-0034'], 'patient chained to _id');
+  t.same(extractPatientIds('/fhir/Observation?subject:Patient._id=p-0035'), ['p-0035'], 'subject:Patient chained to _id');
+  t.same(extractPatientIds('/fhir/Observation?subject._id=p-0036,Patient/p-0037'), ['p-0036', 'p-0037'], 'subject chained to _id, repeated');
+  t.throws(() => extractPatientIds('/fhir/Observation?patient._id=x%20y'), { code: 'WG_SCORER_INVALID_INPUT' }, 'an invalid chained id');
+  t.same(extractPatientIds('/fhir/Observation?subject:Patient.name=smith&patient._id:not=p-0038'), [], 'other chains name no patient');
+  t.same(extractPatientIds('/fhir/Patient?patient._id=p-0039'), [], 'the Patient type has no patient parameter to chain');
+});
+
+t.test('patient references in any parameter', async (t) => {
+  t.same(extractPatientIds('/fhir/Observation?performer=Patient/p-0041'), ['p-0041'], 'performer');
+  t.same(extractPatientIds('/fhir/Observation?focus=Patient/p-0042/_history/3'), ['p-0042'], 'focus, versioned');
+  t.same(extractPatientIds('/fhir/Appointment?actor=https://ehr.example/fhir/Patient/p-0043'), ['p-0043'], 'actor, absolute');
+  t.same(extractPatientIds('/fhir/Patient?link=Patient/p-0044'), ['p-0044'], 'link on the Patient type');
+  t.same(extractPatientIds('/fhir/Patient/p-0045?link=Patient/p-0046'), ['p-0045', 'p-0046'], 'link on a Patient read');
+  t.same(extractPatientIds('/fhir/Observation?patient:not=Patient/p-0047&subject:Group=Patient/p-0048'), ['p-0047', 'p-0048'], 'references in other patient modifiers');
+  t.same(extractPatientIds('/fhir/Observation?performer=Practitioner/pr-1&code=1234'), [], 'references to other types');
+  t.same(extractPatientIds('/fhir/Observation?_content=patient/%20rash'), [], 'an invalid id after Patient is no patient');
+  t.same(extractPatientIds('/fhir/Observation?subject:Patient.name=Patient/p-0049'), [], 'a chain to patient data names no patient');
+  t.same(extractPatientIds('/app/main.js?performer=Patient/p-0050'), [], 'only FHIR paths name patients');
+});
+
+t.test('paths without a fhir segment name no patient', async (t) => {
+  // The audit trail's pseudonymizer records these ids as pseudonyms, but the scorer does not count them.
+  t.same(extractPatientIds('/r4/Patient/p-0051'), []);
+  t.same(extractPatientIds('/r4/Observation?patient=p-0052'), []);
+});
+
 t.test('bulk export is recognised', async (t) => {
   t.equal(isBulkExport('/fhir/Patient/1/$everything'), true);
   t.equal(isBulkExport('/fhir/Group/g1/$export?_type=Patient'), true);
