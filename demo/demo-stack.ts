@@ -35,6 +35,12 @@ export const DEMO_KEY_PREFIX = `wg:demo:${createHash('sha256').update(REPOSITORY
 export async function resetDemoState(redisUrl: string, prefix: string = DEMO_KEY_PREFIX): Promise<number> {
   if (!/^wg:demo:|^wgtest:/.test(prefix)) throw new Error(`invalid prefix ${JSON.stringify(prefix)}: only keys under wg:demo: or wgtest: are deleted`);
   const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2_000 });
+  // ioredis reads keyPrefix from the URL's query and adds it to UNLINK but not to SCAN's
+  // pattern, so the keys deleted would not be the keys found.
+  if (redis.options.keyPrefix) {
+    redis.disconnect();
+    throw new Error(`invalid Redis URL: it sets keyPrefix ${JSON.stringify(redis.options.keyPrefix)}; remove the keyPrefix query parameter from REDIS_URL`);
+  }
   // ioredis rejects connect() with "Connection is closed."; the error event names the cause.
   let cause: Error | undefined;
   redis.on('error', (error: Error) => {

@@ -33,10 +33,20 @@ const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f
  * These are format characters (Cf, such as zero-width spaces, soft hyphens, U+061C and tag
  * characters), private-use (Co), unassigned (Cn) and surrogate (Cs) code points. The
  * letters and symbols that render as blanks (U+2800, U+3164, U+115F, U+1160, U+FFA0) count too.
- * U+200C and U+200D (zero-width non-joiner and joiner) are allowed: Persian and several Indic
- * scripts use them inside words, and they do not count towards the minimum length.
+ * So do marks that show nothing: the combining grapheme joiner U+034F, the Khmer inherent
+ * vowels U+17B4 and U+17B5, and the musical null notehead U+1D159. U+200C and U+200D
+ * (zero-width non-joiner and joiner) and the Mongolian vowel separator U+180E are allowed:
+ * scripts such as Persian, several Indic scripts and Mongolian use them inside words, and they
+ * do not count towards the minimum length.
  */
-const INVISIBLE_CHARACTERS = /(?![\u200c\u200d])[\p{Cf}\p{Co}\p{Cn}\p{Cs}\u2800\u3164\u115f\u1160\uffa0]/u;
+const INVISIBLE_CHARACTERS = /(?![\u200c\u200d\u180e])[\p{Cf}\p{Co}\p{Cn}\p{Cs}\u2800\u3164\u115f\u1160\uffa0\u034f\u17b4\u17b5\u{1d159}]/u;
+
+/**
+ * Two or more variation selectors in a row. One selector picks a glyph of the character
+ * before it (an emoji style, a Mongolian form, an ideographic variant). A run of them shows
+ * nothing and can encode hidden text, a few bits per selector.
+ */
+const VARIATION_SELECTOR_RUN = /[\ufe00-\ufe0f\u180b-\u180d\u180f\u{e0100}-\u{e01ef}]{2,}/u;
 
 /** Characters that count towards `justification_min_length`: letters, digits, punctuation and symbols. */
 const VISIBLE_CHARACTERS = /[\p{L}\p{N}\p{P}\p{S}]/gu;
@@ -142,7 +152,7 @@ function checkJustification(justification: string, limits: { justification_min_l
     return invalid(`The justification is not well-formed Unicode: it contains the unpaired surrogate ${codePoint} (at character ${position}). Send the text as UTF-8, or escape only complete surrogate pairs in JSON.`);
   }
 
-  const hidden = findCharacter(justification, CONTROL_CHARACTERS) ?? findCharacter(justification, INVISIBLE_CHARACTERS);
+  const hidden = findCharacter(justification, CONTROL_CHARACTERS) ?? findCharacter(justification, INVISIBLE_CHARACTERS) ?? findCharacter(justification, VARIATION_SELECTOR_RUN);
   if (hidden) {
     return invalid(`The justification contains the invisible or control character ${hidden.codePoint} (at character ${hidden.position}); retype the justification as plain text instead of pasting it.`);
   }

@@ -29,3 +29,14 @@ t.test('reset refuses a prefix that is not the demo one', async (t) => {
 t.test('reset reports an unreachable Redis', async (t) => {
   await t.rejects(resetDemoState('redis://127.0.0.1:1', 'wgtest:demo-reset:none:'), /ECONNREFUSED/);
 });
+
+t.test('reset refuses a URL that sets a key prefix', async (t) => {
+  const prefix = `wgtest:demo-reset:${randomBytes(4).toString('hex')}:`;
+  t.teardown(async () => {
+    await redis.del(`other:${prefix}kept`);
+  });
+  await redis.set(`other:${prefix}kept`, '1');
+
+  await t.rejects(resetDemoState(`${REDIS_URL}?keyPrefix=other:`, prefix), /invalid Redis URL: it sets keyPrefix "other:"; remove the keyPrefix query parameter from REDIS_URL/);
+  t.equal(await redis.get(`other:${prefix}kept`), '1', 'no key under the other prefix was deleted');
+});

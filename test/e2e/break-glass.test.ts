@@ -281,6 +281,11 @@ t.test('blank or invisible justifications grant nothing', async (t) => {
     ['combining marks', `a${'\u0301'.repeat(30)}`, /^The justification has 1 visible character; write 20 to 1000 characters/],
     ['spaced letters', 'a b c d e f g h i j k', /^The justification has 11 visible characters; write 20 to 1000 characters/],
     ['zero-width joiners', '\u200d'.repeat(25), /^The justification has 0 visible characters; write 20 to 1000 characters/],
+    ['hidden text in variation selectors', `${sentence}\u{e0153}\u{e0165}\u{e0172}`, /character U\+E0153 \(at character 60\)/],
+    ['a run of emoji selectors', `${sentence}\ufe0f\ufe0e`, /character U\+FE0F \(at character 60\)/],
+    ['blank music symbols', '\u{1d159}'.repeat(20), /character U\+1D159 \(at character 1\)/],
+    ['combining grapheme joiner', `${sentence}\u034f`, /character U\+034F /],
+    ['Khmer inherent vowel', `${sentence}\u17b4`, /character U\+17B4 /],
   ];
   for (const [name, justification, expected] of cases) {
     const response = await post(justification);
@@ -297,7 +302,7 @@ t.test('blank or invisible justifications grant nothing', async (t) => {
 
   // Line breaks, ordinary spaces, decomposed accents and a zero-width non-joiner inside a
   // Persian word stay allowed.
-  const granted = await post('Patientin kollabiert auf Station.\nIch bin die behandelnde A\u0308rztin. \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645');
+  const granted = await post('Patientin kollabiert auf Station.\nIch bin die behandelnde A\u0308rztin. \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u2764\ufe0f \u1820\u180e\u1821');
   t.equal(granted.status, 200, granted.body);
   // The later tests expect the physician to be blocked.
   await redis.del(grantKey);
