@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access, constants, lstat, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, lstat, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -221,6 +221,18 @@ async function openBaselines(options: Record<string, string | undefined>, closer
 async function checkInputPath(file: string): Promise<string | null> {
   const info = await stat(file).catch(() => null);
   if (info?.isDirectory()) return `${file} is a folder (EISDIR); give the access log FILE`;
+  // A device such as /dev/zero never ends; a pipe (/dev/stdin from a command) does.
+  if (info?.isCharacterDevice() || info?.isBlockDevice()) return `${file} is a device, not a file; give the access log FILE or pipe it into /dev/stdin`;
+  if (info?.isFile()) {
+    const handle = await open(file, 'r');
+    try {
+      const { buffer, bytesRead } = await handle.read(Buffer.alloc(2), 0, 2, 0);
+      const start = buffer.subarray(0, bytesRead);
+      if (start.equals(Buffer.from([0xff, 0xfe])) || start.equals(Buffer.from([0xfe, 0xff]))) return `${file} is UTF-16 text; save the access log as UTF-8`;
+    } finally {
+      await handle.close();
+    }
+  }
 
   return null;
 }

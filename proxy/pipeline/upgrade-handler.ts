@@ -12,7 +12,7 @@ import { auditRequest, edgeDecision } from '../audit/pipeline-audit.ts';
 import type { DecisionContext } from '../../policy/decision.ts';
 import type { OversightOutcome } from '../break-glass/oversight.ts';
 
-/** Returns whether an allowed upgrade was allowed only because the caller holds a break-glass grant. */
+/** Returns whether an upgrade was allowed only because the caller has an active break-glass grant. */
 function dependsOnGrant(deps: PipelineDependencies, outcome: OversightOutcome | undefined, context: DecisionContext | undefined): boolean {
   if (outcome?.override === 'break_glass') return true;
   if (context?.breakGlassActive !== true) return false;

@@ -506,3 +506,18 @@ t.test('replay escapes control characters of an invalid line', async (t) => {
   t.notMatch(result.err, /\u001b/, 'no escape character reaches the terminal');
   t.match(result.err, /line 1: invalid JSON \(.*\\u001b\[2J/, 'the escape is shown as \\u001b');
 });
+
+t.test('replay names a UTF-16 log and a device', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wardgate-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const utf16 = join(dir, 'utf16.jsonl');
+  writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`${JSON.stringify(accessLog()[0])}\n`, 'utf16le')]));
+
+  const wide = await run(['replay', utf16]);
+  t.equal(wide.code, 1);
+  t.equal(wide.err, `wardgate replay: ${utf16} is UTF-16 text; save the access log as UTF-8\n`);
+
+  const device = await run(['replay', '/dev/zero']);
+  t.equal(device.code, 1);
+  t.equal(device.err, 'wardgate replay: /dev/zero is a device, not a file; give the access log FILE or pipe it into /dev/stdin\n');
+});
