@@ -110,7 +110,8 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     listener?.();
   };
 
-  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
+  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage, clientSocket: Duplex) => {
+    closeUpstreamWithClient(proxyReq, clientSocket);
     const reportDropped = (names: string[]): void => options.onSetCookieDropped?.(names, req);
     proxyReq.prependListener('upgrade', (proxyRes: IncomingMessage) => {
       filterSetCookie(proxyRes, reportDropped);
@@ -204,6 +205,22 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       proxy.close();
     },
   };
+}
+
+/**
+ * Destroys the upstream socket of an upgraded request once the client's socket closes, for any
+ * reason. http-proxy 1.18 ends the upstream socket only when the client's socket ends or emits
+ * an error, so a client socket that Wardgate destroys (sign-out, an expired break-glass grant)
+ * would otherwise leave the upstream connection open.
+ */
+function closeUpstreamWithClient(proxyReq: ClientRequest, clientSocket: Duplex): void {
+  let upstreamSocket: Duplex | undefined;
+  clientSocket.once('close', () => upstreamSocket?.destroy());
+  proxyReq.on('upgrade', (_proxyRes: IncomingMessage, socket: Duplex) => {
+    upstreamSocket = socket;
+    // The client's socket may have closed before the upstream's 101 response arrived.
+    if (clientSocket.destroyed) socket.destroy();
+  });
 }
 
 /** Builds the request target sent upstream from the normalized path and the unchanged query. */

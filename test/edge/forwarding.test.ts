@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 import t, { type Test } from 'tap';
 
@@ -10,6 +11,7 @@ import { createForwarder } from '../../proxy/forward/forwarder.ts';
 import type { ForwardError } from '../../proxy/forward/errors.ts';
 import { setForwardedHeaders, stripIdentityHeaders } from '../../proxy/http/index.ts';
 import type { RouteConfig } from '../../proxy/routing/router.ts';
+import { waitUntil } from '../wait.ts';
 
 const ASSERTION = `e30.${Buffer.from(JSON.stringify({ sub: 'dr-001', name: 'Dr Testa Notreal' })).toString('base64url')}.c2ln`;
 
@@ -22,12 +24,15 @@ interface Front {
   readonly errors: ForwardError[];
   /** Paths, as the client sent them, whose upstream response headers or upgrade arrived. */
   readonly answered: string[];
+  /** Server-side client sockets of the upgrade requests, in the order they arrived. */
+  readonly upgradeSockets: Duplex[];
 }
 
 /** Starts a plain HTTP front that does what the pipeline does before forwarding. */
 async function startFront(t: Test, upstream: string): Promise<Front> {
   const errors: ForwardError[] = [];
   const answered: string[] = [];
+  const upgradeSockets: Duplex[] = [];
   const forwarder = createForwarder({ onError: (error) => errors.push(error) });
   const route = routeTo(upstream);
   const prepare = (req: IncomingMessage): void => {
@@ -41,6 +46,7 @@ async function startFront(t: Test, upstream: string): Promise<Front> {
     forwarder.web(req, res, route, { 'X-Wardgate-Assertion': ASSERTION }, () => answered.push(path));
   });
   server.on('upgrade', (req, socket, head) => {
+    upgradeSockets.push(socket);
     prepare(req);
     const path = req.url ?? '';
     forwarder.ws(req, socket, head, route, { 'X-Wardgate-Assertion': ASSERTION }, () => answered.push(path));
@@ -52,7 +58,7 @@ async function startFront(t: Test, upstream: string): Promise<Front> {
     server.close();
   });
 
-  return { port: (server.address() as AddressInfo).port, errors, answered };
+  return { port: (server.address() as AddressInfo).port, errors, answered, upgradeSockets };
 }
 
 interface Reply {
@@ -202,6 +208,68 @@ t.test('forwarder proxies WebSocket upgrades', async (t) => {
   t.equal(frame.payload.toString('utf8'), 'vitals p-0001');
   t.same(front.errors, []);
   t.same(front.answered, ['/./ws'], 'the upstream accepted the upgrade once');
+});
+
+/**
+ * Starts a raw upstream that records each connection and responds to a WebSocket upgrade with 101
+ * once `accept` is called. A connection closes only after both sides have ended it.
+ */
+async function startUpgradeUpstream(t: Test): Promise<{ url: string; connections: Array<{ closed: boolean; accept: () => void }> }> {
+  const connections: Array<{ closed: boolean; accept: () => void }> = [];
+  const upstream = createNetServer({ allowHalfOpen: true }, (socket: Socket) => {
+    const connection = { closed: false, accept: () => {} };
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      connection.closed = true;
+    });
+    socket.once('end', () => socket.end());
+    socket.once('data', (chunk: Buffer) => {
+      const key = /\r\nsec-websocket-key: *([^\r]+)\r\n/i.exec(chunk.toString('latin1'))?.[1] ?? '';
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      connection.accept = () => void socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`);
+      connections.push(connection);
+      socket.resume();
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => upstream.close());
+  return { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, connections };
+}
+
+function sendUpgrade(port: number): Socket {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(`GET /ws HTTP/1.1\r\nHost: ehr.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`);
+  return socket;
+}
+
+t.test('destroyed client WebSocket closes upstream', async (t) => {
+  const upstream = await startUpgradeUpstream(t);
+  const front = await startFront(t, upstream.url);
+  const client = sendUpgrade(front.port);
+  t.teardown(() => client.destroy());
+  t.ok(await waitUntil(() => upstream.connections.length === 1, 10_000), 'the upgrade reaches the upstream');
+  upstream.connections[0]!.accept();
+  const head = await new Promise<Buffer>((resolve) => client.once('data', resolve));
+  t.match(head.toString('latin1'), /^HTTP\/1\.1 101 /, 'the client gets 101');
+
+  // Wardgate's own close paths (sign-out, an expired grant) destroy the server-side socket.
+  front.upgradeSockets[0]!.destroy();
+
+  t.ok(await waitUntil(() => upstream.connections[0]!.closed, 10_000), 'the upstream connection closes within 10 s of wall time');
+});
+
+t.test('client closed before 101 closes upstream', async (t) => {
+  const upstream = await startUpgradeUpstream(t);
+  const front = await startFront(t, upstream.url);
+  const client = sendUpgrade(front.port);
+  t.teardown(() => client.destroy());
+  t.ok(await waitUntil(() => upstream.connections.length === 1, 10_000), 'the upgrade reaches the upstream');
+
+  front.upgradeSockets[0]!.destroy();
+  upstream.connections[0]!.accept();
+
+  t.ok(await waitUntil(() => upstream.connections[0]!.closed, 10_000), 'the upstream connection closes within 10 s of wall time');
 });
 
 t.test('dead upstream answers 502', async (t) => {
