@@ -5,6 +5,7 @@ import type { NodeReader } from '../yaml/node-reader.ts';
 import { checkExpression } from './checker.ts';
 import { estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING, type CostEstimate } from './cost.ts';
 import { compileNative } from './native.ts';
+import { largestRepetitionCount, MAX_REGEX_REPETITION } from './regex-size.ts';
 import { typeName, type CelExpr } from './types.ts';
 import { CONDITIONS_VARIABLE, POLICY_VARIABLES, type PolicyBindings } from './variables.ts';
 
@@ -190,6 +191,14 @@ function parseAndCheck(reader: NodeReader, cel: CelSource, conditionNames: Reado
     const outcome = run("''.matches(pattern)", { pattern });
     if (isCelError(outcome)) {
       reader.report('WG_POLICY_CEL_TYPE', at(id), 'a valid RE2 regular expression for matches()', `${JSON.stringify(pattern)} (${outcome.message})`);
+      validPatterns = false;
+      continue;
+    }
+
+    const count = largestRepetitionCount(pattern);
+    if (count > MAX_REGEX_REPETITION) {
+      const expected = `counted repetitions of at most ${MAX_REGEX_REPETITION} in a regular expression for matches(); use + or *, or a smaller count`;
+      reader.report('WG_POLICY_CEL_COST', at(id), expected, `${JSON.stringify(pattern)} with a repetition count of ${count}`);
       validPatterns = false;
     }
   }

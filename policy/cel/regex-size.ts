@@ -1,4 +1,10 @@
 /**
+ * Maximum count allowed in a counted repetition such as `{1,100}` in a pattern for
+ * `matches`. RE2 itself accepts up to 1000, but every call compiles that many copies.
+ */
+export const MAX_REGEX_REPETITION = 100;
+
+/**
  * Estimates the size of the program that RE2 compiles from a regular expression, in
  * instructions. Every literal character, escape, `.` and character class counts 1, and
  * an alternation counts its branches plus 1 for each `|`. `*`, `+` and `?` add 1. A counted
@@ -15,9 +21,18 @@ export function estimateRegexSize(pattern: string): number {
   return Math.max(1, parser.alternation());
 }
 
+/** Returns the largest count of a counted repetition in a regular expression, 0 without one. */
+export function largestRepetitionCount(pattern: string): number {
+  const parser = new RegexSizeParser(pattern);
+  parser.alternation();
+
+  return parser.largestCount;
+}
+
 class RegexSizeParser {
   readonly #pattern: string;
   #position = 0;
+  largestCount = 0;
 
   constructor(pattern: string) {
     this.#pattern = pattern;
@@ -57,8 +72,9 @@ class RegexSizeParser {
         this.#position += counted[0].length;
         const min = Number(counted[1]);
         let max = min;
+        if (counted[3] !== undefined && counted[3] !== '') max = Number(counted[3]);
+        this.largestCount = Math.max(this.largestCount, max);
         if (counted[3] === '') max = min + 1;
-        else if (counted[3] !== undefined) max = Number(counted[3]);
         size *= Math.max(1, max);
       } else {
         return size;

@@ -2,7 +2,7 @@ import { parse } from '@bufbuild/cel';
 import t from 'tap';
 
 import { ASSUMED_VARIABLE_SIZE, CHARACTERS_PER_STEP, estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING, MAX_STRING_LENGTH } from '../../policy/cel/cost.ts';
-import { estimateRegexSize } from '../../policy/cel/regex-size.ts';
+import { estimateRegexSize, largestRepetitionCount, MAX_REGEX_REPETITION } from '../../policy/cel/regex-size.ts';
 import { compilePolicy, PolicyValidationError, type PolicyIssue } from '../../policy/index.ts';
 import { makeContext } from './helpers.ts';
 
@@ -167,7 +167,7 @@ t.test('matches cost grows with input and regex', async (t) => {
 });
 
 t.test('costly regular expressions rejected', async (t) => {
-  const pattern = "'(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,1000})x'";
+  const pattern = "'(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,100})x'";
   const expressions = [
     `request.path.matches(${pattern})`,
     `request.query_params.exists(p, request.path.matches(${pattern}))`,
@@ -180,6 +180,23 @@ t.test('costly regular expressions rejected', async (t) => {
     t.equal(issues.length, 1, `${expression.slice(0, 70)}: one issue`);
     t.match(issues[0], { code: 'WG_POLICY_CEL_COST', ruleId: 'r', expected: COST_EXPECTED }, expression.slice(0, 70));
   }
+});
+
+t.test('large repetition counts rejected', async (t) => {
+  const expected = `counted repetitions of at most ${MAX_REGEX_REPETITION} in a regular expression for matches(); use + or *, or a smaller count`;
+  const cases: [expression: string, got: string][] = [
+    ["request.query_params.exists(p, request.path.matches('(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,1000})x'))", '"(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,1000})x" with a repetition count of 1000'],
+    ["'abc'.matches('a{101}')", '"a{101}" with a repetition count of 101'],
+    ["'abc'.matches('(?:a{2,}){200,}')", '"(?:a{2,}){200,}" with a repetition count of 200'],
+  ];
+
+  for (const [expression, got] of cases) {
+    const issues = issuesOf(policyWith(expression));
+    t.equal(issues.length, 1, `${expression.slice(0, 70)}: one issue`);
+    t.match(issues[0], { code: 'WG_POLICY_CEL_COST', ruleId: 'r', expected, got }, expression.slice(0, 70));
+  }
+  t.same(issuesOf(policyWith(`'abc'.matches('a{1,${MAX_REGEX_REPETITION}}')`)), [], `a count of ${MAX_REGEX_REPETITION} is accepted`);
+  t.equal(largestRepetitionCount('a+b*c?'), 0, 'no counted repetition');
 });
 
 t.test('string functions count characters', async (t) => {
