@@ -3,8 +3,9 @@ import { celEnv, isCelError, parse, plan, run } from '@bufbuild/cel';
 import type { CelSource, PolicyDefinition } from '../definition.ts';
 import type { NodeReader } from '../yaml/node-reader.ts';
 import { checkExpression } from './checker.ts';
-import { estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING } from './cost.ts';
+import { estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING, type CostEstimate } from './cost.ts';
 import { compileNative } from './native.ts';
+import { largestRepetitionCount, MAX_REGEX_REPETITION } from './regex-size.ts';
 import { typeName, type CelExpr } from './types.ts';
 import { CONDITIONS_VARIABLE, POLICY_VARIABLES, type PolicyBindings } from './variables.ts';
 
@@ -67,13 +68,13 @@ export function compileConditions(reader: NodeReader, definition: PolicyDefiniti
     return body;
   });
 
-  rejectCostlyConditions(reader, definition, conditionExprs, references, inline);
+  const conditionCosts = rejectCostlyConditions(reader, definition, conditionExprs, references);
   dropConditionsWithMissingReferences(conditionExprs, references);
 
   for (const { ruleId, cel } of definition.unusedWhens) {
     reader.ruleId = ruleId;
     const checked = parseAndCheck(reader, cel, conditionNames);
-    if (checked !== undefined && [...checked.conditionRefs].every((name) => conditionExprs.has(name))) checkCost(reader, cel, inline(checked.expr));
+    if (checked !== undefined && [...checked.conditionRefs].every((name) => conditionExprs.has(name))) checkCost(reader, cel, checked.expr, conditionCosts);
     reader.ruleId = undefined;
   }
 
@@ -84,12 +85,11 @@ export function compileConditions(reader: NodeReader, definition: PolicyDefiniti
     reader.ruleId = rule.id;
     const checked = parseAndCheck(reader, rule.when, conditionNames);
     const missing = checked === undefined || [...checked.conditionRefs].some((name) => !conditionExprs.has(name));
-    const expr = missing ? undefined : inline(checked.expr);
-    const affordable = expr !== undefined && checkCost(reader, rule.when, expr);
+    const affordable = !missing && checkCost(reader, rule.when, checked.expr, conditionCosts);
     reader.ruleId = undefined;
     if (!affordable) continue;
 
-    compiled.set(rule.id, buildCondition(rule.when.expression, expr));
+    compiled.set(rule.id, buildCondition(rule.when.expression, inline(checked.expr)));
   }
 
   return compiled;
@@ -98,18 +98,28 @@ export function compileConditions(reader: NodeReader, definition: PolicyDefiniti
 /**
  * Reports every named condition whose cost, with the conditions it uses inlined, is over
  * the limits, and removes it. A condition that is over only because it uses another one
- * that is over is removed without a report of its own.
+ * that is over is removed without a report of its own. Returns the estimate of every
+ * condition, computed once each in dependency order, for the rules to use.
  */
 function rejectCostlyConditions(
   reader: NodeReader,
   definition: PolicyDefinition,
   conditionExprs: Map<string, CelExpr>,
   references: ReadonlyMap<string, ReadonlySet<string>>,
-  inline: (expr: CelExpr) => CelExpr,
-): void {
+): ReadonlyMap<string, CostEstimate> {
+  const costs = new Map<string, CostEstimate>();
   const costly = new Map<string, CostProblem>();
-  for (const [name, expr] of conditionExprs) {
-    const problem = costProblem(inline(expr));
+  const estimate = (name: string): CostEstimate => {
+    let known = costs.get(name);
+    if (known === undefined) {
+      for (const reference of references.get(name) ?? []) estimate(reference);
+      known = estimateCost(conditionExprs.get(name)!, costs);
+      costs.set(name, known);
+    }
+    return known;
+  };
+  for (const name of conditionExprs.keys()) {
+    const problem = costProblem(estimate(name));
     if (problem !== undefined) costly.set(name, problem);
   }
 
@@ -125,6 +135,8 @@ function rejectCostlyConditions(
     }
     conditionExprs.delete(condition.id);
   }
+
+  return costs;
 }
 
 interface CostProblem {
@@ -132,23 +144,26 @@ interface CostProblem {
   readonly got: string;
 }
 
-/** Reports `WG_POLICY_CEL_COST` at the start of the expression when it is over the limits; returns whether it is within them. */
-function checkCost(reader: NodeReader, cel: CelSource, expr: CelExpr): boolean {
-  const problem = costProblem(expr);
+/**
+ * Reports `WG_POLICY_CEL_COST` at the start of the expression when it is over the limits,
+ * with the named conditions it uses counted as in `conditionCosts`. Returns whether it is
+ * within them.
+ */
+function checkCost(reader: NodeReader, cel: CelSource, expr: CelExpr, conditionCosts: ReadonlyMap<string, CostEstimate>): boolean {
+  const problem = costProblem(estimateCost(expr, conditionCosts));
   if (problem !== undefined) reader.report('WG_POLICY_CEL_COST', cel.locate(0), problem.expected, problem.got);
 
   return problem === undefined;
 }
 
 /**
- * Returns what is wrong when an expression, with named conditions inlined, nests macros
- * deeper than {@link MAX_MACRO_NESTING} or has an estimated cost above
+ * Returns what is wrong when the estimate of an expression, with named conditions inlined,
+ * nests macros deeper than {@link MAX_MACRO_NESTING} or has a cost above
  * {@link MAX_ESTIMATED_COST}. Such an expression would hold up every request it is
  * evaluated for, and the health endpoint with them, because evaluation is synchronous.
  */
-function costProblem(expr: CelExpr): CostProblem | undefined {
-  const { cost, nesting } = estimateCost(expr);
-  const fix = 'iterate over fewer or shorter lists, or move list checks into match keys such as groups and paths';
+function costProblem({ cost, nesting }: CostEstimate): CostProblem | undefined {
+  const fix = 'iterate over fewer or shorter lists, use shorter regular expressions with smaller repetition counts, or move list and path checks into match keys such as groups and paths';
 
   if (nesting > MAX_MACRO_NESTING) {
     return { expected: `macros (all, exists, exists_one, map, filter) nested at most ${MAX_MACRO_NESTING} deep; ${fix}`, got: `macros nested ${nesting} deep` };
@@ -171,16 +186,28 @@ function parseAndCheck(reader: NodeReader, cel: CelSource, conditionNames: Reado
   const at = (exprId: bigint) => cel.locate(parsed.positions[exprId.toString()] ?? 0);
   for (const problem of result.problems) reader.report('WG_POLICY_CEL_TYPE', at(problem.exprId), problem.expected, problem.got);
 
+  let validPatterns = true;
   for (const { exprId: id, pattern } of result.patterns) {
     const outcome = run("''.matches(pattern)", { pattern });
-    if (isCelError(outcome)) reader.report('WG_POLICY_CEL_TYPE', at(id), 'a valid RE2 regular expression for matches()', `${JSON.stringify(pattern)} (${outcome.message})`);
+    if (isCelError(outcome)) {
+      reader.report('WG_POLICY_CEL_TYPE', at(id), 'a valid RE2 regular expression for matches()', `${JSON.stringify(pattern)} (${outcome.message})`);
+      validPatterns = false;
+      continue;
+    }
+
+    const count = largestRepetitionCount(pattern);
+    if (count > MAX_REGEX_REPETITION) {
+      const expected = `counted repetitions of at most ${MAX_REGEX_REPETITION} in a regular expression for matches(); use + or *, or a smaller count`;
+      reader.report('WG_POLICY_CEL_COST', at(id), expected, `${JSON.stringify(pattern)} with a repetition count of ${count}`);
+      validPatterns = false;
+    }
   }
 
   if (result.type.kind !== 'bool' && result.type.kind !== 'dyn' && result.problems.length === 0) {
     reader.report('WG_POLICY_CEL_TYPE', cel.locate(0), 'a CEL expression of type bool', `an expression of type ${typeName(result.type)}`);
     return undefined;
   }
-  if (result.problems.length > 0) return undefined;
+  if (result.problems.length > 0 || !validPatterns) return undefined;
 
   return { ...parsed, conditionRefs: result.conditionRefs };
 }

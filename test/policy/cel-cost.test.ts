@@ -1,11 +1,12 @@
 import { parse } from '@bufbuild/cel';
 import t from 'tap';
 
-import { ASSUMED_VARIABLE_SIZE, estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING } from '../../policy/cel/cost.ts';
+import { ASSUMED_VARIABLE_SIZE, CHARACTERS_PER_STEP, estimateCost, MAX_ESTIMATED_COST, MAX_MACRO_NESTING, MAX_STRING_LENGTH } from '../../policy/cel/cost.ts';
+import { estimateRegexSize, largestRepetitionCount, MAX_REGEX_REPETITION } from '../../policy/cel/regex-size.ts';
 import { compilePolicy, PolicyValidationError, type PolicyIssue } from '../../policy/index.ts';
 import { makeContext } from './helpers.ts';
 
-const FIX = 'iterate over fewer or shorter lists, or move list checks into match keys such as groups and paths';
+const FIX = 'iterate over fewer or shorter lists, use shorter regular expressions with smaller repetition counts, or move list and path checks into match keys such as groups and paths';
 const COST_EXPECTED = `an estimated cost of at most ${MAX_ESTIMATED_COST} steps per evaluation (a macro body counts once per element it iterates over, so nested macros multiply); ${FIX}`;
 const NESTING_EXPECTED = `macros (all, exists, exists_one, map, filter) nested at most ${MAX_MACRO_NESTING} deep; ${FIX}`;
 
@@ -128,4 +129,138 @@ t.test('documented patterns within the limits', async (t) => {
   for (const expression of expressions) {
     t.same(issuesOf(policyWith(expression)), [], expression.slice(0, 60));
   }
+});
+
+t.test('regex size estimate', async (t) => {
+  const cases: [pattern: string, size: number][] = [
+    ['a', 1],
+    ['abc', 3],
+    ['a|b', 3],
+    ['a*', 2],
+    ['a{5}', 5],
+    ['a{2,7}?', 7],
+    ['a{3,}', 4],
+    ['(?:ab){10}', 20],
+    ['(ab){10}', 40],
+    ['(?P<name>a)', 3],
+    ['(?:a{10}){10}', 100],
+    ['(?i)[\\p{Greek}\\p{Latin}]{1,1000}', 1000],
+    ['\\pL\\x{41}\\x41\\d', 4],
+    ['\\Qa{100}\\E', 6],
+    ['[]a{}[:alpha:]\\]]{3}', 3],
+    ['^/fhir/Patient/[0-9]+$', 18],
+    ['a{', 2],
+  ];
+
+  for (const [pattern, size] of cases) t.equal(estimateRegexSize(pattern), size, pattern);
+});
+
+t.test('matches cost grows with input and regex', async (t) => {
+  const single = estimate("request.path.matches('a{1,10}')").cost;
+  const large = estimate("request.path.matches('a{1,100}')").cost;
+  const literal = estimate("'/fhir/Patient/1'.matches('a{1,100}')").cost;
+
+  t.ok(single >= (10 * MAX_STRING_LENGTH) / CHARACTERS_PER_STEP, `a{1,10} over request.path counts every character (${single})`);
+  t.ok(large > 9 * single, `a{1,100} costs about ten times a{1,10} (${large}, ${single})`);
+  t.ok(literal < large / 10, `a short literal input costs less (${literal})`);
+  t.ok(estimate('request.path.matches(request.host)').cost > MAX_ESTIMATED_COST, 'a pattern that is not a literal counts as a long one');
+});
+
+t.test('costly regular expressions rejected', async (t) => {
+  const pattern = "'(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,100})x'";
+  const expressions = [
+    `request.path.matches(${pattern})`,
+    `request.query_params.exists(p, request.path.matches(${pattern}))`,
+    `request.query_params.exists(p, request.query_params.exists(q, request.path.matches(${pattern})))`,
+    "request.query_params.exists(p, request.path.matches('(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,10})x'))",
+  ];
+
+  for (const expression of expressions) {
+    const issues = issuesOf(policyWith(expression));
+    t.equal(issues.length, 1, `${expression.slice(0, 70)}: one issue`);
+    t.match(issues[0], { code: 'WG_POLICY_CEL_COST', ruleId: 'r', expected: COST_EXPECTED }, expression.slice(0, 70));
+  }
+});
+
+t.test('large repetition counts rejected', async (t) => {
+  const expected = `counted repetitions of at most ${MAX_REGEX_REPETITION} in a regular expression for matches(); use + or *, or a smaller count`;
+  const cases: [expression: string, got: string][] = [
+    ["request.query_params.exists(p, request.path.matches('(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,1000})x'))", '"(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,1000})x" with a repetition count of 1000'],
+    ["'abc'.matches('a{101}')", '"a{101}" with a repetition count of 101'],
+    ["'abc'.matches('(?:a{2,}){200,}')", '"(?:a{2,}){200,}" with a repetition count of 200'],
+  ];
+
+  for (const [expression, got] of cases) {
+    const issues = issuesOf(policyWith(expression));
+    t.equal(issues.length, 1, `${expression.slice(0, 70)}: one issue`);
+    t.match(issues[0], { code: 'WG_POLICY_CEL_COST', ruleId: 'r', expected, got }, expression.slice(0, 70));
+  }
+  t.same(issuesOf(policyWith(`'abc'.matches('a{1,${MAX_REGEX_REPETITION}}')`)), [], `a count of ${MAX_REGEX_REPETITION} is accepted`);
+  t.equal(largestRepetitionCount('a+b*c?'), 0, 'no counted repetition');
+});
+
+t.test('string functions count characters', async (t) => {
+  const perString = MAX_STRING_LENGTH / CHARACTERS_PER_STEP;
+  const expressions: [expression: string, minimum: number][] = [
+    ["request.path.contains('x')", perString],
+    ['size(request.path) > 1', perString],
+    ["request.path.startsWith(request.host)", perString],
+    ["request.path.endsWith(request.host)", perString],
+    ["(request.path + request.host).contains('x')", 3 * perString],
+    ["request.query_params.exists(p, p.contains('x'))", 32 * perString],
+  ];
+
+  for (const [expression, minimum] of expressions) {
+    const cost = estimate(expression).cost;
+    t.ok(cost >= minimum, `${expression}: ${cost} >= ${minimum}`);
+  }
+  t.ok(estimate("'abc'.contains('b') && 'abc'.startsWith('a') && size('abc') == 3").cost < 20, 'short literals cost a few steps');
+  t.ok(estimate("request.path.startsWith('/fhir')").cost < 10, 'startsWith reads at most the prefix');
+  t.ok(estimate('1 + 2 == 3').cost < 10, 'adding numbers reads no characters');
+});
+
+t.test('regular expressions in examples within the limits', async (t) => {
+  const expressions = [
+    "request.method == 'GET' && request.host.startsWith('ehr.') && request.path.matches('^/fhir/Patient/[0-9]+$') && request.ip == '127.0.0.1'",
+    "request.path.matches('(?i)(?:[\\\\p{Greek}\\\\p{Latin}]{1,10})x')",
+    "request.ip.startsWith('10.30.')",
+    "request.path.startsWith('/fhir/Observation')",
+  ];
+
+  for (const expression of expressions) {
+    t.same(issuesOf(policyWith(expression)), [], expression.slice(0, 60));
+  }
+});
+
+/** Returns named conditions `c1` to `cN` where each `c<i>` is `c<i-1> && c<i-1>`. */
+function chainedConditions(length: number): string {
+  let conditions = 'conditions:\n  c1: "risk > 0.5"\n';
+  for (let i = 2; i <= length; i++) conditions += `  c${i}: "conditions.c${i - 1} && conditions.c${i - 1}"\n`;
+  return conditions;
+}
+
+t.test('chained conditions estimated once each', async (t) => {
+  const started = performance.now();
+  const issues = issuesOf(policyWith('conditions.c22', chainedConditions(22)));
+  const elapsed = performance.now() - started;
+
+  t.ok(elapsed < 500, `validation took ${elapsed.toFixed(0)} ms, linear in the number of conditions`);
+  t.equal(issues.length, 1, 'only the first condition over the limit is reported');
+  t.match(issues[0], { code: 'WG_POLICY_CEL_COST', ruleId: 'conditions.c16', expected: COST_EXPECTED });
+  t.equal(issues[0]!.got, `an estimated cost of ${2 ** 17 - 1} steps`, 'the estimate counts c1 once per evaluation, 2^15 times');
+});
+
+t.test('long condition chain validated quickly', async (t) => {
+  const started = performance.now();
+  const issues = issuesOf(policyWith('conditions.c2000', chainedConditions(2000)));
+
+  t.ok(performance.now() - started < 2000, 'validation of 2000 chained conditions finishes');
+  t.match(issues, [{ code: 'WG_POLICY_CEL_COST', ruleId: 'conditions.c16' }]);
+});
+
+t.test('chain under the limit evaluated', async (t) => {
+  const policy = compilePolicy(policyWith('conditions.c15', chainedConditions(15)), 'cost.yaml');
+
+  t.equal(policy.decide(makeContext({ risk: 0.9 })).rule, 'r', 'a chain of 15 is accepted and matches');
+  t.not(policy.decide(makeContext({ risk: 0.1 })).rule, 'r', 'and does not match when c1 is false');
 });
