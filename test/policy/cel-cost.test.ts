@@ -240,21 +240,18 @@ function chainedConditions(length: number): string {
 }
 
 t.test('chained conditions estimated once each', async (t) => {
-  const started = performance.now();
   const issues = issuesOf(policyWith('conditions.c22', chainedConditions(22)));
-  const elapsed = performance.now() - started;
 
-  t.ok(elapsed < 500, `validation took ${elapsed.toFixed(0)} ms, linear in the number of conditions`);
   t.equal(issues.length, 1, 'only the first condition over the limit is reported');
   t.match(issues[0], { code: 'WG_POLICY_CEL_COST', ruleId: 'conditions.c16', expected: COST_EXPECTED });
   t.equal(issues[0]!.got, `an estimated cost of ${2 ** 17 - 1} steps`, 'the estimate counts c1 once per evaluation, 2^15 times');
 });
 
-t.test('long condition chain validated quickly', async (t) => {
-  const started = performance.now();
+t.test('long condition chain validated', async (t) => {
+  // An estimator that visits each use of a condition would take 2^2000 steps here and never
+  // finish, so the test would run into tap's timeout.
   const issues = issuesOf(policyWith('conditions.c2000', chainedConditions(2000)));
 
-  t.ok(performance.now() - started < 2000, 'validation of 2000 chained conditions finishes');
   t.match(issues, [{ code: 'WG_POLICY_CEL_COST', ruleId: 'conditions.c16' }]);
 });
 
