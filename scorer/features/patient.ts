@@ -177,10 +177,10 @@ function patientReferenceIds(reference: string): string[] {
 }
 
 /**
- * Kind of search parameter by what its values contain: `ids` are bare patient ids or
- * references, `data` describes a patient without naming one (`subject:Patient.name`), `boolean`
- * is `true` or `false` (`patient:missing`), and the values of `other` name a patient only in a
- * `Patient/{id}` reference.
+ * Kind of search parameter by what its values contain. `ids` are bare patient ids or
+ * references. `data` describes a patient without naming one (`subject:Patient.name`).
+ * `boolean` is `true` or `false` (`patient:missing`). The values of `other` name a patient
+ * only in a `Patient/{id}` reference.
  */
 export type PatientParameterKind = 'ids' | 'data' | 'boolean' | 'other';
 

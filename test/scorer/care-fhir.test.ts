@@ -114,7 +114,7 @@ async function slowPagingFhir(t: Test) {
     const page = Number(url.searchParams.get('page') ?? 1);
     const next = new URL(url);
     next.searchParams.set('page', String(page + 1));
-    // From the fourth page on the server does not answer, so a page is still pending when the
+    // From the fourth page on the server sends no response, so a page is still pending when the
     // 500 ms deadline passes, however slowly the first pages went on a loaded machine.
     const delay = page < 4 ? 100 : 60_000;
     const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(searchset([], `${next.pathname}${next.search}`))), delay);
