@@ -4,8 +4,8 @@ Commands:
   demo                         Run the demo: IdP, clinical app and Wardgate on https://localhost:8443
   start --config FILE          Run Wardgate with a configuration file
   certs dev [--dir DIR]        Create a local CA and a server certificate for development
-  certs client NAME [--uri URI]  Issue a device (mTLS) certificate from the development CA
-  certs crl [--revoke FILE]... Write a CRL of the development CA
+  certs client NAME [--uri URI] [--dir DIR]  Issue a device (mTLS) certificate from the development CA
+  certs crl [--revoke FILE]... [--dir DIR]   Write a CRL of the development CA
   policy validate FILE...      Check policy files and print every error with file:line:column
   replay FILE [options]        Decide a recorded access log through the live decision path
   review list|show|label       Work the review queue: list pending entries, show one, label it
@@ -27,7 +27,7 @@ const COMMANDS: Record<string, Command> = {
   certs: async (argv, out, err) => {
     if (argv[0] === 'client' || argv[0] === 'crl') return (await import('../../certs/device-cli.ts')).runDeviceCertsCommand(argv, out, err);
     if (argv[0] === '--help' || argv[0] === '-h') {
-      out.write('Usage: wardgate certs dev|client|crl [options]\n\n  certs dev [--dir DIR] [--host H]...   create a development CA and server certificate\n  certs client NAME [--uri URI]         issue a device (mTLS) certificate from that CA\n  certs crl [--revoke FILE]...          write a CRL of that CA\n\nRun "wardgate certs SUBCOMMAND --help" for its options.\n');
+      out.write('Usage: wardgate certs dev|client|crl [options]\n\n  certs dev [--dir DIR] [--host H]...   create a development CA and server certificate\n  certs client NAME [--uri URI] [--dir DIR]  issue a device (mTLS) certificate from that CA\n  certs crl [--revoke FILE]... [--dir DIR]   write a CRL of that CA\n\nRun "wardgate certs SUBCOMMAND --help" for its options.\n');
       return 0;
     }
     if (argv[0] !== 'dev') return usageError(err, `unknown certs subcommand ${JSON.stringify(argv[0] ?? '')}; expected "certs dev", "certs client" or "certs crl"`);
