@@ -307,7 +307,7 @@ function assertRedisUrl(url: string, option: string): void {
 
 /**
  * Opens the audit trail for label records: its own chain (`review_<host>`) in the proxy's
- * audit folder, so it never waits for the lock of a running instance.
+ * audit folder. Its lock is not the lock of a running instance, so labelling does not wait for one.
  */
 function openLabelTrail(folders: NonNullable<Target['audit']>, open: typeof openAuditTrail): Promise<AuditTrail> {
   const defaults = defaultAuditConfig(folders.dir);

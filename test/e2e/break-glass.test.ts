@@ -7,7 +7,7 @@ import { PatientFieldPseudonymizer } from '../../proxy/audit/patient-fields.ts';
 import { sha256 } from '../../proxy/break-glass/store.ts';
 import type { AuditEntry, AuditPort, PolicyPort } from '../../proxy/ports.ts';
 import { PatientPseudonymizer } from '../../scorer/features/patient.ts';
-import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
+import { Browser, rawRequest, REDIS_URL, shortenGrant, signIn, startTestStack, waitForSpan, type TestStack } from './support.ts';
 import type { BrowserResponse } from '../identity/helpers.ts';
 import { waitUntil } from '../wait.ts';
 
@@ -393,64 +393,48 @@ t.test('escalations go to the review stream', async (t) => {
   for (const entry of entries) t.notMatch(JSON.stringify(entry), /p-000\d/, 'no patient id in clear');
 });
 
-t.test('a WebSocket opened under a grant closes when the grant expires', async (t) => {
+/** Signs the nurse in, claims a grant on the route if none is active, and shortens it (`shortenGrant`). */
+async function nurseWithShortGrant(t: Test, patient: string): Promise<Browser> {
   const browser = await signedIn('nurse');
-  const page = await browser.request(`${stack.url}/fhir/Observation?patient=p-0013`);
+  const page = await browser.request(`${stack.url}/fhir/Observation?patient=${patient}`);
   if (page.status === 403) {
     const form = { offer: hidden(page, 'offer'), csrf: hidden(page, 'csrf'), reason_code: 'emergency_care', justification };
     t.equal((await browser.request(`${stack.url}/.wardgate/break-glass`, { form })).status, 303);
   }
-  // The grant now expires 300 ms after the stack's clock, which does not advance until the test sets it.
-  const redis = new Redis(REDIS_URL);
-  t.teardown(() => redis.disconnect());
-  const subject = stack.idp.accounts.find((account) => account.username === 'nurse')!.subject;
-  const key = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256('ehr').slice(0, 16)}`;
-  const stored = await redis.get(key);
-  t.ok(stored, 'the grant is in the store');
-  await redis.set(key, JSON.stringify({ ...JSON.parse(stored!), expires_at: stack.clock.now + 300 }), 'KEEPTTL');
-  const savedClock = stack.clock.now;
-  t.teardown(async () => {
-    stack.clock.now = savedClock;
-    await redis.del(key);
-  });
+
+  await shortenGrant(t, stack, 'nurse');
+  return browser;
+}
+
+/** Resolves true once `socket` closes, or false after 30 s. */
+function closesWithin30s(socket: tls.TLSSocket): Promise<boolean> {
+  const closed = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
+  return Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+}
+
+t.test('a WebSocket opened under a grant closes when the grant expires', async (t) => {
+  const browser = await nurseWithShortGrant(t, 'p-0013');
 
   const { socket, head } = await openUpgrade(t, browser, '/ws?restricted=1');
   t.match(head, /^HTTP\/1\.1 101 /, 'the grant lets the WebSocket open');
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const closed = closesWithin30s(socket);
 
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   t.equal(socket.destroyed, false, 'the socket stays open while the grant is active at its deadline');
   stack.clock.now += 1_000;
-  t.ok(await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]), 'the socket closes once the grant has expired');
+  t.ok(await closed, 'the socket closes once the grant has expired');
 });
 
 t.test('a WebSocket that a rule allows only under a grant closes at its expiry', async (t) => {
-  const browser = await signedIn('nurse');
-  const page = await browser.request(`${stack.url}/fhir/Observation?patient=p-0014`);
-  if (page.status === 403) {
-    const form = { offer: hidden(page, 'offer'), csrf: hidden(page, 'csrf'), reason_code: 'emergency_care', justification };
-    t.equal((await browser.request(`${stack.url}/.wardgate/break-glass`, { form })).status, 303);
-  }
-  const redis = new Redis(REDIS_URL);
-  t.teardown(() => redis.disconnect());
-  const subject = stack.idp.accounts.find((account) => account.username === 'nurse')!.subject;
-  const key = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256('ehr').slice(0, 16)}`;
-  const stored = await redis.get(key);
-  t.ok(stored, 'the grant is in the store');
-  await redis.set(key, JSON.stringify({ ...JSON.parse(stored!), expires_at: stack.clock.now + 300 }), 'KEEPTTL');
-  const savedClock = stack.clock.now;
-  t.teardown(async () => {
-    stack.clock.now = savedClock;
-    await redis.del(key);
-  });
+  const browser = await nurseWithShortGrant(t, 'p-0014');
 
   const grantOnly = await openUpgrade(t, browser, '/ws?grant_only=1');
   const ordinary = await openUpgrade(t, browser, '/ws');
   t.match(grantOnly.head, /^HTTP\/1\.1 101 /, 'the rule allows the WebSocket under the grant');
   t.match(ordinary.head, /^HTTP\/1\.1 101 /, 'a WebSocket that needs no grant opens too');
-  const closed = new Promise<void>((resolve) => grantOnly.socket.once('close', () => resolve()));
+  const closed = closesWithin30s(grantOnly.socket);
 
   stack.clock.now += 1_000;
-  t.ok(await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]), 'the grant-only socket closes once the grant has expired');
+  t.ok(await closed, 'the grant-only socket closes once the grant has expired');
   t.equal(await waitUntil(() => ordinary.socket.destroyed, 2_000), false, 'the socket that needs no grant stays open');
 });

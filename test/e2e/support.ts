@@ -10,6 +10,8 @@ import { pino } from 'pino';
 import { startDemoStack, type DemoStack, type DemoStackOptions } from '../../demo/demo-stack.ts';
 import { Browser, type BrowserResponse } from '../identity/helpers.ts';
 import { waitUntil } from '../wait.ts';
+import { sha256 } from '../../proxy/break-glass/store.ts';
+import type { Test } from 'tap';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -145,3 +147,23 @@ export function atDaytime(stack: TestStack): () => void {
 }
 
 export { Browser };
+
+/**
+ * Moves the break-glass grant of `username` on `routeId` to expire 300 ms after the stack's
+ * clock, which does not advance until the test sets it. Teardown restores the clock and
+ * deletes the grant.
+ */
+export async function shortenGrant(t: Test, stack: TestStack, username: string, routeId = 'ehr'): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.disconnect());
+  const subject = stack.idp.accounts.find((account) => account.username === username)!.subject;
+  const key = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256(routeId).slice(0, 16)}`;
+  const stored = await redis.get(key);
+  t.ok(stored, 'the grant is in the store');
+  await redis.set(key, JSON.stringify({ ...JSON.parse(stored!), expires_at: stack.clock.now + 300 }), 'KEEPTTL');
+  const savedClock = stack.clock.now;
+  t.teardown(async () => {
+    stack.clock.now = savedClock;
+    await redis.del(key);
+  });
+}

@@ -2,13 +2,11 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { Decision, DecisionContext } from '../../policy/decision.ts';
-import { sha256 } from '../../proxy/break-glass/store.ts';
 import type { PolicyPort } from '../../proxy/ports.ts';
 import { waitUntil } from '../wait.ts';
-import { Browser, rawRequest, REDIS_URL, signIn, startTestStack, type TestStack } from './support.ts';
+import { Browser, rawRequest, shortenGrant, signIn, startTestStack, type TestStack } from './support.ts';
 
 // When Wardgate destroys a client's WebSocket itself, the upstream connection behind it must close too.
 
@@ -138,19 +136,7 @@ t.test('grant expiry closes the upstream WebSocket', async (t) => {
   const form = { offer: field('offer'), csrf: field('csrf'), reason_code: 'emergency_care', justification: 'Patient arrived unconscious in the emergency department; I am the treating nurse.' };
   t.equal((await browser.request(`${stack.url}/.wardgate/break-glass`, { form })).status, 303, 'the grant is issued');
 
-  // The grant now expires 300 ms after the stack's clock, which does not advance until the test sets it.
-  const redis = new Redis(REDIS_URL);
-  t.teardown(() => redis.disconnect());
-  const subject = stack.idp.accounts.find((account) => account.username === 'nurse')!.subject;
-  const key = `${stack.keyPrefix}kv:bg:grant:${sha256(subject).slice(0, 32)}:${sha256('ehr').slice(0, 16)}`;
-  const stored = await redis.get(key);
-  t.ok(stored, 'the grant is in the store');
-  await redis.set(key, JSON.stringify({ ...JSON.parse(stored!), expires_at: stack.clock.now + 300 }), 'KEEPTTL');
-  const savedClock = stack.clock.now;
-  t.teardown(async () => {
-    stack.clock.now = savedClock;
-    await redis.del(key);
-  });
+  await shortenGrant(t, stack, 'nurse');
 
   const { socket, upstreamSocket } = await openWebSocket(t, browser, '/ws?restricted=1');
   t.equal(upstreamSocket.closed, false, 'the upstream socket is open while the grant is active');

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { DEFAULT_OVERSIGHT_CONFIG } from '../../proxy/break-glass/config.ts';
 import { Oversight } from '../../proxy/break-glass/oversight.ts';
 import type { Principal } from '../../proxy/identity/principal.ts';
@@ -10,8 +10,10 @@ import { waitUntil } from '../wait.ts';
 const log = pino({ level: 'silent' });
 const nurse: Principal = { subject: 'nurse-7', groups: ['nursing'], method: 'session' };
 
-/** Builds an Oversight over `store` with a clock that moves only when the test moves it. */
-function oversightWith(store: MemoryKeyValueStore) {
+/** Builds an Oversight over a new in-process store, with a clock that moves only when the test moves it. */
+function oversightWith(t: Test) {
+  const store = new MemoryKeyValueStore();
+  t.teardown(() => store.close());
   const clock = { now: 1_000_000 };
   const oversight = new Oversight({
     store,
@@ -21,7 +23,7 @@ function oversightWith(store: MemoryKeyValueStore) {
     now: () => clock.now,
     logger: log,
   });
-  return { oversight, clock };
+  return { oversight, clock, store };
 }
 
 async function grant(oversight: Oversight, expiresAt: number): Promise<void> {
@@ -31,9 +33,7 @@ async function grant(oversight: Oversight, expiresAt: number): Promise<void> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 t.test('expired grant closes the socket', async (t) => {
-  const store = new MemoryKeyValueStore();
-  t.teardown(() => store.close());
-  const { oversight, clock } = oversightWith(store);
+  const { oversight, clock } = oversightWith(t);
   await grant(oversight, clock.now + 100);
   const socket = new PassThrough();
 
@@ -45,9 +45,7 @@ t.test('expired grant closes the socket', async (t) => {
 });
 
 t.test('renewed grant moves the deadline', async (t) => {
-  const store = new MemoryKeyValueStore();
-  t.teardown(() => store.close());
-  const { oversight, clock } = oversightWith(store);
+  const { oversight, clock } = oversightWith(t);
   await grant(oversight, clock.now + 100);
   const socket = new PassThrough();
 
@@ -62,9 +60,7 @@ t.test('renewed grant moves the deadline', async (t) => {
 });
 
 t.test('failed grant lookup closes the socket', async (t) => {
-  const store = new MemoryKeyValueStore();
-  t.teardown(() => store.close());
-  const { oversight, clock } = oversightWith(store);
+  const { oversight, clock, store } = oversightWith(t);
   await grant(oversight, clock.now + 60_000);
   store.get = async () => {
     throw new Error('store unavailable');
@@ -76,9 +72,7 @@ t.test('failed grant lookup closes the socket', async (t) => {
 });
 
 t.test('grant of another route does not keep the socket open', async (t) => {
-  const store = new MemoryKeyValueStore();
-  t.teardown(() => store.close());
-  const { oversight, clock } = oversightWith(store);
+  const { oversight, clock } = oversightWith(t);
   await grant(oversight, clock.now + 60_000);
   const socket = new PassThrough();
 
