@@ -173,7 +173,7 @@ export async function startWardgate(config: WardgateConfig, options: StartOption
         ...(policies.shadow && { shadow_policy: policies.shadowHealth() }),
         model: scoring.modelHealth(),
         care: scoring.careHealth(),
-        review: stores.kind === 'redis' ? { failed_writes: oversight.reviewFailures } : { disabled: 'the review queue needs Redis' },
+        review: stores.kind === 'redis' ? { failed_writes: oversight.reviewFailures, limited_entries: oversight.reviewLimitedEntries } : { disabled: 'the review queue needs Redis' },
         // The status stays ok while audit writes fail, because a restart would lose the queued records.
         audit: audit.health(),
       }),

@@ -9,6 +9,8 @@ export interface ReviewConfig {
   readonly stream_max_length: number;
   /** Seconds a benign label keeps a user's pattern from being flagged again. */
   readonly benign_ttl: number;
+  /** Maximum decision entries queued per user and UTC hour. Break-glass claims are not limited. */
+  readonly max_entries_per_user_hour: number;
 }
 
 /** `break_glass:` in the configuration file. */
@@ -36,7 +38,7 @@ export interface OversightConfig {
 export const DEFAULT_NOTICE = 'Access to this record is logged and may be reviewed by the privacy office. Open records only when you are involved in the patient\'s care.';
 
 export const DEFAULT_OVERSIGHT_CONFIG: OversightConfig = Object.freeze({
-  review: Object.freeze({ threshold: 0.7, stream_max_length: 100_000, benign_ttl: 30 * 86_400 }),
+  review: Object.freeze({ threshold: 0.7, stream_max_length: 100_000, benign_ttl: 30 * 86_400, max_entries_per_user_hour: 500 }),
   break_glass: Object.freeze({ justification_min_length: 20, justification_max_length: 1000, offer_ttl: 900 }),
   notify: Object.freeze({ message: DEFAULT_NOTICE, acknowledgement_ttl: 12 * 3600 }),
 });
@@ -44,7 +46,7 @@ export const DEFAULT_OVERSIGHT_CONFIG: OversightConfig = Object.freeze({
 /** Reads the `review`, `break_glass` and `notify` sections, each optional, reporting bad values through `reader`. */
 export function readOversightConfig(reader: OptionReader, top: Map<string, Node>): OversightConfig {
   const defaults = DEFAULT_OVERSIGHT_CONFIG;
-  const review = optionalMap(reader, top.get('review'), 'review', ['threshold', 'stream_max_length', 'benign_ttl']);
+  const review = optionalMap(reader, top.get('review'), 'review', ['threshold', 'stream_max_length', 'benign_ttl', 'max_entries_per_user_hour']);
   const breakGlass = optionalMap(reader, top.get('break_glass'), 'break_glass', ['justification_min_length', 'justification_max_length', 'offer_ttl']);
   const notify = optionalMap(reader, top.get('notify'), 'notify', ['message', 'acknowledgement_ttl']);
 
@@ -63,6 +65,7 @@ export function readOversightConfig(reader: OptionReader, top: Map<string, Node>
       threshold: readFraction(reader, review.get('threshold'), 'review.threshold', defaults.review.threshold),
       stream_max_length: reader.integer(review.get('stream_max_length'), 'review.stream_max_length', 100, 10_000_000, defaults.review.stream_max_length),
       benign_ttl: reader.integer(review.get('benign_ttl'), 'review.benign_ttl', 60, 366 * 86_400, defaults.review.benign_ttl),
+      max_entries_per_user_hour: reader.integer(review.get('max_entries_per_user_hour'), 'review.max_entries_per_user_hour', 10, 1_000_000, defaults.review.max_entries_per_user_hour),
     },
     break_glass: {
       justification_min_length: minLength,

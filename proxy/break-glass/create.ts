@@ -42,7 +42,7 @@ export function createOversight(input: {
     patientPaths: compilePatientPaths((input.config.scorer ?? SCORER_DEFAULTS).patient_paths, 'scorer.patient_paths'),
     ...(input.redis
       ? {
-          review: new ReviewQueue(input.redis, { prefix, maxLength: config.review.stream_max_length, logger: input.logger }),
+          review: new ReviewQueue(input.redis, { prefix, maxLength: config.review.stream_max_length, maxEntriesPerUserHour: config.review.max_entries_per_user_hour, logger: input.logger }),
           benign: new BenignPatterns(input.redis, prefix),
         }
       : {}),

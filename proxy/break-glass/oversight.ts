@@ -92,6 +92,11 @@ export class Oversight {
     return this.options.review?.failures ?? 0;
   }
 
+  /** Number of decision entries not queued since start-up because their user reached the hourly limit. */
+  get reviewLimitedEntries(): number {
+    return this.options.review?.limitedEntries ?? 0;
+  }
+
   /**
    * Looks up whether the caller has an emergency access on the route and whether the
    * request's pattern was labelled benign. A store failure counts as "no" (fail closed) and is

@@ -350,7 +350,10 @@ function writeList(out: NodeJS.WritableStream, entries: readonly StoredReviewEnt
 }
 
 function row(id: string, entry: ReviewEntry): string[] {
-  const action = entry.kind === 'break_glass' ? 'break_glass (claimed)' : entry.action;
+  let action: string = entry.action;
+  if (entry.kind === 'break_glass') action = 'break_glass (claimed)';
+  // The user's later decisions of that hour are in the audit trail only.
+  else if (entry.user_hour_limit !== undefined) action = `${entry.action} (hour limit)`;
   return [id, new Date(entry.time).toISOString(), entry.user, entry.route, action, entry.risk.toFixed(3), entry.rule];
 }
 

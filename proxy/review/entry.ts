@@ -28,6 +28,8 @@ export interface ReviewEntry {
   readonly risk: number;
   readonly top_features: readonly Contribution[];
   readonly model_version?: string;
+  /** Set on the decision entry that reached `review.max_entries_per_user_hour`: later ones of the user's hour are not queued. */
+  readonly user_hour_limit?: number;
   /** Break-glass claims only. */
   readonly break_glass?: { readonly reason_code: string; readonly justification: string; readonly ttl: number; readonly expires_at: number };
 }

@@ -30,6 +30,11 @@ export interface ReviewQueueOptions {
   readonly prefix: string;
   /** Approximate maximum stream length (XADD MAXLEN ~). */
   readonly maxLength: number;
+  /**
+   * Decision entries that `enqueue` writes per user and UTC hour (default: no limit). The
+   * entry that reaches the limit carries `user_hour_limit`. Break-glass claims are never limited.
+   */
+  readonly maxEntriesPerUserHour?: number;
   readonly logger?: Logger;
 }
 
@@ -37,6 +42,9 @@ export interface ReviewQueueOptions {
 const LABEL_TTL_S = 365 * 86_400;
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 const DELIVER_BATCH = 500;
+const HOUR_MS = 3_600_000;
+/** Seconds a per-user hourly counter lives: its hour and the next, for clocks that differ between instances. */
+const USER_HOUR_COUNTER_TTL_S = 2 * 3600;
 /** Deletes KEYS[1] when it contains ARGV[1] or is gone (returns 1), and keeps any other value (returns 0). */
 const REMOVE_LABEL_SCRIPT = `local current = redis.call('GET', KEYS[1])
 if current == false then return 1 end
@@ -53,9 +61,11 @@ export class ReviewQueue {
   readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #maxLength: number;
+  readonly #maxEntriesPerUserHour: number;
   readonly #logger: Logger | undefined;
   #group: Promise<void> | undefined;
   #failures = 0;
+  #limited = 0;
 
   constructor(redis: RedisClient, options: ReviewQueueOptions) {
     if (!Number.isSafeInteger(options.maxLength) || options.maxLength < 1) {
@@ -63,7 +73,12 @@ export class ReviewQueue {
     }
     this.#redis = redis;
     this.#prefix = options.prefix;
+    const perUserHour = options.maxEntriesPerUserHour ?? Number.POSITIVE_INFINITY;
+    if (perUserHour !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(perUserHour) || perUserHour < 1)) {
+      throw new ReviewError('WG_REVIEW_INVALID_OPTION', `Option review.max_entries_per_user_hour must be a positive integer, received ${String(perUserHour)}.`);
+    }
     this.#maxLength = options.maxLength;
+    this.#maxEntriesPerUserHour = perUserHour;
     this.#logger = options.logger;
   }
 
@@ -77,14 +92,51 @@ export class ReviewQueue {
     return this.#failures;
   }
 
-  /** Appends an entry without waiting for Redis; a failure is counted and logged (first and every 100th). */
+  /** Number of decision entries not written since start-up because their user had reached the hourly limit. */
+  get limitedEntries(): number {
+    return this.#limited;
+  }
+
+  /**
+   * Appends an entry without waiting for Redis; a failure is counted and logged (first and
+   * every 100th). Decision entries beyond the user's hourly limit are counted, not written,
+   * so that one user's flood of blocked requests cannot trim other entries, such as their own
+   * break-glass claim, out of the stream. The audit trail still records every decision.
+   */
   enqueue(entry: ReviewEntry): void {
-    void this.add(entry).catch((error: unknown) => {
+    void this.#addWithinLimit(entry).catch((error: unknown) => {
       this.#failures += 1;
       if (this.#failures === 1 || this.#failures % 100 === 0) {
         this.#logger?.error({ err: error, failures: this.#failures, trace_id: entry.trace_id }, 'review entry could not be written to Redis; it is lost');
       }
     });
+  }
+
+  async #addWithinLimit(entry: ReviewEntry): Promise<void> {
+    if (entry.kind === 'break_glass' || this.#maxEntriesPerUserHour === Number.POSITIVE_INFINITY) {
+      await this.add(entry);
+      return;
+    }
+    const limit = this.#maxEntriesPerUserHour;
+    const count = await this.#countUserHour(entry.user, entry.time);
+    if (count <= limit) {
+      await this.add(count === limit ? { ...entry, user_hour_limit: limit } : entry);
+      return;
+    }
+    this.#limited += 1;
+    if (count === limit + 1) {
+      this.#logger?.warn({ user: entry.user, trace_id: entry.trace_id, limit }, 'review entries of this user reached the hourly limit; later decisions this hour are only in the audit trail');
+    }
+  }
+
+  /** Counts one decision entry for the user in the UTC hour of `time` and returns the hour's count so far. */
+  async #countUserHour(user: string, time: number): Promise<number> {
+    // Hash-tagged like the benign patterns, so one user's review keys share a Cluster slot.
+    const key = `${this.#prefix}review:count:{${digest(user)}}:${Math.floor(time / HOUR_MS)}`;
+    const results = await this.#redis.multi().incr(key).expire(key, USER_HOUR_COUNTER_TTL_S).exec();
+    const [error, count] = results?.[0] ?? [new Error(`the MULTI on ${key} was aborted`), null];
+    if (error) throw error;
+    return Number(count);
   }
 
   /** Appends an entry and returns its stream id; rejects when Redis fails. */

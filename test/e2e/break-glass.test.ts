@@ -381,8 +381,9 @@ t.test('step-up page also offers break-glass', async (t) => {
 });
 
 t.test('health counts no lost review entries', async (t) => {
-  const health = JSON.parse((await rawRequest(stack, '/.wardgate/health')).body) as { review: { failed_writes: number } };
+  const health = JSON.parse((await rawRequest(stack, '/.wardgate/health')).body) as { review: { failed_writes: number; limited_entries: number } };
   t.equal(health.review.failed_writes, 0);
+  t.equal(health.review.limited_entries, 0, 'no user reached the hourly limit of review entries');
 });
 
 t.test('escalations go to the review stream', async (t) => {

@@ -156,6 +156,12 @@ t.test('review queue on a Cluster', async (t) => {
   t.same(await queue.pending('cli-test'), [], 'a labelled entry leaves the pending list');
   t.equal(await queue.removeLabel(label), true, 'the compare-and-delete script runs on a Cluster');
   t.equal((await queue.get(id)).label, undefined, 'the label is removed');
+
+  const limited = new ReviewQueue(redis, { prefix: 'wgtest:cluster:limit:', maxLength: 100, maxEntriesPerUserHour: 2 });
+  for (let i = 0; i < 4; i++) limited.enqueue({ ...entry, trace_id: String(i).repeat(32) });
+  t.ok(await waitUntil(() => limited.limitedEntries === 2 && limited.failures === 0), 'the per-user hour counter runs on a Cluster');
+  t.equal(await redis.xlen(limited.streamKey), 2);
+  await redis.del(limited.streamKey);
 });
 
 t.test('the demo stack runs on a Cluster', async (t) => {

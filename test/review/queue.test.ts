@@ -5,6 +5,7 @@ import { ReviewError } from '../../proxy/review/errors.ts';
 import { BenignPatterns, ReviewQueue } from '../../proxy/review/queue.ts';
 import { PatientTargetPseudonymizer } from '../../proxy/patient-target.ts';
 import { deletePrefix, REDIS_URL, sampleEntry, testPrefix } from './helpers.ts';
+import { waitUntil } from '../wait.ts';
 
 const redis = new Redis(REDIS_URL);
 const prefix = testPrefix();
@@ -61,6 +62,30 @@ t.test('enqueue survives a Redis outage', async (t) => {
   t.equal(queue.failures, 2);
   t.equal(logged.length, 1, 'the first failure is logged, repeats are only counted');
   dead.disconnect();
+});
+
+t.test('decision entries limited per user hour', async (t) => {
+  const warnings: unknown[] = [];
+  const logger = { warn: (...args: unknown[]) => warnings.push(args), error: () => {} } as unknown as import('pino').Logger;
+  const queue = new ReviewQueue(redis, { prefix: `${prefix}f:`, maxLength: 1000, maxEntriesPerUserHour: 3, logger });
+  const hour = Date.UTC(2026, 11, 5, 10);
+
+  for (let i = 0; i < 6; i++) queue.enqueue(sampleEntry({ user: 'flooder', time: hour + i, trace_id: `flood-${i}` }));
+  queue.enqueue(sampleEntry({ user: 'colleague', time: hour + 10, trace_id: 'colleague-0' }));
+  queue.enqueue(sampleEntry({ kind: 'break_glass', action: 'break_glass', user: 'flooder', time: hour + 20, trace_id: 'claim-0' }));
+  queue.enqueue(sampleEntry({ user: 'flooder', time: hour + 3_600_000, trace_id: 'next-hour-0' }));
+  t.ok(await waitUntil(async () => (await redis.xlen(queue.streamKey)) === 6 && queue.limitedEntries === 3), 'six entries written and three limited');
+
+  const entries = (await queue.pending('cli-test')).map(({ entry }) => entry);
+  t.same(entries.map((entry) => entry.trace_id).sort(), ['claim-0', 'colleague-0', 'flood-0', 'flood-1', 'flood-2', 'next-hour-0'], 'three of the flood, the claim, the colleague and the next hour are queued');
+  t.equal(entries.find((entry) => entry.trace_id === 'flood-2')?.user_hour_limit, 3, 'the entry that reaches the limit says so');
+  t.equal(entries.find((entry) => entry.trace_id === 'flood-1')?.user_hour_limit, undefined);
+  t.equal(queue.limitedEntries, 3);
+  t.equal(warnings.length, 1, 'the limit is logged once per user hour');
+});
+
+t.test('invalid max_entries_per_user_hour', async (t) => {
+  t.throws(() => new ReviewQueue(redis, { prefix, maxLength: 100, maxEntriesPerUserHour: 0 }), new ReviewError('WG_REVIEW_INVALID_OPTION', 'Option review.max_entries_per_user_hour must be a positive integer, received 0.'));
 });
 
 t.test('invalid stream_max_length', async (t) => {

@@ -41,6 +41,14 @@ t.test('list shows pending entries', async (t) => {
   t.match(result.out, new RegExp(`${id}\\s+2026-12-04T21:00:00.000Z\\s+demo-list\\s+ehr\\s+step_up\\s+0.813\\s+step-up-unusual`));
 });
 
+t.test('list marks the hour limit', async (t) => {
+  const id = await queue.add(sampleEntry({ user: 'demo-limited', action: 'block', user_hour_limit: 500 }));
+  const result = await review(['list', ...target]);
+
+  t.equal(result.code, 0);
+  t.match(result.out, new RegExp(`${id}\\s+\\S+\\s+demo-limited\\s+ehr\\s+block \\(hour limit\\)\\s+0.820`));
+});
+
 t.test('show prints the explanation', async (t) => {
   const id = await queue.add(sampleEntry({ user: 'demo-show' }));
   const result = await review(['show', id, ...target]);
