@@ -9,7 +9,7 @@ export interface ReviewConfig {
   readonly stream_max_length: number;
   /** Seconds a benign label keeps a user's pattern from being flagged again. */
   readonly benign_ttl: number;
-  /** Maximum decision entries queued per user and UTC hour. Break-glass claims are not limited. */
+  /** Entries per user and UTC hour after which escalations below `threshold` are not queued. */
   readonly max_entries_per_user_hour: number;
 }
 

@@ -301,7 +301,10 @@ export class Oversight {
     const risky = decision.risk >= this.options.config.review.threshold && !outcome.reviewedBenign;
     if (!escalated && !risky) return;
 
-    queue.enqueue({ kind: 'decision', time: input.now, trace_id: input.incidentId, ...this.#requestFields(input), action: decision.action, reasons: decision.reasons, risk: decision.risk, top_features: input.result?.top ?? [], ...(input.result ? { model_version: input.result.modelVersion } : {}) });
+    const entry = { kind: 'decision', time: input.now, trace_id: input.incidentId, ...this.#requestFields(input), action: decision.action, reasons: decision.reasons, risk: decision.risk, top_features: input.result?.top ?? [], ...(input.result ? { model_version: input.result.modelVersion } : {}) } as const;
+    // Only escalations below the review threshold count against the user's hourly limit, so a
+    // flood of them cannot hide the user's risky requests from the queue.
+    queue.enqueue(entry, { exemptFromUserLimit: risky });
   }
 
   #requestFields(input: ReviewInput): { user: string; groups: readonly string[]; route: string; method: string; path: string; patients: string[]; rule: string } {

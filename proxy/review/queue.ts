@@ -32,7 +32,8 @@ export interface ReviewQueueOptions {
   readonly maxLength: number;
   /**
    * Decision entries that `enqueue` writes per user and UTC hour (default: no limit). The
-   * entry that reaches the limit carries `user_hour_limit`. Break-glass claims are never limited.
+   * entry that reaches the limit carries `user_hour_limit`. Break-glass claims, and entries
+   * enqueued with `exemptFromUserLimit`, are never limited but count towards the limit.
    */
   readonly maxEntriesPerUserHour?: number;
   readonly logger?: Logger;
@@ -100,11 +101,12 @@ export class ReviewQueue {
   /**
    * Appends an entry without waiting for Redis; a failure is counted and logged (first and
    * every 100th). Decision entries beyond the user's hourly limit are counted, not written,
-   * so that one user's flood of blocked requests cannot trim other entries, such as their own
-   * break-glass claim, out of the stream. The audit trail still records every decision.
+   * so that one user's flood of low-risk blocked requests cannot trim other entries, such as
+   * their own break-glass claim, out of the stream. The audit trail still records every
+   * decision. The caller exempts entries that must reach an analyst, such as high-risk ones.
    */
-  enqueue(entry: ReviewEntry): void {
-    void this.#addWithinLimit(entry).catch((error: unknown) => {
+  enqueue(entry: ReviewEntry, options: { readonly exemptFromUserLimit?: boolean } = {}): void {
+    void this.#addWithinLimit(entry, options.exemptFromUserLimit === true).catch((error: unknown) => {
       this.#failures += 1;
       if (this.#failures === 1 || this.#failures % 100 === 0) {
         this.#logger?.error({ err: error, failures: this.#failures, trace_id: entry.trace_id }, 'review entry could not be written to Redis; it is lost');
@@ -112,24 +114,26 @@ export class ReviewQueue {
     });
   }
 
-  async #addWithinLimit(entry: ReviewEntry): Promise<void> {
-    if (entry.kind === 'break_glass' || this.#maxEntriesPerUserHour === Number.POSITIVE_INFINITY) {
+  async #addWithinLimit(entry: ReviewEntry, exempt: boolean): Promise<void> {
+    if (this.#maxEntriesPerUserHour === Number.POSITIVE_INFINITY) {
       await this.add(entry);
       return;
     }
     const limit = this.#maxEntriesPerUserHour;
     const count = await this.#countUserHour(entry.user, entry.time);
-    if (count <= limit) {
-      await this.add(count === limit ? { ...entry, user_hour_limit: limit } : entry);
+    if (count === limit) {
+      this.#logger?.warn({ user: entry.user, trace_id: entry.trace_id, limit }, 'review entries of this user reached the hourly limit; their later low-risk decisions this hour are only in the audit trail');
+      await this.add({ ...entry, user_hour_limit: limit });
+      return;
+    }
+    if (entry.kind === 'break_glass' || exempt || count < limit) {
+      await this.add(entry);
       return;
     }
     this.#limited += 1;
-    if (count === limit + 1) {
-      this.#logger?.warn({ user: entry.user, trace_id: entry.trace_id, limit }, 'review entries of this user reached the hourly limit; later decisions this hour are only in the audit trail');
-    }
   }
 
-  /** Counts one decision entry for the user in the UTC hour of `time` and returns the hour's count so far. */
+  /** Counts one entry for the user in the UTC hour of `time` and returns the hour's count so far. */
   async #countUserHour(user: string, time: number): Promise<number> {
     // Hash-tagged like the benign patterns, so one user's review keys share a Cluster slot.
     const key = `${this.#prefix}review:count:{${digest(user)}}:${Math.floor(time / HOUR_MS)}`;

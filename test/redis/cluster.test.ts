@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import t from 'tap';
 
@@ -157,11 +158,14 @@ t.test('review queue on a Cluster', async (t) => {
   t.equal(await queue.removeLabel(label), true, 'the compare-and-delete script runs on a Cluster');
   t.equal((await queue.get(id)).label, undefined, 'the label is removed');
 
-  const limited = new ReviewQueue(redis, { prefix: 'wgtest:cluster:limit:', maxLength: 100, maxEntriesPerUserHour: 2 });
-  for (let i = 0; i < 4; i++) limited.enqueue({ ...entry, trace_id: String(i).repeat(32) });
+  const limitPrefix = `wgtest:cluster:limit:${process.pid}-${Date.now()}:`;
+  const limited = new ReviewQueue(redis, { prefix: limitPrefix, maxLength: 100, maxEntriesPerUserHour: 2 });
+  for (let i = 0; i < 4; i++) limited.enqueue({ ...entry, time: Date.now(), trace_id: String(i).repeat(32) });
   t.ok(await waitUntil(() => limited.limitedEntries === 2 && limited.failures === 0), 'the per-user hour counter runs on a Cluster');
   t.equal(await redis.xlen(limited.streamKey), 2);
   await redis.del(limited.streamKey);
+  const hour = Math.floor(Date.now() / 3_600_000);
+  for (const key of [hour - 1, hour, hour + 1].map((value) => `${limitPrefix}review:count:{${createHash('sha256').update('dr-001').digest('hex').slice(0, 32)}}:${value}`)) await redis.del(key);
 });
 
 t.test('the demo stack runs on a Cluster', async (t) => {

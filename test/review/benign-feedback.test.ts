@@ -14,6 +14,7 @@ import { BenignPatterns, ReviewQueue } from '../../proxy/review/queue.ts';
 import { MemoryKeyValueStore } from '../../proxy/state/memory-key-value-store.ts';
 import type { ScoreResult } from '../../scorer/types.ts';
 import { deletePrefix, REDIS_URL, testPrefix } from './helpers.ts';
+import { waitUntil } from '../wait.ts';
 
 const redis = new Redis(REDIS_URL);
 const prefix = testPrefix();
@@ -150,4 +151,21 @@ t.test('unusable break-glass offer blocks', async (t) => {
     const enforced = await oversight.enforce({ req, res: {} as ServerResponse, prepared, principal, outcome: { decision, reviewedBenign: false }, result: null, incidentId: '0'.repeat(32), span, now: 0 });
     t.equal(enforced?.action, 'block', JSON.stringify(breakGlass));
   }
+});
+
+t.test('hour limit spares high-risk escalations', async (t) => {
+  const limitedQueue = new ReviewQueue(redis, { prefix: `${prefix}limit:`, maxLength: 1000, maxEntriesPerUserHour: 2 });
+  const limited = new Oversight({ store, config: DEFAULT_OVERSIGHT_CONFIG, patientKey: Buffer.alloc(32, 3), review: limitedQueue, identity: { sendStepUp: () => undefined }, now: () => 0, logger: log });
+  const principal: Principal = { subject: 'flooder', groups: [], method: 'bearer' };
+  const prepared = { ok: true as const, url: new URL('https://ehr.localhost/'), host: 'ehr.localhost', clientIp: '127.0.0.1', route: { id: 'ehr', host: '*', path_prefix: '/', upstream: 'http://127.0.0.1:1', sensitivity: 'normal' as const, fail_mode: { redis: 'closed' as const, scorer: 'closed' as const, idp: 'closed' as const } } };
+  const span = { setAttribute: () => span } as unknown as Span;
+  const req = { method: 'GET', headers: {} } as unknown as IncomingMessage;
+
+  for (const risk of [0.1, 0.1, 0.1, 0.95, 0.95]) {
+    const decision: Decision = { action: 'block', rule: 'test-block', reasons: [], risk };
+    await limited.enforce({ req, res: {} as ServerResponse, prepared, principal, outcome: { decision, reviewedBenign: false }, result: null, incidentId: '0'.repeat(32), span, now: 0 });
+  }
+  t.ok(await waitUntil(async () => (await redis.xlen(limitedQueue.streamKey)) === 4 && limitedQueue.limitedEntries === 1), 'two low-risk and both high-risk blocks are queued');
+  const risks = (await redis.xrange(limitedQueue.streamKey, '-', '+')).map(([, fields]) => (JSON.parse(fields[1]!) as { risk: number }).risk);
+  t.same(risks, [0.1, 0.1, 0.95, 0.95]);
 });

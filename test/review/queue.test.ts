@@ -82,6 +82,39 @@ t.test('decision entries limited per user hour', async (t) => {
   t.equal(entries.find((entry) => entry.trace_id === 'flood-1')?.user_hour_limit, undefined);
   t.equal(queue.limitedEntries, 3);
   t.equal(warnings.length, 1, 'the limit is logged once per user hour');
+
+  const counters = await redis.keys(`${prefix}f:review:count:*`);
+  t.equal(counters.length, 3, 'one counter per user and hour');
+  for (const key of counters) {
+    const ttl = await redis.ttl(key);
+    t.ok(ttl > 0 && ttl <= 7200, `${key} expires within 2 hours`);
+  }
+});
+
+t.test('exempt entries pass the user hour limit', async (t) => {
+  const queue = new ReviewQueue(redis, { prefix: `${prefix}g:`, maxLength: 1000, maxEntriesPerUserHour: 2 });
+  const hour = Date.UTC(2026, 11, 5, 11);
+
+  for (let i = 0; i < 3; i++) queue.enqueue(sampleEntry({ user: 'flooder', time: hour + i, risk: 0.1, trace_id: `low-${i}` }));
+  t.ok(await waitUntil(() => queue.limitedEntries === 1), 'the third low-risk entry is limited');
+  queue.enqueue(sampleEntry({ user: 'flooder', time: hour + 10, risk: 0.99, trace_id: 'risky-0' }), { exemptFromUserLimit: true });
+  t.ok(await waitUntil(async () => (await redis.xlen(queue.streamKey)) === 3), 'the exempt entry is written');
+
+  const ids = (await queue.pending('cli-test')).map(({ entry }) => entry.trace_id);
+  t.same(ids, ['low-0', 'low-1', 'risky-0']);
+  t.equal(queue.limitedEntries, 1);
+});
+
+t.test('limited enqueue survives a Redis outage', async (t) => {
+  const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  dead.on('error', () => {});
+  const queue = new ReviewQueue(dead, { prefix: `${prefix}h:`, maxLength: 100, maxEntriesPerUserHour: 10 });
+
+  t.doesNotThrow(() => queue.enqueue(sampleEntry()));
+  t.doesNotThrow(() => queue.enqueue(sampleEntry({ kind: 'break_glass', action: 'break_glass' })));
+  t.ok(await waitUntil(() => queue.failures === 2), 'both failed writes are counted');
+  t.equal(queue.limitedEntries, 0);
+  dead.disconnect();
 });
 
 t.test('invalid max_entries_per_user_hour', async (t) => {
