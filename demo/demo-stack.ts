@@ -78,7 +78,7 @@ export interface DemoStackOptions {
   /** A Redis Cluster or Sentinel in place of `redisUrl`. */
   readonly redisTopology?: Pick<WardgateConfig['redis'], 'cluster' | 'sentinel'>;
   readonly policyFile?: string;
-  /** ONNX model file; default `scorer/models/risk-v3.onnx`. */
+  /** ONNX model file; default `scorer/models/risk-v4.onnx`. */
   readonly modelFile?: string;
   /** Scorer settings, each replacing the demo's value. The demo uses `SCORER_DEFAULTS` with `patient_paths` set to {@link DEMO_PATIENT_PATHS}. */
   readonly scorer?: Partial<ScorerRuntimeConfig>;
@@ -161,7 +161,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       oidc: { issuer, client_id: 'wardgate-demo', client_secret: clientSecret, ca: certificates.paths.caCert },
       session: options.session ?? { idle_timeout: 1800, absolute_lifetime: 12 * 3600 },
       policy: options.policyFile ?? path.join(REPOSITORY, 'policy/examples/demo.yaml'),
-      model: options.modelFile ?? path.join(REPOSITORY, 'scorer/models/risk-v3.onnx'),
+      model: options.modelFile ?? path.join(REPOSITORY, 'scorer/models/risk-v4.onnx'),
       patient_key: patientKey,
       assertion: { header: 'x-wardgate-assertion', ttl: 60 },
       routes: options.routes?.(app.url) ?? demoRoutes(app.url),

@@ -11,7 +11,7 @@ import type { ResponseObservation, ScoreInput, ScoreResult } from './types.ts';
 export interface ScorerOptions {
   /** Baseline store: `RedisBaselineStore`, or `MemoryBaselineStore` for one instance without Redis. */
   readonly store: BaselineStore;
-  /** Path of the ONNX model, for example `scorer/models/risk-v3.onnx`. */
+  /** Path of the ONNX model, for example `scorer/models/risk-v4.onnx`. */
   readonly modelPath: string;
   /** HMAC key (at least 32 bytes) that turns patient ids into pseudonyms; copied, never logged. */
   readonly patientKey: Uint8Array;
@@ -86,7 +86,7 @@ export interface Scorer {
  * const redis = await createRedisClient(process.env.REDIS_URL);
  * const scorer = await createScorer({
  *   store: new RedisBaselineStore(redis, { prefix: 'wg:bl:' }),
- *   modelPath: 'scorer/models/risk-v3.onnx',
+ *   modelPath: 'scorer/models/risk-v4.onnx',
  *   patientKey: randomBytes(32),
  * });
  * const { risk, top } = await scorer.score(input);

@@ -1,7 +1,7 @@
 const USAGE = `Usage: wardgate <command> [options]
 
 Commands:
-  demo                         Run the demo: IdP, clinical app and Wardgate on https://localhost:8443
+  demo [--port N]              Run the demo: IdP, clinical app and Wardgate on https://localhost:8443 or port N
   start --config FILE          Run Wardgate with a configuration file
   certs dev [--dir DIR]        Create a local CA and a server certificate for development
   certs client NAME [--uri URI] [--dir DIR]  Issue a device (mTLS) certificate from the development CA

@@ -31,7 +31,7 @@ carry labels, one summary line.
 Options:
   --config FILE        take routes, policy, model, patient key, scorer.unexplained_floor and scorer.patient_paths from a Wardgate configuration
   --policy FILE        policy file (default policy/examples/demo.yaml); ignored with --config
-  --model FILE         ONNX model (default scorer/models/risk-v3.onnx); ignored with --config
+  --model FILE         ONNX model (default scorer/models/risk-v4.onnx); ignored with --config
   --care-panel FILE    care-relationship panel file (YAML or JSON) for care features
   --redis URL          keep baselines in this Redis instead of in process
   --redis-prefix P     key prefix of the replay's baselines in Redis (default wg:replay:)
@@ -169,7 +169,7 @@ async function loadSetup(options: Record<string, string | undefined>, err: Outpu
     return {
       routes: demoRoutes('http://127.0.0.1:1'),
       policyFile: path.resolve(options.policy ?? path.join(REPOSITORY, 'policy/examples/demo.yaml')),
-      modelPath: path.resolve(options.model ?? path.join(REPOSITORY, 'scorer/models/risk-v3.onnx')),
+      modelPath: path.resolve(options.model ?? path.join(REPOSITORY, 'scorer/models/risk-v4.onnx')),
       patientKey: decodeKey(process.env.WARDGATE_PATIENT_KEY),
     };
   }

@@ -47,10 +47,11 @@ export const EVALUATION = Object.freeze({
    * before any run on them and are for the final evaluation only (docs/model-card.md).
    * Seeds 7741 and 8863 tested `wardgate-features-v3`. Seeds 52711, 60493, 71263 and 84017,
    * then 91331, 92459, 93607 and 94813, then 101771, 113173, 127529 and 139907, then 150203,
-   * 162557, 171329 and 188017, then 207847, 219613, 233071 and 246509 tested earlier states of
-   * `wardgate-features-v4`. All are retired, and docs/model-card.md lists their results.
+   * 162557, 171329 and 188017, then 207847, 219613, 233071 and 246509, then 251033, 263429,
+   * 277813 and 289651 tested earlier states of `wardgate-features-v4`. All are retired, and
+   * docs/model-card.md lists their results.
    */
-  testSeeds: Object.freeze([251033, 263429, 277813, 289651]),
+  testSeeds: Object.freeze([302551, 317693, 329881, 341077]),
   /** Seeds for every tuning run (`npm run eval -- --period validation`). */
   validationSeeds: Object.freeze([2, 3, 4, 6, 7, 8, 10, 11]),
   testDays: 14,

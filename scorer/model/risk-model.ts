@@ -38,7 +38,7 @@ export async function loadRiskModel(path: string): Promise<RiskModel> {
     if (error instanceof FileTooLargeError) {
       throw new ScorerError(
         'WG_SCORER_MODEL_INVALID',
-        `Invalid model ${path}: expected at most ${MAX_MODEL_BYTES} bytes, got a larger file. Point modelPath at scorer/models/risk-v3.onnx or a model built by npm run train.`,
+        `Invalid model ${path}: expected at most ${MAX_MODEL_BYTES} bytes, got a larger file. Point modelPath at scorer/models/risk-v4.onnx or a model built by npm run train.`,
         { cause: error, detail: { option: 'modelPath' } },
       );
     }
@@ -52,7 +52,7 @@ export async function loadRiskModel(path: string): Promise<RiskModel> {
     throw new ScorerError(
       'WG_SCORER_MODEL_NOT_FOUND',
       `Invalid option modelPath: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). ` +
-        'Point modelPath at scorer/models/risk-v3.onnx or a model built by npm run train.',
+        'Point modelPath at scorer/models/risk-v4.onnx or a model built by npm run train.',
       { cause: error, detail: { option: 'modelPath' } },
     );
   }

@@ -92,8 +92,8 @@ export const DEFAULT_TRAINING = Object.freeze({
   days: 28,
   scale: 1,
   episodesPerDay: 10,
-  hospitals: 2,
-  modelVersion: 'risk-v3',
+  hospitals: 4,
+  modelVersion: 'risk-v4',
   benignSample: 0.5,
 } satisfies TrainingConfig);
 
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
       options: {
         seed: { type: 'string', default: String(DEFAULT_TRAINING.seed) },
         days: { type: 'string', default: String(DEFAULT_TRAINING.days) },
-        out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v3.onnx', import.meta.url)) },
+        out: { type: 'string', default: fileURLToPath(new URL('../models/risk-v4.onnx', import.meta.url)) },
       },
       strict: true,
     },

@@ -118,7 +118,7 @@ export async function setUp(t: Test, label: string, instanceId: string) {
       'redis: { url: memory }',
       `oidc: { issuer: "${idp.issuer}", client_id: wardgate-test, ca: ${certificates.paths.caCert} }`,
       `policy: ${path.join(REPOSITORY, 'policy/examples/demo.yaml')}`,
-      `model: ${path.join(REPOSITORY, 'scorer/models/risk-v3.onnx')}`,
+      `model: ${path.join(REPOSITORY, 'scorer/models/risk-v4.onnx')}`,
       `audit: { dir: audit, checkpoint_every: 25, checkpoint_interval: 1, instance_id: ${instanceId} }`,
       'routes:',
       `  - { id: ehr, host: "*", path_prefix: /, upstream: "${app.url}" }`,

@@ -6,7 +6,7 @@ import { createModelRunner } from '../../scorer/model/model-runner.ts';
 import { createScorer } from '../../scorer/scorer.ts';
 import type { ScoreInput } from '../../scorer/types.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
 const START = Date.UTC(2025, 2, 3, 8);
 
 export interface ScorerCost {

@@ -1,7 +1,7 @@
 import type { AccessRecord } from '../../proxy/replay/access-log.ts';
 import { createRouter } from '../../proxy/routing/router.ts';
 
-export const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+export const MODEL_PATH = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
 const MONDAY_NOON = Date.UTC(2025, 2, 3, 12);
 
 /** Returns a 200 response of the demo physician to `target`, one minute after noon per line number. */

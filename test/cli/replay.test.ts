@@ -216,7 +216,7 @@ t.test('replay reads --config without the OIDC secret', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = writeLog(dir, accessLog().slice(0, 5));
   const policy = new URL('../../policy/examples/demo.yaml', import.meta.url).pathname;
-  const model = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+  const model = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
   const config = join(dir, 'wardgate.yaml');
   writeFileSync(config, [
     'tls: { cert: cert.pem, key: key.pem }',
@@ -267,7 +267,7 @@ t.test('replay takes the floor settings from --config', async (t) => {
       'tls: { cert: cert.pem, key: key.pem }',
       'oidc: { issuer: https://idp.test, client_id: wardgate }',
       `policy: ${new URL('../../policy/examples/demo.yaml', import.meta.url).pathname}`,
-      `model: ${new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname}`,
+      `model: ${new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname}`,
       'routes:',
       '  - { id: ehr, host: ehr.localhost, upstream: "http://127.0.0.1:9" }',
       floor,
@@ -307,7 +307,7 @@ t.test('replay takes patient_paths from --config', async (t) => {
       'tls: { cert: cert.pem, key: key.pem }',
       'oidc: { issuer: https://idp.test, client_id: wardgate }',
       `policy: ${new URL('../../policy/examples/demo.yaml', import.meta.url).pathname}`,
-      `model: ${new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname}`,
+      `model: ${new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname}`,
       'routes:',
       '  - { id: ehr, host: ehr.localhost, upstream: "http://127.0.0.1:9" }',
       scorer,

@@ -7,7 +7,7 @@ import { FEATURE_SCHEMA } from '../../scorer/features/schema.ts';
 import { encodeLogisticModel } from '../../scorer/model/onnx-writer.ts';
 import { Browser, rawRequest, signIn, startTestStack } from '../e2e/support.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
 const WIDTH = FEATURE_SCHEMA.names.length;
 
 function constantModel(bias: number): Uint8Array {

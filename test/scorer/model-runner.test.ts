@@ -10,7 +10,7 @@ import { createModelRunner } from '../../scorer/model/model-runner.ts';
 import { encodeLogisticModel } from '../../scorer/model/onnx-writer.ts';
 import { loadRiskModel, type RiskModel } from '../../scorer/model/risk-model.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
 const WIDTH = FEATURE_SCHEMA.names.length;
 
 /** Deterministic, mostly quiet feature rows (a few values between 0 and 1), where the shipped model is not saturated. */

@@ -117,7 +117,7 @@ t.test('metadata decoder rejects malformed metadata', async (t) => {
 });
 
 t.test('shipped model carries the training metadata', async (t) => {
-  const model = await loadRiskModel(new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname);
+  const model = await loadRiskModel(new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname);
   t.teardown(() => model.close());
 
   const summary = model.metadata.trainingSummary as {
@@ -131,7 +131,7 @@ t.test('shipped model carries the training metadata', async (t) => {
   t.ok(summary.records.by_label.benign! > 10_000, 'benign records counted');
   t.ok(summary.records.episodes_by_kind.stolen_account! > 0, 'stolen-account episodes counted');
   t.ok(summary.records.by_role.radiologist! > 0, 'radiologist records counted');
-  t.match(model.version, /^risk-v3@sha256:[0-9a-f]{12}$/);
+  t.match(model.version, /^risk-v4@sha256:[0-9a-f]{12}$/);
 });
 
 t.test('tree model runs and explains by path', async (t) => {

@@ -7,7 +7,7 @@ import { RedisBaselineStore } from '../../scorer/baselines/redis-store.ts';
 import { createScorer } from '../../scorer/scorer.ts';
 import { connectTestRedis, deleteKeysUnder, keysUnder, MONDAY, request, testPrefix } from './helpers.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
 const HOUR = 3_600_000;
 
 /** Records the name and first key of every command the client sends. */

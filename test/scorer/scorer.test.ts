@@ -7,7 +7,7 @@ import { createScorer, unexplainedAccessFloor, type BaselineUpdate, type Scorer 
 import type { ScoreInput } from '../../scorer/types.ts';
 import { MONDAY, request } from './helpers.ts';
 
-const MODEL_PATH = new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname;
+const MODEL_PATH = new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const WARD = Array.from({ length: 20 }, (_, i) => `w1-${i}`);
@@ -83,7 +83,7 @@ t.test('score result names features and top contributions', async (t) => {
   t.ok(result.top[0]!.contribution >= result.top[1]!.contribution && result.top[1]!.contribution >= result.top[2]!.contribution, 'top is sorted');
   t.ok(result.risk >= 0 && result.risk <= 1, 'risk in [0, 1]');
   t.equal(result.modelVersion, scorer.modelVersion);
-  t.match(result.modelVersion, /^risk-v3@sha256:/);
+  t.match(result.modelVersion, /^risk-v4@sha256:/);
 });
 
 t.test('night time follows the configured UTC offset', async (t) => {

@@ -298,7 +298,7 @@ t.test('Redis holds no clear patient id', async (t) => {
   const store = new RedisBaselineStore(redis, { prefix });
   const scorer = await createScorer({
     store,
-    modelPath: new URL('../../scorer/models/risk-v3.onnx', import.meta.url).pathname,
+    modelPath: new URL('../../scorer/models/risk-v4.onnx', import.meta.url).pathname,
     patientKey: Buffer.alloc(32, 9),
   });
   t.teardown(async () => {
