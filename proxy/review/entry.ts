@@ -28,7 +28,7 @@ export interface ReviewEntry {
   readonly risk: number;
   readonly top_features: readonly Contribution[];
   readonly model_version?: string;
-  /** Set on the decision entry that reached `review.max_entries_per_user_hour`: later ones of the user's hour are not queued. */
+  /** The limit, on the first decision entry at or past `review.max_entries_per_user_hour`. The user's later low-risk decisions that UTC hour are not queued. */
   readonly user_hour_limit?: number;
   /** Break-glass claims only. */
   readonly break_glass?: { readonly reason_code: string; readonly justification: string; readonly ttl: number; readonly expires_at: number };

@@ -31,9 +31,10 @@ export interface ReviewQueueOptions {
   /** Approximate maximum stream length (XADD MAXLEN ~). */
   readonly maxLength: number;
   /**
-   * Decision entries that `enqueue` writes per user and UTC hour (default: no limit). The
-   * entry that reaches the limit carries `user_hour_limit`. Break-glass claims, and entries
-   * enqueued with `exemptFromUserLimit`, are never limited but count towards the limit.
+   * Entries per user and UTC hour after which `enqueue` drops low-risk decision entries
+   * (default: no limit). The first decision entry at or past the limit is still written, with
+   * `user_hour_limit`. Break-glass claims, and entries enqueued with `exemptFromUserLimit`, are
+   * never dropped but count towards the limit.
    */
   readonly maxEntriesPerUserHour?: number;
   readonly logger?: Logger;
@@ -120,23 +121,31 @@ export class ReviewQueue {
       return;
     }
     const limit = this.#maxEntriesPerUserHour;
-    const count = await this.#countUserHour(entry.user, entry.time);
-    if (count === limit) {
-      this.#logger?.warn({ user: entry.user, trace_id: entry.trace_id, limit }, 'review entries of this user reached the hourly limit; their later low-risk decisions this hour are only in the audit trail');
-      await this.add({ ...entry, user_hour_limit: limit });
-      return;
-    }
+    const counter = this.#userHourCounterKey(entry.user, entry.time);
+    const count = await this.#increment(counter);
     if (entry.kind === 'break_glass' || exempt || count < limit) {
       await this.add(entry);
+      return;
+    }
+    // The first low-risk decision at or past the limit is queued with the marker, so the analyst
+    // sees it even when a claim or an exempt entry took the limit's own count.
+    const marked = await this.#redis.set(`${counter}:marked`, '1', 'EX', USER_HOUR_COUNTER_TTL_S, 'NX');
+    if (marked === 'OK') {
+      this.#logger?.warn({ user: entry.user, trace_id: entry.trace_id, limit }, 'review entries of this user reached the hourly limit; their later low-risk decisions this hour are only in the audit trail');
+      await this.add({ ...entry, user_hour_limit: limit });
       return;
     }
     this.#limited += 1;
   }
 
-  /** Counts one entry for the user in the UTC hour of `time` and returns the hour's count so far. */
-  async #countUserHour(user: string, time: number): Promise<number> {
+  /** Redis key of the user's entry counter for the UTC hour of `time`. */
+  #userHourCounterKey(user: string, time: number): string {
     // Hash-tagged like the benign patterns, so one user's review keys share a Cluster slot.
-    const key = `${this.#prefix}review:count:{${digest(user)}}:${Math.floor(time / HOUR_MS)}`;
+    return `${this.#prefix}review:count:{${digest(user)}}:${Math.floor(time / HOUR_MS)}`;
+  }
+
+  /** Counts one entry on `key` and returns the count so far. */
+  async #increment(key: string): Promise<number> {
     const results = await this.#redis.multi().incr(key).expire(key, USER_HOUR_COUNTER_TTL_S).exec();
     const [error, count] = results?.[0] ?? [new Error(`the MULTI on ${key} was aborted`), null];
     if (error) throw error;

@@ -165,7 +165,7 @@ t.test('review queue on a Cluster', async (t) => {
   t.equal(await redis.xlen(limited.streamKey), 2);
   await redis.del(limited.streamKey);
   const hour = Math.floor(Date.now() / 3_600_000);
-  for (const key of [hour - 1, hour, hour + 1].map((value) => `${limitPrefix}review:count:{${createHash('sha256').update('dr-001').digest('hex').slice(0, 32)}}:${value}`)) await redis.del(key);
+  for (const key of [hour - 1, hour, hour + 1].map((value) => `${limitPrefix}review:count:{${createHash('sha256').update('dr-001').digest('hex').slice(0, 32)}}:${value}`)) await redis.del(key, `${key}:marked`);
 });
 
 t.test('the demo stack runs on a Cluster', async (t) => {

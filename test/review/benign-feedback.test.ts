@@ -166,6 +166,6 @@ t.test('hour limit spares high-risk escalations', async (t) => {
     await limited.enforce({ req, res: {} as ServerResponse, prepared, principal, outcome: { decision, reviewedBenign: false }, result: null, incidentId: '0'.repeat(32), span, now: 0 });
   }
   t.ok(await waitUntil(async () => (await redis.xlen(limitedQueue.streamKey)) === 4 && limitedQueue.limitedEntries === 1), 'two low-risk and both high-risk blocks are queued');
-  const risks = (await redis.xrange(limitedQueue.streamKey, '-', '+')).map(([, fields]) => (JSON.parse(fields[1]!) as { risk: number }).risk);
+  const risks = (await redis.xrange(limitedQueue.streamKey, '-', '+')).map(([, fields]) => (JSON.parse(fields[1]!) as { risk: number }).risk).sort();
   t.same(risks, [0.1, 0.1, 0.95, 0.95]);
 });

@@ -83,12 +83,33 @@ t.test('decision entries limited per user hour', async (t) => {
   t.equal(queue.limitedEntries, 3);
   t.equal(warnings.length, 1, 'the limit is logged once per user hour');
 
-  const counters = await redis.keys(`${prefix}f:review:count:*`);
-  t.equal(counters.length, 3, 'one counter per user and hour');
-  for (const key of counters) {
+  const keys = await redis.keys(`${prefix}f:review:count:*`);
+  t.equal(keys.filter((key) => !key.endsWith(':marked')).length, 3, 'one counter per user and hour');
+  t.equal(keys.filter((key) => key.endsWith(':marked')).length, 1, 'one marker per user hour at the limit');
+  for (const key of keys) {
     const ttl = await redis.ttl(key);
     t.ok(ttl > 0 && ttl <= 7200, `${key} expires within 2 hours`);
   }
+});
+
+t.test('claim at the limit leaves the marker', async (t) => {
+  const queue = new ReviewQueue(redis, { prefix: `${prefix}i:`, maxLength: 1000, maxEntriesPerUserHour: 3 });
+  const hour = Date.UTC(2026, 11, 5, 12);
+  const send = (overrides: Parameters<typeof sampleEntry>[0]) => queue.enqueue(sampleEntry({ user: 'flooder', ...overrides }));
+
+  send({ time: hour, trace_id: 'low-0' });
+  send({ time: hour + 1, trace_id: 'low-1' });
+  t.ok(await waitUntil(async () => (await redis.xlen(queue.streamKey)) === 2));
+  send({ kind: 'break_glass', action: 'break_glass', time: hour + 2, trace_id: 'claim-0' });
+  t.ok(await waitUntil(async () => (await redis.xlen(queue.streamKey)) === 3), 'the claim takes the third count');
+  send({ time: hour + 3, trace_id: 'low-2' });
+  send({ time: hour + 4, trace_id: 'low-3' });
+  t.ok(await waitUntil(() => queue.limitedEntries === 1), 'one decision past the limit is dropped');
+
+  const entries = (await queue.pending('cli-test')).map(({ entry }) => entry);
+  t.same(entries.map((entry) => entry.trace_id), ['low-0', 'low-1', 'claim-0', 'low-2']);
+  t.equal(entries.find((entry) => entry.trace_id === 'claim-0')?.user_hour_limit, undefined, 'a claim never carries the marker');
+  t.equal(entries.find((entry) => entry.trace_id === 'low-2')?.user_hour_limit, 3, 'the next decision carries it');
 });
 
 t.test('exempt entries pass the user hour limit', async (t) => {
