@@ -6,7 +6,12 @@ import { parseCommandLine, parseIntegerOption } from './options.ts';
 import { toReplayRecord } from './replay-format.ts';
 import { simulateTraffic } from './simulator.ts';
 
-const USAGE = 'usage: npm run simulate -- --out FILE.jsonl --panel FILE.json [--seed N (default 99)] [--days N] [--scale X]';
+const USAGE = `usage: npm run simulate -- --out FILE.jsonl --panel FILE.json [--seed N] [--days N] [--scale X]
+  --out FILE.jsonl    replay log to write (JSON Lines, the input of wardgate replay)
+  --panel FILE.json   care relationships, patient flags and hospital stays to write
+  --seed N            simulation seed, 0 to 4294967295 (default 99)
+  --days N            simulated days, 1 to 365 (default 14)
+  --scale X           factor for the users per role (1 gives 36 users), above 0 and at most 20 (default 1)`;
 
 /**
  * Writes a simulation as replay JSON Lines and its care relationships and patient flags as a
@@ -18,7 +23,7 @@ function main(): void {
     options: {
       out: { type: 'string' },
       panel: { type: 'string' },
-      // Not a training (1, 5), validation or test seed, so the output is held-out traffic.
+      // Not a training (1, 5, 9, 13), validation or test seed, so the output is held-out traffic.
       seed: { type: 'string', default: '99' },
       days: { type: 'string', default: '14' },
       scale: { type: 'string', default: '1' },

@@ -77,7 +77,8 @@ t.test('simulate command writes replay and panel files', async (t) => {
   const ok = spawnSync(process.execPath, [script, '--out', out, '--panel', panel, '--days', '1', '--scale', '0.2', '--seed', '5'], { encoding: 'utf8' });
   const bad = spawnSync(process.execPath, [script, '--out', out, '--panel', panel, '--days', 'many'], { encoding: 'utf8' });
   const missing = spawnSync(process.execPath, [script, '--out', out], { encoding: 'utf8' });
-  const unknown = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8' });
+  const unknown = spawnSync(process.execPath, [script, '--verbose'], { encoding: 'utf8' });
+  const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8' });
 
   t.equal(ok.status, 0, ok.stderr);
   const lines = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -91,7 +92,10 @@ t.test('simulate command writes replay and panel files', async (t) => {
   t.equal(missing.status, 2);
   t.match(missing.stderr, /^Missing option --panel\./);
   t.equal(unknown.status, 2, 'an unknown option exits with status 2');
-  t.match(unknown.stderr, /^Unknown option '--help'.*\nusage: npm run simulate -- --out FILE\.jsonl/s, 'with the message and the usage line, no stack trace');
+  t.match(unknown.stderr, /^Unknown option '--verbose'.*\nusage: npm run simulate -- --out FILE\.jsonl/s, 'with the message and the usage line, no stack trace');
+  t.equal(help.status, 0, '--help exits with status 0');
+  t.match(help.stdout, /^usage: npm run simulate -- --out FILE\.jsonl.*\n {2}--scale X .*\(default 1\)\n$/s, '--help prints the options with their defaults');
+  t.equal(help.stderr, '');
   t.equal(typeof parsed.stays, 'object', 'the panel carries hospital stays');
   t.same(readdirSync(directory).sort(), ['panel.json', 'traffic.jsonl'], 'no temporary file is left behind');
 });
