@@ -302,8 +302,8 @@ export class Oversight {
     if (!escalated && !risky) return;
 
     const entry = { kind: 'decision', time: input.now, trace_id: input.incidentId, ...this.#requestFields(input), action: decision.action, reasons: decision.reasons, risk: decision.risk, top_features: input.result?.top ?? [], ...(input.result ? { model_version: input.result.modelVersion } : {}) } as const;
-    // Only escalations below the review threshold count against the user's hourly limit, so a
-    // flood of them cannot hide the user's risky requests from the queue.
+    // Every entry counts towards the user's hourly limit, but only escalations below the review
+    // threshold are dropped at it, so a flood of them cannot hide the user's risky requests.
     queue.enqueue(entry, { exemptFromUserLimit: risky });
   }
 

@@ -127,8 +127,8 @@ export class ReviewQueue {
       await this.add(entry);
       return;
     }
-    // The first low-risk decision at or past the limit is queued with the marker, so the analyst
-    // sees it even when a claim or an exempt entry took the limit's own count.
+    // The first low-risk decision at or past the limit is queued with the marker, so that
+    // `wardgate review list` shows it even when a claim or an exempt entry took the limit's count.
     const marked = await this.#redis.set(`${counter}:marked`, '1', 'EX', USER_HOUR_COUNTER_TTL_S, 'NX');
     if (marked === 'OK') {
       this.#logger?.warn({ user: entry.user, trace_id: entry.trace_id, limit }, 'review entries of this user reached the hourly limit; their later low-risk decisions this hour are only in the audit trail');
